@@ -1,0 +1,322 @@
+//! Opening helpers.toml safely and validating what it says.
+
+use std::fmt;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::OFlag;
+use serde::{Deserialize, Deserializer};
+
+use crate::HelpersConfig;
+
+/// Largest config file read; anything bigger is not a hand-written config.
+const MAX_CONFIG_LEN: u64 = 256 * 1024;
+
+/// Why the configuration cannot be trusted or used. Each message names the file or key
+/// and what to do, because an admin reads it in a failed spawn's log.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file cannot be opened or read.
+    Open {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The path is not a regular file (or is a symlink).
+    NotRegular {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file or its directory is not owned by root.
+    NotRootOwned {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+    },
+    /// The file or its directory is writable by group or others.
+    Writable {
+        /// The file or directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The file is larger than any real config.
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The TOML does not parse or has an unknown key or a bad value.
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, which names the key.
+        message: String,
+    },
+    /// A value parses but is not acceptable.
+    Invalid {
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Open { path, source } => write!(f, "cannot read {}: {source}", path.display()),
+            Self::NotRegular { path } => {
+                write!(f, "{} is not a regular file (symlinks are refused)", path.display())
+            }
+            Self::NotRootOwned { path, uid } => write!(
+                f,
+                "{} is owned by uid {uid}, not root: fix with `chown root:root {}`",
+                path.display(),
+                path.display()
+            ),
+            Self::Writable { path, mode } => write!(
+                f,
+                "{} has mode {mode:04o}, writable by group or others: fix with `chmod go-w {}`",
+                path.display(),
+                path.display()
+            ),
+            Self::TooLarge { path } => write!(
+                f,
+                "{} is larger than {MAX_CONFIG_LEN} bytes",
+                path.display()
+            ),
+            Self::Parse { path, message } => {
+                write!(f, "invalid configuration in {}: {message}", path.display())
+            }
+            Self::Invalid { key, message } => write!(f, "invalid value for `{key}`: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Opens `path` without following symlinks, checks that it and its directory are owned by
+/// root and unwritable by group and others, then parses and validates it.
+///
+/// The checks are made on the opened file descriptor (`fstat`), so the file that was
+/// checked is the file that is read.
+pub fn load_trusted(path: &Path) -> Result<HelpersConfig, ConfigError> {
+    if let Some(dir) = path.parent() {
+        let meta = std::fs::metadata(dir).map_err(|source| ConfigError::Open {
+            path: dir.to_owned(),
+            source,
+        })?;
+        check_owner_mode(dir, meta.uid(), meta.mode())?;
+    }
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags((OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC).bits())
+        .open(path)
+        .map_err(|source| match source.raw_os_error() {
+            Some(code) if code == nix::errno::Errno::ELOOP as i32 => ConfigError::NotRegular {
+                path: path.to_owned(),
+            },
+            _ => ConfigError::Open {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
+    let meta = file.metadata().map_err(|source| ConfigError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    if !meta.file_type().is_file() {
+        return Err(ConfigError::NotRegular {
+            path: path.to_owned(),
+        });
+    }
+    check_owner_mode(path, meta.uid(), meta.mode())?;
+    if meta.len() > MAX_CONFIG_LEN {
+        return Err(ConfigError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    let text = read_text(&mut file, path)?;
+    parse(&text, path)
+}
+
+fn check_owner_mode(path: &Path, uid: u32, mode: u32) -> Result<(), ConfigError> {
+    if uid != 0 {
+        return Err(ConfigError::NotRootOwned {
+            path: path.to_owned(),
+            uid,
+        });
+    }
+    if mode & 0o022 != 0 {
+        return Err(ConfigError::Writable {
+            path: path.to_owned(),
+            mode: mode & 0o7777,
+        });
+    }
+    Ok(())
+}
+
+fn read_text(file: &mut File, path: &Path) -> Result<String, ConfigError> {
+    let mut text = String::new();
+    file.take(MAX_CONFIG_LEN + 1)
+        .read_to_string(&mut text)
+        .map_err(|source| ConfigError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(text)
+}
+
+/// Parses and validates config text (no ownership checks: for tests and `sudohub check`).
+pub fn parse(text: &str, path: &Path) -> Result<HelpersConfig, ConfigError> {
+    let config: HelpersConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string().trim().replace('\n', " "),
+    })?;
+    validate(&config)?;
+    Ok(config)
+}
+
+fn validate(c: &HelpersConfig) -> Result<(), ConfigError> {
+    let invalid = |key, message: &str| ConfigError::Invalid {
+        key,
+        message: message.to_owned(),
+    };
+    if !is_posix_name(&c.hub_user) {
+        return Err(invalid("hub_user", "must be a valid user name"));
+    }
+    if !is_posix_name(&c.allowed_group) {
+        return Err(invalid("allowed_group", "must be a valid group name"));
+    }
+    if c.min_uid == 0 {
+        return Err(invalid("min_uid", "must be above 0: servers never run as root"));
+    }
+    let s = &c.spawner;
+    match s.command.first() {
+        Some(program) if program.starts_with('/') => {}
+        _ => {
+            return Err(invalid(
+                "spawner.command",
+                "must start with an absolute program path",
+            ))
+        }
+    }
+    if s.command.iter().any(|a| a.contains('\0')) {
+        return Err(invalid("spawner.command", "must not contain NUL"));
+    }
+    if s.path.is_empty() || s.path.split(':').any(|d| !d.starts_with('/')) {
+        return Err(invalid(
+            "spawner.path",
+            "must be a list of absolute directories separated by ':'",
+        ));
+    }
+    if s.umask > 0o777 {
+        return Err(invalid("spawner.umask", "must be at most 0777"));
+    }
+    let log_dir = Path::new(&s.log_dir);
+    if log_dir.is_absolute()
+        || s.log_dir.is_empty()
+        || log_dir
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(invalid(
+            "spawner.log_dir",
+            "must be a relative path below the user's home, without `..`",
+        ));
+    }
+    if !s.reattach_socket.is_absolute() {
+        return Err(invalid("spawner.reattach_socket", "must be an absolute path"));
+    }
+    if c.pam.service.is_empty() || c.pam.service.contains(['/', '\0']) {
+        return Err(invalid("pam.service", "must be a plain PAM service name"));
+    }
+    Ok(())
+}
+
+/// Portable user and group names: `[a-z_][a-z0-9_-]*[$]?`, at most 32 bytes. Stricter than
+/// some systems allow, which is the safe direction for a name that reaches PAM and paths.
+pub fn is_posix_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    let Some((&first, rest)) = bytes.split_first() else {
+        return false;
+    };
+    if bytes.len() > 32 || !(first.is_ascii_lowercase() || first == b'_') {
+        return false;
+    }
+    let rest = rest.strip_suffix(b"$").unwrap_or(rest);
+    rest.iter()
+        .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Deserialises an octal mode written as a string (`"0022"`), because TOML has no octal
+/// literal that every admin recognises.
+pub(crate) fn octal_mode<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let text = String::deserialize(d)?;
+    u32::from_str_radix(text.trim_start_matches("0o"), 8)
+        .map_err(|_| serde::de::Error::custom(format!("{text:?} is not an octal mode such as \"0022\"")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<HelpersConfig, ConfigError> {
+        parse(text, Path::new("/etc/sudohub/helpers.toml"))
+    }
+
+    #[test]
+    fn minimal_file_gets_defaults() {
+        let c = p("hub_user = \"sudohub\"\n").unwrap();
+        assert_eq!(c.allowed_group, "jupyterhub");
+        assert_eq!(c.min_uid, 1000);
+        assert!(c.spawner.no_new_privs);
+        assert_eq!(c.spawner.umask, 0o022);
+        assert!(c.spawner.env_allowed("JUPYTERHUB_API_TOKEN"));
+        assert!(!c.spawner.env_allowed("JUPYTERHUB_SERVICE_URL"));
+        assert!(!c.spawner.env_allowed("LD_PRELOAD"));
+        assert!(!c.spawner.env_allowed("JUPYTER_CONFIG_DIR"));
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key() {
+        let e = p("hub_user = \"sudohub\"\nhub_usr = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("hub_usr"), "{e}");
+    }
+
+    #[test]
+    fn hard_denied_names_stay_denied() {
+        let c = p("hub_user = \"h\"\n[spawner]\nenv_allow = [\"LD_*\", \"PATH\"]\n").unwrap();
+        assert!(!c.spawner.env_allowed("LD_PRELOAD"));
+        assert!(!c.spawner.env_allowed("PATH"));
+        assert!(c.spawner.env_allowed("LD_FOO"));
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        for (text, key) in [
+            ("hub_user = \"Bad User\"", "hub_user"),
+            ("hub_user = \"h\"\nmin_uid = 0", "min_uid"),
+            ("hub_user = \"h\"\n[spawner]\ncommand = [\"python3\"]", "spawner.command"),
+            ("hub_user = \"h\"\n[spawner]\nlog_dir = \"../x\"", "spawner.log_dir"),
+            ("hub_user = \"h\"\n[spawner]\numask = \"99\"", "umask"),
+        ] {
+            let e = p(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn posix_names() {
+        for ok in ["alice", "_svc", "a-b_c1", "machine$"] {
+            assert!(is_posix_name(ok), "{ok}");
+        }
+        for bad in ["", "-rf", "../x", "Alice", "a/b", "a\0b", &"a".repeat(33)] {
+            assert!(!is_posix_name(bad), "{bad}");
+        }
+    }
+}

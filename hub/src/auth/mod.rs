@@ -1,0 +1,1 @@
+//! Authentication: who a browser or API caller is.

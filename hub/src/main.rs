@@ -1,0 +1,2 @@
+//! The `sudohub` binary.
+fn main() {}

@@ -1,0 +1,269 @@
+//! hub ⇄ `sudohub-spawner`.
+//!
+//! The hub runs the helper as `sudo -n -u <user> sudohub-spawner` with one end of a
+//! socketpair as its stdin and stdout. Conversation:
+//!
+//! 1. hub → [`Request::Hello`]; helper → [`Reply::Hello`] or [`Reply::Error`]
+//!    ([`ErrorKind::ProtocolVersion`]) and exit. The helper also sends
+//!    [`Reply::Error`] without waiting for a hello when one of its start-up checks fails.
+//! 2. hub → [`Request::Spawn`]; helper → [`Reply::Started`] or [`Reply::Error`].
+//! 3. Any time after `Started`, the helper pushes [`Reply::Exited`] exactly once, the moment
+//!    the server exits, then exits itself.
+//! 4. hub → [`Request::Status`]; helper → [`Reply::Status`].
+//! 5. hub → [`Request::Stop`]; the helper signals the server's process group (SIGTERM, then
+//!    SIGKILL after the grace period) and answers with the [`Reply::Exited`] of step 3.
+//!
+//! If the hub goes away (end of stream on the channel), the helper keeps supervising and
+//! dials the hub's re-attach socket, sending [`ReattachHello`]. The hub answers with a
+//! [`ReattachAnswer`]; once accepted, the conversation continues from step 3 over the new
+//! connection.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Bounded, Hello};
+
+/// Longest server name. JupyterHub's named servers are 1–30 characters; the default
+/// server is the empty name.
+pub const MAX_SERVER_NAME: usize = 64;
+/// Longest environment variable name accepted.
+pub const MAX_ENV_NAME: usize = 128;
+/// Longest environment variable value accepted.
+pub const MAX_ENV_VALUE: usize = 8 * 1024;
+/// Most environment variables in one spawn request.
+pub const MAX_ENV_VARS: usize = 64;
+/// Longest user name (POSIX names are far shorter; this only bounds the frame).
+pub const MAX_USER_NAME: usize = 256;
+/// Longest error message.
+pub const MAX_MESSAGE: usize = 1024;
+
+/// A server name as carried on the wire (the helper validates its characters).
+pub type ServerName = Bounded<MAX_SERVER_NAME>;
+
+/// hub → helper.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Must be first. Replies: [`Reply::Hello`], or [`Reply::Error`] and exit.
+    Hello(Hello),
+    /// Start the configured server. Replies: [`Reply::Started`] or [`Reply::Error`].
+    /// Only one spawn per helper process.
+    Spawn(Spawn),
+    /// Replies: [`Reply::Status`].
+    Status,
+    /// Stop the server. Replies: [`Reply::Exited`] once it is gone, or
+    /// [`Reply::Error`] ([`ErrorKind::NotRunning`]).
+    Stop {
+        /// Milliseconds between SIGTERM and SIGKILL.
+        grace_ms: u32,
+    },
+}
+
+/// What the hub may choose about a server. Everything else (the command, its arguments,
+/// `PATH`, the listen address) comes from the helper's root-owned configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spawn {
+    /// The server's name, `""` for the default server.
+    pub server_name: ServerName,
+    /// TCP port on 127.0.0.1 the server must listen on.
+    pub port: u16,
+    /// Environment variables; the helper admits only names on its allow-list.
+    pub env: Vec<EnvVar>,
+}
+
+/// One environment variable. Values may be secrets (the API token), so `Debug` shows only
+/// the name.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvVar {
+    /// Variable name.
+    pub name: Bounded<MAX_ENV_NAME>,
+    /// Variable value.
+    pub value: Bounded<MAX_ENV_VALUE>,
+}
+
+impl fmt::Debug for EnvVar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EnvVar({}=<{} bytes>)", self.name, self.value.len())
+    }
+}
+
+/// helper → hub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    /// Answer to [`Request::Hello`].
+    Hello(Hello),
+    /// The server process exists.
+    Started {
+        /// Its pid, as seen from the machine's pid namespace.
+        pid: u32,
+    },
+    /// The server exited (pushed unprompted, or the end of a stop).
+    Exited {
+        /// How it ended.
+        status: ExitStatus,
+    },
+    /// Answer to [`Request::Status`].
+    Status(ServerStatus),
+    /// A request was refused or failed. The message is safe to log: no secrets, no other
+    /// users' paths.
+    Error(ErrorReply),
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExitStatus {
+    /// It called `exit` with this code.
+    Code(i32),
+    /// It was killed by this signal number.
+    Signal(i32),
+}
+
+impl fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Code(c) => write!(f, "exit code {c}"),
+            Self::Signal(s) => write!(f, "signal {s}"),
+        }
+    }
+}
+
+/// What the helper knows about its server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerStatus {
+    /// No spawn request yet.
+    NotStarted,
+    /// Running with this pid.
+    Running {
+        /// The server's pid.
+        pid: u32,
+    },
+    /// Exited this way.
+    Exited {
+        /// How it ended.
+        status: ExitStatus,
+    },
+}
+
+/// A refusal or failure, typed so the hub can react without parsing text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    /// What kind of failure.
+    pub kind: ErrorKind,
+    /// A human-readable explanation for the hub's log.
+    pub message: Bounded<MAX_MESSAGE>,
+}
+
+impl ErrorReply {
+    /// Builds a reply, cutting the message to the cap on a character boundary.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        let mut message: String = message.into().replace('\0', "\u{fffd}");
+        if message.len() > MAX_MESSAGE {
+            let mut cut = MAX_MESSAGE;
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            message.truncate(cut);
+        }
+        let message = Bounded::new(message).unwrap_or_else(|_| {
+            // Unreachable given the two lines above; an empty message is still correct.
+            Bounded::default()
+        });
+        Self { kind, message }
+    }
+}
+
+impl<const MAX: usize> Default for Bounded<MAX> {
+    fn default() -> Self {
+        // The empty string fits every cap and has no NUL.
+        match Bounded::new(String::new()) {
+            Ok(b) => b,
+            Err(_) => unreachable!("the empty string is always valid"),
+        }
+    }
+}
+
+/// Kinds of refusal and failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    /// The peer speaks another protocol version.
+    ProtocolVersion,
+    /// A frame was oversize, truncated, malformed or out of order.
+    BadFrame,
+    /// The helper's configuration is missing, invalid, or not safely owned.
+    Config,
+    /// The helper runs as root, below `min_uid`, or with an unexpected identity.
+    BadIdentity,
+    /// The invoking user is not the configured hub user.
+    CallerNotHub,
+    /// The target user is not in the allowed group.
+    UserNotAllowed,
+    /// An environment variable is not on the allow-list, or a value is invalid.
+    EnvNotAllowed,
+    /// A value (server name, port) is invalid.
+    BadValue,
+    /// A spawn was requested twice.
+    AlreadyStarted,
+    /// Stop without a running server.
+    NotRunning,
+    /// The server could not be started (exec failed, home missing, …).
+    SpawnFailed,
+    /// Anything else.
+    Internal,
+}
+
+/// First frame of a helper dialling the hub's re-attach socket after the hub went away.
+///
+/// Claims only: the hub must check `user` against `SO_PEERCRED` and `(user, server_name,
+/// pid)` against its database before believing any of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReattachHello {
+    /// The sender's protocol version.
+    pub version: u16,
+    /// The user the helper runs as.
+    pub user: Bounded<MAX_USER_NAME>,
+    /// The server it supervises.
+    pub server_name: ServerName,
+    /// The server's pid.
+    pub pid: u32,
+    /// The server's state now: still running, or already exited while the hub was away.
+    pub status: ServerStatus,
+}
+
+/// The hub's answer to a [`ReattachHello`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ReattachAnswer {
+    /// The hub knows this server; requests and replies continue on this connection.
+    Accepted,
+    /// The hub does not recognise the claim; the helper must not dial again for it.
+    Refused {
+        /// Why, for the helper's log.
+        message: Bounded<MAX_MESSAGE>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{decode, encode, HEADER_LEN};
+
+    #[test]
+    fn spawn_round_trips_and_debug_hides_values() {
+        let req = Request::Spawn(Spawn {
+            server_name: Bounded::new("").unwrap(),
+            port: 8888,
+            env: vec![EnvVar {
+                name: Bounded::new("JUPYTERHUB_API_TOKEN").unwrap(),
+                value: Bounded::new("s3cr3t").unwrap(),
+            }],
+        });
+        let frame = encode(&req).unwrap();
+        assert_eq!(decode::<Request>(&frame[HEADER_LEN..]).unwrap(), req);
+        assert!(!format!("{req:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn error_messages_are_capped() {
+        let e = ErrorReply::new(ErrorKind::Internal, "é".repeat(MAX_MESSAGE));
+        assert!(e.message.len() <= MAX_MESSAGE);
+    }
+}

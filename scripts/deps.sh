@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what sudohub needs to build, run and be tested on Debian 12 / Ubuntu:
+# Debian packages, and the Python venv with the pinned single-user server.
+# Idempotent; shared by install.sh and test.sh. Must run as root.
+set -euo pipefail
+
+VENV=${SUDOHUB_VENV:-/opt/sudohub/venv}
+# Pinned: the hub speaks exactly what these versions expect (../shared/jupyterhub-compat.md).
+JUPYTERHUB_VERSION=6.1.1
+JUPYTERLAB_VERSION=4.6.6
+
+packages=(sudo passwd util-linux procps libpam0g-dev libpam-modules libclang-dev clang pkg-config
+          python3 python3-venv ca-certificates systemd nginx-light curl)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+want="jupyterhub==$JUPYTERHUB_VERSION jupyterlab==$JUPYTERLAB_VERSION"
+if ! "$VENV/bin/python" -m pip show jupyterhub jupyterlab 2>/dev/null \
+     | grep -q "^Version: $JUPYTERLAB_VERSION" \
+   || ! "$VENV/bin/jupyterhub-singleuser" --version 2>/dev/null | grep -q "^$JUPYTERHUB_VERSION"; then
+  echo "deps: creating $VENV with $want"
+  install -d -m 0755 -o root -g root "$(dirname "$VENV")"
+  /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check $want
+fi
+# Every user's server runs from this venv: readable and executable by all, writable by root only.
+chmod -R u=rwX,go=rX "$VENV"
+
+if ! command -v cargo >/dev/null 2>&1; then
+  for d in "${CARGO_HOME:-$HOME/.cargo}/bin" /root/.cargo/bin; do
+    [ -x "$d/cargo" ] && export PATH="$PATH:$d" && break
+  done
+fi
+command -v cargo >/dev/null 2>&1 || {
+  echo "deps: no Rust toolchain (cargo) found; install one with rustup (Rust >= 1.80)" >&2
+  exit 1
+}

@@ -1,0 +1,2 @@
+//! Placeholder: the spawner helper is being written.
+fn main() {}

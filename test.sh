@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the whole sudohub test suite: unit tests, lints, and the end-to-end tests that create
+# real users, groups, sudoers rules and servers. Must run as root: `sudo ./test.sh`.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ "$(id -u)" != 0 ]; then
+  echo "test.sh creates users and sudoers rules and must run as root: sudo ./test.sh" >&2
+  exit 1
+fi
+
+# sudo resets PATH; find the Rust toolchain of root or of the invoking user.
+for d in "${CARGO_HOME:-$HOME/.cargo}/bin" /root/.cargo/bin; do
+  [ -d "$d" ] && PATH="$PATH:$d"
+done
+export PATH
+
+bash scripts/deps.sh
+
+export RUSTFLAGS="${RUSTFLAGS:-} -D warnings"
+export CARGO_TERM_COLOR=never
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet
+
+echo "== build the helpers for the tests (config path compiled in: /etc/sudohub-test/helpers.toml)"
+SUDOHUB_HELPERS_CONFIG=/etc/sudohub-test/helpers.toml \
+  cargo build --quiet --target-dir target/test-helpers -p sudohub-spawner -p sudohub-pam
+export SUDOHUB_TEST_BIN_DIR="$PWD/target/test-helpers/debug"
+
+echo "== tests"
+SUDOHUB_HELPERS_CONFIG=/etc/sudohub-test/helpers.toml cargo test --workspace

@@ -1,0 +1,21 @@
+//! Writing files with exact owners and modes.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use nix::unistd::{Gid, Uid};
+
+/// Writes `bytes` to `path`, then sets owner and mode (chown before chmod: chown clears
+/// setgid bits).
+pub fn write_owned(path: &Path, bytes: &[u8], uid: Uid, gid: Gid, mode: u32) {
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    chown_mode(path, uid, gid, mode);
+}
+
+/// Sets owner and mode of an existing path.
+pub fn chown_mode(path: &Path, uid: Uid, gid: Gid, mode: u32) {
+    nix::unistd::chown(path, Some(uid), Some(gid))
+        .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
+}
