@@ -17,17 +17,18 @@ export PATH
 
 bash scripts/deps.sh
 
-export RUSTFLAGS="${RUSTFLAGS:-} -D warnings"
 export CARGO_TERM_COLOR=never
+# Every build of this run, helpers included, reads the helpers' config from the test path
+# (compiled in; see helpers-config/src/lib.rs). One value for all builds keeps one cache.
+export SUDOHUB_HELPERS_CONFIG=/etc/sudohub-test/helpers.toml
 
-echo "== format and lints"
+echo "== format and lints (warnings are errors)"
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --quiet
+cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-echo "== build the helpers for the tests (config path compiled in: /etc/sudohub-test/helpers.toml)"
-SUDOHUB_HELPERS_CONFIG=/etc/sudohub-test/helpers.toml \
-  cargo build --quiet --target-dir target/test-helpers -p sudohub-spawner -p sudohub-pam
-export SUDOHUB_TEST_BIN_DIR="$PWD/target/test-helpers/debug"
+echo "== build the helpers the end-to-end tests install"
+cargo build --quiet -p sudohub-spawner -p sudohub-pam
+export SUDOHUB_TEST_BIN_DIR="$PWD/target/debug"
 
 echo "== tests"
-SUDOHUB_HELPERS_CONFIG=/etc/sudohub-test/helpers.toml cargo test --workspace
+cargo test --workspace

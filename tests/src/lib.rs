@@ -41,7 +41,7 @@ pub fn test_bin_dir() -> PathBuf {
     let dir = std::env::var_os("SUDOHUB_TEST_BIN_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-helpers/debug")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug")
         });
     assert!(
         dir.join("sudohub-spawner").is_file(),
