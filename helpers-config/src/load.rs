@@ -70,7 +70,11 @@ impl fmt::Display for ConfigError {
         match self {
             Self::Open { path, source } => write!(f, "cannot read {}: {source}", path.display()),
             Self::NotRegular { path } => {
-                write!(f, "{} is not a regular file (symlinks are refused)", path.display())
+                write!(
+                    f,
+                    "{} is not a regular file (symlinks are refused)",
+                    path.display()
+                )
             }
             Self::NotRootOwned { path, uid } => write!(
                 f,
@@ -193,7 +197,10 @@ fn validate(c: &HelpersConfig) -> Result<(), ConfigError> {
         return Err(invalid("allowed_group", "must be a valid group name"));
     }
     if c.min_uid == 0 {
-        return Err(invalid("min_uid", "must be above 0: servers never run as root"));
+        return Err(invalid(
+            "min_uid",
+            "must be above 0: servers never run as root",
+        ));
     }
     let s = &c.spawner;
     match s.command.first() {
@@ -230,7 +237,10 @@ fn validate(c: &HelpersConfig) -> Result<(), ConfigError> {
         ));
     }
     if !s.reattach_socket.is_absolute() {
-        return Err(invalid("spawner.reattach_socket", "must be an absolute path"));
+        return Err(invalid(
+            "spawner.reattach_socket",
+            "must be an absolute path",
+        ));
     }
     if c.pam.service.is_empty() || c.pam.service.contains(['/', '\0']) {
         return Err(invalid("pam.service", "must be a plain PAM service name"));
@@ -257,8 +267,9 @@ pub fn is_posix_name(name: &str) -> bool {
 /// literal that every admin recognises.
 pub(crate) fn octal_mode<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
     let text = String::deserialize(d)?;
-    u32::from_str_radix(text.trim_start_matches("0o"), 8)
-        .map_err(|_| serde::de::Error::custom(format!("{text:?} is not an octal mode such as \"0022\"")))
+    u32::from_str_radix(text.trim_start_matches("0o"), 8).map_err(|_| {
+        serde::de::Error::custom(format!("{text:?} is not an octal mode such as \"0022\""))
+    })
 }
 
 #[cfg(test)]
@@ -301,8 +312,14 @@ mod tests {
         for (text, key) in [
             ("hub_user = \"Bad User\"", "hub_user"),
             ("hub_user = \"h\"\nmin_uid = 0", "min_uid"),
-            ("hub_user = \"h\"\n[spawner]\ncommand = [\"python3\"]", "spawner.command"),
-            ("hub_user = \"h\"\n[spawner]\nlog_dir = \"../x\"", "spawner.log_dir"),
+            (
+                "hub_user = \"h\"\n[spawner]\ncommand = [\"python3\"]",
+                "spawner.command",
+            ),
+            (
+                "hub_user = \"h\"\n[spawner]\nlog_dir = \"../x\"",
+                "spawner.log_dir",
+            ),
             ("hub_user = \"h\"\n[spawner]\numask = \"99\"", "umask"),
         ] {
             let e = p(text).unwrap_err().to_string();

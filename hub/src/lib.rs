@@ -5,4 +5,5 @@
 #![forbid(unsafe_code)]
 
 pub mod auth;
+pub mod proxy;
 pub mod spawner;

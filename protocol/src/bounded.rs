@@ -30,7 +30,9 @@ pub enum BoundedError {
 impl fmt::Display for BoundedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::TooLong { len, max } => write!(f, "string of {len} bytes exceeds the limit of {max}"),
+            Self::TooLong { len, max } => {
+                write!(f, "string of {len} bytes exceeds the limit of {max}")
+            }
             Self::Nul => f.write_str("string contains a NUL byte"),
         }
     }
@@ -113,7 +115,10 @@ mod tests {
 
     #[test]
     fn accepts_up_to_the_cap() {
-        assert_eq!(Bounded::<3>::new("abc").map(|b| b.into_inner()), Ok("abc".to_owned()));
+        assert_eq!(
+            Bounded::<3>::new("abc").map(|b| b.into_inner()),
+            Ok("abc".to_owned())
+        );
     }
 
     #[test]
@@ -130,6 +135,9 @@ mod tests {
         let long = postcard::to_allocvec(&"abcd".to_owned()).unwrap();
         assert!(postcard::from_bytes::<Bounded<3>>(&long).is_err());
         let ok = postcard::to_allocvec(&"abc".to_owned()).unwrap();
-        assert_eq!(postcard::from_bytes::<Bounded<3>>(&ok).unwrap().as_str(), "abc");
+        assert_eq!(
+            postcard::from_bytes::<Bounded<3>>(&ok).unwrap().as_str(),
+            "abc"
+        );
     }
 }

@@ -46,7 +46,10 @@ impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::TooLarge { len } => {
-                write!(f, "frame of {len} bytes exceeds the limit of {MAX_FRAME_LEN}")
+                write!(
+                    f,
+                    "frame of {len} bytes exceeds the limit of {MAX_FRAME_LEN}"
+                )
             }
             Self::Truncated { expected, got } => {
                 write!(f, "truncated frame: expected {expected} bytes, got {got}")
@@ -250,7 +253,10 @@ mod tests {
             read_message::<_, Request>(&mut r).unwrap(),
             Some(Request::Hello(Hello::current()))
         );
-        assert_eq!(read_message::<_, Request>(&mut r).unwrap(), Some(Request::Status));
+        assert_eq!(
+            read_message::<_, Request>(&mut r).unwrap(),
+            Some(Request::Status)
+        );
         assert_eq!(read_message::<_, Request>(&mut r).unwrap(), None);
     }
 
@@ -263,7 +269,10 @@ mod tests {
         wire.truncate(2);
         assert!(matches!(
             read_frame(&mut &wire[..]).unwrap_err(),
-            FrameError::Truncated { expected: 4, got: 2 }
+            FrameError::Truncated {
+                expected: 4,
+                got: 2
+            }
         ));
     }
 
@@ -317,7 +326,10 @@ mod tests {
     fn decoder_refuses_oversize_header_at_once() {
         let mut d = FrameDecoder::new();
         d.push(&u32::MAX.to_le_bytes());
-        assert!(matches!(d.next_body().unwrap_err(), FrameError::TooLarge { .. }));
+        assert!(matches!(
+            d.next_body().unwrap_err(),
+            FrameError::TooLarge { .. }
+        ));
     }
 
     #[test]
@@ -327,7 +339,10 @@ mod tests {
         assert!(d.next_body().unwrap().is_none());
         assert!(matches!(
             d.eof_error(),
-            Some(FrameError::Truncated { expected: 7, got: 5 })
+            Some(FrameError::Truncated {
+                expected: 7,
+                got: 5
+            })
         ));
     }
 }

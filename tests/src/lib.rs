@@ -40,9 +40,7 @@ pub fn unique_name(prefix: &str) -> String {
 pub fn test_bin_dir() -> PathBuf {
     let dir = std::env::var_os("SUDOHUB_TEST_BIN_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug")
-        });
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug"));
     assert!(
         dir.join("sudohub-spawner").is_file(),
         "test helpers not built in {}: run ./test.sh, which builds them with a test config path",

@@ -64,7 +64,11 @@ pub fn pids_of_uid(uid: u32) -> Vec<u32> {
         return out;
     };
     for entry in dir.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {

@@ -67,7 +67,15 @@ pub struct TestUser {
 impl TestUser {
     /// `useradd -m` a user in the given supplementary groups, with a password if given.
     pub fn create(name: &str, groups: &[&str], password: Option<&str>) -> Self {
-        let mut args = vec!["-m", "-s", "/bin/bash", "-K", "UID_MIN=2000", "-K", "UID_MAX=59999"];
+        let mut args = vec![
+            "-m",
+            "-s",
+            "/bin/bash",
+            "-K",
+            "UID_MIN=2000",
+            "-K",
+            "UID_MAX=59999",
+        ];
         let joined = groups.join(",");
         if !groups.is_empty() {
             args.extend(["-G", joined.as_str()]);
@@ -83,7 +91,16 @@ impl TestUser {
 
     /// `useradd --system` a service account without home or password, as the hub's.
     pub fn create_system(name: &str) -> Self {
-        run("useradd", &["--system", "--no-create-home", "-s", "/usr/sbin/nologin", name]);
+        run(
+            "useradd",
+            &[
+                "--system",
+                "--no-create-home",
+                "-s",
+                "/usr/sbin/nologin",
+                name,
+            ],
+        );
         Self::lookup(name)
     }
 
@@ -153,7 +170,9 @@ impl Drop for TestUser {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let _ = Command::new("userdel").args(["-r", "-f", &self.name]).output();
+        let _ = Command::new("userdel")
+            .args(["-r", "-f", &self.name])
+            .output();
     }
 }
 
@@ -166,7 +185,10 @@ pub struct SudoersDropIn {
 impl SudoersDropIn {
     /// Installs `content` as `/etc/sudoers.d/<name>` (root:root 0440).
     pub fn install(name: &str, content: &str) -> Self {
-        assert!(!name.contains('.'), "sudo ignores drop-ins whose name has a dot");
+        assert!(
+            !name.contains('.'),
+            "sudo ignores drop-ins whose name has a dot"
+        );
         let staging = std::env::temp_dir().join(format!("{name}.sudoers"));
         std::fs::write(&staging, content).expect("write sudoers staging");
         let check = Command::new("visudo")
@@ -181,7 +203,13 @@ impl SudoersDropIn {
             String::from_utf8_lossy(&check.stderr)
         );
         let path = Path::new("/etc/sudoers.d").join(name);
-        crate::fs::write_owned(&path, content.as_bytes(), Uid::from_raw(0), Gid::from_raw(0), 0o440);
+        crate::fs::write_owned(
+            &path,
+            content.as_bytes(),
+            Uid::from_raw(0),
+            Gid::from_raw(0),
+            0o440,
+        );
         Self { path }
     }
 
@@ -236,7 +264,13 @@ impl HelpersConfigFile {
         let dir = path.parent().expect("config path has a directory");
         std::fs::create_dir_all(dir).expect("create config dir");
         crate::fs::chown_mode(dir, Uid::from_raw(0), Gid::from_raw(0), 0o755);
-        crate::fs::write_owned(&path, text.as_bytes(), Uid::from_raw(0), Gid::from_raw(0), 0o644);
+        crate::fs::write_owned(
+            &path,
+            text.as_bytes(),
+            Uid::from_raw(0),
+            Gid::from_raw(0),
+            0o644,
+        );
         Self { path }
     }
 }
@@ -263,7 +297,13 @@ impl InstalledHelpers {
         crate::fs::chown_mode(&dir, Uid::from_raw(0), Gid::from_raw(0), 0o755);
         let root = Uid::from_raw(0);
         let bytes = std::fs::read(src.join("sudohub-spawner")).expect("read spawner helper");
-        crate::fs::write_owned(&dir.join("sudohub-spawner"), &bytes, root, Gid::from_raw(0), 0o755);
+        crate::fs::write_owned(
+            &dir.join("sudohub-spawner"),
+            &bytes,
+            root,
+            Gid::from_raw(0),
+            0o755,
+        );
         if let Ok(bytes) = std::fs::read(src.join("sudohub-pam")) {
             let shadow = nix::unistd::Group::from_name("shadow")
                 .ok()

@@ -1,0 +1,1 @@
+//! The built-in reverse proxy: `/user/<name>/…` and `/services/<name>/…` to their servers.
