@@ -6,7 +6,9 @@
 //!
 //! These tests need root. They never skip: run them with `sudo ./test.sh` (CI runs as root).
 
+pub mod browser;
 pub mod fs;
+pub mod kernel;
 pub mod proc;
 pub mod system;
 

@@ -1,0 +1,78 @@
+//! Running code in a real Jupyter kernel over its WebSocket, the way JupyterLab does:
+//! create the kernel through the REST API, open `…/api/kernels/<id>/channels`, send an
+//! `execute_request` on the shell channel, and collect the `stream` output on iopub.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+/// Sends `code` to the kernel at `ws_url` (a `ws://…/channels` URL) with the given
+/// `Cookie` header, and returns everything it printed to stdout before going idle.
+pub async fn execute(ws_url: &str, cookie: Option<&str>, code: &str) -> Result<String, String> {
+    let mut request = ws_url
+        .into_client_request()
+        .map_err(|e| format!("bad websocket url {ws_url}: {e}"))?;
+    if let Some(c) = cookie {
+        request
+            .headers_mut()
+            .insert("Cookie", c.parse().map_err(|e| format!("cookie header: {e}"))?);
+    }
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|e| format!("websocket connect to {ws_url}: {e}"))?;
+
+    let session = format!("sudohub-test-{}", std::process::id());
+    let msg_id = format!("exec-{}", rand_suffix());
+    let msg = serde_json::json!({
+        "header": {"msg_id": msg_id, "username": "sudohub-test", "session": session,
+                   "msg_type": "execute_request", "version": "5.3"},
+        "parent_header": {}, "metadata": {}, "buffers": [], "channel": "shell",
+        "content": {"code": code, "silent": false, "store_history": false,
+                    "user_expressions": {}, "allow_stdin": false, "stop_on_error": true}
+    });
+    ws.send(Message::Text(msg.to_string().into()))
+        .await
+        .map_err(|e| format!("send execute_request: {e}"))?;
+
+    let mut out = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let next = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .map_err(|_| format!("no idle status within 60 s; output so far: {out:?}"))?;
+        let Some(frame) = next else {
+            return Err(format!("websocket closed; output so far: {out:?}"));
+        };
+        let text = match frame.map_err(|e| format!("websocket read: {e}"))? {
+            Message::Text(t) => t.to_string(),
+            _ => continue,
+        };
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("kernel message not JSON: {e}"))?;
+        if v["parent_header"]["msg_id"] != msg_id {
+            continue;
+        }
+        match v["header"]["msg_type"].as_str() {
+            Some("stream") if v["content"]["name"] == "stdout" => {
+                out.push_str(v["content"]["text"].as_str().unwrap_or_default());
+            }
+            Some("error") => return Err(format!("kernel error: {}", v["content"])),
+            Some("status") if v["content"]["execution_state"] == "idle" => {
+                let _ = ws.close(None).await;
+                return Ok(out);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{:x}{:x}", std::process::id(), nanos)
+}
