@@ -6,4 +6,5 @@
 
 pub mod auth;
 pub mod proxy;
+pub mod reattach;
 pub mod spawner;

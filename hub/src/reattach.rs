@@ -1,0 +1,335 @@
+//! The re-attach socket: where spawner helpers whose hub went away dial back in.
+//!
+//! A restarted hub must get its running servers back without running one `sudo` per
+//! server (DESIGN.md, invariant 3). Each helper keeps supervising its server and dials
+//! this Unix socket with a [`ReattachHello`] naming its user, server and pid. Any local
+//! user can connect, so nothing in the hello is believed on its own:
+//!
+//! 1. the kernel tells us who connected (`SO_PEERCRED`), and that uid must be the uid of
+//!    the user the hello names — a user can only ever claim their own servers;
+//! 2. the database must record that server as running with exactly that pid — so a user
+//!    cannot claim a route for a process the hub never started.
+//!
+//! Connections are bounded in number, the hello in size (the protocol's frame cap) and in
+//! time, so a local user cannot exhaust the hub through this socket.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sudohub_protocol::frame::{self, HEADER_LEN};
+use sudohub_protocol::spawner::{ReattachAnswer, ReattachHello, ServerStatus};
+use sudohub_protocol::{Bounded, PROTOCOL_VERSION};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+
+/// How long a connection may take to send its hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections handled at once; more wait in the listen backlog.
+const MAX_CONCURRENT: usize = 32;
+
+/// A hello that passed the `SO_PEERCRED` check: the uid is the named user's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedClaim {
+    /// The user, whose uid matched the peer's.
+    pub user: String,
+    /// The server name the helper claims to supervise.
+    pub server_name: String,
+    /// The server's pid as claimed.
+    pub pid: u32,
+    /// The server's state as the helper reports it.
+    pub status: ServerStatus,
+}
+
+/// What the hub does with helpers that dial in. The life-cycle code implements it.
+pub trait ReattachHandler: Send + Sync + 'static {
+    /// Checks a claim against the database: `Ok` only if that server is recorded as
+    /// running with that pid and is not attached already. `Err` carries the reason sent
+    /// back to the helper.
+    fn verify(&self, claim: &VerifiedClaim) -> Result<(), String>;
+
+    /// Takes over an accepted helper connection: restore the route and keep monitoring.
+    fn adopt(&self, claim: VerifiedClaim, stream: UnixStream);
+}
+
+/// Errors setting up the socket.
+#[derive(Debug)]
+pub enum ReattachError {
+    /// The socket could not be created.
+    Bind {
+        /// Its path.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+impl std::fmt::Display for ReattachError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Bind { path, source } => write!(
+                f,
+                "cannot listen on the re-attach socket {}: {source} (its directory must exist \
+                 and be writable by the hub user, e.g. /run/sudohub owned by sudohub)",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ReattachError {}
+
+/// Binds the socket at `path`, replacing a stale one left by a previous hub, and makes it
+/// connectable by every local user (helpers run as the users; the checks above decide).
+pub fn bind(path: &Path) -> Result<UnixListener, ReattachError> {
+    let err = |source| ReattachError::Bind {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e)),
+    }
+    let listener = UnixListener::bind(path).map_err(err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(err)?;
+    Ok(listener)
+}
+
+/// Accepts helpers forever, handing verified ones to `handler`.
+pub async fn serve(listener: UnixListener, handler: Arc<dyn ReattachHandler>) {
+    let slots = Arc::new(Semaphore::new(MAX_CONCURRENT));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                tracing::warn!(error = %e, "re-attach accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            if let Some((claim, stream)) = handle(stream, handler.as_ref()).await {
+                handler.adopt(claim, stream);
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Reads and judges one helper's hello; answers it; returns the connection if accepted.
+async fn handle(
+    mut stream: UnixStream,
+    handler: &dyn ReattachHandler,
+) -> Option<(VerifiedClaim, UnixStream)> {
+    let peer_uid = match stream.peer_cred() {
+        Ok(cred) => cred.uid(),
+        Err(e) => {
+            tracing::warn!(error = %e, "re-attach: no peer credentials; dropped");
+            return None;
+        }
+    };
+    let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_hello(&mut stream)).await {
+        Ok(Ok(hello)) => hello,
+        Ok(Err(reason)) => {
+            tracing::warn!(peer_uid, %reason, "re-attach: bad hello; dropped");
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!(peer_uid, "re-attach: no hello in time; dropped");
+            return None;
+        }
+    };
+    let verdict = judge(peer_uid, hello, handler);
+    let answer = match &verdict {
+        Ok(_) => ReattachAnswer::Accepted,
+        Err(reason) => ReattachAnswer::Refused {
+            message: Bounded::new(truncate(reason)).unwrap_or_default(),
+        },
+    };
+    let frame = frame::encode(&answer).ok()?;
+    if let Err(e) = stream.write_all(&frame).await {
+        tracing::warn!(peer_uid, error = %e, "re-attach: cannot answer");
+        return None;
+    }
+    match verdict {
+        Ok(claim) => {
+            tracing::info!(user = %claim.user, server = %claim.server_name, pid = claim.pid,
+                "re-attach: helper accepted");
+            Some((claim, stream))
+        }
+        Err(reason) => {
+            tracing::warn!(peer_uid, %reason, "re-attach: helper refused");
+            None
+        }
+    }
+}
+
+/// The two checks of the module docs, in order.
+fn judge(
+    peer_uid: u32,
+    hello: ReattachHello,
+    handler: &dyn ReattachHandler,
+) -> Result<VerifiedClaim, String> {
+    if hello.version != PROTOCOL_VERSION {
+        return Err(format!(
+            "protocol version {} is not the hub's {PROTOCOL_VERSION}",
+            hello.version
+        ));
+    }
+    let user = hello.user.into_inner();
+    let uid = nix::unistd::User::from_name(&user)
+        .ok()
+        .flatten()
+        .map(|u| u.uid.as_raw())
+        .ok_or_else(|| format!("unknown user {user:?}"))?;
+    if uid != peer_uid {
+        return Err(format!(
+            "peer uid {peer_uid} may not speak for user {user:?} (uid {uid})"
+        ));
+    }
+    let claim = VerifiedClaim {
+        user,
+        server_name: hello.server_name.into_inner(),
+        pid: hello.pid,
+        status: hello.status,
+    };
+    handler.verify(&claim)?;
+    Ok(claim)
+}
+
+async fn read_hello(stream: &mut UnixStream) -> Result<ReattachHello, String> {
+    let mut header = [0u8; HEADER_LEN];
+    stream
+        .read_exact(&mut header)
+        .await
+        .map_err(|e| format!("reading header: {e}"))?;
+    let len = frame::body_len(header).map_err(|e| e.to_string())?;
+    let mut body = vec![0u8; len];
+    stream
+        .read_exact(&mut body)
+        .await
+        .map_err(|e| format!("reading body: {e}"))?;
+    frame::decode(&body).map_err(|e| e.to_string())
+}
+
+fn truncate(reason: &str) -> String {
+    reason
+        .chars()
+        .take(sudohub_protocol::spawner::MAX_MESSAGE / 4)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    struct Recorder {
+        accept_pid: u32,
+        adopted: Mutex<Vec<VerifiedClaim>>,
+    }
+
+    impl ReattachHandler for Recorder {
+        fn verify(&self, claim: &VerifiedClaim) -> Result<(), String> {
+            if claim.pid == self.accept_pid {
+                Ok(())
+            } else {
+                Err(format!("no server with pid {}", claim.pid))
+            }
+        }
+        fn adopt(&self, claim: VerifiedClaim, _stream: UnixStream) {
+            self.adopted.lock().unwrap().push(claim);
+        }
+    }
+
+    fn me() -> String {
+        nix::unistd::User::from_uid(nix::unistd::getuid())
+            .unwrap()
+            .unwrap()
+            .name
+    }
+
+    async fn dial(path: &Path, user: &str, pid: u32) -> ReattachAnswer {
+        let mut s = UnixStream::connect(path).await.unwrap();
+        let hello = ReattachHello {
+            version: PROTOCOL_VERSION,
+            user: Bounded::new(user).unwrap(),
+            server_name: Bounded::new("").unwrap(),
+            pid,
+            status: ServerStatus::Running { pid },
+        };
+        s.write_all(&frame::encode(&hello).unwrap()).await.unwrap();
+        let mut header = [0u8; HEADER_LEN];
+        s.read_exact(&mut header).await.unwrap();
+        let mut body = vec![0u8; frame::body_len(header).unwrap()];
+        s.read_exact(&mut body).await.unwrap();
+        frame::decode(&body).unwrap()
+    }
+
+    #[tokio::test]
+    async fn accepts_own_user_with_known_pid_and_refuses_the_rest() {
+        let dir = std::env::temp_dir().join(format!("sudohub-reattach-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("spawners.sock");
+        let listener = bind(&path).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o666
+        );
+        let rec = Arc::new(Recorder {
+            accept_pid: 4242,
+            adopted: Mutex::new(Vec::new()),
+        });
+        tokio::spawn(serve(listener, rec.clone()));
+
+        assert_eq!(dial(&path, &me(), 4242).await, ReattachAnswer::Accepted);
+        assert!(matches!(
+            dial(&path, &me(), 1).await,
+            ReattachAnswer::Refused { .. }
+        ));
+        // Someone else's name: the peer uid does not match, whatever the DB says.
+        let other = if me() == "root" { "nobody" } else { "root" };
+        match dial(&path, other, 4242).await {
+            ReattachAnswer::Refused { message } => assert!(message.contains("may not speak")),
+            a => panic!("expected a refusal, got {a:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let adopted = rec.adopted.lock().unwrap().clone();
+        assert_eq!(adopted.len(), 1);
+        assert_eq!(adopted[0].pid, 4242);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn garbage_and_oversize_hellos_are_dropped() {
+        let dir = std::env::temp_dir().join(format!("sudohub-reattach-g{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("spawners.sock");
+        let listener = bind(&path).unwrap();
+        let rec = Arc::new(Recorder {
+            accept_pid: 1,
+            adopted: Mutex::new(Vec::new()),
+        });
+        tokio::spawn(serve(listener, rec.clone()));
+        for bytes in [vec![0xff; 16], u32::MAX.to_le_bytes().to_vec()] {
+            let mut s = UnixStream::connect(&path).await.unwrap();
+            s.write_all(&bytes).await.unwrap();
+            let mut buf = Vec::new();
+            // The hub closes the connection without answering.
+            let n = tokio::time::timeout(Duration::from_secs(6), s.read_to_end(&mut buf))
+                .await
+                .unwrap()
+                .unwrap_or(0);
+            assert_eq!(n, 0);
+        }
+        assert!(rec.adopted.lock().unwrap().is_empty());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
