@@ -337,3 +337,27 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod shipped_file {
+    /// The file install.sh installs must parse and mean the documented defaults.
+    #[test]
+    fn etc_helpers_toml_parses_to_the_defaults() {
+        let text = include_str!("../../etc/helpers.toml");
+        let c = super::parse(text, std::path::Path::new("etc/helpers.toml")).unwrap();
+        assert_eq!(c.hub_user, "sudohub");
+        assert_eq!(c.allowed_group, "jupyterhub");
+        assert_eq!(
+            c.spawner,
+            crate::SpawnerConfig {
+                limits: crate::Limits {
+                    nofile: Some(65536),
+                    core: Some(0),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }
+        );
+        assert_eq!(c.pam, crate::PamConfig::default());
+    }
+}
