@@ -8,6 +8,7 @@
 
 pub mod browser;
 pub mod fs;
+pub mod hub;
 pub mod kernel;
 pub mod proc;
 pub mod system;
