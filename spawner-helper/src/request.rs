@@ -1,0 +1,175 @@
+//! Validation of the hub's spawn request: the only free inputs the helper accepts are a
+//! server name, a port and allow-listed environment variables.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+
+use sudohub_helpers_config::SpawnerConfig;
+use sudohub_protocol::spawner::{ErrorKind, Spawn, MAX_ENV_VARS};
+
+use crate::error::HelperError;
+
+/// A spawn request that passed every check.
+#[derive(Debug)]
+pub struct Checked {
+    /// `""` for the default server.
+    pub server_name: String,
+    /// Port on 127.0.0.1.
+    pub port: u16,
+    /// Allowed variables from the hub, by name.
+    pub env: BTreeMap<String, String>,
+}
+
+/// Checks a spawn request against the rules in `config`.
+pub fn check(req: Spawn, config: &SpawnerConfig) -> Result<Checked, HelperError> {
+    let server_name = req.server_name.into_inner();
+    if !valid_server_name(&server_name) {
+        return Err(HelperError::new(
+            ErrorKind::BadValue,
+            format!("invalid server name {server_name:?}: 1-30 of [a-z0-9-], no leading, trailing or double '-'"),
+        ));
+    }
+    // Privileged ports are refused: the server must never look like a system service.
+    if req.port < 1024 {
+        return Err(HelperError::new(
+            ErrorKind::BadValue,
+            format!("port {} is below 1024", req.port),
+        ));
+    }
+    if req.env.len() > MAX_ENV_VARS {
+        return Err(HelperError::new(
+            ErrorKind::EnvNotAllowed,
+            format!(
+                "{} environment variables; at most {MAX_ENV_VARS}",
+                req.env.len()
+            ),
+        ));
+    }
+    let mut env = BTreeMap::new();
+    for var in req.env {
+        let name = var.name.into_inner();
+        // The name is echoed in the error; the value never is (it may be a token).
+        if !valid_env_name(&name) || !config.env_allowed(&name) {
+            return Err(HelperError::new(
+                ErrorKind::EnvNotAllowed,
+                format!("environment variable {name:?} is not allowed"),
+            ));
+        }
+        if env.insert(name.clone(), var.value.into_inner()).is_some() {
+            return Err(HelperError::new(
+                ErrorKind::EnvNotAllowed,
+                format!("environment variable {name:?} given twice"),
+            ));
+        }
+    }
+    Ok(Checked {
+        server_name,
+        port: req.port,
+        env,
+    })
+}
+
+/// JupyterHub 6's named-server rule, plus the empty default name: 1–30 characters of
+/// `[a-z0-9-]`, starting with a letter or digit, ending with one, no `--`. Such a name is
+/// also a safe file name for the log.
+pub fn valid_server_name(name: &str) -> bool {
+    if name.is_empty() {
+        return true;
+    }
+    let b = name.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    b.len() <= 30
+        && b.iter().all(|c| alnum(c) || *c == b'-')
+        && b.first().is_some_and(alnum)
+        && b.last().is_some_and(alnum)
+        && !name.contains("--")
+}
+
+fn valid_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The URL prefix the server is served under: the hub's `JUPYTERHUB_SERVICE_PREFIX` when it
+/// is a plain absolute path ending in `/`, else `/`. It ends up in the URL the helper builds.
+pub fn service_prefix(env: &BTreeMap<String, String>) -> String {
+    let ok = |p: &str| {
+        p.starts_with('/')
+            && p.ends_with('/')
+            && !p.contains("//")
+            && !p.split('/').any(|seg| seg == "..")
+            && p.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"/-_.~%@+".contains(&c))
+    };
+    match env.get("JUPYTERHUB_SERVICE_PREFIX") {
+        Some(p) if ok(p) => p.clone(),
+        _ => "/".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sudohub_protocol::spawner::EnvVar;
+    use sudohub_protocol::Bounded;
+
+    fn spawn(name: &str, port: u16, env: &[(&str, &str)]) -> Spawn {
+        Spawn {
+            server_name: Bounded::new(name).unwrap(),
+            port,
+            env: env
+                .iter()
+                .map(|(k, v)| EnvVar {
+                    name: Bounded::new(*k).unwrap(),
+                    value: Bounded::new(*v).unwrap(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn accepts_a_normal_request() {
+        let c = check(
+            spawn("", 8888, &[("JUPYTERHUB_API_TOKEN", "x")]),
+            &SpawnerConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(c.env["JUPYTERHUB_API_TOKEN"], "x");
+    }
+
+    #[test]
+    fn refuses_dangerous_env_and_values() {
+        let cfg = SpawnerConfig::default();
+        for name in [
+            "LD_PRELOAD",
+            "PATH",
+            "PYTHONPATH",
+            "JUPYTERHUB_SERVICE_URL",
+            "JUPYTER_CONFIG_DIR",
+            "A-B",
+        ] {
+            let e = check(spawn("", 8888, &[(name, "x")]), &cfg).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::EnvNotAllowed, "{name}");
+        }
+        let e = check(spawn("", 80, &[]), &cfg).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadValue);
+        for bad in ["../x", "-a", "a-", "A", "a--b", "a/b", &"a".repeat(31)] {
+            assert!(!valid_server_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn prefix_is_sanitised() {
+        let mut env = BTreeMap::new();
+        assert_eq!(service_prefix(&env), "/");
+        env.insert("JUPYTERHUB_SERVICE_PREFIX".into(), "/user/alice/".into());
+        assert_eq!(service_prefix(&env), "/user/alice/");
+        for bad in ["/user/../x/", "//evil/", "/a b/", "user/", "/user"] {
+            env.insert("JUPYTERHUB_SERVICE_PREFIX".into(), bad.into());
+            assert_eq!(service_prefix(&env), "/", "{bad}");
+        }
+    }
+}

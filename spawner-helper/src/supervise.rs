@@ -1,0 +1,500 @@
+//! The helper's single-threaded event loop: the hub's requests, the server's exit, stop
+//! escalation, and re-attaching to a restarted hub — one `poll` over the channel and a
+//! signalfd, so an exit is reported the moment the kernel tells us (no polling of pids).
+#![forbid(unsafe_code)]
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, killpg, SigSet, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+use sudohub_protocol::spawner::{
+    ErrorKind, ErrorReply, ExitStatus, ReattachHello, Reply, Request, ServerStatus,
+};
+use sudohub_protocol::{Bounded, Hello, PROTOCOL_VERSION};
+
+use crate::channel::{Channel, Incoming};
+use crate::checks::Verified;
+use crate::error::HelperError;
+use crate::log::ActionLog;
+use crate::reattach::{dial, Backoff, Dial};
+use crate::{child, request};
+
+/// How long the hub has to send its hello and spawn request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Grace period when the helper itself is asked to stop (SIGTERM).
+const SELF_STOP_GRACE: Duration = Duration::from_secs(10);
+
+enum Phase {
+    AwaitHello,
+    AwaitSpawn,
+    Running { pid: u32 },
+    Exited { pid: u32, status: ExitStatus },
+}
+
+/// What the loop decided.
+enum Flow {
+    Continue,
+    Exit(i32),
+}
+
+/// The state of one helper process.
+pub struct Supervisor {
+    v: Verified,
+    log: ActionLog,
+    channel: Option<Channel>,
+    signals: SignalFd,
+    phase: Phase,
+    server_name: String,
+    started_at: Instant,
+    kill_at: Option<Instant>,
+    backoff: Option<Backoff>,
+    refused: bool,
+    give_up_at: Option<Instant>,
+}
+
+impl Supervisor {
+    /// Blocks SIGCHLD and SIGTERM (they are read from a signalfd instead) and becomes the
+    /// subreaper of the server's descendants, so nothing it starts can outlive it unseen.
+    pub fn new(v: Verified, log: ActionLog, channel: Channel) -> Result<Self, HelperError> {
+        let internal =
+            |what: &str, e: Errno| HelperError::new(ErrorKind::Internal, format!("{what}: {e}"));
+        let mut mask = SigSet::empty();
+        mask.add(Signal::SIGCHLD);
+        mask.add(Signal::SIGTERM);
+        mask.thread_block()
+            .map_err(|e| internal("block signals", e))?;
+        let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
+            .map_err(|e| internal("signalfd", e))?;
+        nix::sys::prctl::set_child_subreaper(true).map_err(|e| internal("subreaper", e))?;
+        Ok(Self {
+            v,
+            log,
+            channel: Some(channel),
+            signals,
+            phase: Phase::AwaitHello,
+            server_name: String::new(),
+            started_at: Instant::now(),
+            kill_at: None,
+            backoff: None,
+            refused: false,
+            give_up_at: None,
+        })
+    }
+
+    /// Runs until the server has exited and been reported (or reporting was given up).
+    pub fn run(mut self) -> i32 {
+        loop {
+            let flow = self.step();
+            if let Flow::Exit(code) = flow {
+                return code;
+            }
+        }
+    }
+
+    fn step(&mut self) -> Flow {
+        let now = Instant::now();
+        let deadline = [
+            self.kill_at,
+            self.backoff.as_ref().map(Backoff::next_at),
+            self.give_up_at,
+            matches!(self.phase, Phase::AwaitHello | Phase::AwaitSpawn)
+                .then(|| self.started_at + REQUEST_TIMEOUT),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let timeout = match deadline {
+            Some(d) => {
+                let ms = d.saturating_duration_since(now).as_millis().min(60_000) as u16;
+                PollTimeout::from(ms)
+            }
+            None => PollTimeout::NONE,
+        };
+        let (chan_ready, sig_ready) = {
+            let mut fds = vec![PollFd::new(self.signals.as_fd(), PollFlags::POLLIN)];
+            if let Some(c) = &self.channel {
+                fds.push(PollFd::new(c.poll_fd(), PollFlags::POLLIN));
+            }
+            match poll(&mut fds, timeout) {
+                Ok(_) => {}
+                Err(Errno::EINTR) => return Flow::Continue,
+                Err(e) => {
+                    self.log.notice(&format!("poll failed: {e}"));
+                    return Flow::Exit(13);
+                }
+            }
+            let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+            (
+                fds.get(1).is_some_and(ready),
+                fds.first().is_some_and(ready),
+            )
+        };
+        if sig_ready {
+            if let Flow::Exit(c) = self.on_signals() {
+                return Flow::Exit(c);
+            }
+        }
+        if chan_ready {
+            if let Flow::Exit(c) = self.on_channel() {
+                return Flow::Exit(c);
+            }
+        }
+        self.on_timers()
+    }
+
+    fn on_signals(&mut self) -> Flow {
+        while let Ok(Some(info)) = self.signals.read_signal() {
+            if info.ssi_signo == Signal::SIGTERM as u32 {
+                self.log.notice("SIGTERM: stopping the server");
+                if let Phase::Running { .. } = self.phase {
+                    self.begin_stop(SELF_STOP_GRACE);
+                } else if !matches!(self.phase, Phase::Exited { .. }) {
+                    return Flow::Exit(0);
+                }
+            }
+        }
+        self.reap()
+    }
+
+    /// Reaps every exited child; the server's exit is reported at once.
+    fn reap(&mut self) -> Flow {
+        loop {
+            let (pid, status) = match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => (pid, ExitStatus::Code(code)),
+                Ok(WaitStatus::Signaled(pid, sig, _)) => (pid, ExitStatus::Signal(sig as i32)),
+                Ok(WaitStatus::StillAlive) | Err(_) => return Flow::Continue,
+                Ok(_) => continue,
+            };
+            if let Phase::Running { pid: server } = self.phase {
+                if pid.as_raw() as u32 == server {
+                    return self.on_server_exit(server, status);
+                }
+            }
+        }
+    }
+
+    fn on_server_exit(&mut self, pid: u32, status: ExitStatus) -> Flow {
+        self.phase = Phase::Exited { pid, status };
+        self.kill_at = None;
+        reap_descendants(pid);
+        let name = self.server_name.clone();
+        self.log
+            .action("exit", &name, Some(pid), &status.to_string());
+        self.report_exit()
+    }
+
+    /// Sends `Exited` if a hub is attached; then the helper's work is done.
+    fn report_exit(&mut self) -> Flow {
+        let Phase::Exited { status, .. } = self.phase else {
+            return Flow::Continue;
+        };
+        if let Some(c) = &mut self.channel {
+            if c.send(&Reply::Exited { status }).is_ok() {
+                return Flow::Exit(0);
+            }
+            self.detach("the hub did not take the exit report");
+        }
+        if self.refused {
+            return Flow::Exit(0);
+        }
+        if self.give_up_at.is_none() {
+            let secs = u64::from(self.v.config.spawner.orphan_report_secs);
+            self.give_up_at = Some(Instant::now() + Duration::from_secs(secs));
+        }
+        Flow::Continue
+    }
+
+    fn on_channel(&mut self) -> Flow {
+        let Some(channel) = &mut self.channel else {
+            return Flow::Continue;
+        };
+        match channel.read() {
+            Incoming::Requests(reqs) => {
+                for r in reqs {
+                    if let Flow::Exit(c) = self.on_request(r) {
+                        return Flow::Exit(c);
+                    }
+                }
+                Flow::Continue
+            }
+            Incoming::Closed => {
+                if self.spawned() {
+                    self.detach("the hub closed the channel");
+                    Flow::Continue
+                } else {
+                    // Nothing was started: there is nothing to supervise.
+                    Flow::Exit(0)
+                }
+            }
+            Incoming::Bad(e) => {
+                let err = HelperError::new(ErrorKind::BadFrame, e.to_string());
+                if self.spawned() {
+                    self.send_error(&err);
+                    self.detach("the hub sent a malformed frame");
+                    Flow::Continue
+                } else {
+                    self.fail(err)
+                }
+            }
+        }
+    }
+
+    fn on_request(&mut self, req: Request) -> Flow {
+        match (&self.phase, req) {
+            (Phase::AwaitHello, Request::Hello(Hello { version })) => {
+                if version != PROTOCOL_VERSION {
+                    return self.fail(HelperError::new(
+                        ErrorKind::ProtocolVersion,
+                        format!("hub speaks protocol {version}, helper speaks {PROTOCOL_VERSION}"),
+                    ));
+                }
+                self.phase = Phase::AwaitSpawn;
+                self.send(&Reply::Hello(Hello::current()))
+            }
+            (Phase::AwaitHello, _) => self.fail(HelperError::new(
+                ErrorKind::BadFrame,
+                "expected a hello first",
+            )),
+            (Phase::AwaitSpawn, Request::Spawn(spawn)) => self.spawn(spawn),
+            (Phase::AwaitSpawn, Request::Status) => {
+                self.send(&Reply::Status(ServerStatus::NotStarted))
+            }
+            (_, Request::Hello(_)) => {
+                self.send_error(&HelperError::new(ErrorKind::BadFrame, "hello sent twice"))
+            }
+            (Phase::Running { .. } | Phase::Exited { .. }, Request::Spawn(_)) => {
+                self.send_error(&HelperError::new(
+                    ErrorKind::AlreadyStarted,
+                    "this helper already started its server",
+                ))
+            }
+            (Phase::Running { pid }, Request::Status) => {
+                let pid = *pid;
+                self.send(&Reply::Status(ServerStatus::Running { pid }))
+            }
+            (Phase::Exited { status, .. }, Request::Status) => {
+                let status = *status;
+                self.send(&Reply::Status(ServerStatus::Exited { status }))
+            }
+            (Phase::Running { .. }, Request::Stop { grace_ms }) => {
+                let grace = grace_ms.min(self.v.config.spawner.max_grace_ms);
+                self.begin_stop(Duration::from_millis(u64::from(grace)));
+                Flow::Continue
+            }
+            (_, Request::Stop { .. }) => self.send_error(&HelperError::new(
+                ErrorKind::NotRunning,
+                "no server is running",
+            )),
+        }
+    }
+
+    fn spawn(&mut self, spawn: sudohub_protocol::spawner::Spawn) -> Flow {
+        let name = spawn.server_name.as_str().to_owned();
+        let checked = match request::check(spawn, &self.v.config.spawner) {
+            Ok(c) => c,
+            Err(e) => {
+                self.log
+                    .action("spawn", &name, None, &format!("refused: {}", e.message));
+                return self.fail(e);
+            }
+        };
+        match child::launch(&self.v, &checked) {
+            Ok(pid) => {
+                self.server_name = checked.server_name;
+                self.phase = Phase::Running { pid };
+                self.log.action("spawn", &name, Some(pid), "ok");
+                self.send(&Reply::Started { pid })
+            }
+            Err(e) => {
+                self.log
+                    .action("spawn", &name, None, &format!("failed: {}", e.message));
+                self.fail(e)
+            }
+        }
+    }
+
+    /// SIGTERM to the server's process group now, SIGKILL when the grace period is over.
+    fn begin_stop(&mut self, grace: Duration) {
+        let Phase::Running { pid } = self.phase else {
+            return;
+        };
+        let result = killpg(Pid::from_raw(pid as i32), Signal::SIGTERM);
+        let name = self.server_name.clone();
+        self.log
+            .action("stop", &name, Some(pid), &result_text(result));
+        self.kill_at = Some(Instant::now() + grace);
+    }
+
+    fn on_timers(&mut self) -> Flow {
+        let now = Instant::now();
+        if matches!(self.phase, Phase::AwaitHello | Phase::AwaitSpawn)
+            && now >= self.started_at + REQUEST_TIMEOUT
+        {
+            return self.fail(HelperError::new(
+                ErrorKind::BadFrame,
+                "no spawn request in time",
+            ));
+        }
+        if let (Some(at), Phase::Running { pid }) = (self.kill_at, &self.phase) {
+            if now >= at {
+                let pid = *pid;
+                let result = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                let name = self.server_name.clone();
+                self.log
+                    .action("kill", &name, Some(pid), &result_text(result));
+                self.kill_at = None;
+            }
+        }
+        if self.give_up_at.is_some_and(|t| now >= t) {
+            self.log.notice("no hub took the exit report; giving up");
+            return Flow::Exit(0);
+        }
+        if self.backoff.as_ref().is_some_and(|b| now >= b.next_at()) {
+            return self.try_reattach();
+        }
+        Flow::Continue
+    }
+
+    fn try_reattach(&mut self) -> Flow {
+        let (pid, status) = match self.phase {
+            Phase::Running { pid } => (pid, ServerStatus::Running { pid }),
+            Phase::Exited { pid, status } => (pid, ServerStatus::Exited { status }),
+            _ => return Flow::Exit(0),
+        };
+        let Ok(user) = Bounded::new(self.v.user.name.clone()) else {
+            return Flow::Exit(13);
+        };
+        let Ok(server_name) = Bounded::new(self.server_name.clone()) else {
+            return Flow::Exit(13);
+        };
+        let hello = ReattachHello {
+            version: PROTOCOL_VERSION,
+            user,
+            server_name,
+            pid,
+            status,
+        };
+        let name = self.server_name.clone();
+        match dial(&self.v.config.spawner.reattach_socket, &hello) {
+            Dial::Accepted(channel) => {
+                self.channel = Some(channel);
+                self.backoff = None;
+                self.log.action("reattach", &name, Some(pid), "accepted");
+                self.report_exit()
+            }
+            Dial::Refused(reason) => {
+                self.backoff = None;
+                self.refused = true;
+                self.log
+                    .action("reattach", &name, Some(pid), &format!("refused: {reason}"));
+                // Keep supervising a running server until it exits; nothing to report after.
+                match self.phase {
+                    Phase::Exited { .. } => Flow::Exit(0),
+                    _ => Flow::Continue,
+                }
+            }
+            Dial::Retry(_) => {
+                if let Some(b) = &mut self.backoff {
+                    b.failed();
+                }
+                Flow::Continue
+            }
+        }
+    }
+
+    fn detach(&mut self, why: &str) {
+        self.channel = None;
+        self.log.set_hub_attached(false);
+        self.log.notice(why);
+        if !self.refused {
+            self.backoff = Some(Backoff::start());
+        }
+    }
+
+    fn spawned(&self) -> bool {
+        matches!(self.phase, Phase::Running { .. } | Phase::Exited { .. })
+    }
+
+    fn send(&mut self, reply: &Reply) -> Flow {
+        if let Some(c) = &mut self.channel {
+            if c.send(reply).is_err() {
+                if self.spawned() {
+                    self.detach("cannot write to the hub");
+                } else {
+                    return Flow::Exit(0);
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    fn send_error(&mut self, e: &HelperError) -> Flow {
+        self.send(&Reply::Error(ErrorReply::new(e.kind, e.message.clone())))
+    }
+
+    /// A refusal before anything was started: report it and exit with its code.
+    fn fail(&mut self, e: HelperError) -> Flow {
+        let _ = writeln_stderr(&e);
+        let _ = self.send_error(&e);
+        Flow::Exit(e.exit_code())
+    }
+}
+
+fn writeln_stderr(e: &HelperError) -> std::io::Result<()> {
+    use std::io::Write;
+    writeln!(std::io::stderr(), "sudohub-spawner: refused: {e}")
+}
+
+fn result_text(r: nix::Result<()>) -> String {
+    match r {
+        Ok(()) => "ok".into(),
+        Err(e) => format!("error: {e}"),
+    }
+}
+
+/// After the server exits: kill what is left of its process group and every descendant
+/// that was re-parented to us (we are their subreaper), and reap them all, so that no
+/// process of the server outlives it. Bounded in time: a process stuck in the kernel
+/// cannot hold the helper forever.
+fn reap_descendants(server: u32) {
+    let _ = killpg(Pid::from_raw(server as i32), Signal::SIGKILL);
+    let me = std::process::id();
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        for pid in children_of(me) {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+            Err(Errno::ECHILD) => return,
+            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(10)),
+            _ => {}
+        }
+    }
+}
+
+/// Pids whose parent is `parent`, from /proc.
+fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')?
+                        .1
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse::<u32>()
+                        .ok()
+                })
+                == Some(parent)
+        })
+        .collect()
+}

@@ -1,0 +1,77 @@
+//! Every `unsafe` of the spawner helper, each behind a small safe function.
+//!
+//! Two things need it: changing signal dispositions, and the code that runs in the child
+//! between `fork` and `exec` (where only async-signal-safe calls are allowed, and nothing
+//! may allocate, because another thread of the parent could have held the allocator's lock;
+//! this helper is single-threaded, but we keep to the rule anyway).
+
+use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use nix::sys::resource::{setrlimit, Resource};
+use nix::sys::signal::{signal, SigHandler, Signal};
+
+/// Ignores `sig` in this process. Used for SIGHUP and SIGINT, which would otherwise reach
+/// the helper from the hub's terminal or process group and orphan the server.
+pub fn ignore_signal(sig: Signal) -> io::Result<()> {
+    // SAFETY: installing SIG_IGN runs no code of ours in signal context; the helper is
+    // single-threaded, so no other thread observes the change mid-way.
+    unsafe { signal(sig, SigHandler::SigIgn) }
+        .map(drop)
+        .map_err(io::Error::from)
+}
+
+/// What the child must do to itself before `exec`, computed in the parent so the child
+/// only makes system calls.
+pub struct ChildSetup {
+    /// Set no-new-privs.
+    pub no_new_privs: bool,
+    /// The umask.
+    pub umask: u32,
+    /// `(resource, limit)` pairs; soft and hard are both set to the limit.
+    pub limits: Vec<(Resource, u64)>,
+    /// File descriptors open in the parent, above 2, to mark close-on-exec.
+    pub inherited_fds: Vec<RawFd>,
+}
+
+/// Makes `cmd` apply `setup` in the child, in this order:
+///
+/// 1. `setsid`: the server leads its own session and process group, so stopping it can
+///    signal the whole group, and no terminal or hub signal reaches it.
+/// 2. SIGHUP and SIGINT back to their defaults (ignored dispositions survive `exec`).
+/// 3. umask and rlimits.
+/// 4. every inherited fd above 2 marked close-on-exec, so nothing of the helper (its
+///    channel to the hub, its signalfd) leaks into the server. std's own error pipe is
+///    already close-on-exec, so exec failures are still reported to us.
+/// 5. no-new-privs last: it changes nothing above, and from here on nothing the server
+///    runs can gain privileges through setuid or file capabilities.
+pub fn apply_in_child(cmd: &mut Command, setup: ChildSetup) {
+    let closure = move || -> io::Result<()> {
+        nix::unistd::setsid().map_err(io::Error::from)?;
+        for sig in [Signal::SIGHUP, Signal::SIGINT] {
+            // SAFETY: restoring SIG_DFL runs no code; we are the only thread of the child.
+            unsafe { signal(sig, SigHandler::SigDfl) }.map_err(io::Error::from)?;
+        }
+        nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(setup.umask));
+        for &(resource, limit) in &setup.limits {
+            setrlimit(resource, limit, limit).map_err(io::Error::from)?;
+        }
+        for &fd in &setup.inherited_fds {
+            // SAFETY: fcntl(F_SETFD) on a raw fd number is async-signal-safe and touches
+            // no memory; an fd closed meanwhile only yields EBADF, which we ignore.
+            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        if setup.no_new_privs {
+            nix::sys::prctl::set_no_new_privs().map_err(io::Error::from)?;
+        }
+        Ok(())
+    };
+    // SAFETY: the closure only makes async-signal-safe system calls (setsid, signal,
+    // umask, setrlimit, fcntl, prctl) on values computed before fork, and allocates
+    // nothing; errors are plain errno values.
+    unsafe {
+        cmd.pre_exec(closure);
+    }
+}
