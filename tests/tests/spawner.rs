@@ -1,0 +1,762 @@
+//! End-to-end tests of `sudohub-spawner` with real sudo, real users and groups, a
+//! root-owned config and a real (tiny) HTTP server as the command. Run as root by
+//! `sudo ./test.sh`. Adversarial tests drive the helper with raw frames, the way a
+//! compromised hub would.
+
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::unistd::{Gid, Uid};
+use sudohub_protocol::frame::{self, encode};
+use sudohub_protocol::spawner::{
+    EnvVar, ErrorKind, ExitStatus, ReattachAnswer, ReattachHello, Reply, Request, ServerStatus,
+    Spawn,
+};
+use sudohub_protocol::{Bounded, Hello, PROTOCOL_VERSION};
+use sudohub_tests::system::{
+    ConfigLock, HelpersConfigFile, InstalledHelpers, SudoersDropIn, TestGroup, TestUser,
+};
+use sudohub_tests::{hub::free_port, proc, require_root, unique_name, wait_for};
+
+/// Everything one test needs; dropping it removes users, group, sudoers rule, config,
+/// installed helper and any process left behind.
+struct World {
+    hub: TestUser,
+    member: TestUser,
+    outsider: TestUser,
+    helpers: InstalledHelpers,
+    sock_dir: PathBuf,
+    _sudoers: SudoersDropIn,
+    _config: HelpersConfigFile,
+    group: TestGroup,
+    _lock: ConfigLock,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.sock_dir);
+    }
+}
+
+fn world(server_args: &[&str], config_extra: &str) -> World {
+    require_root();
+    let lock = ConfigLock::acquire();
+    let group = TestGroup::create(&unique_name("shg"));
+    let hub = TestUser::create_system(&unique_name("shh"));
+    let member = TestUser::create(&unique_name("shm"), &[&group.name], None);
+    let outsider = TestUser::create(&unique_name("sho"), &[], None);
+    let helpers = InstalledHelpers::install();
+    let script = helpers.dir.join("test-server.py");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/test-server.py"),
+        &script,
+    )
+    .expect("copy test server");
+    sudohub_tests::fs::chown_mode(&script, Uid::from_raw(0), Gid::from_raw(0), 0o755);
+    let sudoers = SudoersDropIn::install(
+        &unique_name("sudohubt"),
+        &SudoersDropIn::rule(&hub.name, &group.name, &helpers.spawner()),
+    );
+    let sock_dir = PathBuf::from(format!("/run/{}", unique_name("shs")));
+    std::fs::create_dir_all(&sock_dir).expect("socket dir");
+    sudohub_tests::fs::chown_mode(&sock_dir, Uid::from_raw(0), Gid::from_raw(0), 0o755);
+    let mut command = vec!["/usr/bin/python3".to_owned(), script.display().to_string()];
+    command.extend(server_args.iter().map(|s| s.to_string()));
+    let config = HelpersConfigFile::write(&format!(
+        "hub_user = {:?}\nallowed_group = {:?}\nmin_uid = 1000\n{config_extra}\n[spawner]\n\
+         command = {command:?}\nreattach_socket = {:?}\norphan_report_secs = 5\n",
+        hub.name,
+        group.name,
+        sock_dir.join("spawners.sock").display().to_string(),
+    ));
+    World {
+        hub,
+        member,
+        outsider,
+        helpers,
+        sock_dir,
+        _sudoers: sudoers,
+        _config: config,
+        group,
+        _lock: lock,
+    }
+}
+
+/// Runs `sudo -n -u <target> <helper>` as the hub user, over a socketpair, like the hub.
+fn start_helper(w: &World, target: &str) -> (Child, UnixStream) {
+    let (ours, theirs) = UnixStream::pair().expect("socketpair");
+    let theirs: OwnedFd = theirs.into();
+    let child = w
+        .hub
+        .command("sudo")
+        .args(["-n", "-u", target])
+        .arg(w.helpers.spawner())
+        .stdin(Stdio::from(theirs.try_clone().expect("dup")))
+        .stdout(Stdio::from(theirs))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run sudo");
+    ours.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    (child, ours)
+}
+
+fn send(s: &mut UnixStream, req: &Request) {
+    s.write_all(&encode(req).expect("encode"))
+        .expect("send frame");
+}
+
+fn recv(s: &mut UnixStream) -> Reply {
+    frame::read_message::<_, Reply>(s)
+        .expect("read reply")
+        .expect("the helper closed the channel without a reply")
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<EnvVar> {
+    pairs
+        .iter()
+        .map(|(k, v)| EnvVar {
+            name: Bounded::new(*k).expect("name"),
+            value: Bounded::new(*v).expect("value"),
+        })
+        .collect()
+}
+
+fn spawn_req(port: u16, vars: &[(&str, &str)]) -> Request {
+    Request::Spawn(Spawn {
+        server_name: Bounded::new("").expect("name"),
+        port,
+        env: env(vars),
+    })
+}
+
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+fn standard_env(user: &str) -> Vec<(String, String)> {
+    vec![
+        ("JUPYTERHUB_API_TOKEN".into(), TOKEN.into()),
+        ("JUPYTERHUB_USER".into(), user.into()),
+        ("JUPYTERHUB_SERVICE_PREFIX".into(), format!("/user/{user}/")),
+        ("LANG".into(), "C.UTF-8".into()),
+    ]
+}
+
+/// Hello + spawn of the test server; returns the server's pid.
+fn spawn_server(w: &World, s: &mut UnixStream, port: u16) -> u32 {
+    send(s, &Request::Hello(Hello::current()));
+    assert_eq!(recv(s), Reply::Hello(Hello::current()));
+    let vars = standard_env(&w.member.name);
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    send(s, &spawn_req(port, &vars));
+    match recv(s) {
+        Reply::Started { pid } => pid,
+        other => panic!("expected Started, got {other:?}"),
+    }
+}
+
+fn http_get(port: u16, path: &str) -> Option<String> {
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(c, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    c.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn wait_listening(port: u16) {
+    wait_for(Duration::from_secs(10), || {
+        http_get(port, "/").filter(|r| r.contains("200"))
+    })
+    .unwrap_or_else(|| panic!("test server never answered on port {port}"));
+}
+
+/// The helper's error reply, exit code and stderr, for a refused request.
+fn refused(mut child: Child, s: &mut UnixStream) -> (ErrorKind, i32, String) {
+    let reply = recv(s);
+    let status = child.wait().expect("wait helper");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read stderr");
+    assert!(!stderr.contains("panicked"), "helper panicked: {stderr}");
+    match reply {
+        Reply::Error(e) => (e.kind, status.code().unwrap_or(-1), stderr),
+        other => panic!("expected an error reply, got {other:?}; stderr: {stderr}"),
+    }
+}
+
+fn assert_no_processes(user: &TestUser) {
+    let left = wait_for(Duration::from_secs(3), || {
+        proc::pids_of_uid(user.uid.as_raw())
+            .is_empty()
+            .then_some(())
+    });
+    assert!(
+        left.is_some(),
+        "processes of {} remain: {:?}",
+        user.name,
+        proc::pids_of_uid(user.uid.as_raw())
+    );
+}
+
+#[test]
+fn server_runs_confined_as_the_user() {
+    let w = world(&[], "");
+    let port = free_port();
+    let (mut helper, mut s) = start_helper(&w, &w.member.name);
+    let pid = spawn_server(&w, &mut s, port);
+    wait_listening(port);
+
+    // Identity: the user's uid and gid, and exactly the user's groups.
+    let st = proc::status(pid);
+    let uid = w.member.uid.to_string();
+    let gid = w.member.gid.to_string();
+    assert_eq!(
+        st["Uid"].split_whitespace().collect::<Vec<_>>(),
+        vec![uid.as_str(); 4]
+    );
+    assert_eq!(
+        st["Gid"].split_whitespace().collect::<Vec<_>>(),
+        vec![gid.as_str(); 4]
+    );
+    let mut groups: Vec<u32> = st["Groups"]
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    groups.sort_unstable();
+    let mut expected = vec![w.member.gid.as_raw(), w.group.gid.as_raw()];
+    expected.sort_unstable();
+    assert_eq!(groups, expected);
+    assert_eq!(st["NoNewPrivs"], "1");
+    assert_eq!(st["CapEff"], "0000000000000000");
+
+    // Session leader with its own process group.
+    let stat = proc::stat_fields(pid).unwrap();
+    assert_eq!(stat[2], pid.to_string(), "process group");
+    assert_eq!(stat[3], pid.to_string(), "session");
+
+    // Exactly the expected environment, no more.
+    let environ = proc::environ(pid);
+    let mut keys: Vec<&str> = environ.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        vec![
+            "HOME",
+            "JUPYTERHUB_API_TOKEN",
+            "JUPYTERHUB_SERVICE_PREFIX",
+            "JUPYTERHUB_SERVICE_URL",
+            "JUPYTERHUB_USER",
+            "LANG",
+            "LOGNAME",
+            "PATH",
+            "SHELL",
+            "USER"
+        ]
+    );
+    assert_eq!(environ["HOME"], w.member.home.display().to_string());
+    assert_eq!(environ["USER"], w.member.name);
+    assert_eq!(
+        environ["PATH"],
+        "/opt/sudohub/venv/bin:/usr/local/bin:/usr/bin:/bin"
+    );
+    assert_eq!(
+        environ["JUPYTERHUB_SERVICE_URL"],
+        format!("http://127.0.0.1:{port}/user/{}/", w.member.name)
+    );
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+    assert_eq!(cwd, w.member.home);
+
+    // Only fds 0-2 were inherited (the server reports them before opening its own), and
+    // now it has exactly those plus its listening socket.
+    let log = w.member.home.join(".local/state/sudohub/default.log");
+    let fds_line = wait_for(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log)
+            .ok()?
+            .lines()
+            .find(|l| l.starts_with("SUDOHUB_TEST_FDS="))
+            .map(str::to_owned)
+    })
+    .expect("server printed its inherited fds to its log");
+    assert_eq!(fds_line, "SUDOHUB_TEST_FDS=0,1,2");
+    let fds = proc::fds(pid);
+    let extra: Vec<String> = fds
+        .iter()
+        .filter(|&&fd| fd > 2)
+        .map(|fd| {
+            std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        extra.len() == 1 && extra[0].starts_with("socket:"),
+        "unexpected fds: {extra:?}"
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/fd/0")).unwrap(),
+        PathBuf::from("/dev/null")
+    );
+
+    // Output goes to a file the user owns, never to a pipe of the hub's.
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/fd/1")).unwrap(),
+        log
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/fd/2")).unwrap(),
+        log
+    );
+    let meta = std::fs::metadata(&log).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        (meta.uid(), meta.mode() & 0o777),
+        (w.member.uid.as_raw(), 0o600)
+    );
+
+    // It answers HTTP as the user, on 127.0.0.1 only.
+    let body = http_get(port, "/user/x/api").unwrap();
+    assert!(
+        body.contains(&format!("\"uid\": {}", w.member.uid)),
+        "{body}"
+    );
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let needle = format!("0100007F:{port:04X}");
+    assert!(tcp
+        .lines()
+        .any(|l| l.contains(&needle) && l.split_whitespace().nth(3) == Some("0A")));
+
+    // The token never reaches argv or the helper's own log lines.
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    assert!(!String::from_utf8_lossy(&cmdline).contains(TOKEN));
+
+    send(&mut s, &Request::Status);
+    assert_eq!(recv(&mut s), Reply::Status(ServerStatus::Running { pid }));
+    send(&mut s, &Request::Stop { grace_ms: 5000 });
+    assert!(matches!(recv(&mut s), Reply::Exited { .. }));
+    assert!(helper.wait().unwrap().success());
+    let mut stderr = String::new();
+    helper
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(
+        stderr.contains("action=spawn") && stderr.contains("result=ok"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(TOKEN));
+    assert_no_processes(&w.member);
+}
+
+#[test]
+fn exit_is_reported_at_once_after_kill_9() {
+    let w = world(&[], "");
+    let port = free_port();
+    let (mut helper, mut s) = start_helper(&w, &w.member.name);
+    let pid = spawn_server(&w, &mut s, port);
+    wait_listening(port);
+    let killed = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    assert_eq!(
+        recv(&mut s),
+        Reply::Exited {
+            status: ExitStatus::Signal(9)
+        }
+    );
+    assert!(killed.elapsed() < Duration::from_secs(2));
+    assert!(helper.wait().unwrap().success());
+    assert!(!proc::exists(pid), "server left as a zombie");
+    assert_no_processes(&w.member);
+}
+
+#[test]
+fn stop_escalates_to_sigkill_when_sigterm_is_ignored() {
+    let w = world(&["--ignore-term"], "");
+    let port = free_port();
+    let (mut helper, mut s) = start_helper(&w, &w.member.name);
+    let pid = spawn_server(&w, &mut s, port);
+    wait_listening(port);
+    let asked = Instant::now();
+    send(&mut s, &Request::Stop { grace_ms: 500 });
+    assert_eq!(
+        recv(&mut s),
+        Reply::Exited {
+            status: ExitStatus::Signal(9)
+        }
+    );
+    assert!(
+        asked.elapsed() >= Duration::from_millis(500),
+        "SIGKILL came before the grace period"
+    );
+    assert!(helper.wait().unwrap().success());
+    assert!(!proc::exists(pid));
+    assert_no_processes(&w.member);
+}
+
+#[test]
+fn server_survives_the_hub_and_the_helper_reattaches() {
+    let w = world(&[], "");
+    let listener = UnixListener::bind(w.sock_dir.join("spawners.sock")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        w.sock_dir.join("spawners.sock"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let port = free_port();
+    let (_helper, mut s) = start_helper(&w, &w.member.name);
+    let pid = spawn_server(&w, &mut s, port);
+    wait_listening(port);
+
+    drop(s); // the hub dies: its end of the channel closes
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(proc::is_alive(pid), "the server died with the hub");
+    assert!(http_get(port, "/").is_some_and(|r| r.contains("200")));
+
+    listener.set_nonblocking(false).unwrap();
+    let (mut conn, _) = listener.accept().unwrap();
+    let cred =
+        nix::sys::socket::getsockopt(&conn, nix::sys::socket::sockopt::PeerCredentials).unwrap();
+    assert_eq!(cred.uid(), w.member.uid.as_raw(), "peer uid is the user's");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let hello: ReattachHello = frame::read_message(&mut conn).unwrap().unwrap();
+    assert_eq!(hello.version, PROTOCOL_VERSION);
+    assert_eq!(hello.user.as_str(), w.member.name);
+    assert_eq!(hello.server_name.as_str(), "");
+    assert_eq!(hello.pid, pid);
+    assert_eq!(hello.status, ServerStatus::Running { pid });
+    frame::write_frame(&mut conn, &ReattachAnswer::Accepted).unwrap();
+
+    // The conversation continues over the new connection.
+    send(&mut conn, &Request::Status);
+    assert_eq!(
+        recv(&mut conn),
+        Reply::Status(ServerStatus::Running { pid })
+    );
+    send(&mut conn, &Request::Stop { grace_ms: 5000 });
+    assert!(matches!(recv(&mut conn), Reply::Exited { .. }));
+    assert_no_processes(&w.member);
+}
+
+/// Sends `frames` as raw bytes after a good hello and expects a refusal of `kind`.
+fn refused_after_hello(bytes: &[u8]) -> (ErrorKind, i32, String, World) {
+    let w = world(&[], "");
+    let (child, mut s) = start_helper(&w, &w.member.name);
+    send(&mut s, &Request::Hello(Hello::current()));
+    assert_eq!(recv(&mut s), Reply::Hello(Hello::current()));
+    s.write_all(bytes).unwrap();
+    if bytes.len() < 4
+        || u32::from_le_bytes(bytes[..4].try_into().unwrap()) as usize > bytes.len() - 4
+    {
+        let _ = s.shutdown(std::net::Shutdown::Write);
+    }
+    let (kind, code, stderr) = refused(child, &mut s);
+    (kind, code, stderr, w)
+}
+
+fn refused_spawn(vars: &[(&str, &str)]) -> (ErrorKind, i32) {
+    let w = world(&[], "");
+    let (child, mut s) = start_helper(&w, &w.member.name);
+    send(&mut s, &Request::Hello(Hello::current()));
+    assert_eq!(recv(&mut s), Reply::Hello(Hello::current()));
+    send(&mut s, &spawn_req(free_port(), vars));
+    let (kind, code, _) = refused(child, &mut s);
+    assert_no_processes(&w.member);
+    (kind, code)
+}
+
+#[test]
+fn refuses_ld_preload() {
+    assert_eq!(
+        refused_spawn(&[("LD_PRELOAD", "/tmp/evil.so")]),
+        (ErrorKind::EnvNotAllowed, 8)
+    );
+}
+
+#[test]
+fn refuses_path_and_pythonpath() {
+    assert_eq!(
+        refused_spawn(&[("PATH", "/tmp")]),
+        (ErrorKind::EnvNotAllowed, 8)
+    );
+    assert_eq!(
+        refused_spawn(&[("PYTHONPATH", "/tmp")]),
+        (ErrorKind::EnvNotAllowed, 8)
+    );
+}
+
+#[test]
+fn refuses_a_hub_chosen_listen_url() {
+    assert_eq!(
+        refused_spawn(&[("JUPYTERHUB_SERVICE_URL", "http://0.0.0.0:9999/")]),
+        (ErrorKind::EnvNotAllowed, 8)
+    );
+}
+
+#[test]
+fn refuses_nul_in_a_value() {
+    // Bounded refuses NUL when building, so the frame is made by hand, as an attacker would.
+    let body_ok = postcard_spawn_body("JUPYTERHUB_USER", "ab");
+    let mut body = body_ok.clone();
+    let at = body.windows(2).position(|w| w == b"ab").unwrap();
+    body[at + 1] = 0;
+    let mut bytes = (body.len() as u32).to_le_bytes().to_vec();
+    bytes.extend_from_slice(&body);
+    let (kind, code, _, w) = refused_after_hello(&bytes);
+    assert_eq!((kind, code), (ErrorKind::BadFrame, 7));
+    assert_no_processes(&w.member);
+}
+
+fn postcard_spawn_body(name: &str, value: &str) -> Vec<u8> {
+    let frame = encode(&spawn_req(20000, &[(name, value)])).unwrap();
+    frame[4..].to_vec()
+}
+
+#[test]
+fn refuses_a_one_mebibyte_frame() {
+    let mut bytes = ((1 << 20) as u32).to_le_bytes().to_vec();
+    bytes.extend(std::iter::repeat_n(0u8, 1 << 16));
+    let (kind, code, stderr, _w) = refused_after_hello(&bytes);
+    assert_eq!((kind, code), (ErrorKind::BadFrame, 7));
+    assert!(stderr.contains("exceeds the limit"), "{stderr}");
+}
+
+#[test]
+fn refuses_a_truncated_frame() {
+    let full = encode(&spawn_req(20000, &[])).unwrap();
+    let (kind, code, stderr, _w) = refused_after_hello(&full[..full.len() - 2]);
+    assert_eq!((kind, code), (ErrorKind::BadFrame, 7));
+    assert!(stderr.contains("truncated"), "{stderr}");
+}
+
+#[test]
+fn refuses_garbage_bytes() {
+    let (kind, code, _, _w) = refused_after_hello(&[5, 0, 0, 0, 0xff, 0xfe, 0xfd, 0xfc, 0xfb]);
+    assert_eq!((kind, code), (ErrorKind::BadFrame, 7));
+}
+
+#[test]
+fn refuses_a_wrong_protocol_version() {
+    let w = world(&[], "");
+    let (child, mut s) = start_helper(&w, &w.member.name);
+    send(
+        &mut s,
+        &Request::Hello(Hello {
+            version: PROTOCOL_VERSION + 1,
+        }),
+    );
+    let (kind, code, _) = refused(child, &mut s);
+    assert_eq!((kind, code), (ErrorKind::ProtocolVersion, 6));
+}
+
+#[test]
+fn refuses_a_target_outside_the_group() {
+    let w = world(&[], "");
+    // A rule wide enough to let sudo through, so that the helper's own check refuses.
+    let _wide = SudoersDropIn::install(
+        &unique_name("sudohubw"),
+        &format!(
+            "{} ALL=({}) NOPASSWD: {} \"\"\n",
+            w.hub.name,
+            w.outsider.name,
+            w.helpers.spawner().display()
+        ),
+    );
+    let (child, mut s) = start_helper(&w, &w.outsider.name);
+    let (kind, code, stderr) = refused(child, &mut s);
+    assert_eq!((kind, code), (ErrorKind::UserNotAllowed, 5), "{stderr}");
+    assert!(stderr.contains("not a member of group"), "{stderr}");
+    assert_no_processes(&w.outsider);
+}
+
+#[test]
+fn refuses_root_as_target_via_sudo() {
+    let w = world(&[], "");
+    let out = w
+        .hub
+        .command("sudo")
+        .args(["-n", "-u", "root"])
+        .arg(w.helpers.spawner())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sudo"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn refuses_root_even_when_sudo_is_misconfigured() {
+    let w = world(&[], "");
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let theirs: OwnedFd = theirs.into();
+    // Run directly as root (as a too-wide sudoers rule would).
+    let mut child = Command::new(w.helpers.spawner())
+        .env_clear()
+        .env("SUDO_UID", w.hub.uid.to_string())
+        .stdin(Stdio::from(theirs.try_clone().unwrap()))
+        .stdout(Stdio::from(theirs))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut s = ours;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let reply = recv(&mut s);
+    assert!(
+        matches!(reply, Reply::Error(ref e) if e.kind == ErrorKind::BadIdentity),
+        "{reply:?}"
+    );
+    assert_eq!(child.wait().unwrap().code(), Some(2));
+}
+
+#[test]
+fn refuses_a_caller_that_is_not_the_hub_user() {
+    // The config names another hub user than the one calling.
+    let w = world(&[], "");
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let theirs: OwnedFd = theirs.into();
+    let other_hub = TestUser::create_system(&unique_name("shx"));
+    let _rule = SudoersDropIn::install(
+        &unique_name("sudohubx"),
+        &SudoersDropIn::rule(&other_hub.name, &w.group.name, &w.helpers.spawner()),
+    );
+    let child = other_hub
+        .command("sudo")
+        .args(["-n", "-u", &w.member.name])
+        .arg(w.helpers.spawner())
+        .stdin(Stdio::from(theirs.try_clone().unwrap()))
+        .stdout(Stdio::from(theirs))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut s = ours;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (kind, code, stderr) = refused(child, &mut s);
+    assert_eq!((kind, code), (ErrorKind::CallerNotHub, 4), "{stderr}");
+    assert_no_processes(&w.member);
+}
+
+#[test]
+fn refuses_being_run_by_hand_by_another_user() {
+    let w = world(&[], "");
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let theirs: OwnedFd = theirs.into();
+    let child = w
+        .member
+        .command(w.helpers.spawner())
+        .stdin(Stdio::from(theirs.try_clone().unwrap()))
+        .stdout(Stdio::from(theirs))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut s = ours;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (kind, code, _) = refused(child, &mut s);
+    assert_eq!((kind, code), (ErrorKind::CallerNotHub, 4));
+}
+
+#[test]
+fn refuses_a_foreign_command_line() {
+    let w = world(&[], "");
+    // Through sudo: the rule's "" allows no arguments at all.
+    let out = w
+        .hub
+        .command("sudo")
+        .args(["-n", "-u", &w.member.name])
+        .arg(w.helpers.spawner())
+        .arg("/bin/sh")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sudo"),
+        "{out:?}"
+    );
+    // Directly: the helper itself refuses any argument.
+    let out = w
+        .member
+        .command(w.helpers.spawner())
+        .arg("/bin/sh")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+}
+
+#[test]
+fn sudo_allows_nothing_but_the_helper() {
+    let w = world(&[], "");
+    let out = w
+        .hub
+        .command("sudo")
+        .args(["-n", "-u", &w.member.name, "echo", "hello"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("hello"));
+}
+
+fn refused_by_config(mode: u32, owner: Option<u32>) -> (ErrorKind, i32, String) {
+    let w = world(&[], "");
+    let path = PathBuf::from(sudohub_helpers_config::CONFIG_PATH);
+    sudohub_tests::fs::chown_mode(
+        &path,
+        Uid::from_raw(owner.unwrap_or(0)),
+        Gid::from_raw(0),
+        mode,
+    );
+    let (child, mut s) = start_helper(&w, &w.member.name);
+    let r = refused(child, &mut s);
+    assert_no_processes(&w.member);
+    r
+}
+
+#[test]
+fn refuses_a_group_writable_config() {
+    let (kind, code, stderr) = refused_by_config(0o664, None);
+    assert_eq!((kind, code), (ErrorKind::Config, 3));
+    assert!(stderr.contains("chmod go-w"), "{stderr}");
+}
+
+#[test]
+fn refuses_a_world_writable_config() {
+    let (kind, code, _) = refused_by_config(0o646, None);
+    assert_eq!((kind, code), (ErrorKind::Config, 3));
+}
+
+#[test]
+fn refuses_a_config_not_owned_by_root() {
+    let (kind, code, stderr) = refused_by_config(0o644, Some(1));
+    assert_eq!((kind, code), (ErrorKind::Config, 3));
+    assert!(stderr.contains("not root"), "{stderr}");
+}
+
+#[test]
+fn shipped_sudoers_file_passes_visudo() {
+    require_root();
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../sudoers.d/sudohub");
+    let out = Command::new("visudo").args(["-cf", path]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
