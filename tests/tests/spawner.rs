@@ -760,3 +760,62 @@ fn shipped_sudoers_file_passes_visudo() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The hub's own client, through real sudo run as the hub user: spawn, status, the pushed
+/// exit after `kill -9`, and a clear error when sudo refuses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hub_client_spawns_sees_exit_and_explains_sudo_refusals() {
+    use sudohub::spawner::{Ending, SpawnArgs, SpawnerClient, SpawnerError};
+    let w = world(&[], "");
+    let mut sudo = w.hub.setpriv();
+    sudo.extend(["sudo".to_owned(), "-n".to_owned()]);
+    let client = SpawnerClient::new(sudo, w.helpers.spawner());
+    let port = free_port();
+    let args = SpawnArgs {
+        user: w.member.name.clone(),
+        server_name: String::new(),
+        port,
+        env: standard_env(&w.member.name),
+    };
+    let handle = client
+        .spawn(args.clone(), Duration::from_secs(20))
+        .await
+        .expect("spawn");
+    let pid = handle.pid();
+    assert!(proc::is_alive(pid));
+    assert_eq!(
+        proc::status(pid)["Uid"].split_whitespace().next(),
+        Some(w.member.uid.to_string().as_str())
+    );
+    wait_listening(port);
+    assert_eq!(
+        handle.status().await.unwrap(),
+        ServerStatus::Running { pid }
+    );
+
+    let killed = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    let ending = tokio::time::timeout(Duration::from_secs(2), handle.ended())
+        .await
+        .expect("exit pushed within 2 s");
+    assert_eq!(ending, Ending::Exited(ExitStatus::Signal(9)));
+    assert!(killed.elapsed() < Duration::from_secs(2));
+
+    // Not in the group: sudo itself refuses, and the error says where to look.
+    let outsider = SpawnArgs {
+        user: w.outsider.name.clone(),
+        ..args
+    };
+    match client.spawn(outsider, Duration::from_secs(20)).await {
+        Err(e @ SpawnerError::NoAnswer { .. }) => {
+            assert!(e.to_string().contains("sudoers"), "{e}");
+        }
+        other => panic!("expected sudo to refuse, got {other:?}"),
+    }
+    assert_no_processes(&w.member);
+    assert_no_processes(&w.outsider);
+}

@@ -1,1 +1,73 @@
-//! Client of `sudohub-spawner`: runs it through sudo and drives a server's life cycle.
+//! Client of `sudohub-spawner`: runs it through sudo, speaks its protocol, and gives the
+//! hub a [`ServerHandle`] per running server.
+//!
+//! The helper is the server's parent and pushes its exit the moment it happens, so the hub
+//! never polls pids (sudospawner's `kill(pid, 0)` mistakes a reused pid for a live server)
+//! and stopping needs no new sudo. A handle is also made from a helper that re-attached
+//! after a hub restart ([`ServerHandle::adopt`]).
+
+mod client;
+mod handle;
+
+pub use client::{SpawnArgs, SpawnerClient};
+pub use handle::{Ending, ServerHandle};
+
+use sudohub_protocol::spawner::ErrorKind;
+
+/// Why a spawn or a request to a helper failed.
+#[derive(Debug)]
+pub enum SpawnerError {
+    /// The user name cannot be passed to sudo safely.
+    BadUser(String),
+    /// `sudo` could not be started at all.
+    Exec(std::io::Error),
+    /// The helper ended without answering; `stderr` holds what sudo or the helper said
+    /// (for example "sudo: a password is required" when the sudoers rule is missing).
+    NoAnswer {
+        /// The first lines of the helper's stderr.
+        stderr: String,
+    },
+    /// The helper refused or failed, with its typed reason.
+    Refused {
+        /// The helper's error kind.
+        kind: ErrorKind,
+        /// The helper's message.
+        message: String,
+    },
+    /// The helper said something out of protocol.
+    Protocol(String),
+    /// No answer within the time allowed.
+    Timeout,
+    /// The connection to the helper is gone.
+    Disconnected,
+}
+
+impl std::fmt::Display for SpawnerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::BadUser(u) => write!(f, "invalid user name {u:?}"),
+            Self::Exec(e) => write!(f, "cannot run sudo: {e}"),
+            Self::NoAnswer { stderr } if stderr.contains("password is required") => write!(
+                f,
+                "sudo refused to run the spawner helper without a password: is the sudoers rule \
+                 (/etc/sudoers.d/sudohub) installed and is the user in the allowed group? ({})",
+                stderr.trim()
+            ),
+            Self::NoAnswer { stderr } => {
+                write!(
+                    f,
+                    "the spawner helper ended without answering: {}",
+                    stderr.trim()
+                )
+            }
+            Self::Refused { kind, message } => {
+                write!(f, "the spawner helper refused ({kind:?}): {message}")
+            }
+            Self::Protocol(m) => write!(f, "protocol error with the spawner helper: {m}"),
+            Self::Timeout => f.write_str("the spawner helper did not answer in time"),
+            Self::Disconnected => f.write_str("the connection to the spawner helper is gone"),
+        }
+    }
+}
+
+impl std::error::Error for SpawnerError {}

@@ -1,0 +1,174 @@
+//! Starting a helper through sudo and getting its server running.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sudohub_protocol::spawner::{EnvVar, Reply, Request, Spawn};
+use sudohub_protocol::{Bounded, Hello};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::process::Command;
+
+use super::handle::{read_reply, write_request, ServerHandle};
+use super::SpawnerError;
+
+/// How sudo and the helper are invoked: `<sudo…> -u <user> <helper>`.
+#[derive(Debug, Clone)]
+pub struct SpawnerClient {
+    sudo: Vec<String>,
+    helper: PathBuf,
+}
+
+/// What the hub asks for: everything else is the helper's config.
+#[derive(Debug, Clone)]
+pub struct SpawnArgs {
+    /// The Unix user (a member of the allowed group).
+    pub user: String,
+    /// `""` for the default server.
+    pub server_name: String,
+    /// Port on 127.0.0.1 for the server.
+    pub port: u16,
+    /// Environment for the server (the helper admits only allow-listed names).
+    pub env: Vec<(String, String)>,
+}
+
+impl SpawnerClient {
+    /// `sudo` is the command and its options, `["sudo", "-n"]` normally; a sudo
+    /// replacement with the same `-u` option (e.g. `dzdo`) works too.
+    pub fn new(sudo: Vec<String>, helper: PathBuf) -> Self {
+        Self { sudo, helper }
+    }
+
+    /// Runs the helper for `args.user`, says hello, asks for the spawn, and returns once
+    /// the helper reports the server started (or refuses), within `timeout`.
+    pub async fn spawn(
+        &self,
+        args: SpawnArgs,
+        timeout: Duration,
+    ) -> Result<ServerHandle, SpawnerError> {
+        // A name starting with '-' would be read by sudo as an option.
+        if !sudohub_helpers_config::is_posix_name(&args.user) {
+            return Err(SpawnerError::BadUser(args.user));
+        }
+        let (program, options) = self
+            .sudo
+            .split_first()
+            .ok_or_else(|| SpawnerError::Protocol("empty sudo command".into()))?;
+        let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(SpawnerError::Exec)?;
+        let theirs: OwnedFd = theirs.into();
+        let mut child = Command::new(program)
+            .args(options)
+            .arg("-u")
+            .arg(&args.user)
+            .arg(&self.helper)
+            .env_clear()
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
+            .stdin(Stdio::from(theirs.try_clone().map_err(SpawnerError::Exec)?))
+            .stdout(Stdio::from(theirs))
+            .stderr(Stdio::piped())
+            // The helper must outlive a hub restart: never kill it with the handle.
+            .kill_on_drop(false)
+            .spawn()
+            .map_err(SpawnerError::Exec)?;
+
+        let stderr_head = Arc::new(Mutex::new(String::new()));
+        if let Some(stderr) = child.stderr.take() {
+            let head = stderr_head.clone();
+            let user = args.user.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    tracing::info!(target: "sudohub::helper", user = %user, "{line}");
+                    if let Ok(mut h) = head.lock() {
+                        if h.len() < 2048 {
+                            h.push_str(&line);
+                            h.push('\n');
+                        }
+                    }
+                }
+            });
+        }
+        // Reap sudo whenever it ends, so no zombie is left behind.
+        let user = args.user.clone();
+        tokio::spawn(async move {
+            if let Ok(status) = child.wait().await {
+                tracing::debug!(user = %user, %status, "spawner helper process ended");
+            }
+        });
+
+        ours.set_nonblocking(true).map_err(SpawnerError::Exec)?;
+        let stream = UnixStream::from_std(ours).map_err(SpawnerError::Exec)?;
+        let result = tokio::time::timeout(timeout, handshake(stream, &args)).await;
+        let no_answer = || SpawnerError::NoAnswer {
+            stderr: stderr_head.lock().map(|h| h.clone()).unwrap_or_default(),
+        };
+        match result {
+            Err(_) => Err(SpawnerError::Timeout),
+            Ok(Err(SpawnerError::Disconnected)) => {
+                // Give the stderr reader a moment to collect sudo's last words.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(no_answer())
+            }
+            Ok(r) => r,
+        }
+    }
+}
+
+/// Hello, then spawn, then wait for `Started`: the part that needs no sudo, so it can be
+/// tested against a fake helper.
+pub(crate) async fn handshake(
+    mut stream: UnixStream,
+    args: &SpawnArgs,
+) -> Result<ServerHandle, SpawnerError> {
+    write_request(&mut stream, &Request::Hello(Hello::current())).await?;
+    match read_reply(&mut stream).await? {
+        Reply::Hello(h) if h == Hello::current() => {}
+        Reply::Error(e) => return Err(refused(e)),
+        other => {
+            return Err(SpawnerError::Protocol(format!(
+                "expected hello, got {other:?}"
+            )))
+        }
+    }
+    let bad = |what: &str| SpawnerError::Protocol(format!("{what} does not fit the protocol"));
+    let env = args
+        .env
+        .iter()
+        .map(|(k, v)| {
+            Ok(EnvVar {
+                name: Bounded::new(k.as_str()).map_err(|_| bad("an environment name"))?,
+                value: Bounded::new(v.as_str()).map_err(|_| bad("an environment value"))?,
+            })
+        })
+        .collect::<Result<Vec<_>, SpawnerError>>()?;
+    let spawn = Spawn {
+        server_name: Bounded::new(args.server_name.as_str()).map_err(|_| bad("the server name"))?,
+        port: args.port,
+        env,
+    };
+    write_request(&mut stream, &Request::Spawn(spawn)).await?;
+    match read_reply(&mut stream).await? {
+        Reply::Started { pid } => {
+            tracing::info!(user = %args.user, server = %args.server_name, pid, port = args.port,
+                "server started by the spawner helper");
+            Ok(ServerHandle::adopt(stream, pid))
+        }
+        Reply::Error(e) => Err(refused(e)),
+        other => Err(SpawnerError::Protocol(format!(
+            "expected started, got {other:?}"
+        ))),
+    }
+}
+
+fn refused(e: sudohub_protocol::spawner::ErrorReply) -> SpawnerError {
+    SpawnerError::Refused {
+        kind: e.kind,
+        message: e.message.into_inner(),
+    }
+}
