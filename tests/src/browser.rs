@@ -94,9 +94,10 @@ impl Browser {
     pub async fn follow(&self, url: &Url, max: usize) -> Vec<Page> {
         let mut hops = vec![self.get(url).await];
         while hops.len() <= max {
-            let Some(next) = hops.last().and_then(|p| {
-                p.status.is_redirection().then(|| p.location()).flatten()
-            }) else {
+            let Some(next) = hops
+                .last()
+                .and_then(|p| p.status.is_redirection().then(|| p.location()).flatten())
+            else {
                 break;
             };
             hops.push(self.get(&next).await);

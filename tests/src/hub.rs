@@ -47,7 +47,10 @@ impl HubProcess {
         let hub = Self { child, addr, log };
         let up = crate::wait_for(timeout, || TcpStream::connect(addr).ok().map(|_| ()));
         if up.is_none() {
-            panic!("hub did not listen on {addr} within {timeout:?}:\n{}", hub.log_text());
+            panic!(
+                "hub did not listen on {addr} within {timeout:?}:\n{}",
+                hub.log_text()
+            );
         }
         hub
     }

@@ -15,9 +15,10 @@ pub async fn execute(ws_url: &str, cookie: Option<&str>, code: &str) -> Result<S
         .into_client_request()
         .map_err(|e| format!("bad websocket url {ws_url}: {e}"))?;
     if let Some(c) = cookie {
-        request
-            .headers_mut()
-            .insert("Cookie", c.parse().map_err(|e| format!("cookie header: {e}"))?);
+        request.headers_mut().insert(
+            "Cookie",
+            c.parse().map_err(|e| format!("cookie header: {e}"))?,
+        );
     }
     let (mut ws, _) = tokio_tungstenite::connect_async(request)
         .await
