@@ -23,9 +23,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 want="jupyterhub==$JUPYTERHUB_VERSION jupyterlab==$JUPYTERLAB_VERSION"
-if ! "$VENV/bin/python" -m pip show jupyterhub jupyterlab 2>/dev/null \
-     | grep -q "^Version: $JUPYTERLAB_VERSION" \
-   || ! "$VENV/bin/jupyterhub-singleuser" --version 2>/dev/null | grep -q "^$JUPYTERHUB_VERSION"; then
+have=$("$VENV/bin/python" -m pip list --format=freeze 2>/dev/null || true)
+if ! grep -qx "jupyterhub==$JUPYTERHUB_VERSION" <<<"$have" \
+   || ! grep -qx "jupyterlab==$JUPYTERLAB_VERSION" <<<"$have"; then
   echo "deps: creating $VENV with $want"
   install -d -m 0755 -o root -g root "$(dirname "$VENV")"
   /usr/bin/python3 -m venv "$VENV"

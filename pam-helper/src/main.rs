@@ -1,2 +1,4 @@
-//! Placeholder: the spawner helper is being written.
-fn main() {}
+//! `sudohub-pam`: see the library crate for what it does and why.
+fn main() {
+    std::process::exit(sudohub_pam::run());
+}
