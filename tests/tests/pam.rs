@@ -1,0 +1,346 @@
+//! End-to-end tests of `sudohub-pam` with real PAM, real users and passwords, and the
+//! helper installed `root:shadow 2755`, called as the (non-shadow) hub user. Run as root
+//! by `sudo ./test.sh`.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use nix::unistd::{Gid, Uid};
+use sudohub_protocol::frame::{encode, read_message};
+use sudohub_protocol::pam::{DenyReason, PamAnswer, PamErrorKind, PamRequest};
+use sudohub_protocol::{Bounded, Hello, Secret, PROTOCOL_VERSION};
+use sudohub_tests::system::{
+    run, ConfigLock, HelpersConfigFile, InstalledHelpers, TestGroup, TestUser,
+};
+use sudohub_tests::{require_root, unique_name};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+struct World {
+    hub: TestUser,
+    alice: TestUser,
+    locked: TestUser,
+    expired: TestUser,
+    helpers: InstalledHelpers,
+    service: PathBuf,
+    _config: HelpersConfigFile,
+    _group: TestGroup,
+    _lock: ConfigLock,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.service);
+    }
+}
+
+fn world() -> World {
+    require_root();
+    let lock = ConfigLock::acquire();
+    let group = TestGroup::create(&unique_name("spg"));
+    let hub = TestUser::create_system(&unique_name("sph"));
+    let alice = TestUser::create(&unique_name("spa"), &[&group.name], Some(PASSWORD));
+    let locked = TestUser::create(&unique_name("spl"), &[&group.name], Some(PASSWORD));
+    run("passwd", &["-l", &locked.name]);
+    let expired = TestUser::create(&unique_name("spe"), &[&group.name], Some(PASSWORD));
+    run("chage", &["-E", "0", &expired.name]);
+    let helpers = InstalledHelpers::install();
+    let service_name = unique_name("sudohubpam");
+    let service = PathBuf::from("/etc/pam.d").join(&service_name);
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../pam.d/sudohub"),
+        &service,
+    )
+    .unwrap();
+    sudohub_tests::fs::chown_mode(&service, Uid::from_raw(0), Gid::from_raw(0), 0o644);
+    let config = HelpersConfigFile::write(&format!(
+        "hub_user = {:?}\nallowed_group = {:?}\n[pam]\nservice = {service_name:?}\n",
+        hub.name, group.name
+    ));
+    World {
+        hub,
+        alice,
+        locked,
+        expired,
+        helpers,
+        service,
+        _config: config,
+        _group: group,
+        _lock: lock,
+    }
+}
+
+struct Outcome {
+    answer: PamAnswer,
+    code: i32,
+    stderr: String,
+}
+
+/// Runs the helper as `caller` with `input` on stdin.
+fn call_as(w: &World, caller: Option<&TestUser>, input: &[u8]) -> Outcome {
+    let mut cmd = match caller {
+        Some(u) => u.command(w.helpers.pam()),
+        None => {
+            let mut c = Command::new(w.helpers.pam());
+            c.env_clear();
+            c
+        }
+    };
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let _ = stdin.write_all(input);
+    drop(stdin);
+    let mut stdout = Vec::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_end(&mut stdout)
+        .unwrap();
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let code = child.wait().unwrap().code().unwrap_or(-1);
+    assert!(!stderr.contains("panicked"), "helper panicked: {stderr}");
+    let answer = read_message::<_, PamAnswer>(&mut &stdout[..])
+        .unwrap_or_else(|e| panic!("bad answer ({e}); stderr: {stderr}"))
+        .unwrap_or_else(|| panic!("no answer; stderr: {stderr}"));
+    Outcome {
+        answer,
+        code,
+        stderr,
+    }
+}
+
+fn request(user: &str, password: &str) -> Vec<u8> {
+    let mut bytes = encode(&PamRequest::Hello(Hello::current()))
+        .unwrap()
+        .to_vec();
+    bytes.extend_from_slice(
+        &encode(&PamRequest::Authenticate {
+            username: Bounded::new(user).unwrap(),
+            password: Secret::new(password).unwrap(),
+        })
+        .unwrap(),
+    );
+    bytes
+}
+
+fn check(w: &World, user: &str, password: &str) -> Outcome {
+    let o = call_as(w, Some(&w.hub), &request(user, password));
+    assert!(
+        !o.stderr.contains(password),
+        "password in the log: {}",
+        o.stderr
+    );
+    o
+}
+
+fn assert_error(o: &Outcome, kind: PamErrorKind, code: i32) {
+    match &o.answer {
+        PamAnswer::Error { kind: k, .. } => assert_eq!(*k, kind, "{}", o.stderr),
+        other => panic!("expected {kind:?}, got {other:?}; {}", o.stderr),
+    }
+    assert_eq!(o.code, code, "{}", o.stderr);
+}
+
+#[test]
+fn correct_password_is_accepted() {
+    let w = world();
+    let o = check(&w, &w.alice.name, PASSWORD);
+    assert_eq!(o.answer, PamAnswer::Ok, "{}", o.stderr);
+    assert_eq!(o.code, 0);
+    assert!(o.stderr.contains(&format!(
+        "caller_uid={} user={} result=ok",
+        w.hub.uid, w.alice.name
+    )));
+}
+
+#[test]
+fn wrong_password_is_denied() {
+    let w = world();
+    let o = check(&w, &w.alice.name, "wrong password");
+    assert_eq!(
+        o.answer,
+        PamAnswer::Denied {
+            reason: DenyReason::BadCredentials
+        }
+    );
+    assert_eq!(o.code, 1);
+}
+
+#[test]
+fn unknown_user_is_denied() {
+    let w = world();
+    let o = check(&w, &unique_name("nouser"), PASSWORD);
+    assert!(
+        matches!(o.answer, PamAnswer::Denied { .. }),
+        "{:?}",
+        o.answer
+    );
+    assert_eq!(o.code, 1);
+}
+
+#[test]
+fn locked_account_is_denied() {
+    let w = world();
+    let o = check(&w, &w.locked.name, PASSWORD);
+    assert!(
+        matches!(o.answer, PamAnswer::Denied { .. }),
+        "{:?}",
+        o.answer
+    );
+}
+
+#[test]
+fn expired_account_is_denied() {
+    let w = world();
+    let o = check(&w, &w.expired.name, PASSWORD);
+    // pam_unix already fails authentication for an expired account (as an auth error);
+    // pam_acct_mgmt would report AccountExpired. Either way: denied.
+    assert!(
+        matches!(
+            o.answer,
+            PamAnswer::Denied {
+                reason: DenyReason::AccountExpired | DenyReason::BadCredentials
+            }
+        ),
+        "{:?}",
+        o.answer
+    );
+    assert_eq!(o.code, 1);
+}
+
+#[test]
+fn other_callers_are_refused_without_a_pam_call() {
+    let w = world();
+    for caller in [Some(&w.alice), None] {
+        let o = call_as(&w, caller, &request(&w.alice.name, PASSWORD));
+        assert_error(&o, PamErrorKind::CallerNotHub, 2);
+        // Refused before reading the request: no user name in the log line.
+        assert!(
+            o.stderr.contains("user=- result=error:CallerNotHub"),
+            "{}",
+            o.stderr
+        );
+    }
+}
+
+#[test]
+fn invalid_usernames_are_errors() {
+    let w = world();
+    for name in [
+        "../x".to_owned(),
+        "-rf".to_owned(),
+        "a".repeat(300),
+        "Alice".to_owned(),
+    ] {
+        assert_error(
+            &check(&w, &name, PASSWORD),
+            PamErrorKind::InvalidUsername,
+            5,
+        );
+    }
+}
+
+/// Replaces the bytes `from` in an encoded request with `to` (same length), to make
+/// frames `Bounded` would refuse to build.
+fn patched(user: &str, from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut bytes = request(user, PASSWORD);
+    let at = bytes.windows(from.len()).position(|w| w == from).unwrap();
+    bytes[at..at + to.len()].copy_from_slice(to);
+    bytes
+}
+
+#[test]
+fn nul_and_non_utf8_usernames_are_errors() {
+    let w = world();
+    let o = call_as(&w, Some(&w.hub), &patched("abcd", b"abcd", b"ab\0d"));
+    assert_error(&o, PamErrorKind::BadFrame, 4);
+    let o = call_as(&w, Some(&w.hub), &patched("abcd", b"abcd", b"ab\xffd"));
+    assert_error(&o, PamErrorKind::BadFrame, 4);
+}
+
+#[test]
+fn a_one_mebibyte_password_is_an_error() {
+    let w = world();
+    let mut bytes = encode(&PamRequest::Hello(Hello::current()))
+        .unwrap()
+        .to_vec();
+    // As the hub would have to send it: a frame far over the 64 KiB limit.
+    bytes.extend_from_slice(&((1u32 << 20) + 16).to_le_bytes());
+    bytes.extend(std::iter::repeat_n(b'x', 1 << 16));
+    let o = call_as(&w, Some(&w.hub), &bytes);
+    assert_error(&o, PamErrorKind::BadFrame, 4);
+    assert!(o.stderr.contains("exceeds the limit"), "{}", o.stderr);
+}
+
+#[test]
+fn truncated_and_garbage_frames_are_errors() {
+    let w = world();
+    let full = request(&w.alice.name, PASSWORD);
+    for bytes in [
+        full[..full.len() - 3].to_vec(),
+        vec![0xff; 40],
+        vec![3, 0, 0, 0, 9, 9, 9],
+        Vec::new(),
+    ] {
+        let o = call_as(&w, Some(&w.hub), &bytes);
+        assert_error(&o, PamErrorKind::BadFrame, 4);
+    }
+}
+
+#[test]
+fn a_wrong_protocol_version_is_an_error() {
+    let w = world();
+    let mut bytes = encode(&PamRequest::Hello(Hello {
+        version: PROTOCOL_VERSION + 1,
+    }))
+    .unwrap()
+    .to_vec();
+    bytes.extend_from_slice(&request(&w.alice.name, PASSWORD)[8..]);
+    let o = call_as(&w, Some(&w.hub), &bytes);
+    assert_error(&o, PamErrorKind::ProtocolVersion, 4);
+}
+
+#[test]
+fn the_hub_user_is_not_in_shadow_and_the_helper_is_setgid_shadow() {
+    let w = world();
+    let shadow = nix::unistd::Group::from_name("shadow")
+        .unwrap()
+        .unwrap()
+        .gid;
+    let mut sleeper = w.hub.command("sleep").arg("30").spawn().unwrap();
+    let status = sudohub_tests::proc::status(sleeper.id());
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let groups: Vec<u32> = status["Groups"]
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    assert!(
+        !groups.contains(&shadow.as_raw()),
+        "hub-user process groups: {groups:?}"
+    );
+    assert!(!status["Gid"]
+        .split_whitespace()
+        .any(|g| g == shadow.to_string()));
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(w.helpers.pam()).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid(), meta.mode() & 0o7777),
+        (0, shadow.as_raw(), 0o2755)
+    );
+    // And still the helper, run by that user, can check a password.
+    assert_eq!(check(&w, &w.alice.name, PASSWORD).answer, PamAnswer::Ok);
+}
