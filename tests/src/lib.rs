@@ -65,3 +65,47 @@ pub fn wait_for<T>(timeout: Duration, mut check: impl FnMut() -> Option<T>) -> O
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Environment variable that marks a test run re-executed by [`run_test_as`].
+pub const INNER: &str = "SUDOHUB_TEST_INNER";
+
+/// Runs the test `test` of the current test binary again, as `user` (through `setpriv`),
+/// with `vars` in its environment and [`INNER`] set, and panics with its output unless it
+/// passes. For tests whose subject must run as an unprivileged user — the hub's clients
+/// of the helpers check who calls them — while the outer test, as root, sets up users.
+pub fn run_test_as(user: &system::TestUser, test: &str, vars: &[(&str, String)]) -> String {
+    // The checkout may sit where other users cannot reach (CI clones under /root): run a
+    // copy from a directory everyone can traverse.
+    let dir = std::env::temp_dir().join(unique_name("shinner"));
+    std::fs::create_dir_all(&dir).expect("inner dir");
+    let exe = dir.join("test-binary");
+    std::fs::copy(std::env::current_exe().expect("current test binary"), &exe)
+        .expect("copy test binary");
+    let root = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+    fs::chown_mode(&dir, root.0, root.1, 0o755);
+    fs::chown_mode(&exe, root.0, root.1, 0o755);
+    let mut cmd = user.command(&exe);
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(INNER, "1");
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("re-run the test binary");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "inner run of {test} as {} failed:\n{text}",
+        user.name
+    );
+    text
+}
+
+/// The value of `name` in an inner run (see [`run_test_as`]); panics when missing.
+pub fn inner_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("inner test run without {name}"))
+}

@@ -344,3 +344,121 @@ fn the_hub_user_is_not_in_shadow_and_the_helper_is_setgid_shadow() {
     // And still the helper, run by that user, can check a password.
     assert_eq!(check(&w, &w.alice.name, PASSWORD).answer, PamAnswer::Ok);
 }
+
+/// The hub's PAM client, run as the hub user (as the hub runs): group rules after PAM,
+/// admins from admin groups, and a burst of wrong passwords slowing that user name down
+/// while another user name still logs in normally. The hub process has no shadow group.
+#[test]
+fn hub_client_applies_rules_and_rate_limits() {
+    use sudohub_tests::{run_test_as, INNER};
+    if std::env::var_os(INNER).is_some() {
+        return hub_client_inner();
+    }
+    let w = world();
+    let admins = TestGroup::create(&unique_name("spd"));
+    let admin = TestUser::create(
+        &unique_name("spx"),
+        &[&admins.name, &w._group.name],
+        Some(PASSWORD),
+    );
+    let bob = TestUser::create(&unique_name("spb"), &[&w._group.name], Some(PASSWORD));
+    let outsider = TestUser::create(&unique_name("spo"), &[], Some(PASSWORD));
+    let out = run_test_as(
+        &w.hub,
+        "hub_client_applies_rules_and_rate_limits",
+        &[
+            ("T_HELPER", w.helpers.pam().display().to_string()),
+            ("T_GROUP", w._group.name.clone()),
+            ("T_ADMINS", admins.name.clone()),
+            ("T_ALICE", w.alice.name.clone()),
+            ("T_BOB", bob.name.clone()),
+            ("T_ADMIN", admin.name.clone()),
+            ("T_OUTSIDER", outsider.name.clone()),
+        ],
+    );
+    assert!(out.contains("rate-limited after"), "{out}");
+}
+
+fn hub_client_inner() {
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::time::{Duration, Instant};
+    use sudohub::auth::{AuthError, AuthRules, PamAuthenticator, PamClientConfig};
+    use sudohub_tests::inner_var;
+
+    // This process is "the hub": it must not be in group shadow.
+    let shadow = nix::unistd::Group::from_name("shadow")
+        .unwrap()
+        .unwrap()
+        .gid;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let groups = status.lines().find(|l| l.starts_with("Groups:")).unwrap();
+    assert!(
+        !groups.split_whitespace().any(|g| g == shadow.to_string()),
+        "{groups}"
+    );
+    assert_ne!(nix::unistd::getegid(), shadow);
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let auth = PamAuthenticator::new(
+            PamClientConfig {
+                helper: inner_var("T_HELPER").into(),
+                timeout: Duration::from_secs(10),
+                max_concurrent: 4,
+            },
+            AuthRules {
+                allowed_groups: vec![inner_var("T_GROUP")],
+                admin_groups: vec![inner_var("T_ADMINS")],
+                ..AuthRules::default()
+            },
+        );
+        let addr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let pw = || Secret::new(PASSWORD).unwrap();
+        let alice = inner_var("T_ALICE");
+        let ok = auth.authenticate(&alice, pw(), addr).await.unwrap();
+        assert!(!ok.admin);
+        let admin = auth
+            .authenticate(&inner_var("T_ADMIN"), pw(), addr)
+            .await
+            .unwrap();
+        assert!(admin.admin, "member of an admin group is admin");
+        assert_eq!(
+            auth.authenticate(&inner_var("T_OUTSIDER"), pw(), addr)
+                .await,
+            Err(AuthError::NotAllowed),
+            "right password, but not in the allowed group"
+        );
+
+        let mut limited_at = None;
+        let started = Instant::now();
+        for i in 0..20 {
+            match auth
+                .authenticate(&alice, Secret::new("wrong").unwrap(), addr)
+                .await
+            {
+                Err(AuthError::Denied(_)) => {}
+                Err(AuthError::RateLimited { retry_after }) => {
+                    assert!(retry_after > Duration::ZERO);
+                    limited_at.get_or_insert(i);
+                }
+                other => panic!("attempt {i}: {other:?}"),
+            }
+        }
+        let limited_at = limited_at.expect("20 wrong passwords were never slowed down");
+        println!(
+            "rate-limited after {limited_at} failures in {:?}",
+            started.elapsed()
+        );
+        // Even the right password is not checked while the name is slowed down...
+        assert!(matches!(
+            auth.authenticate(&alice, pw(), addr).await,
+            Err(AuthError::RateLimited { .. })
+        ));
+        // ...but another user name, from the same address, logs in normally.
+        let bob = auth
+            .authenticate(&inner_var("T_BOB"), pw(), addr)
+            .await
+            .unwrap();
+        assert_eq!(bob.name, inner_var("T_BOB"));
+    });
+}

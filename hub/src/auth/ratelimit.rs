@@ -1,0 +1,148 @@
+//! Slowing down password guessing without locking anyone out.
+//!
+//! Failures are counted per user name and per client address. After a few free failures,
+//! each further attempt for that key must wait twice as long as the last (1 s, 2 s, 4 s …,
+//! at most 5 min); an attempt made earlier is answered "too many attempts" without asking
+//! PAM. A success clears the user name's count. Nothing is ever locked: the owner of an
+//! account only has to wait, and other user names are not affected. Addresses get more
+//! free failures than names, because many users may share one address.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Free failures per user name before delays start.
+const FREE_PER_USER: u32 = 5;
+/// Free failures per client address before delays start.
+const FREE_PER_ADDR: u32 = 30;
+/// First delay.
+const BASE_DELAY: Duration = Duration::from_secs(1);
+/// Longest delay.
+const MAX_DELAY: Duration = Duration::from_secs(300);
+/// A key with no failure for this long is forgotten.
+const FORGET_AFTER: Duration = Duration::from_secs(3600);
+/// Most keys remembered; the oldest are dropped beyond this, so memory stays bounded.
+const MAX_KEYS: usize = 100_000;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Key {
+    User(String),
+    Addr(IpAddr),
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    failures: u32,
+    last: Instant,
+}
+
+/// The counters.
+#[derive(Debug, Default)]
+pub struct RateLimiter {
+    entries: Mutex<HashMap<Key, Entry>>,
+}
+
+impl RateLimiter {
+    /// An empty limiter.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How long `user` from `addr` must still wait before PAM is asked again.
+    pub fn wait_before(&self, user: &str, addr: IpAddr, now: Instant) -> Option<Duration> {
+        let entries = self.entries.lock().ok()?;
+        let wait = |key: Key, free: u32| {
+            let e = entries.get(&key)?;
+            let due = e.last + delay(e.failures, free)?;
+            due.checked_duration_since(now).filter(|d| !d.is_zero())
+        };
+        let a = wait(Key::User(user.to_owned()), FREE_PER_USER);
+        let b = wait(Key::Addr(addr), FREE_PER_ADDR);
+        a.max(b)
+    }
+
+    /// Counts a failed password for `user` from `addr`.
+    pub fn failed(&self, user: &str, addr: IpAddr, now: Instant) {
+        let Ok(mut entries) = self.entries.lock() else {
+            return;
+        };
+        if entries.len() >= MAX_KEYS {
+            entries.retain(|_, e| now.duration_since(e.last) < FORGET_AFTER);
+            if entries.len() >= MAX_KEYS {
+                entries.clear();
+            }
+        }
+        for key in [Key::User(user.to_owned()), Key::Addr(addr)] {
+            let e = entries.entry(key).or_insert(Entry {
+                failures: 0,
+                last: now,
+            });
+            if now.duration_since(e.last) >= FORGET_AFTER {
+                e.failures = 0;
+            }
+            e.failures = e.failures.saturating_add(1);
+            e.last = now;
+        }
+    }
+
+    /// Clears the count of `user` after a correct password.
+    pub fn succeeded(&self, user: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            entries.remove(&Key::User(user.to_owned()));
+        }
+    }
+}
+
+/// The delay after `failures` failures with `free` free ones, if any.
+fn delay(failures: u32, free: u32) -> Option<Duration> {
+    let over = failures.checked_sub(free)?.checked_sub(1)?;
+    let factor = 1u32.checked_shl(over.min(16)).unwrap_or(u32::MAX);
+    Some(BASE_DELAY.saturating_mul(factor).min(MAX_DELAY))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADDR: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn delays_grow_after_the_free_failures_and_stay_per_user() {
+        let rl = RateLimiter::new();
+        let t0 = Instant::now();
+        for _ in 0..FREE_PER_USER {
+            assert_eq!(rl.wait_before("alice", ADDR, t0), None);
+            rl.failed("alice", ADDR, t0);
+        }
+        assert_eq!(rl.wait_before("alice", ADDR, t0), None);
+        rl.failed("alice", ADDR, t0);
+        assert_eq!(
+            rl.wait_before("alice", ADDR, t0),
+            Some(Duration::from_secs(1))
+        );
+        rl.failed("alice", ADDR, t0);
+        assert_eq!(
+            rl.wait_before("alice", ADDR, t0),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            rl.wait_before("bob", ADDR, t0),
+            None,
+            "other names are not slowed"
+        );
+        assert_eq!(
+            rl.wait_before("alice", ADDR, t0 + Duration::from_secs(3)),
+            None
+        );
+        rl.succeeded("alice");
+        assert_eq!(rl.wait_before("alice", ADDR, t0), None);
+    }
+
+    #[test]
+    fn delay_is_capped() {
+        assert_eq!(delay(1000, 5), Some(MAX_DELAY));
+        assert_eq!(delay(5, 5), None);
+        assert_eq!(delay(6, 5), Some(BASE_DELAY));
+    }
+}
