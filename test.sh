@@ -31,4 +31,11 @@ cargo build --quiet -p sudohub-spawner -p sudohub-pam
 export SUDOHUB_TEST_BIN_DIR="$PWD/target/debug"
 
 echo "== tests"
-cargo test --workspace
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --workspace 2>&1 | tee "$log" || status=$?
+# One closing line for the whole suite (cargo's own last line is the doc-tests' summary).
+awk '/^test result:/ { p += $4; f += $6; s += $8 }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"
