@@ -27,7 +27,7 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "== build the helpers the end-to-end tests install"
-cargo build --quiet -p sudohub-spawner -p sudohub-pam
+cargo build --quiet -p sudohub -p sudohub-spawner -p sudohub-pam
 export SUDOHUB_TEST_BIN_DIR="$PWD/target/debug"
 
 echo "== tests"

@@ -40,6 +40,6 @@ if ! command -v cargo >/dev/null 2>&1; then
   done
 fi
 command -v cargo >/dev/null 2>&1 || {
-  echo "deps: no Rust toolchain (cargo) found; install one with rustup (Rust >= 1.80)" >&2
+  echo "deps: no Rust toolchain (cargo) found; install one with rustup (Rust >= 1.85)" >&2
   exit 1
 }

@@ -78,6 +78,11 @@ impl Browser {
         })
     }
 
+    /// The whole `Cookie` header the browser would send to `url`.
+    pub fn cookie_header(&self, url: &Url) -> Option<String> {
+        self.jar.cookies(url)?.to_str().ok().map(str::to_owned)
+    }
+
     /// GET `url` without following redirects.
     pub async fn get(&self, url: &Url) -> Page {
         let resp = self.client.get(url.clone()).send().await;

@@ -320,6 +320,16 @@ impl InstalledHelpers {
         self.dir.join("sudohub-spawner")
     }
 
+    /// Installs the test build of the hub binary (root:root 0755) next to the helpers,
+    /// where its service user can run it whatever the checkout's permissions.
+    pub fn install_hub(&self) -> PathBuf {
+        let bytes =
+            std::fs::read(crate::test_bin_dir().join("sudohub")).expect("read the sudohub binary");
+        let path = self.dir.join("sudohub");
+        crate::fs::write_owned(&path, &bytes, Uid::from_raw(0), Gid::from_raw(0), 0o755);
+        path
+    }
+
     /// Path of the installed PAM helper.
     pub fn pam(&self) -> PathBuf {
         self.dir.join("sudohub-pam")

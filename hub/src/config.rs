@@ -1,0 +1,405 @@
+//! `hub.toml`: the hub's configuration, with the JupyterHub setting each key replaces.
+//!
+//! Unknown keys and bad values are errors that name the key: a typo must never silently
+//! fall back to a default on a security-relevant setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::auth::AuthRules;
+
+/// Where the hub reads its configuration unless `--config` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/sudohub/hub.toml";
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    /// Address and port to listen on (`c.JupyterHub.ip` + `c.JupyterHub.port`).
+    #[serde(default = "default_bind")]
+    pub bind: SocketAddr,
+    /// URL prefix of everything the hub serves, with leading and trailing `/`
+    /// (`c.JupyterHub.base_url`), e.g. `/jupyterlab/` behind nginx.
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    /// The URL users reach the hub at, if it differs from what the hub sees
+    /// (`c.JupyterHub.public_url`). An `https` URL makes cookies `Secure`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// TLS certificate (`c.JupyterHub.ssl_cert`). Not served by the hub yet: terminate TLS
+    /// in nginx; setting it is an error so that nobody believes they have TLS.
+    #[serde(default)]
+    pub ssl_cert: Option<PathBuf>,
+    /// TLS key (`c.JupyterHub.ssl_key`); see `ssl_cert`.
+    #[serde(default)]
+    pub ssl_key: Option<PathBuf>,
+    /// SQLite database (`c.JupyterHub.db_url`).
+    #[serde(default = "default_db")]
+    pub db: PathBuf,
+    /// File with the secret that signs cookies, mode 0600, created if missing
+    /// (`c.JupyterHub.cookie_secret_file`).
+    #[serde(default = "default_cookie_secret_file")]
+    pub cookie_secret_file: PathBuf,
+    /// Unix socket where spawner helpers re-attach after a hub restart; must match
+    /// `reattach_socket` in helpers.toml.
+    #[serde(default = "default_reattach_socket")]
+    pub reattach_socket: PathBuf,
+    /// Who may log in (`c.Authenticator.*`).
+    #[serde(default)]
+    pub auth: AuthRules,
+    /// The PAM helper.
+    #[serde(default)]
+    pub pam: PamSection,
+    /// Spawning servers (`c.Spawner.*`).
+    #[serde(default)]
+    pub spawner: SpawnerSection,
+    /// External services proxied at `/services/<name>/` (`c.JupyterHub.services`).
+    #[serde(default)]
+    pub services: Vec<ServiceSection>,
+}
+
+/// `[pam]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PamSection {
+    /// Path of `sudohub-pam`.
+    #[serde(default = "default_pam_helper")]
+    pub helper: PathBuf,
+    /// Longest a password check may take, in seconds.
+    #[serde(default = "default_pam_timeout")]
+    pub timeout_secs: u64,
+}
+
+/// `[spawner]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpawnerSection {
+    /// Path of `sudohub-spawner` (the sudoers rule names the same path).
+    #[serde(default = "default_spawner_helper")]
+    pub helper: PathBuf,
+    /// The sudo command and its options; the hub appends `-u <user> <helper>`.
+    #[serde(default = "default_sudo")]
+    pub sudo: Vec<String>,
+    /// Where a user lands in their server (`c.Spawner.default_url`).
+    #[serde(default = "default_default_url")]
+    pub default_url: String,
+    /// Seconds for the helper to start the process (`c.Spawner.start_timeout`).
+    #[serde(default = "default_start_timeout")]
+    pub start_timeout_secs: u64,
+    /// Seconds for the server to answer HTTP once started (`c.Spawner.http_timeout`).
+    #[serde(default = "default_http_timeout")]
+    pub http_timeout_secs: u64,
+    /// Seconds between SIGTERM and SIGKILL when stopping a server.
+    #[serde(default = "default_stop_grace")]
+    pub stop_grace_secs: u64,
+    /// Ports servers may get, inclusive (`c.Spawner.port` is random in JupyterHub).
+    #[serde(default = "default_port_range")]
+    pub port_range: [u16; 2],
+}
+
+/// One `[[services]]` entry: an external service routed at `/services/<name>/`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSection {
+    /// Its name in the URL.
+    pub name: String,
+    /// Where it listens, `http://host:port` (the path is not changed when proxying).
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A token the service uses for the Hub API (8–64 characters).
+    #[serde(default)]
+    pub api_token: Option<String>,
+    /// Whether that token has admin rights.
+    #[serde(default)]
+    pub admin: bool,
+}
+
+impl Default for PamSection {
+    fn default() -> Self {
+        Self {
+            helper: default_pam_helper(),
+            timeout_secs: default_pam_timeout(),
+        }
+    }
+}
+
+impl Default for SpawnerSection {
+    fn default() -> Self {
+        Self {
+            helper: default_spawner_helper(),
+            sudo: default_sudo(),
+            default_url: default_default_url(),
+            start_timeout_secs: default_start_timeout(),
+            http_timeout_secs: default_http_timeout(),
+            stop_grace_secs: default_stop_grace(),
+            port_range: default_port_range(),
+        }
+    }
+}
+
+fn default_bind() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8000))
+}
+fn default_base_url() -> String {
+    "/".into()
+}
+fn default_db() -> PathBuf {
+    "/var/lib/sudohub/sudohub.sqlite".into()
+}
+fn default_cookie_secret_file() -> PathBuf {
+    "/var/lib/sudohub/cookie_secret".into()
+}
+fn default_reattach_socket() -> PathBuf {
+    "/run/sudohub/spawners.sock".into()
+}
+fn default_pam_helper() -> PathBuf {
+    "/usr/lib/sudohub/sudohub-pam".into()
+}
+fn default_pam_timeout() -> u64 {
+    10
+}
+fn default_spawner_helper() -> PathBuf {
+    "/usr/lib/sudohub/sudohub-spawner".into()
+}
+fn default_sudo() -> Vec<String> {
+    vec!["sudo".into(), "-n".into()]
+}
+fn default_default_url() -> String {
+    "/lab".into()
+}
+fn default_start_timeout() -> u64 {
+    60
+}
+fn default_http_timeout() -> u64 {
+    30
+}
+fn default_stop_grace() -> u64 {
+    10
+}
+fn default_port_range() -> [u16; 2] {
+    [49152, 65535]
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    Read(PathBuf, std::io::Error),
+    /// The TOML is invalid, or a key is unknown or has a value of the wrong type.
+    Parse(PathBuf, String),
+    /// A value is not acceptable.
+    Invalid(&'static str, String),
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Read(p, e) => write!(f, "cannot read {}: {e}", p.display()),
+            Self::Parse(p, m) => write!(f, "invalid configuration in {}: {m}", p.display()),
+            Self::Invalid(k, m) => write!(f, "invalid value for `{k}`: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl HubConfig {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates config text.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let c: Self = toml::from_str(text).map_err(|e| {
+            ConfigError::Parse(path.to_owned(), e.to_string().trim().replace('\n', " "))
+        })?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |k, m: &str| Err(ConfigError::Invalid(k, m.to_owned()));
+        let b = &self.base_url;
+        if !b.starts_with('/')
+            || !b.ends_with('/')
+            || b.contains("//")
+            || b.contains(['?', '#', '"', '<', '>', ' '])
+        {
+            return bad(
+                "base_url",
+                "must be a path starting and ending with '/', e.g. \"/\" or \"/jupyterlab/\"",
+            );
+        }
+        if let Some(u) = &self.public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                return bad("public_url", "must start with http:// or https://");
+            }
+        }
+        if self.ssl_cert.is_some() || self.ssl_key.is_some() {
+            return bad(
+                "ssl_cert",
+                "TLS is not served by the hub yet: terminate TLS in a reverse proxy (see README)",
+            );
+        }
+        let s = &self.spawner;
+        if s.sudo.is_empty() {
+            return bad("spawner.sudo", "must name the sudo command");
+        }
+        if !s.default_url.starts_with('/') {
+            return bad("spawner.default_url", "must start with '/'");
+        }
+        if s.port_range[0] < 1024 || s.port_range[0] > s.port_range[1] {
+            return bad(
+                "spawner.port_range",
+                "must be [low, high] with 1024 <= low <= high",
+            );
+        }
+        if s.start_timeout_secs == 0 || s.http_timeout_secs == 0 {
+            return bad("spawner.start_timeout_secs", "timeouts must be above 0");
+        }
+        for svc in &self.services {
+            if svc.name.is_empty()
+                || !svc
+                    .name
+                    .bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
+            {
+                return bad("services.name", "must be letters, digits, '-' or '_'");
+            }
+            if let Some(t) = &svc.api_token {
+                if !(8..=64).contains(&t.len()) {
+                    return bad("services.api_token", "must be 8 to 64 characters");
+                }
+            }
+            if let Some(u) = &svc.url {
+                if !u.starts_with("http://") {
+                    return bad("services.url", "must be an http:// URL");
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether cookies must be `Secure`.
+    pub fn secure_cookies(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The hub's own API URL as servers on this machine reach it.
+    pub fn api_url(&self) -> String {
+        let ip = if self.bind.ip().is_unspecified() {
+            "127.0.0.1".to_owned()
+        } else {
+            match self.bind.ip() {
+                std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+                v4 => v4.to_string(),
+            }
+        };
+        format!("http://{ip}:{}{}hub/api", self.bind.port(), self.base_url)
+    }
+}
+
+/// The commented default file printed by `sudohub generate-config`.
+pub const GENERATED: &str = r#"# /etc/sudohub/hub.toml: the sudohub hub's configuration.
+# Every key is optional; the values shown are the defaults. The JupyterHub setting each
+# key replaces is named in brackets.
+
+# Address and port to listen on [c.JupyterHub.ip, c.JupyterHub.port].
+bind = "0.0.0.0:8000"
+# URL prefix of everything, e.g. "/jupyterlab/" behind nginx [c.JupyterHub.base_url].
+base_url = "/"
+# The URL users reach the hub at, if a reverse proxy changes it [c.JupyterHub.public_url].
+# public_url = "https://hub.example.org/"
+# SQLite database [c.JupyterHub.db_url].
+db = "/var/lib/sudohub/sudohub.sqlite"
+# Secret that signs cookies; created (mode 0600) if missing [c.JupyterHub.cookie_secret_file].
+cookie_secret_file = "/var/lib/sudohub/cookie_secret"
+# Where spawner helpers dial back after a hub restart (same as in helpers.toml).
+reattach_socket = "/run/sudohub/spawners.sock"
+
+[auth]
+# Members of these groups may log in [c.Authenticator.allowed_groups].
+allowed_groups = ["jupyterhub"]
+# These users may log in whatever their groups [c.Authenticator.allowed_users].
+allowed_users = []
+# Admins by name [c.Authenticator.admin_users] and by group [c.Authenticator.admin_groups].
+admin_users = []
+admin_groups = []
+
+[pam]
+# The setgid-shadow password checker.
+helper = "/usr/lib/sudohub/sudohub-pam"
+timeout_secs = 10
+
+[spawner]
+# The helper run through sudo (the sudoers rule names the same path).
+helper = "/usr/lib/sudohub/sudohub-spawner"
+sudo = ["sudo", "-n"]
+# Where users land in their server [c.Spawner.default_url].
+default_url = "/lab"
+# [c.Spawner.start_timeout] and [c.Spawner.http_timeout], in seconds.
+start_timeout_secs = 60
+http_timeout_secs = 30
+# SIGTERM, then SIGKILL after this many seconds, when stopping a server.
+stop_grace_secs = 10
+# Ports servers may get.
+port_range = [49152, 65535]
+
+# External services, proxied at /services/<name>/ [c.JupyterHub.services]:
+# [[services]]
+# name = "monitor"
+# url = "http://127.0.0.1:9000"
+# api_token = "a-long-random-token"
+# admin = false
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<HubConfig, ConfigError> {
+        HubConfig::parse(text, Path::new("hub.toml"))
+    }
+
+    #[test]
+    fn generated_file_parses_to_the_defaults() {
+        let c = p(GENERATED).unwrap();
+        assert_eq!(c, p("").unwrap());
+        assert_eq!(c.bind.port(), 8000);
+        assert_eq!(c.auth.allowed_groups, vec!["jupyterhub"]);
+        assert_eq!(c.api_url(), "http://127.0.0.1:8000/hub/api");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_name_the_key() {
+        let e = p("bnid = \"1.2.3.4:1\"").unwrap_err().to_string();
+        assert!(e.contains("bnid"), "{e}");
+        let e = p("[spawner]\nstart_timout_secs = 3")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("start_timout_secs"), "{e}");
+        for (text, key) in [
+            ("base_url = \"jupyter\"", "base_url"),
+            ("bind = \"nonsense\"", "bind"),
+            ("[spawner]\nport_range = [80, 90]", "port_range"),
+            ("ssl_cert = \"/x\"", "ssl_cert"),
+            ("[[services]]\nname = \"a b\"", "services.name"),
+        ] {
+            let e = p(text).unwrap_err().to_string();
+            assert!(e.contains(key), "{text}: {e}");
+        }
+    }
+
+    #[test]
+    fn base_url_shapes_the_api_url() {
+        let c = p("base_url = \"/jupyterlab/\"\nbind = \"127.0.0.1:9000\"").unwrap();
+        assert_eq!(c.api_url(), "http://127.0.0.1:9000/jupyterlab/hub/api");
+    }
+}

@@ -1,0 +1,299 @@
+//! Forwarding one request: HTTP/1.1 through a keep-alive pool with streaming bodies, or a
+//! WebSocket upgrade followed by a two-way byte copy.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::response::{IntoResponse, Response};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{StatusCode, Uri};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+
+use super::Route;
+
+/// Headers that describe one connection, not the message: never forwarded (RFC 9110 §7.6.1).
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Largest total size of request headers accepted.
+const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Most request headers accepted.
+const MAX_HEADERS: usize = 100;
+/// Longest wait for an upstream's response headers.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The proxy's client side.
+#[derive(Clone)]
+pub struct Proxy {
+    client: Client<HttpConnector, Body>,
+    base_url: String,
+}
+
+impl Proxy {
+    /// A proxy with a keep-alive pool to upstreams.
+    pub fn new(base_url: &str) -> Self {
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(32)
+            .build(connector);
+        Self {
+            client,
+            base_url: base_url.to_owned(),
+        }
+    }
+
+    /// Forwards `req` to `route`, from `client` (for `X-Forwarded-For`) over `proto`.
+    pub async fn forward(
+        &self,
+        mut req: Request,
+        route: &Route,
+        client: SocketAddr,
+        proto: &str,
+    ) -> Response {
+        let headers_size: usize = req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum();
+        if req.headers().len() > MAX_HEADERS || headers_size > MAX_HEADER_BYTES {
+            return StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE.into_response();
+        }
+        let is_ws = is_websocket(&req);
+        let client_upgrade = is_ws.then(|| hyper::upgrade::on(&mut req));
+
+        let path = req
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_else(|| "/".into());
+        let uri: Uri = match format!("http://{}{path}", route.target).parse() {
+            Ok(u) => u,
+            Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+        };
+        let (mut parts, body) = req.into_parts();
+        parts.uri = uri;
+        parts.version = http::Version::HTTP_11;
+        let host = parts.headers.get(header::HOST).cloned();
+        strip_hop_by_hop(&mut parts.headers);
+        add_forwarded(&mut parts.headers, client, proto, host.as_ref());
+        if is_ws {
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts
+                .headers
+                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        }
+        let upstream_req = http::Request::from_parts(parts, body);
+
+        let resp = match tokio::time::timeout(RESPONSE_TIMEOUT, self.client.request(upstream_req))
+            .await
+        {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                let refused = e.is_connect();
+                tracing::warn!(owner = %route.owner, target = %route.target, error = %e, "proxy: upstream error");
+                return self.error_page(
+                    if refused {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::BAD_GATEWAY
+                    },
+                    &path,
+                );
+            }
+            Err(_) => return self.error_page(StatusCode::GATEWAY_TIMEOUT, &path),
+        };
+
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let Some(client_upgrade) = client_upgrade else {
+                return StatusCode::BAD_GATEWAY.into_response();
+            };
+            let (mut parts, body) = resp.into_parts();
+            let upstream_upgrade =
+                hyper::upgrade::on(http::Response::from_parts(parts.clone(), body));
+            let owner = route.owner.clone();
+            tokio::spawn(async move {
+                match (client_upgrade.await, upstream_upgrade.await) {
+                    (Ok(c), Ok(u)) => {
+                        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
+                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                            tracing::debug!(owner = %owner, error = %e, "websocket closed with an error");
+                        }
+                    }
+                    (c, u) => {
+                        tracing::warn!(owner = %owner, client = c.is_ok(), upstream = u.is_ok(), "websocket upgrade failed")
+                    }
+                }
+            });
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+            parts
+                .headers
+                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            return Response::from_parts(parts, Body::empty());
+        }
+
+        let (mut parts, body) = resp.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        Response::from_parts(parts, Body::new(body))
+    }
+
+    /// The page shown when a server cannot be reached: HTML, or JSON for API paths.
+    fn error_page(&self, status: StatusCode, path: &str) -> Response {
+        let message = match status {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                "Your server appears to be down. Try restarting it from the hub."
+            }
+            StatusCode::GATEWAY_TIMEOUT => "Your server did not answer in time.",
+            _ => "Your server sent a response the hub could not forward.",
+        };
+        if path.contains("/api/") {
+            let body = serde_json::json!({"status": status.as_u16(), "message": message});
+            return (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response();
+        }
+        let home = format!("{}hub/home", self.base_url);
+        let html = crate::web::page(
+            &format!(
+                "{} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            ),
+            &format!(
+                "<p>{}</p><p><a href=\"{}\">Go to the hub</a></p>",
+                crate::web::escape(message),
+                crate::web::escape(&home)
+            ),
+        );
+        (status, axum::response::Html(html)).into_response()
+    }
+}
+
+fn is_websocket(req: &Request) -> bool {
+    let has = |name: HeaderName, token: &str| {
+        req.headers()
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+    };
+    req.version() == http::Version::HTTP_11
+        && req.method() == http::Method::GET
+        && has(header::UPGRADE, "websocket")
+        && has(header::CONNECTION, "upgrade")
+}
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for h in HOP_BY_HOP {
+        headers.remove(*h);
+    }
+    for h in named {
+        headers.remove(h);
+    }
+}
+
+fn add_forwarded(
+    headers: &mut HeaderMap,
+    client: SocketAddr,
+    proto: &str,
+    host: Option<&HeaderValue>,
+) {
+    let ip = client.ip().to_string();
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert("x-forwarded-for", v);
+    }
+    if !headers.contains_key("x-forwarded-proto") {
+        if let Ok(v) = HeaderValue::from_str(proto) {
+            headers.insert("x-forwarded-proto", v);
+        }
+    }
+    if let Some(h) = host {
+        if !headers.contains_key("x-forwarded-host") {
+            headers.insert("x-forwarded-host", h.clone());
+        }
+        let port = h
+            .to_str()
+            .ok()
+            .and_then(|s| s.rsplit_once(':'))
+            .map(|(_, p)| p.to_owned());
+        let port = port.unwrap_or_else(|| {
+            if proto == "https" {
+                "443".into()
+            } else {
+                "80".into()
+            }
+        });
+        if let Ok(v) = HeaderValue::from_str(&port) {
+            headers.entry("x-forwarded-port").or_insert(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_go_including_named_ones() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "connection",
+            HeaderValue::from_static("keep-alive, x-custom"),
+        );
+        h.insert("x-custom", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+
+    #[test]
+    fn forwarded_headers_are_set_and_appended() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        add_forwarded(
+            &mut h,
+            "127.0.0.1:4000".parse().unwrap(),
+            "http",
+            Some(&HeaderValue::from_static("hub:8000")),
+        );
+        assert_eq!(h["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "hub:8000");
+        assert_eq!(h["x-forwarded-port"], "8000");
+    }
+}

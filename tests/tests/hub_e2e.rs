@@ -1,0 +1,480 @@
+//! The whole product, end to end: the real `sudohub` running as its own unprivileged
+//! service user, real PAM logins, real sudo, the real `jupyterhub-singleuser` 6.1.1 with
+//! JupyterLab 4.6, the OAuth dance, a real kernel over a WebSocket through the hub's proxy,
+//! and a `kill -9` of the hub that user servers survive. Run as root by `sudo ./test.sh`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use nix::unistd::{Gid, Uid};
+use reqwest::{StatusCode, Url};
+use sudohub_tests::browser::{Browser, Page};
+use sudohub_tests::hub::{free_port, HubProcess};
+use sudohub_tests::system::{
+    ConfigLock, HelpersConfigFile, InstalledHelpers, SudoersDropIn, TestGroup, TestUser,
+};
+use sudohub_tests::{fs, kernel, proc, require_root, unique_name};
+
+const PASSWORD: &str = "a good long test password";
+
+struct World {
+    hub_user: TestUser,
+    alice: TestUser,
+    bob: TestUser,
+    carol: TestUser,
+    helpers: InstalledHelpers,
+    hub_bin: PathBuf,
+    config: PathBuf,
+    state_dir: PathBuf,
+    run_dir: PathBuf,
+    service_file: PathBuf,
+    service_token: String,
+    addr: SocketAddr,
+    _sudoers: SudoersDropIn,
+    _helpers_config: HelpersConfigFile,
+    _group: TestGroup,
+    _lock: ConfigLock,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.state_dir);
+        let _ = std::fs::remove_dir_all(&self.run_dir);
+        let _ = std::fs::remove_file(&self.service_file);
+    }
+}
+
+fn world() -> World {
+    require_root();
+    assert!(
+        std::path::Path::new("/opt/sudohub/venv/bin/jupyterhub-singleuser").exists(),
+        "the single-user venv is missing: ./test.sh installs it (scripts/deps.sh)"
+    );
+    let lock = ConfigLock::acquire();
+    let group = TestGroup::create(&unique_name("seg"));
+    let hub_user = TestUser::create_system(&unique_name("seh"));
+    let alice = TestUser::create(&unique_name("sea"), &[&group.name], Some(PASSWORD));
+    let bob = TestUser::create(&unique_name("seb"), &[&group.name], Some(PASSWORD));
+    let carol = TestUser::create(&unique_name("sec"), &[], Some(PASSWORD));
+    let helpers = InstalledHelpers::install();
+    let hub_bin = helpers.install_hub();
+    let root = (Uid::from_raw(0), Gid::from_raw(0));
+
+    let service_name = unique_name("sudohubpam");
+    let service_file = PathBuf::from("/etc/pam.d").join(&service_name);
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../pam.d/sudohub"),
+        &service_file,
+    )
+    .unwrap();
+    fs::chown_mode(&service_file, root.0, root.1, 0o644);
+
+    let run_dir = PathBuf::from(format!("/run/{}", unique_name("ser")));
+    std::fs::create_dir_all(&run_dir).unwrap();
+    fs::chown_mode(&run_dir, hub_user.uid, hub_user.gid, 0o755);
+    let socket = run_dir.join("spawners.sock");
+    let helpers_config = HelpersConfigFile::write(&format!(
+        "hub_user = {:?}\nallowed_group = {:?}\n[spawner]\nreattach_socket = {:?}\n[pam]\nservice = {service_name:?}\n",
+        hub_user.name,
+        group.name,
+        socket.display().to_string()
+    ));
+    let sudoers = SudoersDropIn::install(
+        &unique_name("sudohube"),
+        &SudoersDropIn::rule(&hub_user.name, &group.name, &helpers.spawner()),
+    );
+
+    let state_dir = PathBuf::from(format!("/var/lib/{}", unique_name("ses")));
+    std::fs::create_dir_all(&state_dir).unwrap();
+    fs::chown_mode(&state_dir, hub_user.uid, hub_user.gid, 0o700);
+    let port = free_port();
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let service_token = sudohub::tokens::new_api_token();
+    let config = state_dir.join("hub.toml");
+    let text = format!(
+        r#"bind = "{addr}"
+db = "{state}/sudohub.sqlite"
+cookie_secret_file = "{state}/cookie_secret"
+reattach_socket = "{socket}"
+[auth]
+allowed_groups = ["{group}"]
+[pam]
+helper = "{pam}"
+[spawner]
+helper = "{spawner}"
+http_timeout_secs = 90
+[[services]]
+name = "probe"
+api_token = "{service_token}"
+admin = true
+"#,
+        state = state_dir.display(),
+        socket = socket.display(),
+        group = group.name,
+        pam = helpers.pam().display(),
+        spawner = helpers.spawner().display(),
+    );
+    fs::write_owned(&config, text.as_bytes(), root.0, hub_user.gid, 0o640);
+    World {
+        hub_user,
+        alice,
+        bob,
+        carol,
+        helpers,
+        hub_bin,
+        config,
+        state_dir,
+        run_dir,
+        service_file,
+        service_token,
+        addr,
+        _sudoers: sudoers,
+        _helpers_config: helpers_config,
+        _group: group,
+        _lock: lock,
+    }
+}
+
+fn start_hub(w: &World) -> HubProcess {
+    HubProcess::start(
+        &w.hub_bin,
+        &w.config,
+        &w.hub_user,
+        w.addr,
+        w.state_dir.join("hub.log"),
+        Duration::from_secs(20),
+    )
+}
+
+fn url(w: &World, path: &str) -> Url {
+    Url::parse(&format!("http://{}{path}", w.addr)).unwrap()
+}
+
+async fn login(w: &World, b: &Browser, user: &str, password: &str) -> Page {
+    let form = b.get(&url(w, "/hub/login?next=%2Fhub%2Fspawn")).await;
+    assert_eq!(form.status, StatusCode::OK);
+    let xsrf = form.xsrf_field().expect("login form has an _xsrf field");
+    b.post_form(
+        &url(w, "/hub/login?next=%2Fhub%2Fspawn"),
+        &[("username", user), ("password", password), ("_xsrf", &xsrf)],
+    )
+    .await
+}
+
+fn hub_log(w: &World) -> String {
+    std::fs::read_to_string(w.state_dir.join("hub.log")).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_spawn_lab_kernel_restart_and_stop() {
+    let w = world();
+    let hub = start_hub(&w);
+
+    // The hub runs as its service user, not root, and is not in group shadow.
+    let st = proc::status(hub.pid());
+    assert_eq!(
+        st["Uid"].split_whitespace().next(),
+        Some(w.hub_user.uid.to_string().as_str())
+    );
+    let shadow = nix::unistd::Group::from_name("shadow")
+        .unwrap()
+        .unwrap()
+        .gid;
+    assert!(
+        !st["Groups"]
+            .split_whitespace()
+            .any(|g| g == shadow.to_string()),
+        "{st:?}"
+    );
+
+    // Hub API basics (compat §1.3, §0.1).
+    let anon = Browser::new();
+    let v = anon.get(&url(&w, "/hub/api")).await;
+    assert_eq!(v.status, StatusCode::OK);
+    assert_eq!(v.headers["x-jupyterhub-version"], "6.1.1");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&v.body).unwrap()["version"],
+        "6.1.1"
+    );
+    let who = anon
+        .client()
+        .get(url(&w, "/hub/api/user"))
+        .header("Authorization", "token nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(who.status(), StatusCode::FORBIDDEN);
+
+    // Wrong password, and a right password outside the group: refused with a clear page.
+    let b_carol = Browser::new();
+    let p = login(&w, &b_carol, &w.carol.name, PASSWORD).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(
+        p.body.contains("Invalid username or password"),
+        "{}",
+        p.body
+    );
+    let b = Browser::new();
+    let p = login(&w, &b, &w.alice.name, "wrong password").await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(p.body.contains("Invalid username or password"));
+
+    // Log in and start the server.
+    let p = login(&w, &b, &w.alice.name, PASSWORD).await;
+    assert_eq!(
+        p.status,
+        StatusCode::SEE_OTHER,
+        "{}\n{}",
+        p.body,
+        hub_log(&w)
+    );
+    assert_eq!(p.location().unwrap().path(), "/hub/spawn");
+    let started = Instant::now();
+    let mut page = b.get(&p.location().unwrap()).await;
+    let server_path = format!("/user/{}/", w.alice.name);
+    let mut current = p.location().unwrap();
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "spawn took too long:\n{}",
+            hub_log(&w)
+        );
+        if page.status == StatusCode::OK && page.body.contains("Starting your server") {
+            // The progress page: a browser waits for the ready event and reloads.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            page = b.get(&current).await;
+            continue;
+        }
+        assert!(
+            page.status.is_redirection(),
+            "spawn: {} {}\n{}",
+            page.status,
+            page.body,
+            hub_log(&w)
+        );
+        let next = page.location().unwrap();
+        if next.path().starts_with(&server_path) {
+            break;
+        }
+        current = next;
+        page = b.get(&current).await;
+    }
+    let spawn_secs = started.elapsed().as_secs_f64();
+    println!("spawn through sudohub took {spawn_secs:.2} s");
+
+    // The OAuth dance to JupyterLab: server → authorize → callback → lab.
+    let hops = b.follow(&url(&w, &format!("{server_path}lab")), 10).await;
+    let last = hops.last().unwrap();
+    assert_eq!(
+        last.status,
+        StatusCode::OK,
+        "hops: {:?}\n{}",
+        hops.iter()
+            .map(|h| (h.url.to_string(), h.status))
+            .collect::<Vec<_>>(),
+        hub_log(&w)
+    );
+    assert!(
+        last.body.contains("jupyter-config-data"),
+        "not JupyterLab's page"
+    );
+    assert!(
+        hops.iter()
+            .any(|h| h.url.path() == "/hub/api/oauth2/authorize"),
+        "no OAuth hop"
+    );
+
+    // A kernel, created through the proxy, and code run over its WebSocket as alice.
+    let server_url = url(&w, &server_path);
+    let xsrf = b
+        .cookie(&server_url, "_xsrf")
+        .expect("the server set an _xsrf cookie");
+    let created = b
+        .client()
+        .post(url(&w, &format!("{server_path}api/kernels")))
+        .header("X-XSRFToken", &xsrf)
+        .json(&serde_json::json!({"name": "python3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let kernel_id = created.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cookie_header = b
+        .cookie_header(&server_url)
+        .expect("cookies for the server");
+    let ws = format!(
+        "ws://{}{server_path}api/kernels/{kernel_id}/channels",
+        w.addr
+    );
+    let out = kernel::execute(&ws, Some(&cookie_header), "import os; print(os.getuid())")
+        .await
+        .unwrap();
+    assert_eq!(out.trim(), w.alice.uid.to_string());
+
+    // Another user cannot reach alice's server; nobody without login can either.
+    let b_bob = Browser::new();
+    assert_eq!(
+        login(&w, &b_bob, &w.bob.name, PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let hops = b_bob
+        .follow(&url(&w, &format!("{server_path}lab")), 10)
+        .await;
+    assert_eq!(
+        hops.last().unwrap().status,
+        StatusCode::FORBIDDEN,
+        "{:?}",
+        hops.iter()
+            .map(|h| (h.url.to_string(), h.status))
+            .collect::<Vec<_>>()
+    );
+    let hops = Browser::new()
+        .follow(&url(&w, &format!("{server_path}lab")), 10)
+        .await;
+    assert!(
+        hops.last().unwrap().url.path().ends_with("/hub/login"),
+        "{:?}",
+        hops.iter().map(|h| h.url.to_string()).collect::<Vec<_>>()
+    );
+
+    // The Hub API as an admin service sees the running server with JupyterHub's shapes.
+    let api = |path: &str| {
+        anon.client()
+            .get(url(&w, path))
+            .header("Authorization", format!("token {}", w.service_token))
+    };
+    let users: serde_json::Value = api("/hub/api/users")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let me = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == w.alice.name.as_str())
+        .unwrap()
+        .clone();
+    for key in [
+        "kind",
+        "name",
+        "admin",
+        "roles",
+        "groups",
+        "server",
+        "pending",
+        "created",
+        "last_activity",
+        "servers",
+    ] {
+        assert!(me.get(key).is_some(), "user model lacks {key}: {me}");
+    }
+    assert_eq!(me["server"], server_path.as_str());
+    let srv = &me["servers"][""];
+    for key in [
+        "name",
+        "ready",
+        "pending",
+        "stopped",
+        "url",
+        "started",
+        "last_activity",
+        "progress_url",
+    ] {
+        assert!(srv.get(key).is_some(), "server model lacks {key}: {srv}");
+    }
+    assert_eq!(srv["ready"], true);
+    let paged: serde_json::Value = api("/hub/api/users?limit=1")
+        .header("Accept", "application/jupyterhub-pagination+json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(paged["_pagination"]["limit"], 1);
+    assert!(paged["items"].as_array().unwrap().len() == 1);
+
+    // kill -9 the hub: the server lives on, re-attaches to the next hub, and works.
+    let pid = {
+        let uid = w.alice.uid.as_raw();
+        proc::pids_of_uid(uid)
+            .into_iter()
+            .find(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.contains("jupyterhub-singleuser"))
+            })
+            .expect("alice's server process")
+    };
+    let sudo_before = count_sudo();
+    hub.kill9();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(proc::is_alive(pid), "the server died with the hub");
+    let hub = start_hub(&w);
+    let back = sudohub_tests::wait_for(Duration::from_secs(30), || {
+        let log = hub_log(&w);
+        log.contains("re-attached").then_some(())
+    });
+    assert!(back.is_some(), "no re-attach:\n{}", hub_log(&w));
+    assert_eq!(count_sudo(), sudo_before, "re-attaching must not run sudo");
+    let out = kernel::execute(&ws, Some(&cookie_header), "print(6 * 7)")
+        .await
+        .unwrap();
+    assert_eq!(
+        out.trim(),
+        "42",
+        "kernel through the proxy after the hub restart"
+    );
+    let me: serde_json::Value = api(&format!("/hub/api/users/{}", w.alice.name))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        me["server"],
+        server_path.as_str(),
+        "the DB shows the server running: {me}"
+    );
+
+    // Stop from the home page: the process is gone and the URL says "not running".
+    let home = b.get(&url(&w, "/hub/home")).await;
+    let xsrf = home.xsrf_field().expect("home has the stop form");
+    let stopped = b
+        .post_form(&url(&w, "/hub/stop"), &[("_xsrf", &xsrf)])
+        .await;
+    assert!(stopped.status.is_redirection(), "{}", stopped.body);
+    let gone = sudohub_tests::wait_for(Duration::from_secs(15), || {
+        (!proc::exists(pid)).then_some(())
+    });
+    assert!(gone.is_some(), "server process {pid} still there");
+    let hops = b.follow(&url(&w, &format!("{server_path}lab")), 5).await;
+    assert_eq!(hops.last().unwrap().status, StatusCode::FAILED_DEPENDENCY);
+    let json = b
+        .client()
+        .get(url(&w, &format!("/hub/user/{}/api/status", w.alice.name)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), StatusCode::FAILED_DEPENDENCY);
+    drop(hub);
+    let _ = &w.helpers;
+}
+
+/// sudo processes on the machine (a re-attach must start none).
+fn count_sudo() -> usize {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "sudo")
+        })
+        .count()
+}
