@@ -65,6 +65,13 @@ impl HubProcess {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// SIGTERM the hub, as `systemctl restart` would, and wait for it to exit.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        self.child.wait().expect("wait for the hub")
+    }
+
     /// `kill -9` the hub, as a crash or an OOM kill would, and reap it.
     pub fn kill9(mut self) {
         let _ = self.child.kill();

@@ -169,6 +169,16 @@ fn hub_log(w: &World) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn login_spawn_lab_kernel_restart_and_stop() {
     let w = world();
+
+    // Run as root, the hub refuses to start.
+    let out = std::process::Command::new(&w.hub_bin)
+        .arg("--config")
+        .arg(&w.config)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refuses to run as root"));
+
     let hub = start_hub(&w);
 
     // The hub runs as its service user, not root, and is not in group shadow.
@@ -443,6 +453,25 @@ async fn login_spawn_lab_kernel_restart_and_stop() {
         server_path.as_str(),
         "the DB shows the server running: {me}"
     );
+
+    // A clean restart (SIGTERM, as systemctl restart sends) keeps the server too.
+    assert!(
+        hub.terminate().success(),
+        "the hub did not exit cleanly on SIGTERM"
+    );
+    assert!(
+        proc::is_alive(pid),
+        "the server died with a SIGTERM to the hub"
+    );
+    let hub = start_hub(&w);
+    let again = sudohub_tests::wait_for(Duration::from_secs(30), || {
+        (hub_log(&w).matches("server re-attached").count() >= 2).then_some(())
+    });
+    assert!(again.is_some(), "no second re-attach:\n{}", hub_log(&w));
+    let out = kernel::execute(&ws, Some(&cookie_header), "print('again')")
+        .await
+        .unwrap();
+    assert_eq!(out.trim(), "again");
 
     // Stop from the home page: the process is gone and the URL says "not running".
     let home = b.get(&url(&w, "/hub/home")).await;
