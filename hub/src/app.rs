@@ -120,7 +120,19 @@ fn service_addr(url: &str) -> Option<SocketAddr> {
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let hub = format!("{}hub", state.cfg.base_url);
+    // A nested router's "/" matches only the bare prefix, so the trailing-slash forms
+    // JupyterHub serves are routed here explicitly.
+    let to_hub_slash = format!("{hub}/");
     Router::new()
+        .route(
+            &format!("{hub}/api/"),
+            axum::routing::get(crate::api::version),
+        )
+        .route(&to_hub_slash, axum::routing::get(crate::web::pages::root))
+        .route(
+            &hub,
+            axum::routing::get(move || async move { Redirect::permanent(&to_hub_slash) }),
+        )
         .nest(&format!("{hub}/api"), crate::api::router())
         .nest(&hub, crate::web::pages::router())
         .fallback(outside_hub)

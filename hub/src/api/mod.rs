@@ -156,7 +156,8 @@ fn no_credentials() -> Response {
     )
 }
 
-async fn version() -> Response {
+/// `GET <base>hub/api`: the version, without authentication (compat §1.3).
+pub async fn version() -> Response {
     let mut r = json_response(StatusCode::OK, &json!({"version": JUPYTERHUB_VERSION}));
     r.headers_mut().insert(
         "access-control-allow-origin",

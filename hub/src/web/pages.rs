@@ -21,7 +21,6 @@ use crate::tokens::{new_api_token, new_session_id};
 /// Routes of the pages, relative to `<base>hub`.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(root))
         .route("/login", get(login_form).post(login))
         .route("/logout", get(logout))
         .route("/home", get(home))
@@ -71,7 +70,8 @@ fn server_url(s: &AppState, user: &str) -> String {
     format!("{}user/{}/", s.cfg.base_url, urlquote(user))
 }
 
-async fn root(State(s): State<AppState>, headers: HeaderMap) -> Response {
+/// `GET <base>hub/`: to the user's server if it runs, else to spawn; to login first.
+pub async fn root(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let sess = match require(&s, &headers, &s.hub_prefix()) {
         Ok(x) => x,
         Err(r) => return r,

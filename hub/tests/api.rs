@@ -1,0 +1,592 @@
+//! The Hub API, the OAuth provider, the pages' redirects and the proxy, served on a real
+//! listener and exercised with a real HTTP client. No root needed: sessions are created
+//! in the database directly, and the "servers" are small local HTTP servers.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use base64::Engine;
+use reqwest::redirect::Policy;
+use reqwest::StatusCode;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use sudohub::app::{router, state, AppState};
+use sudohub::config::HubConfig;
+
+struct Hub {
+    addr: SocketAddr,
+    state: AppState,
+    dir: PathBuf,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn hub(base_url: &str, extra: &str) -> Hub {
+    let dir =
+        std::env::temp_dir().join(format!("sudohub-api-{}-{}", std::process::id(), rand_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let text = format!(
+        "bind = \"{addr}\"\nbase_url = \"{base_url}\"\ndb = \"{d}/db.sqlite\"\ncookie_secret_file = \"{d}/secret\"\n{extra}",
+        d = dir.display()
+    );
+    let cfg = HubConfig::parse(&text, &dir.join("hub.toml")).unwrap();
+    let st = state(cfg).unwrap();
+    let app = router(st.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Hub {
+        addr,
+        state: st,
+        dir,
+    }
+}
+
+fn rand_id() -> String {
+    sudohub::tokens::new_session_id()[..8].to_owned()
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
+/// A logged-in user: the cookie header a browser would send to the hub.
+fn login(h: &Hub, name: &str) -> (String, String) {
+    let user = h.state.db.ensure_user(name, Some(false)).unwrap();
+    let secret = sudohub::tokens::new_session_id();
+    let sid = sudohub::tokens::new_session_id();
+    h.state.db.add_session(&secret, user.id, &sid).unwrap();
+    (
+        format!("jupyterhub-hub-login={}", h.state.key.sign(&secret)),
+        sid,
+    )
+}
+
+fn url(h: &Hub, path: &str) -> String {
+    format!("http://{}{path}", h.addr)
+}
+
+#[tokio::test]
+async fn version_and_whoami_status_codes() {
+    let h = hub("/", "").await;
+    let c = client();
+    for path in ["/hub/api", "/hub/api/"] {
+        let r = c.get(url(&h, path)).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.headers()["x-jupyterhub-version"], "6.1.1");
+        assert_eq!(r.json::<Value>().await.unwrap()["version"], "6.1.1");
+    }
+    // 403, never 401 (compat §0.1), for a missing or bad token; ?token= is not accepted.
+    for req in [
+        c.get(url(&h, "/hub/api/user")),
+        c.get(url(&h, "/hub/api/user"))
+            .header("Authorization", "token bad"),
+        c.get(url(&h, "/hub/api/user?token=bad")),
+    ] {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["status"], 403);
+    }
+    // /hub redirects to /hub/ (compat §3.6).
+    let r = c.get(url(&h, "/hub")).send().await.unwrap();
+    assert!(r.status().is_redirection());
+    assert_eq!(r.headers()["location"], "/hub/");
+    let r = c.get(url(&h, "/hub/")).send().await.unwrap();
+    assert_eq!(r.headers()["location"], "/hub/login?next=%2Fhub%2F");
+    let r = c.get(url(&h, "/hub/api/nope")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        serde_json::json!({"status": 404, "message": null})
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn oauth_code_flow_with_pkce() {
+    let h = hub("/jl/", "").await;
+    let c = client();
+    let (cookie, sid) = login(&h, "alice");
+    let alice = h.state.db.user("alice").unwrap().unwrap();
+    let api_token = "0123456789abcdef0123456789abcdef";
+    h.state
+        .db
+        .register_server_client(
+            &alice,
+            "",
+            api_token,
+            "/jl/user/alice/oauth_callback",
+            "Server at /jl/user/alice/",
+        )
+        .unwrap();
+    let verifier = "a".repeat(43);
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(Sha256::digest(verifier.as_bytes()));
+    let authorize = |redirect: &str| {
+        url(
+            &h,
+            &format!(
+                "/jl/hub/api/oauth2/authorize?client_id=jupyterhub-user-alice&redirect_uri={}&response_type=code&state=xyz&code_challenge={challenge}&code_challenge_method=S256",
+                urlencode(redirect)
+            ),
+        )
+    };
+    // Not logged in: to the login page, coming back here.
+    let r = c
+        .get(authorize("/jl/user/alice/oauth_callback"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .starts_with("/jl/hub/login?next=%2Fjl%2Fhub%2Fapi%2Foauth2%2Fauthorize"));
+    // A redirect_uri other than the registered one is refused.
+    let r = c
+        .get(authorize("/jl/user/alice/evil"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Another user may not authorize alice's server.
+    let (bob_cookie, _) = login(&h, "bob");
+    let r = c
+        .get(authorize("/jl/user/alice/oauth_callback"))
+        .header("Cookie", &bob_cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    let get_code = || async {
+        let r = c
+            .get(authorize("/jl/user/alice/oauth_callback"))
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let loc = r.headers()["location"].to_str().unwrap().to_owned();
+        assert!(
+            loc.starts_with("/jl/user/alice/oauth_callback?code="),
+            "{loc}"
+        );
+        assert!(loc.ends_with("&state=xyz"));
+        let code = loc
+            .split("code=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(code.len(), 30);
+        code
+    };
+    let exchange =
+        |code: String, verifier: String, secret: &'static str, redirect: &'static str| {
+            let c = c.clone();
+            let u = url(&h, "/jl/hub/api/oauth2/token");
+            async move {
+                c.post(u)
+                    .header("Authorization", format!("token {api_token}"))
+                    .form(&[
+                        ("client_id", "jupyterhub-user-alice"),
+                        ("client_secret", secret),
+                        ("grant_type", "authorization_code"),
+                        ("code", &code),
+                        ("redirect_uri", redirect),
+                        ("code_verifier", &verifier),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+            }
+        };
+    // Wrong verifier, wrong secret, wrong redirect_uri: refused (and the code is spent).
+    let r = exchange(
+        get_code().await,
+        "b".repeat(43),
+        api_token,
+        "/jl/user/alice/oauth_callback",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    let r = exchange(
+        get_code().await,
+        verifier.clone(),
+        "wrong-secret",
+        "/jl/user/alice/oauth_callback",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = exchange(
+        get_code().await,
+        verifier.clone(),
+        api_token,
+        "/jl/user/alice/other",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // The right exchange, once.
+    let code = get_code().await;
+    let r = exchange(
+        code.clone(),
+        verifier.clone(),
+        api_token,
+        "/jl/user/alice/oauth_callback",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let tok: Value = r.json().await.unwrap();
+    assert_eq!(tok["token_type"], "Bearer");
+    let access = tok["access_token"].as_str().unwrap().to_owned();
+    let r = exchange(code, verifier, api_token, "/jl/user/alice/oauth_callback").await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a code is single-use");
+
+    // whoami with the OAuth token: the fields and scopes the server checks (compat §1.4d).
+    let who: Value = c
+        .get(url(&h, "/jl/hub/api/user"))
+        .header("Authorization", format!("Bearer {access}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(who["name"], "alice");
+    assert_eq!(who["kind"], "user");
+    assert_eq!(who["session_id"], sid.as_str());
+    assert!(who["token_id"].as_str().unwrap().starts_with('a'));
+    assert!(who["scopes"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("access:servers!server=alice/")));
+    for key in ["admin", "groups", "user_info"] {
+        assert!(who.get(key).is_some(), "{key}");
+    }
+    // Logout revokes the OAuth tokens of that session (compat §1.7).
+    let r = c
+        .get(url(&h, "/jl/hub/logout"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let r = c
+        .get(url(&h, "/jl/hub/api/user"))
+        .header("Authorization", format!("token {access}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn activity_reports_and_user_listing() {
+    let h = hub(
+        "/",
+        "[[services]]\nname = \"probe\"\napi_token = \"service-token-123\"\nadmin = true\n",
+    )
+    .await;
+    let c = client();
+    let alice = h.state.db.ensure_user("alice", Some(false)).unwrap();
+    h.state.db.ensure_user("bob", Some(false)).unwrap();
+    h.state.db.server_starting("alice", "", 50000).unwrap();
+    h.state
+        .db
+        .register_server_client(
+            &alice,
+            "",
+            "alicetoken-0123456789",
+            "/user/alice/oauth_callback",
+            "d",
+        )
+        .unwrap();
+    h.state.db.server_running("alice", "", 1).unwrap();
+    let post = |body: &str, token: &str| {
+        c.post(url(&h, "/hub/api/users/alice/activity"))
+            .header("Authorization", format!("token {token}"))
+            .header("Content-Type", "application/json")
+            .body(body.to_owned())
+            .send()
+    };
+    let ok = r#"{"servers": {"": {"last_activity": "2026-11-22T10:19:35.734864Z"}}, "last_activity": "2026-11-22T10:19:35.734864Z"}"#;
+    let r = post(ok, "alicetoken-0123456789").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "");
+    assert_eq!(
+        h.state
+            .db
+            .user("alice")
+            .unwrap()
+            .unwrap()
+            .last_activity
+            .as_deref(),
+        Some("2026-11-22T10:19:35.734864Z")
+    );
+    for bad in [
+        "[]",
+        "{}",
+        "not json",
+        r#"{"last_activity": "2999-01-01T00:00:00Z"}"#,
+        r#"{"servers": {"gpu": {"last_activity": "2026-11-22T10:19:35Z"}}}"#,
+    ] {
+        assert_eq!(
+            post(bad, "alicetoken-0123456789").await.unwrap().status(),
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
+    assert_eq!(
+        post(ok, "nope").await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+
+    let list = |accept: Option<&str>, q: &str| {
+        let mut r = c
+            .get(url(&h, &format!("/hub/api/users{q}")))
+            .header("Authorization", "token service-token-123");
+        if let Some(a) = accept {
+            r = r.header("Accept", a);
+        }
+        r.send()
+    };
+    let plain: Value = list(None, "").await.unwrap().json().await.unwrap();
+    assert_eq!(plain.as_array().unwrap().len(), 2);
+    let paged: Value = list(
+        Some("application/json, application/jupyterhub-pagination+json"),
+        "?limit=1",
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(paged["items"].as_array().unwrap().len(), 1);
+    assert_eq!(paged["_pagination"]["total"], 2);
+    assert!(paged["_pagination"]["next"]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("http://"));
+    assert_eq!(
+        list(None, "?state=bogus").await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        list(None, "?limit=x").await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    // A user token sees only its owner.
+    let r = c
+        .get(url(&h, "/hub/api/users/bob"))
+        .header("Authorization", "token alicetoken-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn redirects_not_running_pages_and_open_redirects() {
+    let h = hub("/", "").await;
+    let c = client();
+    let (cookie, _) = login(&h, "alice");
+    let loc = |r: &reqwest::Response| r.headers()["location"].to_str().unwrap().to_owned();
+    // A stopped server's URL falls to the hub, then 424 (HTML, or JSON for API paths).
+    let r = c.get(url(&h, "/user/alice/lab?x=1")).send().await.unwrap();
+    assert_eq!(loc(&r), "/hub/user/alice/lab?x=1");
+    let r = c
+        .get(url(&h, "/hub/user/alice/lab"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FAILED_DEPENDENCY);
+    assert!(r.text().await.unwrap().contains("not running"));
+    let r = c
+        .get(url(&h, "/hub/user/alice/api/contents"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FAILED_DEPENDENCY);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], 424);
+    // Someone else's server page.
+    let r = c
+        .get(url(&h, "/hub/user/bob/lab"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Without login: to the login page.
+    let r = c.get(url(&h, "/hub/home")).send().await.unwrap();
+    assert_eq!(loc(&r), "/hub/login?next=%2Fhub%2Fhome");
+    // Logged in, /hub/login sends to `next` only when it stays on this hub.
+    for (next, want) in [
+        ("%2Fhub%2Fhome", "/hub/home"),
+        ("%2F%2Fevil.com%2F", "/hub/spawn"),
+        ("https%3A%2F%2Fevil.com%2F", "/hub/spawn"),
+        ("%2F%5Cevil.com", "/hub/spawn"),
+    ] {
+        let r = c
+            .get(url(&h, &format!("/hub/login?next={next}")))
+            .header("Cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(loc(&r), want, "next={next}");
+    }
+    // The login form needs its XSRF token.
+    let r = c
+        .post(url(&h, "/hub/login"))
+        .form(&[("username", "alice"), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // The stop form too.
+    let r = c
+        .post(url(&h, "/hub/stop"))
+        .header("Cookie", &cookie)
+        .form(&[("_xsrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A forged login cookie is not a session.
+    let r = c
+        .get(url(&h, "/hub/home"))
+        .header("Cookie", "jupyterhub-hub-login=abc.def")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn proxy_streams_and_reports_dead_upstreams() {
+    use axum::routing::{get, post};
+    let h = hub("/", "").await;
+    // A real upstream: echoes request headers, counts uploaded bytes, streams a body.
+    let upstream = axum::Router::new()
+        .route(
+            "/user/alice/headers",
+            get(|headers: axum::http::HeaderMap| async move {
+                let mut v: Vec<String> = headers
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {}", v.to_str().unwrap_or("")))
+                    .collect();
+                v.sort();
+                v.join("\n")
+            }),
+        )
+        .route(
+            "/user/alice/upload",
+            post(|body: axum::body::Bytes| async move { body.len().to_string() }),
+        )
+        .route(
+            "/user/alice/stream",
+            get(|| async {
+                let chunks = futures_util::stream::iter((0..100).map(|i| {
+                    Ok::<_, std::io::Error>(axum::body::Bytes::from(format!("chunk {i}\n")))
+                }));
+                axum::body::Body::from_stream(chunks)
+            }),
+        );
+    // The upstream accepts any body size; the proxy must stream it, not buffer it.
+    let upstream = upstream.layer(axum::extract::DefaultBodyLimit::disable());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, upstream).await.unwrap() });
+    h.state.routes.set_user("alice", up);
+    let c = client();
+    let r = c
+        .get(url(&h, "/user/alice/headers"))
+        .header("Connection", "keep-alive, x-drop")
+        .header("x-drop", "1")
+        .header("x-forwarded-for", "10.0.0.9")
+        .send()
+        .await
+        .unwrap();
+    let text = r.text().await.unwrap();
+    assert!(
+        text.contains("x-forwarded-for: 10.0.0.9, 127.0.0.1"),
+        "{text}"
+    );
+    assert!(text.contains("x-forwarded-proto: http"));
+    assert!(text.contains(&format!("x-forwarded-host: {}", h.addr)));
+    assert!(
+        text.contains(&format!("host: {}", h.addr)),
+        "Host is preserved: {text}"
+    );
+    assert!(
+        !text.contains("x-drop"),
+        "headers named in Connection are dropped"
+    );
+    let big = vec![7u8; 20 << 20];
+    let r = c
+        .post(url(&h, "/user/alice/upload"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), (20 << 20).to_string());
+    let body = c
+        .get(url(&h, "/user/alice/stream"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body.lines().count(), 100);
+    let r = c
+        .get(url(&h, "/user/alice/x"))
+        .header("x-big", "a".repeat(70_000))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+
+    // The upstream is gone: 503, as HTML or as JSON for API paths.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    h.state.routes.set_user("alice", dead);
+    let r = c.get(url(&h, "/user/alice/lab")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.text().await.unwrap().contains("appears to be down"));
+    let r = c
+        .get(url(&h, "/user/alice/api/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], 503);
+}
