@@ -10,6 +10,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod check;
 pub mod config;
 pub mod db;
 pub mod lifecycle;

@@ -20,6 +20,12 @@ struct Cli {
 enum Command {
     /// Print a commented default hub.toml.
     GenerateConfig,
+    /// Verify the installation: owners and modes, sudoers, accounts, PAM, configs, DB.
+    Check {
+        /// The sudoers drop-in to check.
+        #[arg(long, default_value = "/etc/sudoers.d/sudohub")]
+        sudoers: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -27,6 +33,28 @@ fn main() -> ExitCode {
     if let Some(Command::GenerateConfig) = cli.command {
         print!("{}", sudohub::config::GENERATED);
         return ExitCode::SUCCESS;
+    }
+    if let Some(Command::Check { sudoers }) = &cli.command {
+        let config = match sudohub::config::HubConfig::load(&cli.config) {
+            Ok(c) => {
+                println!("ok   {} is valid", cli.config.display());
+                c
+            }
+            Err(e) => {
+                println!("FAIL {e}");
+                return ExitCode::from(1);
+            }
+        };
+        let paths = sudohub::check::CheckPaths {
+            sudoers: sudoers.clone(),
+            ..Default::default()
+        };
+        let all_ok = sudohub::check::print(&sudohub::check::run(&config, &paths));
+        return if all_ok {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
+        };
     }
     tracing_subscriber::fmt()
         .with_env_filter(

@@ -213,6 +213,11 @@ impl SudoersDropIn {
         Self { path }
     }
 
+    /// Where it is installed.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The rule DESIGN.md prescribes, for `hub_user`, `group` and the helper at `helper`.
     pub fn rule(hub_user: &str, group: &str, helper: &Path) -> String {
         let h = helper.display();

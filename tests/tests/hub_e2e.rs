@@ -507,3 +507,85 @@ fn count_sudo() -> usize {
         })
         .count()
 }
+
+/// `sudohub check` on a correct installation passes, and names each thing an admin can
+/// break: config permissions, the sudoers rule, the hub user in shadow, the PAM helper's
+/// setgid bit, the cookie secret's mode.
+#[test]
+fn check_passes_and_names_each_breakage() {
+    let w = world();
+    let check = || {
+        let out = std::process::Command::new(&w.hub_bin)
+            .arg("--config")
+            .arg(&w.config)
+            .arg("check")
+            .arg("--sudoers")
+            .arg(w._sudoers.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, text) = check();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("all ") && text.contains("checks passed"),
+        "{text}"
+    );
+    assert!(text.contains("root:shadow, mode 2755"), "{text}");
+
+    let expect_fail = |needle: &str| {
+        let (code, text) = check();
+        assert_eq!(code, Some(1), "{text}");
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("FAIL"))
+            .unwrap_or_else(|| panic!("no FAIL line:\n{text}"));
+        assert!(
+            line.contains(needle),
+            "expected {needle:?} in {line:?}\n{text}"
+        );
+    };
+    let helpers_toml = std::path::Path::new(sudohub_helpers_config::CONFIG_PATH);
+    let root = (Uid::from_raw(0), Gid::from_raw(0));
+    fs::chown_mode(helpers_toml, root.0, root.1, 0o666);
+    expect_fail("chmod go-w");
+    fs::chown_mode(helpers_toml, root.0, root.1, 0o644);
+
+    let sudoers = w._sudoers.path().to_owned();
+    let aside = std::env::temp_dir().join(unique_name("sudoersaside"));
+    std::fs::rename(&sudoers, &aside).unwrap();
+    expect_fail("is missing");
+    std::fs::rename(&aside, &sudoers).unwrap();
+
+    sudohub_tests::system::run("gpasswd", &["-a", &w.hub_user.name, "shadow"]);
+    expect_fail("in group shadow");
+    sudohub_tests::system::run("gpasswd", &["-d", &w.hub_user.name, "shadow"]);
+
+    let shadow = nix::unistd::Group::from_name("shadow")
+        .unwrap()
+        .unwrap()
+        .gid;
+    fs::chown_mode(&w.helpers.pam(), root.0, shadow, 0o755);
+    expect_fail("chmod 2755");
+    fs::chown_mode(&w.helpers.pam(), root.0, shadow, 0o2755);
+
+    let secret = w.state_dir.join("cookie_secret");
+    fs::write_owned(&secret, b"x", w.hub_user.uid, w.hub_user.gid, 0o644);
+    expect_fail("chmod 600");
+    fs::chown_mode(&secret, w.hub_user.uid, w.hub_user.gid, 0o600);
+
+    let (code, text) = check();
+    assert_eq!(code, Some(0), "all repaired:\n{text}");
+    let _ = (
+        &w.alice,
+        &w.bob,
+        &w.carol,
+        &w.service_token,
+        w.addr,
+        &w.run_dir,
+        &w.service_file,
+    );
+}
