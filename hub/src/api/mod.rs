@@ -149,6 +149,36 @@ pub fn caller(
     })
 }
 
+/// The caller, if it may act on `name`'s resources; else the JupyterHub answer: 403 with
+/// no credentials, and for a caller without the right either 404 (`hide`, so existence
+/// does not leak) or 403 naming the scope.
+fn caller_for(
+    s: &AppState,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+    name: &str,
+    scope: &str,
+    hide: bool,
+) -> Result<Caller, Response> {
+    let c = caller(s, headers, q).ok_or_else(no_credentials)?;
+    if c.may_act_for(name) {
+        return Ok(c);
+    }
+    Err(if hide {
+        error(
+            StatusCode::NOT_FOUND,
+            Some("No access to resources or resources not found"),
+        )
+    } else {
+        error(
+            StatusCode::FORBIDDEN,
+            Some(&format!(
+                "Action is not authorized with current scopes; requires any of [{scope}]"
+            )),
+        )
+    })
+}
+
 fn no_credentials() -> Response {
     error(
         StatusCode::FORBIDDEN,
@@ -357,14 +387,8 @@ async fn get_user(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(c) = caller(&s, &headers, &q) else {
-        return no_credentials();
-    };
-    if !c.may_act_for(&name) {
-        return error(
-            StatusCode::NOT_FOUND,
-            Some("No access to resources or resources not found"),
-        );
+    if let Err(r) = caller_for(&s, &headers, &q, &name, "read:users", true) {
+        return r;
     }
     match s.db.user(&name) {
         Ok(Some(u)) => json_response(StatusCode::OK, &user_model(&s, &u)),
@@ -465,14 +489,8 @@ async fn activity(
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    let Some(c) = caller(&s, &headers, &q) else {
-        return no_credentials();
-    };
-    if !c.may_act_for(&name) {
-        return error(
-            StatusCode::FORBIDDEN,
-            Some("Action is not authorized with current scopes; requires any of [users:activity]"),
-        );
+    if let Err(r) = caller_for(&s, &headers, &q, &name, "users:activity", false) {
+        return r;
     }
     let Ok(v) = serde_json::from_slice::<Value>(&body) else {
         return error(
@@ -555,14 +573,8 @@ async fn start_server(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(c) = caller(&s, &headers, &q) else {
-        return no_credentials();
-    };
-    if !c.may_act_for(&name) {
-        return error(
-            StatusCode::FORBIDDEN,
-            Some("Action is not authorized with current scopes; requires any of [servers]"),
-        );
+    if let Err(r) = caller_for(&s, &headers, &q, &name, "servers", false) {
+        return r;
     }
     let Ok(Some(user)) = s.db.user(&name) else {
         return error(
@@ -599,14 +611,8 @@ async fn stop_server(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(c) = caller(&s, &headers, &q) else {
-        return no_credentials();
-    };
-    if !c.may_act_for(&name) {
-        return error(
-            StatusCode::FORBIDDEN,
-            Some("Action is not authorized with current scopes; requires any of [delete:servers]"),
-        );
+    if let Err(r) = caller_for(&s, &headers, &q, &name, "delete:servers", false) {
+        return r;
     }
     if !matches!(s.db.user(&name), Ok(Some(_))) {
         return error(
@@ -629,14 +635,8 @@ async fn progress(
     Path(name): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let Some(c) = caller(&s, &headers, &q) else {
-        return no_credentials();
-    };
-    if !c.may_act_for(&name) {
-        return error(
-            StatusCode::NOT_FOUND,
-            Some("No access to resources or resources not found"),
-        );
+    if let Err(r) = caller_for(&s, &headers, &q, &name, "read:users", true) {
+        return r;
     }
     let url = format!("{}user/{}/", s.cfg.base_url, urlquote(&name));
     if s.servers.state(&name) == ServerState::Running {

@@ -53,6 +53,26 @@ fn require(s: &AppState, headers: &HeaderMap, here: &str) -> Result<Session, Res
     session::current(&s.db, &s.key, headers).ok_or_else(|| login_redirect(s, here))
 }
 
+/// The session of a POSTed form whose `_xsrf` field matches it; otherwise a login
+/// redirect (back to `back`) or a 403.
+fn require_form(
+    s: &AppState,
+    headers: &HeaderMap,
+    form: &HashMap<String, String>,
+    back: &str,
+) -> Result<Session, Response> {
+    let sess = require(s, headers, &format!("{}{back}", s.hub_prefix()))?;
+    if !form
+        .get("_xsrf")
+        .is_some_and(|x| session::same(x, &s.key.xsrf(&sess.session_id)))
+    {
+        return Err(forbidden(
+            "Your form expired; please go back and try again.",
+        ));
+    }
+    Ok(sess)
+}
+
 fn here(s: &AppState, rest: &str, q: &HashMap<String, String>) -> String {
     let query: Vec<String> = q
         .iter()
@@ -404,16 +424,10 @@ async fn stop(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let sess = match require(&s, &headers, &format!("{}home", s.hub_prefix())) {
+    let sess = match require_form(&s, &headers, &form, "home") {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if !form
-        .get("_xsrf")
-        .is_some_and(|x| session::same(x, &s.key.xsrf(&sess.session_id)))
-    {
-        return forbidden("Your form expired; please go back and try again.");
-    }
     s.servers.stop(&sess.user.name).await;
     Redirect::to(&format!("{}home", s.hub_prefix())).into_response()
 }
@@ -561,16 +575,10 @@ async fn token_create(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let sess = match require(&s, &headers, &format!("{}token", s.hub_prefix())) {
+    let sess = match require_form(&s, &headers, &form, "token") {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if !form
-        .get("_xsrf")
-        .is_some_and(|x| session::same(x, &s.key.xsrf(&sess.session_id)))
-    {
-        return forbidden("Your form expired; please go back and try again.");
-    }
     let note: String = form
         .get("note")
         .map(|n| n.chars().take(200).collect())
@@ -607,16 +615,10 @@ async fn token_revoke(
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    let sess = match require(&s, &headers, &format!("{}token", s.hub_prefix())) {
+    let sess = match require_form(&s, &headers, &form, "token") {
         Ok(x) => x,
         Err(r) => return r,
     };
-    if !form
-        .get("_xsrf")
-        .is_some_and(|x| session::same(x, &s.key.xsrf(&sess.session_id)))
-    {
-        return forbidden("Your form expired; please go back and try again.");
-    }
     if let Some(id) = form.get("id").and_then(|i| i.parse::<i64>().ok()) {
         let _ = s.db.delete_api_token(sess.user.id, id);
         tracing::info!(user = %sess.user.name, id, "API token revoked");
