@@ -108,36 +108,3 @@ impl<const MAX: usize> std::ops::Deref for Bounded<MAX> {
         &self.0
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn accepts_up_to_the_cap() {
-        assert_eq!(
-            Bounded::<3>::new("abc").map(|b| b.into_inner()),
-            Ok("abc".to_owned())
-        );
-    }
-
-    #[test]
-    fn refuses_over_the_cap_and_nul() {
-        assert_eq!(
-            Bounded::<3>::new("abcd"),
-            Err(BoundedError::TooLong { len: 4, max: 3 })
-        );
-        assert_eq!(Bounded::<8>::new("a\0b"), Err(BoundedError::Nul));
-    }
-
-    #[test]
-    fn deserialising_enforces_the_cap() {
-        let long = postcard::to_allocvec(&"abcd".to_owned()).unwrap();
-        assert!(postcard::from_bytes::<Bounded<3>>(&long).is_err());
-        let ok = postcard::to_allocvec(&"abc".to_owned()).unwrap();
-        assert_eq!(
-            postcard::from_bytes::<Bounded<3>>(&ok).unwrap().as_str(),
-            "abc"
-        );
-    }
-}

@@ -34,6 +34,8 @@ pub mod frame;
 pub mod pam;
 mod secret;
 pub mod spawner;
+#[cfg(test)]
+mod tests;
 
 pub use bounded::{Bounded, BoundedError};
 pub use frame::{FrameDecoder, FrameError};

@@ -23,6 +23,8 @@ pub mod reattach;
 pub mod request;
 pub mod supervise;
 mod sys;
+#[cfg(test)]
+mod tests;
 
 use std::io::Write;
 use std::path::Path;
