@@ -46,6 +46,10 @@ impl Drop for World {
 }
 
 fn world() -> World {
+    world_at("/")
+}
+
+fn world_at(base_url: &str) -> World {
     require_root();
     assert!(
         std::path::Path::new("/opt/sudohub/venv/bin/jupyterhub-singleuser").exists(),
@@ -94,6 +98,7 @@ fn world() -> World {
     let config = state_dir.join("hub.toml");
     let text = format!(
         r#"bind = "{addr}"
+base_url = "{base_url}"
 db = "{state}/sudohub.sqlite"
 cookie_secret_file = "{state}/cookie_secret"
 reattach_socket = "{socket}"
@@ -588,4 +593,147 @@ fn check_passes_and_names_each_breakage() {
         &w.run_dir,
         &w.service_file,
     );
+}
+
+/// The nginx sample (nginx/sudohub.conf) in front of a hub under `/jupyterlab/`: login,
+/// spawn, the OAuth dance, JupyterLab and a kernel over a WebSocket, all through nginx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_nginx_under_jupyterlab() {
+    let w = world_at("/jupyterlab/");
+    let _hub = start_hub(&w);
+    let front_port = free_port();
+    let dir = std::env::temp_dir().join(unique_name("nginx"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let sample = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../nginx/sudohub.conf"
+    ))
+    .unwrap();
+    let site = sample
+        .replace("listen 80;", &format!("listen 127.0.0.1:{front_port};"))
+        .replace("http://127.0.0.1:8000", &format!("http://{}", w.addr));
+    std::fs::write(dir.join("sudohub.conf"), site).unwrap();
+    let d = dir.display();
+    std::fs::write(
+        dir.join("nginx.conf"),
+        format!(
+            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n access_log off;\n \
+             client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n include {d}/sudohub.conf;\n}}\n"
+        ),
+    )
+    .unwrap();
+    let mut nginx = std::process::Command::new("nginx")
+        .args(["-c", &format!("{d}/nginx.conf"), "-g", "daemon off;"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("nginx (Debian package nginx-light, installed by scripts/deps.sh)");
+    let front: SocketAddr = format!("127.0.0.1:{front_port}").parse().unwrap();
+    let up = sudohub_tests::wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(front).ok()
+    });
+    assert!(
+        up.is_some(),
+        "nginx did not start: {}",
+        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
+    );
+
+    let result = async {
+        let at = |path: &str| Url::parse(&format!("http://{front}{path}")).unwrap();
+        let b = Browser::new();
+        let form = b.get(&at("/jupyterlab/hub/login")).await;
+        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+        let xsrf = form.xsrf_field().unwrap();
+        let p = b
+            .post_form(
+                &at("/jupyterlab/hub/login?next=%2Fjupyterlab%2Fhub%2Fspawn"),
+                &[
+                    ("username", w.alice.name.as_str()),
+                    ("password", PASSWORD),
+                    ("_xsrf", &xsrf),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        let server_path = format!("/jupyterlab/user/{}/", w.alice.name);
+        let started = Instant::now();
+        let mut current = p.location().unwrap();
+        let mut page = b.get(&current).await;
+        loop {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "spawn took too long:\n{}",
+                hub_log(&w)
+            );
+            if page.status == StatusCode::OK && page.body.contains("Starting your server") {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                page = b.get(&current).await;
+                continue;
+            }
+            assert!(
+                page.status.is_redirection(),
+                "{} {}\n{}",
+                page.status,
+                page.body,
+                hub_log(&w)
+            );
+            let next = page.location().unwrap();
+            assert_eq!(
+                next.port(),
+                Some(front_port),
+                "redirects stay on the front: {next}"
+            );
+            if next.path().starts_with(&server_path) {
+                break;
+            }
+            current = next;
+            page = b.get(&current).await;
+        }
+        let hops = b.follow(&at(&format!("{server_path}lab")), 10).await;
+        let last = hops.last().unwrap();
+        assert_eq!(
+            last.status,
+            StatusCode::OK,
+            "{:?}\n{}",
+            hops.iter()
+                .map(|h| (h.url.to_string(), h.status))
+                .collect::<Vec<_>>(),
+            hub_log(&w)
+        );
+        assert!(last.body.contains("jupyter-config-data"));
+        assert!(hops
+            .iter()
+            .any(|h| h.url.path() == "/jupyterlab/hub/api/oauth2/authorize"));
+        let server_url = at(&server_path);
+        let xsrf = b.cookie(&server_url, "_xsrf").unwrap();
+        let created = b
+            .client()
+            .post(at(&format!("{server_path}api/kernels")))
+            .header("X-XSRFToken", &xsrf)
+            .json(&serde_json::json!({"name": "python3"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let id = created.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let ws = format!("ws://{front}{server_path}api/kernels/{id}/channels");
+        let cookies = b.cookie_header(&server_url).unwrap();
+        let out = kernel::execute(&ws, Some(&cookies), "import os; print(os.getuid())")
+            .await
+            .unwrap();
+        assert_eq!(out.trim(), w.alice.uid.to_string());
+    }
+    .await;
+    // SIGTERM: the master stops its workers too (SIGKILL would orphan them).
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(nginx.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = nginx.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
