@@ -590,3 +590,67 @@ async fn proxy_streams_and_reports_dead_upstreams() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], 503);
 }
+
+/// A spawn that fails (here: "sudo" exits without running the helper) is reported as
+/// such: the progress stream ends with a `failed` event carrying the reason, the server is
+/// recorded stopped, and the pending page shows the error.
+#[tokio::test]
+async fn failed_spawn_is_reported_on_progress_and_page() {
+    let h = hub("/", "[spawner]\nsudo = [\"/bin/sh\", \"-c\", \"echo 'sudo: a password is required' >&2; exit 1\", \"sh\"]\n").await;
+    let c = client();
+    let (cookie, sid) = login(&h, "alice");
+    let user = h.state.db.user("alice").unwrap().unwrap();
+    h.state.servers.start(&user).unwrap();
+    let xsrf = h.state.key.xsrf(&sid);
+    let r = c
+        .get(url(
+            &h,
+            &format!("/hub/api/users/alice/server/progress?_xsrf={xsrf}"),
+        ))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    let body = tokio::time::timeout(std::time::Duration::from_secs(20), r.text())
+        .await
+        .unwrap()
+        .unwrap();
+    let events: Vec<Value> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert_eq!(events.first().unwrap()["message"], "Server requested");
+    let last = events.last().unwrap();
+    assert_eq!(last["failed"], true, "{body}");
+    assert!(
+        last["message"].as_str().unwrap().contains("sudoers"),
+        "{last}"
+    );
+    assert!(
+        h.state.db.server("alice", "").unwrap().is_none(),
+        "a failed spawn leaves no server row"
+    );
+    // Without the XSRF token, a cookie alone does not authenticate the API.
+    let r = c
+        .get(url(&h, "/hub/api/users/alice/server/progress"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let page = c
+        .get(url(&h, "/hub/spawn-pending/alice"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(page
+        .text()
+        .await
+        .unwrap()
+        .contains("a password is required"));
+}
