@@ -10,7 +10,7 @@ JUPYTERHUB_VERSION=6.1.1
 JUPYTERLAB_VERSION=4.6.6
 
 packages=(sudo passwd util-linux procps libpam0g-dev libpam-modules libclang-dev clang pkg-config
-          python3 python3-venv ca-certificates systemd nginx-light curl)
+          python3 python3-venv ca-certificates systemd nginx-light curl openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -60,6 +60,8 @@ pub enum StartupError {
     Listen(SocketAddr, std::io::Error),
     /// The re-attach socket.
     Reattach(crate::reattach::ReattachError),
+    /// The TLS certificate or key.
+    Tls(crate::tls::TlsError),
 }
 
 impl std::fmt::Display for StartupError {
@@ -72,6 +74,7 @@ impl std::fmt::Display for StartupError {
             Self::Secret(e) => write!(f, "cookie secret: {e}"),
             Self::Listen(a, e) => write!(f, "cannot listen on {a}: {e}"),
             Self::Reattach(e) => write!(f, "{e}"),
+            Self::Tls(e) => write!(f, "{e}"),
         }
     }
 }
@@ -98,7 +101,10 @@ pub fn state(cfg: HubConfig) -> Result<AppState, StartupError> {
         cfg.auth.clone(),
     ));
     let servers = Servers::new(cfg.clone(), db.clone(), routes.clone());
-    let proxy = Proxy::new(&cfg.base_url);
+    let proxy = Proxy::new(
+        &cfg.base_url,
+        Duration::from_secs(cfg.proxy.response_timeout_secs),
+    );
     Ok(AppState {
         cfg,
         db,
@@ -149,7 +155,8 @@ async fn outside_hub(
 ) -> Response {
     let path = req.uri().path().to_owned();
     if let Some(route) = s.routes.resolve(&path, &s.cfg.base_url) {
-        return s.proxy.forward(req, &route, client, "http").await;
+        let scheme = req.extensions().get::<Scheme>().map_or("http", |s| s.0);
+        return s.proxy.forward(req, &route, client, scheme).await;
     }
     let base = &s.cfg.base_url;
     let Some(rest) = path.strip_prefix(base.as_str()) else {
@@ -201,6 +208,12 @@ pub async fn serve(cfg: HubConfig) -> Result<(), StartupError> {
         return Err(StartupError::Root);
     }
     let bind = cfg.bind;
+    let tls = match (&cfg.ssl_cert, &cfg.ssl_key) {
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::server_config(cert, key).map_err(StartupError::Tls)?)
+        }
+        _ => None,
+    };
     let state = state(cfg)?;
     state.servers.recover();
     let reattach =
@@ -212,13 +225,83 @@ pub async fn serve(cfg: HubConfig) -> Result<(), StartupError> {
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|e| StartupError::Listen(bind, e))?;
-    tracing::info!(%bind, base_url = %state.cfg.base_url, "sudohub listening");
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    let internal = match tls {
+        Some(_) => {
+            let at = state.cfg.hub_bind;
+            let l = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| StartupError::Listen(at, e))?;
+            tracing::info!(%at, "Hub API for servers on this machine (plain HTTP, loopback)");
+            Some(l)
+        }
+        None => None,
+    };
+    tracing::info!(%bind, tls = tls.is_some(), base_url = %state.cfg.base_url, "sudohub listening");
+    serve_on(state, listener, tls, internal, shutdown_signal())
         .await
         .map_err(|e| StartupError::Listen(bind, e))?;
     tracing::info!("sudohub stopped; user servers keep running");
+    Ok(())
+}
+
+/// How a request reached the hub: `"https"` on the TLS listener, else `"http"`. The proxy
+/// passes it on as `X-Forwarded-Proto`, which is how a server builds its own URLs.
+#[derive(Debug, Clone, Copy)]
+pub struct Scheme(pub &'static str);
+
+/// Serves `state` on listeners that are already bound until `shutdown` completes: the
+/// public one (HTTPS when `tls` is given) and, with TLS, the plain loopback one for the
+/// servers' API calls (`hub_bind`). Split from [`serve`] so tests run the same code.
+pub async fn serve_on(
+    state: AppState,
+    public: tokio::net::TcpListener,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    internal: Option<tokio::net::TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let app = |scheme: &'static str| {
+        router(state.clone())
+            .layer(axum::Extension(Scheme(scheme)))
+            .into_make_service_with_connect_info::<SocketAddr>()
+    };
+    let public = async {
+        match tls {
+            Some(config) => {
+                let listener = crate::tls::TlsListener::new(public, config)?.tap_io(|_| {});
+                axum::serve(listener, app("https"))
+                    .with_graceful_shutdown(stopped())
+                    .await
+            }
+            None => {
+                axum::serve(public, app("http"))
+                    .with_graceful_shutdown(stopped())
+                    .await
+            }
+        }
+    };
+    let internal = async {
+        match internal {
+            Some(l) => {
+                axum::serve(l, app("http"))
+                    .with_graceful_shutdown(stopped())
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    tokio::try_join!(public, internal)?;
     Ok(())
 }
 

@@ -279,6 +279,9 @@ fn state(cfg: &HubConfig, r: &mut Report) {
             cfg.cookie_secret_file.display()
         )),
     }
+    if let (Some(cert), Some(key)) = (&cfg.ssl_cert, &cfg.ssl_key) {
+        tls(cert, key, r);
+    }
     let free = std::net::TcpListener::bind(cfg.bind).is_ok();
     if free {
         r.ok(format!("port {} is free", cfg.bind.port()));
@@ -298,9 +301,37 @@ fn state(cfg: &HubConfig, r: &mut Report) {
     );
 }
 
+fn tls(cert: &Path, key: &Path, r: &mut Report) {
+    match crate::tls::server_config(cert, key) {
+        Ok(_) => r.ok(format!(
+            "TLS certificate {} and key {} load and match",
+            cert.display(),
+            key.display()
+        )),
+        Err(e) => r.fail(format!("TLS: {e}")),
+    }
+    if let Ok(m) = std::fs::metadata(key) {
+        r.check(
+            m.mode() & 0o007 == 0,
+            format!("TLS key {} is not readable by others", key.display()),
+            format!(
+                "TLS key {} has mode {:04o}: fix with `chown root:sudohub {0} && chmod 0640 {0}`",
+                key.display(),
+                m.mode() & 0o777
+            ),
+        );
+    }
+}
+
+/// Whether sudohub answers on its plain-HTTP listener: `bind`, or `hub_bind` with TLS.
 fn probe_hub(cfg: &HubConfig) -> bool {
     use std::io::{Read, Write};
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], cfg.bind.port()));
+    let port = if cfg.tls() {
+        cfg.hub_bind.port()
+    } else {
+        cfg.bind.port()
+    };
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_secs(2))
     else {
         return false;

@@ -28,13 +28,18 @@ pub struct HubConfig {
     /// (`c.JupyterHub.public_url`). An `https` URL makes cookies `Secure`.
     #[serde(default)]
     pub public_url: Option<String>,
-    /// TLS certificate (`c.JupyterHub.ssl_cert`). Not served by the hub yet: terminate TLS
-    /// in nginx; setting it is an error so that nobody believes they have TLS.
+    /// PEM certificate chain, leaf first, to serve HTTPS on `bind` (`c.JupyterHub.ssl_cert`).
+    /// Set together with `ssl_key`; cookies are then `Secure`.
     #[serde(default)]
     pub ssl_cert: Option<PathBuf>,
-    /// TLS key (`c.JupyterHub.ssl_key`); see `ssl_cert`.
+    /// PEM private key of `ssl_cert` (`c.JupyterHub.ssl_key`), readable by the hub's user.
     #[serde(default)]
     pub ssl_key: Option<PathBuf>,
+    /// With TLS on: the plain-HTTP, loopback-only address where single-user servers reach
+    /// the Hub API (`c.JupyterHub.hub_bind_url`). They run on this machine and would
+    /// otherwise have to be taught to trust the public certificate. Unused without TLS.
+    #[serde(default = "default_hub_bind")]
+    pub hub_bind: SocketAddr,
     /// SQLite database (`c.JupyterHub.db_url`).
     #[serde(default = "default_db")]
     pub db: PathBuf,
@@ -55,9 +60,35 @@ pub struct HubConfig {
     /// Spawning servers (`c.Spawner.*`).
     #[serde(default)]
     pub spawner: SpawnerSection,
+    /// The built-in proxy (what configurable-http-proxy's flags set in JupyterHub).
+    #[serde(default)]
+    pub proxy: ProxySection,
     /// External services proxied at `/services/<name>/` (`c.JupyterHub.services`).
     #[serde(default)]
     pub services: Vec<ServiceSection>,
+}
+
+/// `[proxy]`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxySection {
+    /// Seconds to wait for a server to start answering a request before the user gets a
+    /// 504 page (configurable-http-proxy's `--proxy-timeout`). Long requests that stream
+    /// are not cut: this bounds only the wait for the response headers.
+    #[serde(default = "default_response_timeout")]
+    pub response_timeout_secs: u64,
+}
+
+impl Default for ProxySection {
+    fn default() -> Self {
+        Self {
+            response_timeout_secs: default_response_timeout(),
+        }
+    }
+}
+
+fn default_response_timeout() -> u64 {
+    300
 }
 
 /// `[pam]`.
@@ -141,6 +172,9 @@ impl Default for SpawnerSection {
 
 fn default_bind() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 8000))
+}
+fn default_hub_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8081))
 }
 fn default_base_url() -> String {
     "/".into()
@@ -240,11 +274,21 @@ impl HubConfig {
                 return bad("public_url", "must start with http:// or https://");
             }
         }
-        if self.ssl_cert.is_some() || self.ssl_key.is_some() {
-            return bad(
-                "ssl_cert",
-                "TLS is not served by the hub yet: terminate TLS in a reverse proxy (see README)",
-            );
+        match (&self.ssl_cert, &self.ssl_key) {
+            (Some(_), None) => return bad("ssl_key", "must be set with ssl_cert"),
+            (None, Some(_)) => return bad("ssl_cert", "must be set with ssl_key"),
+            _ => {}
+        }
+        if self.tls() {
+            if !self.hub_bind.ip().is_loopback() {
+                return bad(
+                    "hub_bind",
+                    "must be a loopback address (127.0.0.1:port): it serves plain HTTP",
+                );
+            }
+            if self.hub_bind.port() == self.bind.port() {
+                return bad("hub_bind", "must use another port than `bind`");
+            }
         }
         let s = &self.spawner;
         if s.sudo.is_empty() {
@@ -258,6 +302,9 @@ impl HubConfig {
                 "spawner.port_range",
                 "must be [low, high] with 1024 <= low <= high",
             );
+        }
+        if self.proxy.response_timeout_secs == 0 {
+            return bad("proxy.response_timeout_secs", "must be above 0");
         }
         if s.start_timeout_secs == 0 || s.http_timeout_secs == 0 {
             return bad("spawner.start_timeout_secs", "timeouts must be above 0");
@@ -285,24 +332,33 @@ impl HubConfig {
         Ok(())
     }
 
-    /// Whether cookies must be `Secure`.
-    pub fn secure_cookies(&self) -> bool {
-        self.public_url
-            .as_deref()
-            .is_some_and(|u| u.starts_with("https://"))
+    /// Whether the hub serves HTTPS itself (`ssl_cert` and `ssl_key` set).
+    pub fn tls(&self) -> bool {
+        self.ssl_cert.is_some() && self.ssl_key.is_some()
     }
 
-    /// The hub's own API URL as servers on this machine reach it.
+    /// Whether cookies must be `Secure`: the hub serves TLS, or users reach it over https.
+    pub fn secure_cookies(&self) -> bool {
+        self.tls()
+            || self
+                .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The hub's own API URL as servers on this machine reach it: the public listener
+    /// over plain HTTP, or `hub_bind` when the public listener speaks TLS.
     pub fn api_url(&self) -> String {
-        let ip = if self.bind.ip().is_unspecified() {
+        let addr = if self.tls() { self.hub_bind } else { self.bind };
+        let ip = if addr.ip().is_unspecified() {
             "127.0.0.1".to_owned()
         } else {
-            match self.bind.ip() {
+            match addr.ip() {
                 std::net::IpAddr::V6(v6) => format!("[{v6}]"),
                 v4 => v4.to_string(),
             }
         };
-        format!("http://{ip}:{}{}hub/api", self.bind.port(), self.base_url)
+        format!("http://{ip}:{}{}hub/api", addr.port(), self.base_url)
     }
 }
 
@@ -317,6 +373,14 @@ bind = "0.0.0.0:8000"
 base_url = "/"
 # The URL users reach the hub at, if a reverse proxy changes it [c.JupyterHub.public_url].
 # public_url = "https://hub.example.org/"
+# HTTPS on `bind`: PEM certificate chain and key, readable by the sudohub user
+# [c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key]. Restarting the hub to load a renewed
+# certificate leaves users' servers running.
+# ssl_cert = "/etc/sudohub/tls/fullchain.pem"
+# ssl_key = "/etc/sudohub/tls/privkey.pem"
+# With TLS on, servers reach the Hub API over plain HTTP here, loopback only
+# [c.JupyterHub.hub_bind_url].
+hub_bind = "127.0.0.1:8081"
 # SQLite database [c.JupyterHub.db_url].
 db = "/var/lib/sudohub/sudohub.sqlite"
 # Secret that signs cookies; created (mode 0600) if missing [c.JupyterHub.cookie_secret_file].
@@ -351,6 +415,11 @@ http_timeout_secs = 30
 stop_grace_secs = 10
 # Ports servers may get.
 port_range = [49152, 65535]
+
+[proxy]
+# Seconds to wait for a server's response headers before answering 504
+# [configurable-http-proxy --proxy-timeout].
+response_timeout_secs = 300
 
 # External services, proxied at /services/<name>/ [c.JupyterHub.services]:
 # [[services]]
@@ -389,7 +458,12 @@ mod tests {
             ("base_url = \"jupyter\"", "base_url"),
             ("bind = \"nonsense\"", "bind"),
             ("[spawner]\nport_range = [80, 90]", "port_range"),
-            ("ssl_cert = \"/x\"", "ssl_cert"),
+            ("ssl_cert = \"/x\"", "ssl_key"),
+            ("ssl_key = \"/x\"", "ssl_cert"),
+            (
+                "ssl_cert = \"/c\"\nssl_key = \"/k\"\nhub_bind = \"0.0.0.0:8081\"",
+                "hub_bind",
+            ),
             ("[[services]]\nname = \"a b\"", "services.name"),
         ] {
             let e = p(text).unwrap_err().to_string();
@@ -401,5 +475,14 @@ mod tests {
     fn base_url_shapes_the_api_url() {
         let c = p("base_url = \"/jupyterlab/\"\nbind = \"127.0.0.1:9000\"").unwrap();
         assert_eq!(c.api_url(), "http://127.0.0.1:9000/jupyterlab/hub/api");
+    }
+
+    #[test]
+    fn tls_moves_the_api_to_hub_bind_and_secures_cookies() {
+        let plain = p("").unwrap();
+        assert!(!plain.tls() && !plain.secure_cookies());
+        let c = p("ssl_cert = \"/c\"\nssl_key = \"/k\"\nhub_bind = \"127.0.0.1:8181\"").unwrap();
+        assert!(c.tls() && c.secure_cookies());
+        assert_eq!(c.api_url(), "http://127.0.0.1:8181/hub/api");
     }
 }

@@ -17,5 +17,6 @@ pub mod lifecycle;
 pub mod proxy;
 pub mod reattach;
 pub mod spawner;
+pub mod tls;
 pub mod tokens;
 pub mod web;

@@ -51,6 +51,8 @@ fn rand_id() -> String {
 }
 
 fn client() -> reqwest::Client {
+    // reqwest's TLS is built without a provider (ring is the one the hub uses).
+    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .redirect(Policy::none())
         .no_proxy()
@@ -653,4 +655,227 @@ async fn failed_spawn_is_reported_on_progress_and_page() {
         .await
         .unwrap()
         .contains("a password is required"));
+}
+
+/// The proxy's limits when a server misbehaves: one that accepts and never answers gets
+/// the user a 504 after `[proxy] response_timeout_secs` (JSON on API paths), one that dies
+/// halfway through a body ends that response early, and the hub keeps serving.
+#[tokio::test]
+async fn proxy_times_out_silent_upstreams_and_survives_dying_ones() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let h = hub("/", "[proxy]\nresponse_timeout_secs = 1\n").await;
+    let c = client();
+
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut conn, _)) = silent.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf).await;
+            held.push(conn);
+        }
+    });
+    h.state.routes.set_user("alice", silent_addr);
+    let started = std::time::Instant::now();
+    let r = c.get(url(&h, "/user/alice/lab")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(900)
+            && waited < std::time::Duration::from_secs(10),
+        "{waited:?}"
+    );
+    let r = c
+        .get(url(&h, "/user/alice/api/contents"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], 504);
+
+    // Headers promise 100000 bytes, 11 arrive, then the server is gone.
+    let dying = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dying_addr = dying.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = dying.accept().await {
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf).await;
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nhalf a body")
+                .await;
+            drop(conn);
+        }
+    });
+    h.state.routes.set_user("alice", dying_addr);
+    let r = c
+        .get(url(&h, "/user/alice/files/big"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.bytes().await.is_err(),
+        "a body cut short upstream must not look complete downstream"
+    );
+    let r = c.get(url(&h, "/hub/api/")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the hub still serves");
+}
+
+/// A throw-away self-signed (end-entity) certificate for 127.0.0.1, made with the openssl command.
+fn self_signed(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "1", "-subj", "/CN=127.0.0.1"])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (Debian package openssl, installed by scripts/deps.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+/// `ssl_cert`/`ssl_key`: the public listener speaks HTTPS only (HTTP/1.1 by ALPN), a
+/// client that never finishes its handshake holds nobody up, cookies are `Secure`, the
+/// proxy says `X-Forwarded-Proto: https`, and servers reach the Hub API over plain HTTP on
+/// the loopback `hub_bind`. Unusable certificate files are refused with the file named.
+#[tokio::test]
+async fn tls_serves_https_and_keeps_the_server_api_on_loopback() {
+    use tokio::io::AsyncWriteExt;
+    use tokio_rustls::rustls;
+    let dir =
+        std::env::temp_dir().join(format!("sudohub-tls-{}-{}", std::process::id(), rand_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = self_signed(&dir);
+    let public = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let internal = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (addr, inner) = (public.local_addr().unwrap(), internal.local_addr().unwrap());
+    let text = format!(
+        "bind = \"{addr}\"\nhub_bind = \"{inner}\"\nssl_cert = \"{c}\"\nssl_key = \"{k}\"\ndb = \"{d}/db.sqlite\"\ncookie_secret_file = \"{d}/secret\"\n",
+        c = cert.display(),
+        k = key.display(),
+        d = dir.display()
+    );
+    let cfg = HubConfig::parse(&text, &dir.join("hub.toml")).unwrap();
+    assert_eq!(cfg.api_url(), format!("http://{inner}/hub/api"));
+    let tls = sudohub::tls::server_config(&cert, &key).unwrap();
+    let st = state(cfg).unwrap();
+    tokio::spawn(sudohub::app::serve_on(
+        st.clone(),
+        public,
+        Some(tls),
+        Some(internal),
+        std::future::pending(),
+    ));
+
+    // A client that connects and says nothing must not block the accept loop.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"\x16").await.unwrap();
+
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls::pki_types::pem::PemObject;
+    for c in rustls::pki_types::CertificateDer::pem_file_iter(&cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls_client = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let _ = client();
+    let c = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .no_proxy()
+        .tls_backend_preconfigured(tls_client)
+        .build()
+        .unwrap();
+    let r = c
+        .get(format!("https://{addr}/hub/api/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.version(), reqwest::Version::HTTP_11);
+    assert_eq!(r.json::<Value>().await.unwrap()["version"], "6.1.1");
+    let r = c
+        .get(format!("https://{addr}/hub/login"))
+        .send()
+        .await
+        .unwrap();
+    let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(set_cookie.contains("; Secure"), "{set_cookie}");
+
+    // Plain HTTP to the TLS port gets no HTTP answer.
+    let plain = client().get(format!("http://{addr}/hub/api/")).send().await;
+    assert!(plain.is_err() || plain.unwrap().status() != StatusCode::OK);
+
+    // The servers' side: plain HTTP on the loopback listener.
+    let r = client()
+        .get(format!("http://{inner}/hub/api/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // The proxy tells servers the user came over https.
+    let upstream = axum::Router::new().route(
+        "/user/alice/headers",
+        axum::routing::get(|headers: axum::http::HeaderMap| async move {
+            headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let up = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, upstream).await.unwrap() });
+    st.routes.set_user("alice", up);
+    let r = c
+        .get(format!("https://{addr}/user/alice/headers"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "https");
+    drop(idle);
+
+    // Unusable files: each error names the file or the problem.
+    let e = sudohub::tls::server_config(&dir.join("missing.pem"), &key)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("missing.pem"), "{e}");
+    let e = sudohub::tls::server_config(&key, &key)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no PEM certificate"), "{e}");
+    let e = sudohub::tls::server_config(&cert, &cert)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no PEM private key"), "{e}");
+    let other = dir.join("other");
+    std::fs::create_dir_all(&other).unwrap();
+    let (_, other_key) = self_signed(&other);
+    let e = sudohub::tls::server_config(&cert, &other_key)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("rejected"), "a key of another certificate: {e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

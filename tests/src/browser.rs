@@ -54,8 +54,19 @@ impl Default for Browser {
 impl Browser {
     /// A browser with an empty cookie jar.
     pub fn new() -> Self {
+        crate::tls::install_provider();
+        Self::build(reqwest::Client::builder())
+    }
+
+    /// A browser that trusts exactly the certificates in `tls` (see [`crate::tls`]).
+    pub fn trusting(tls: &crate::tls::ClientTls) -> Self {
+        crate::tls::install_provider();
+        Self::build(reqwest::Client::builder().tls_backend_preconfigured(tls.config().clone()))
+    }
+
+    fn build(builder: reqwest::ClientBuilder) -> Self {
         let jar = Arc::new(Jar::default());
-        let client = reqwest::Client::builder()
+        let client = builder
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()

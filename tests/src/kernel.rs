@@ -5,12 +5,43 @@
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::handshake::client::Request;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 /// Sends `code` to the kernel at `ws_url` (a `ws://…/channels` URL) with the given
 /// `Cookie` header, and returns everything it printed to stdout before going idle.
 pub async fn execute(ws_url: &str, cookie: Option<&str>, code: &str) -> Result<String, String> {
+    let request = request(ws_url, cookie)?;
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|e| format!("websocket connect to {ws_url}: {e}"))?;
+    run(ws, code).await
+}
+
+/// [`execute`] over `wss://`, trusting the certificates of `tls`.
+pub async fn execute_tls(
+    ws_url: &str,
+    cookie: Option<&str>,
+    code: &str,
+    tls: &crate::tls::ClientTls,
+) -> Result<String, String> {
+    let request = request(ws_url, cookie)?;
+    let host = request.uri().host().unwrap_or_default().to_owned();
+    let port = request.uri().port_u16().unwrap_or(443);
+    let tcp = tokio::net::TcpStream::connect((host.as_str(), port))
+        .await
+        .map_err(|e| format!("connect to {host}:{port}: {e}"))?;
+    let stream = tls.connect(&host, tcp).await?;
+    let (ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .map_err(|e| format!("websocket handshake with {ws_url}: {e}"))?;
+    run(ws, code).await
+}
+
+fn request(ws_url: &str, cookie: Option<&str>) -> Result<Request, String> {
     let mut request = ws_url
         .into_client_request()
         .map_err(|e| format!("bad websocket url {ws_url}: {e}"))?;
@@ -20,10 +51,13 @@ pub async fn execute(ws_url: &str, cookie: Option<&str>, code: &str) -> Result<S
             c.parse().map_err(|e| format!("cookie header: {e}"))?,
         );
     }
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|e| format!("websocket connect to {ws_url}: {e}"))?;
+    Ok(request)
+}
 
+async fn run<S: AsyncRead + AsyncWrite + Unpin>(
+    mut ws: WebSocketStream<S>,
+    code: &str,
+) -> Result<String, String> {
     let session = format!("sudohub-test-{}", std::process::id());
     let msg_id = format!("exec-{}", rand_suffix());
     let msg = serde_json::json!({

@@ -12,6 +12,7 @@ pub mod hub;
 pub mod kernel;
 pub mod proc;
 pub mod system;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

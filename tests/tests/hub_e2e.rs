@@ -50,6 +50,12 @@ fn world() -> World {
 }
 
 fn world_at(base_url: &str) -> World {
+    world_with(base_url, |_, _| String::new())
+}
+
+/// A world whose hub.toml also gets the top-level keys `extra` returns; it is given the
+/// hub user and the state directory (owned by that user), e.g. to place a TLS key.
+fn world_with(base_url: &str, extra: impl FnOnce(&TestUser, &std::path::Path) -> String) -> World {
     require_root();
     assert!(
         std::path::Path::new("/opt/sudohub/venv/bin/jupyterhub-singleuser").exists(),
@@ -96,8 +102,10 @@ fn world_at(base_url: &str) -> World {
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let service_token = sudohub::tokens::new_api_token();
     let config = state_dir.join("hub.toml");
+    let extra = extra(&hub_user, &state_dir);
     let text = format!(
-        r#"bind = "{addr}"
+        r#"{extra}
+bind = "{addr}"
 base_url = "{base_url}"
 db = "{state}/sudohub.sqlite"
 cookie_secret_file = "{state}/cookie_secret"
@@ -302,22 +310,7 @@ async fn login_spawn_lab_kernel_restart_and_stop() {
 
     // A kernel, created through the proxy, and code run over its WebSocket as alice.
     let server_url = url(&w, &server_path);
-    let xsrf = b
-        .cookie(&server_url, "_xsrf")
-        .expect("the server set an _xsrf cookie");
-    let created = b
-        .client()
-        .post(url(&w, &format!("{server_path}api/kernels")))
-        .header("X-XSRFToken", &xsrf)
-        .json(&serde_json::json!({"name": "python3"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::CREATED);
-    let kernel_id = created.json::<serde_json::Value>().await.unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let kernel_id = create_kernel(&b, &server_url).await;
     let cookie_header = b
         .cookie_header(&server_url)
         .expect("cookies for the server");
@@ -639,95 +632,8 @@ async fn behind_nginx_under_jupyterlab() {
         std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
     );
 
-    let result = async {
-        let at = |path: &str| Url::parse(&format!("http://{front}{path}")).unwrap();
-        let b = Browser::new();
-        let form = b.get(&at("/jupyterlab/hub/login")).await;
-        assert_eq!(form.status, StatusCode::OK, "{}", form.body);
-        let xsrf = form.xsrf_field().unwrap();
-        let p = b
-            .post_form(
-                &at("/jupyterlab/hub/login?next=%2Fjupyterlab%2Fhub%2Fspawn"),
-                &[
-                    ("username", w.alice.name.as_str()),
-                    ("password", PASSWORD),
-                    ("_xsrf", &xsrf),
-                ],
-            )
-            .await;
-        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
-        let server_path = format!("/jupyterlab/user/{}/", w.alice.name);
-        let started = Instant::now();
-        let mut current = p.location().unwrap();
-        let mut page = b.get(&current).await;
-        loop {
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "spawn took too long:\n{}",
-                hub_log(&w)
-            );
-            if page.status == StatusCode::OK && page.body.contains("Starting your server") {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                page = b.get(&current).await;
-                continue;
-            }
-            assert!(
-                page.status.is_redirection(),
-                "{} {}\n{}",
-                page.status,
-                page.body,
-                hub_log(&w)
-            );
-            let next = page.location().unwrap();
-            assert_eq!(
-                next.port(),
-                Some(front_port),
-                "redirects stay on the front: {next}"
-            );
-            if next.path().starts_with(&server_path) {
-                break;
-            }
-            current = next;
-            page = b.get(&current).await;
-        }
-        let hops = b.follow(&at(&format!("{server_path}lab")), 10).await;
-        let last = hops.last().unwrap();
-        assert_eq!(
-            last.status,
-            StatusCode::OK,
-            "{:?}\n{}",
-            hops.iter()
-                .map(|h| (h.url.to_string(), h.status))
-                .collect::<Vec<_>>(),
-            hub_log(&w)
-        );
-        assert!(last.body.contains("jupyter-config-data"));
-        assert!(hops
-            .iter()
-            .any(|h| h.url.path() == "/jupyterlab/hub/api/oauth2/authorize"));
-        let server_url = at(&server_path);
-        let xsrf = b.cookie(&server_url, "_xsrf").unwrap();
-        let created = b
-            .client()
-            .post(at(&format!("{server_path}api/kernels")))
-            .header("X-XSRFToken", &xsrf)
-            .json(&serde_json::json!({"name": "python3"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(created.status(), StatusCode::CREATED);
-        let id = created.json::<serde_json::Value>().await.unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-        let ws = format!("ws://{front}{server_path}api/kernels/{id}/channels");
-        let cookies = b.cookie_header(&server_url).unwrap();
-        let out = kernel::execute(&ws, Some(&cookies), "import os; print(os.getuid())")
-            .await
-            .unwrap();
-        assert_eq!(out.trim(), w.alice.uid.to_string());
-    }
-    .await;
+    let front_url = Url::parse(&format!("http://{front}/")).unwrap();
+    let result = lab_flow(&w, &Browser::new(), &front_url, "/jupyterlab/", None).await;
     // SIGTERM: the master stops its workers too (SIGKILL would orphan them).
     let _ = nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(nginx.id() as i32),
@@ -736,4 +642,155 @@ async fn behind_nginx_under_jupyterlab() {
     let _ = nginx.wait();
     let _ = std::fs::remove_dir_all(&dir);
     result
+}
+
+/// Starts a python3 kernel in the server at `server_url` (its `/user/<name>/` URL) through
+/// the REST API, with the `_xsrf` cookie the server set, as JupyterLab does; its id.
+async fn create_kernel(b: &Browser, server_url: &Url) -> String {
+    let xsrf = b
+        .cookie(server_url, "_xsrf")
+        .expect("the server set an _xsrf cookie");
+    let created = b
+        .client()
+        .post(server_url.join("api/kernels").unwrap())
+        .header("X-XSRFToken", &xsrf)
+        .json(&serde_json::json!({"name": "python3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    created.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// What a user does in a browser, from `origin` (scheme, host, port) under `prefix`: log
+/// in, follow the spawn and OAuth redirects (all staying on `origin`), get JupyterLab's
+/// page, create a kernel and run `os.getuid()` in it over the kernel's WebSocket (`wss`
+/// when `tls` is given), which must print alice's uid.
+async fn lab_flow(
+    w: &World,
+    b: &Browser,
+    origin: &Url,
+    prefix: &str,
+    tls: Option<&sudohub_tests::tls::ClientTls>,
+) {
+    let at = |path: &str| origin.join(path).unwrap();
+    let form = b.get(&at(&format!("{prefix}hub/login"))).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let xsrf = form.xsrf_field().unwrap();
+    let next = format!("{prefix}hub/spawn").replace('/', "%2F");
+    let p = b
+        .post_form(
+            &at(&format!("{prefix}hub/login?next={next}")),
+            &[
+                ("username", w.alice.name.as_str()),
+                ("password", PASSWORD),
+                ("_xsrf", &xsrf),
+            ],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let server_path = format!("{prefix}user/{}/", w.alice.name);
+    let started = Instant::now();
+    let mut current = p.location().unwrap();
+    let mut page = b.get(&current).await;
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "spawn took too long:\n{}",
+            hub_log(w)
+        );
+        if page.status == StatusCode::OK && page.body.contains("Starting your server") {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            page = b.get(&current).await;
+            continue;
+        }
+        assert!(
+            page.status.is_redirection(),
+            "{} {}\n{}",
+            page.status,
+            page.body,
+            hub_log(w)
+        );
+        let next = page.location().unwrap();
+        assert_eq!(
+            next.origin(),
+            origin.origin(),
+            "redirects stay on {origin}: {next}"
+        );
+        if next.path().starts_with(&server_path) {
+            break;
+        }
+        current = next;
+        page = b.get(&current).await;
+    }
+    let hops = b.follow(&at(&format!("{server_path}lab")), 10).await;
+    let last = hops.last().unwrap();
+    assert_eq!(
+        last.status,
+        StatusCode::OK,
+        "{:?}\n{}",
+        hops.iter()
+            .map(|h| (h.url.to_string(), h.status))
+            .collect::<Vec<_>>(),
+        hub_log(w)
+    );
+    assert!(last.body.contains("jupyter-config-data"));
+    assert!(hops
+        .iter()
+        .any(|h| h.url.path() == format!("{prefix}hub/api/oauth2/authorize")));
+    let server_url = at(&server_path);
+    let id = create_kernel(b, &server_url).await;
+    let mut ws = at(&format!("{server_path}api/kernels/{id}/channels"));
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    ws.set_scheme(scheme).unwrap();
+    let cookies = b.cookie_header(&server_url).unwrap();
+    let code = "import os; print(os.getuid())";
+    let out = match tls {
+        Some(t) => kernel::execute_tls(ws.as_str(), Some(&cookies), code, t).await,
+        None => kernel::execute(ws.as_str(), Some(&cookies), code).await,
+    }
+    .unwrap();
+    assert_eq!(out.trim(), w.alice.uid.to_string());
+}
+
+/// `ssl_cert`/`ssl_key`: the hub serves HTTPS itself, the single-user server reaches the
+/// Hub API on the loopback `hub_bind` in plain HTTP, and the whole browser flow — login,
+/// OAuth, JupyterLab, a kernel over `wss://` — works on the https origin. The key is
+/// readable by the hub user only; the browser trusts just this certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn served_over_tls() {
+    let mut cert_path = PathBuf::new();
+    let hub_bind = format!("127.0.0.1:{}", free_port());
+    let w = world_with("/", |hub_user, state_dir| {
+        let (cert, key) = sudohub_tests::tls::self_signed(state_dir);
+        fs::chown_mode(&key, hub_user.uid, hub_user.gid, 0o600);
+        fs::chown_mode(&cert, Uid::from_raw(0), Gid::from_raw(0), 0o644);
+        cert_path = cert.clone();
+        format!(
+            "ssl_cert = {:?}\nssl_key = {:?}\nhub_bind = {hub_bind:?}",
+            cert.display().to_string(),
+            key.display().to_string()
+        )
+    });
+    let _hub = start_hub(&w);
+    let tls = sudohub_tests::tls::ClientTls::trusting(&cert_path);
+    let origin = Url::parse(&format!("https://{}/", w.addr)).unwrap();
+    lab_flow(&w, &Browser::trusting(&tls), &origin, "/", Some(&tls)).await;
+    assert!(
+        hub_log(&w).contains(&hub_bind),
+        "the hub says where servers reach its API:\n{}",
+        hub_log(&w)
+    );
+    // The server was told the loopback API URL, not the public https one.
+    let api_urls: Vec<String> = proc::pids_of_uid(w.alice.uid.as_raw())
+        .into_iter()
+        .filter_map(|pid| proc::environ(pid).remove("JUPYTERHUB_API_URL"))
+        .collect();
+    assert!(
+        api_urls.contains(&format!("http://{hub_bind}/hub/api")),
+        "{api_urls:?}"
+    );
 }

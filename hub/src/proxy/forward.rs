@@ -32,19 +32,20 @@ const HOP_BY_HOP: &[&str] = &[
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 /// Most request headers accepted.
 const MAX_HEADERS: usize = 100;
-/// Longest wait for an upstream's response headers.
-const RESPONSE_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The proxy's client side.
 #[derive(Clone)]
 pub struct Proxy {
     client: Client<HttpConnector, Body>,
     base_url: String,
+    /// Longest wait for an upstream's response headers before answering 504.
+    response_timeout: Duration,
 }
 
 impl Proxy {
-    /// A proxy with a keep-alive pool to upstreams.
-    pub fn new(base_url: &str) -> Self {
+    /// A proxy with a keep-alive pool to upstreams, which waits at most
+    /// `response_timeout` for an upstream to start answering.
+    pub fn new(base_url: &str, response_timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         connector.set_nodelay(true);
@@ -55,6 +56,7 @@ impl Proxy {
         Self {
             client,
             base_url: base_url.to_owned(),
+            response_timeout,
         }
     }
 
@@ -102,8 +104,11 @@ impl Proxy {
         }
         let upstream_req = http::Request::from_parts(parts, body);
 
-        let resp = match tokio::time::timeout(RESPONSE_TIMEOUT, self.client.request(upstream_req))
-            .await
+        let resp = match tokio::time::timeout(
+            self.response_timeout,
+            self.client.request(upstream_req),
+        )
+        .await
         {
             Ok(Ok(r)) => r,
             Ok(Err(e)) => {
