@@ -392,7 +392,13 @@ impl Supervisor {
                 self.refused = true;
                 self.log
                     .action("reattach", &name, Some(pid), &format!("refused: {reason}"));
-                // Keep supervising a running server until it exits; nothing to report after.
+                // The hub has no record of this server, so no route, no token and no
+                // user can reach it: stop it (SIGTERM, then SIGKILL after the longest
+                // grace) rather than leave an orphan running. Nothing to report after.
+                if matches!(self.phase, Phase::Running { .. }) {
+                    let grace = u64::from(self.v.config.spawner.max_grace_ms);
+                    self.begin_stop(Duration::from_millis(grace));
+                }
                 match self.phase {
                     Phase::Exited { .. } => Flow::Exit(0),
                     _ => Flow::Continue,

@@ -40,7 +40,8 @@ pub struct ChildSetup {
 ///
 /// 1. `setsid`: the server leads its own session and process group, so stopping it can
 ///    signal the whole group, and no terminal or hub signal reaches it.
-/// 2. SIGHUP and SIGINT back to their defaults (ignored dispositions survive `exec`).
+/// 2. an empty signal mask and every signal back to its default disposition: blocked and
+///    ignored signals survive `exec`, and the helper blocks SIGTERM and SIGCHLD.
 /// 3. umask and rlimits.
 /// 4. every inherited fd above 2 marked close-on-exec, so nothing of the helper (its
 ///    channel to the hub, its signalfd) leaks into the server. std's own error pipe is
@@ -50,9 +51,19 @@ pub struct ChildSetup {
 pub fn apply_in_child(cmd: &mut Command, setup: ChildSetup) {
     let closure = move || -> io::Result<()> {
         nix::unistd::setsid().map_err(io::Error::from)?;
-        for sig in [Signal::SIGHUP, Signal::SIGINT] {
+        // The helper reads SIGTERM and SIGCHLD from a signalfd, so they are blocked here,
+        // and a blocked mask survives exec: without this the server would never see the
+        // SIGTERM of a stop and always die by SIGKILL after the grace period.
+        nix::sys::signal::SigSet::empty()
+            .thread_set_mask()
+            .map_err(io::Error::from)?;
+        for sig in Signal::iterator() {
+            if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP) {
+                continue;
+            }
             // SAFETY: restoring SIG_DFL runs no code; we are the only thread of the child.
-            unsafe { signal(sig, SigHandler::SigDfl) }.map_err(io::Error::from)?;
+            // Ignored dispositions (SIGHUP, SIGINT, SIGPIPE here) would survive exec too.
+            let _ = unsafe { signal(sig, SigHandler::SigDfl) };
         }
         nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(setup.umask));
         for &(resource, limit) in &setup.limits {
@@ -68,8 +79,8 @@ pub fn apply_in_child(cmd: &mut Command, setup: ChildSetup) {
         }
         Ok(())
     };
-    // SAFETY: the closure only makes async-signal-safe system calls (setsid, signal,
-    // umask, setrlimit, fcntl, prctl) on values computed before fork, and allocates
+    // SAFETY: the closure only makes async-signal-safe system calls (setsid,
+    // pthread_sigmask, signal, umask, setrlimit, fcntl, prctl) on values computed before fork, and allocates
     // nothing; errors are plain errno values.
     unsafe {
         cmd.pre_exec(closure);

@@ -234,6 +234,13 @@ fn server_runs_confined_as_the_user() {
     expected.sort_unstable();
     assert_eq!(groups, expected);
     assert_eq!(st["NoNewPrivs"], "1");
+    // Nothing of the helper's signal handling leaks in: no blocked signals, and SIGHUP,
+    // SIGINT and SIGTERM not ignored (Python itself ignores SIGPIPE and SIGXFSZ).
+    assert_eq!(st["SigBlk"], "0000000000000000", "blocked signals");
+    let ignored = u64::from_str_radix(&st["SigIgn"], 16).unwrap();
+    for sig in [1, 2, 15] {
+        assert_eq!(ignored & (1 << (sig - 1)), 0, "signal {sig} is ignored");
+    }
     assert_eq!(st["CapEff"], "0000000000000000");
 
     // Session leader with its own process group.
@@ -425,6 +432,63 @@ fn stop_escalates_to_sigkill_when_sigterm_is_ignored() {
     assert_no_processes(&w.member);
 }
 
+/// A hub that restarted without a record of the server (it was marked stopped, or the
+/// database was restored) refuses the helper's claim: the helper then stops the server
+/// and exits, instead of leaving an unreachable server running.
+#[test]
+fn a_refused_reattach_stops_the_orphaned_server() {
+    let w = world(&[], "");
+    let listener = UnixListener::bind(w.sock_dir.join("spawners.sock")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        w.sock_dir.join("spawners.sock"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let port = free_port();
+    let (mut helper, mut s) = start_helper(&w, &w.member.name);
+    let pid = spawn_server(&w, &mut s, port);
+    wait_listening(port);
+    drop(s);
+
+    let (mut conn, _) = listener.accept().unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let hello: ReattachHello = frame::read_message(&mut conn).unwrap().unwrap();
+    assert_eq!(hello.pid, pid);
+    frame::write_frame(
+        &mut conn,
+        &ReattachAnswer::Refused {
+            message: Bounded::new("no such server is recorded".to_owned()).unwrap(),
+        },
+    )
+    .unwrap();
+    let stopped = sudohub_tests::wait_for(Duration::from_secs(15), || {
+        (!proc::is_alive(pid)).then_some(())
+    });
+    if stopped.is_none() {
+        let _ = helper.kill();
+        let out = helper.wait_with_output().unwrap();
+        panic!(
+            "the refused server is still running; helper log:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let status =
+        sudohub_tests::wait_for(Duration::from_secs(10), || helper.try_wait().ok().flatten());
+    assert_eq!(status.map(|s| s.code()), Some(Some(0)), "the helper exits");
+    let _ = helper.wait_with_output().map(|o| {
+        let log = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(
+            log.contains("action=reattach") && log.contains("refused"),
+            "{log}"
+        );
+        assert!(log.contains("action=stop"), "{log}");
+        assert!(log.contains("result=signal 15"), "ended by SIGTERM: {log}");
+    });
+    assert_no_processes(&w.member);
+}
+
 #[test]
 fn server_survives_the_hub_and_the_helper_reattaches() {
     let w = world(&[], "");
@@ -466,8 +530,14 @@ fn server_survives_the_hub_and_the_helper_reattaches() {
         recv(&mut conn),
         Reply::Status(ServerStatus::Running { pid })
     );
-    send(&mut conn, &Request::Stop { grace_ms: 5000 });
-    assert!(matches!(recv(&mut conn), Reply::Exited { .. }));
+    send(&mut conn, &Request::Stop { grace_ms: 30_000 });
+    // SIGTERM does it, long before the grace period would end in SIGKILL.
+    assert_eq!(
+        recv(&mut conn),
+        Reply::Exited {
+            status: ExitStatus::Signal(15)
+        }
+    );
     assert_no_processes(&w.member);
 }
 
