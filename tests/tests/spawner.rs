@@ -432,19 +432,22 @@ fn stop_escalates_to_sigkill_when_sigterm_is_ignored() {
     assert_no_processes(&w.member);
 }
 
+/// Stands in for a restarted hub's re-attach socket, which the user's helper can dial.
+fn reattach_listener(w: &World) -> UnixListener {
+    use std::os::unix::fs::PermissionsExt;
+    let path = w.sock_dir.join("spawners.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    listener
+}
+
 /// A hub that restarted without a record of the server (it was marked stopped, or the
 /// database was restored) refuses the helper's claim: the helper then stops the server
 /// and exits, instead of leaving an unreachable server running.
 #[test]
 fn a_refused_reattach_stops_the_orphaned_server() {
     let w = world(&[], "");
-    let listener = UnixListener::bind(w.sock_dir.join("spawners.sock")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        w.sock_dir.join("spawners.sock"),
-        std::fs::Permissions::from_mode(0o666),
-    )
-    .unwrap();
+    let listener = reattach_listener(&w);
     let port = free_port();
     let (mut helper, mut s) = start_helper(&w, &w.member.name);
     let pid = spawn_server(&w, &mut s, port);
@@ -492,13 +495,7 @@ fn a_refused_reattach_stops_the_orphaned_server() {
 #[test]
 fn server_survives_the_hub_and_the_helper_reattaches() {
     let w = world(&[], "");
-    let listener = UnixListener::bind(w.sock_dir.join("spawners.sock")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(
-        w.sock_dir.join("spawners.sock"),
-        std::fs::Permissions::from_mode(0o666),
-    )
-    .unwrap();
+    let listener = reattach_listener(&w);
     let port = free_port();
     let (_helper, mut s) = start_helper(&w, &w.member.name);
     let pid = spawn_server(&w, &mut s, port);
