@@ -36,6 +36,8 @@ pub struct AppState {
     pub servers: Servers,
     /// Proxy routes.
     pub routes: RouteTable,
+    /// Requests the proxy carried to each user's server, written to `last_activity`.
+    pub activity: crate::proxy::ActivityLog,
     /// The proxy.
     pub proxy: Proxy,
 }
@@ -112,6 +114,7 @@ pub fn state(cfg: HubConfig) -> Result<AppState, StartupError> {
         auth,
         servers,
         routes,
+        activity: crate::proxy::ActivityLog::default(),
         proxy,
     })
 }
@@ -155,6 +158,9 @@ async fn outside_hub(
 ) -> Response {
     let path = req.uri().path().to_owned();
     if let Some(route) = s.routes.resolve(&path, &s.cfg.base_url) {
+        if route.is_user {
+            s.activity.seen(&route.owner);
+        }
         let scheme = req.extensions().get::<Scheme>().map_or("http", |s| s.0);
         return s.proxy.forward(req, &route, client, scheme).await;
     }
@@ -216,6 +222,10 @@ pub async fn serve(cfg: HubConfig) -> Result<(), StartupError> {
     };
     let state = state(cfg)?;
     state.servers.recover();
+    tokio::spawn(state.activity.clone().run(
+        state.db.clone(),
+        Duration::from_secs(state.cfg.proxy.activity_interval_secs),
+    ));
     let reattach =
         crate::reattach::bind(&state.cfg.reattach_socket).map_err(StartupError::Reattach)?;
     tokio::spawn(crate::reattach::serve(

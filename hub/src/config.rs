@@ -77,17 +77,25 @@ pub struct ProxySection {
     /// are not cut: this bounds only the wait for the response headers.
     #[serde(default = "default_response_timeout")]
     pub response_timeout_secs: u64,
+    /// Seconds between writes of the activity the proxy saw to users' and servers'
+    /// `last_activity` (`c.JupyterHub.last_activity_interval`).
+    #[serde(default = "default_activity_interval")]
+    pub activity_interval_secs: u64,
 }
 
 impl Default for ProxySection {
     fn default() -> Self {
         Self {
             response_timeout_secs: default_response_timeout(),
+            activity_interval_secs: default_activity_interval(),
         }
     }
 }
 
 fn default_response_timeout() -> u64 {
+    300
+}
+fn default_activity_interval() -> u64 {
     300
 }
 
@@ -306,6 +314,9 @@ impl HubConfig {
         if self.proxy.response_timeout_secs == 0 {
             return bad("proxy.response_timeout_secs", "must be above 0");
         }
+        if self.proxy.activity_interval_secs == 0 {
+            return bad("proxy.activity_interval_secs", "must be above 0");
+        }
         if s.start_timeout_secs == 0 || s.http_timeout_secs == 0 {
             return bad("spawner.start_timeout_secs", "timeouts must be above 0");
         }
@@ -420,6 +431,9 @@ port_range = [49152, 65535]
 # Seconds to wait for a server's response headers before answering 504
 # [configurable-http-proxy --proxy-timeout].
 response_timeout_secs = 300
+# Seconds between writes of the activity the proxy saw to last_activity
+# [c.JupyterHub.last_activity_interval].
+activity_interval_secs = 300
 
 # External services, proxied at /services/<name>/ [c.JupyterHub.services]:
 # [[services]]

@@ -112,6 +112,15 @@ impl Servers {
         }
     }
 
+    /// Whether `user`'s server is recorded running but its helper has not dialled back
+    /// since this hub started: the short window after a hub restart, before re-attach.
+    pub fn reconnecting(&self, user: &str) -> bool {
+        if self.live().get(user).is_some_and(|l| l.handle.is_some()) {
+            return false;
+        }
+        matches!(self.inner.db.server(user, ""), Ok(Some(row)) if row.state == "running")
+    }
+
     /// The progress of the current or last spawn of `user`.
     pub fn progress(&self, user: &str) -> Option<watch::Receiver<Progress>> {
         self.live().get(user).map(|l| l.progress.subscribe())
@@ -317,9 +326,19 @@ impl Servers {
 
     /// At hub start: repair the database, and give servers recorded as running
     /// [`REATTACH_GRACE`] for their helpers to dial back before marking them stopped.
+    ///
+    /// A server whose process no longer exists (the machine rebooted, or it died with
+    /// its helper) is marked stopped at once rather than after the grace period.
     pub fn recover(&self) {
         if let Err(e) = self.inner.db.repair() {
             tracing::error!(error = %e, "database repair failed");
+        }
+        for row in self.inner.db.servers().unwrap_or_default() {
+            let gone = row.pid.is_some_and(|pid| !process_exists(pid));
+            if row.state == "running" && gone {
+                tracing::warn!(user = %row.user, pid = ?row.pid, "server process is gone; marked stopped");
+                self.cleanup(&row.user);
+            }
         }
         let this = self.clone();
         tokio::spawn(async move {
@@ -338,6 +357,18 @@ impl Servers {
                 }
             }
         });
+    }
+}
+
+/// Whether a process exists, seen from the hub user, which may not signal it: a null
+/// signal answers EPERM for another user's live process and ESRCH for none.
+fn process_exists(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
     }
 }
 

@@ -494,6 +494,7 @@ async fn redirects_not_running_pages_and_open_redirects() {
 async fn proxy_streams_and_reports_dead_upstreams() {
     use axum::routing::{get, post};
     let h = hub("/", "").await;
+    h.state.db.ensure_user("alice", Some(false)).unwrap();
     // A real upstream: echoes request headers, counts uploaded bytes, streams a body.
     let upstream = axum::Router::new()
         .route(
@@ -567,6 +568,29 @@ async fn proxy_streams_and_reports_dead_upstreams() {
         .await
         .unwrap();
     assert_eq!(body.lines().count(), 100);
+    // What the proxy carried reaches alice's last_activity at the next flush.
+    let before = h
+        .state
+        .db
+        .user("alice")
+        .unwrap()
+        .and_then(|u| u.last_activity);
+    assert_eq!(before, None, "nothing is written per request");
+    h.state.activity.flush(&h.state.db);
+    let after = h
+        .state
+        .db
+        .user("alice")
+        .unwrap()
+        .unwrap()
+        .last_activity
+        .unwrap();
+    let at = time::OffsetDateTime::parse(&after, &time::format_description::well_known::Rfc3339)
+        .unwrap();
+    assert!(
+        (time::OffsetDateTime::now_utc() - at).whole_seconds().abs() < 60,
+        "{after}"
+    );
     let r = c
         .get(url(&h, "/user/alice/x"))
         .header("x-big", "a".repeat(70_000))
@@ -878,4 +902,57 @@ async fn tls_serves_https_and_keeps_the_server_api_on_loopback() {
         .to_string();
     assert!(e.contains("rejected"), "a key of another certificate: {e}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Just after a hub restart, a server the database records as running has no route until
+/// its helper dials back. Its URLs then answer 503 with `Retry-After` (a self-reloading
+/// page, or JSON for API paths) instead of the "not running, start it" flow; and at
+/// start-up a recorded server whose process is gone is marked stopped at once.
+#[tokio::test]
+async fn servers_awaiting_reattach_answer_503_and_dead_ones_are_stopped() {
+    let h = hub("/", "").await;
+    let (cookie, _) = login(&h, "alice");
+    let _ = login(&h, "bob");
+    // alice: recorded running with a live pid (this test process).
+    h.state.db.server_starting("alice", "", 50001).unwrap();
+    h.state
+        .db
+        .server_running("alice", "", std::process::id())
+        .unwrap();
+    // bob: recorded running with a pid that exited.
+    let mut child = std::process::Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    h.state.db.server_starting("bob", "", 50002).unwrap();
+    h.state.db.server_running("bob", "", dead).unwrap();
+    h.state.servers.recover();
+    assert!(
+        h.state.db.server("bob", "").unwrap().is_none(),
+        "a server whose process is gone is forgotten at start-up"
+    );
+    assert_eq!(
+        h.state.db.server("alice", "").unwrap().unwrap().state,
+        "running"
+    );
+
+    let c = client();
+    let r = c
+        .get(url(&h, "/hub/user/alice/lab"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.headers()["retry-after"], "2");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("reconnecting"), "{body}");
+    assert!(body.contains("url=/user/alice/lab"), "{body}");
+    let r = c
+        .get(url(&h, "/hub/user/alice/api/kernels"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.json::<Value>().await.unwrap()["status"], 503);
 }

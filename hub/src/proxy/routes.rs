@@ -11,6 +11,8 @@ pub struct Route {
     pub target: SocketAddr,
     /// The user (or service) the route belongs to, for logs.
     pub owner: String,
+    /// Whether `owner` is a user (a server's route), not a service.
+    pub is_user: bool,
 }
 
 /// Routes of running servers and configured services. Cheap to clone.
@@ -56,10 +58,10 @@ impl RouteTable {
     /// `<base>services/<name>/…` with a trailing slash after the name.
     pub fn resolve(&self, path: &str, base_url: &str) -> Option<Route> {
         let rest = path.strip_prefix(base_url)?;
-        let (table, rest) = if let Some(r) = rest.strip_prefix("user/") {
-            (&self.users, r)
+        let (table, rest, is_user) = if let Some(r) = rest.strip_prefix("user/") {
+            (&self.users, r, true)
         } else if let Some(r) = rest.strip_prefix("services/") {
-            (&self.services, r)
+            (&self.services, r, false)
         } else {
             return None;
         };
@@ -71,6 +73,7 @@ impl RouteTable {
         Some(Route {
             target,
             owner: name.into_owned(),
+            is_user,
         })
     }
 }
@@ -98,6 +101,8 @@ mod tests {
             t.resolve("/jl/services/bench/x", "/jl/").unwrap().owner,
             "bench"
         );
+        assert!(t.resolve("/jl/user/alice/lab", "/jl/").unwrap().is_user);
+        assert!(!t.resolve("/jl/services/bench/x", "/jl/").unwrap().is_user);
         assert!(
             t.resolve("/jl/user/alice", "/jl/").is_none(),
             "no trailing slash: hub answers"

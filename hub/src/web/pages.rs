@@ -450,6 +450,39 @@ async fn not_running(
     not_running_for(s.0, headers, user, rest, q.0).await
 }
 
+/// The answer while a running server's helper has not yet dialled back to a restarted
+/// hub (a few seconds): 503 with `Retry-After`, which JupyterLab's API calls retry, and
+/// for a browser a page that reloads `target` by itself. Not the 424 "not running" flow:
+/// the server is running, and offering to start it would only be refused.
+fn reconnecting(target: &str, wants_json: bool) -> Response {
+    let retry = [(header::RETRY_AFTER, "2")];
+    if wants_json {
+        let body = serde_json::json!({
+            "status": 503,
+            "message": "the server is reconnecting to the hub after a hub restart; retry shortly",
+        });
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            retry,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+    }
+    let t = crate::web::escape(target);
+    let body = format!(
+        "<meta http-equiv=\"refresh\" content=\"2; url={t}\">\
+         <p>The hub has just restarted and your server is reconnecting to it. \
+         This page reloads in a moment; <a href=\"{t}\">reload now</a>.</p>"
+    );
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        retry,
+        Html(crate::web::page("Reconnecting", &body)),
+    )
+        .into_response()
+}
+
 /// `/hub/user/<name>/…`: where a stopped server's URLs end up (compat §0.16, §3.6).
 async fn not_running_for(
     s: AppState,
@@ -473,12 +506,15 @@ async fn not_running_for(
     if s.servers.state(&user) == ServerState::Running && s.routes.user(&user).is_some() {
         return Redirect::to(&target).into_response();
     }
-    let message = format!("Server at {} is not running", server_url(&s, &user));
     let wants_json = rest.split('/').any(|seg| seg == "api")
         || headers
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("application/json"));
+    if s.servers.reconnecting(&user) {
+        return reconnecting(&target, wants_json);
+    }
+    let message = format!("Server at {} is not running", server_url(&s, &user));
     if wants_json {
         let body = serde_json::json!({"status": 424, "message": message});
         return (
