@@ -2,34 +2,45 @@
 # Installs sudohub and starts it: `sudo ./install.sh`.
 #
 #   --no-start     install everything but do not start the hub
-#   --prefix DIR   install below DIR instead of / (for packaging and tests; nothing started)
+#   --prefix DIR   a self-contained install below DIR (for packaging, trials and tests):
+#                  configs name DIR's paths and the helpers read DIR/etc/sudohub/helpers.toml;
+#                  DIR/etc/sudoers.d and DIR/etc/pam.d are not live; nothing is started
+#   --user NAME    the hub's service account (default sudohub)
+#   --group NAME   the group whose members may use the hub (default jupyterhub)
 #   --uninstall    remove what this script installed (keeps the database, config and homes)
 #   --purge        with --uninstall: also remove /etc/sudohub, /var/lib/sudohub and the
-#                  sudohub user
+#                  service account
 #
 # Idempotent: running it again upgrades the binaries and never overwrites an admin's
 # edits to /etc/sudohub/*.toml.
 set -euo pipefail
 cd "$(dirname "$0")"
 
-start=1 prefix="" uninstall=0 purge=0
+start=1 prefix="" uninstall=0 purge=0 HUB_USER=sudohub GROUP=jupyterhub
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-start) start=0 ;;
     --prefix) prefix="${2:?--prefix needs a directory}"; shift; start=0 ;;
     --prefix=*) prefix="${1#--prefix=}"; start=0 ;;
+    --user) HUB_USER="${2:?--user needs a name}"; shift ;;
+    --group) GROUP="${2:?--group needs a name}"; shift ;;
     --uninstall) uninstall=1 ;;
     --purge) purge=1 ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
 done
 [ "$(id -u)" = 0 ] || { echo "install.sh must run as root: sudo ./install.sh" >&2; exit 1; }
 
-HUB_USER=sudohub
-GROUP=jupyterhub
-P="$prefix"
+for name in "$HUB_USER" "$GROUP"; do
+  [[ "$name" =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || { echo "install.sh: '$name' is not a valid user or group name" >&2; exit 2; }
+done
+case "$prefix" in
+  ""|/*) ;;
+  *) prefix="$(pwd)/$prefix" ;;
+esac
+P="${prefix%/}"
 say() { printf 'install: %s\n' "$*"; }
 
 stop_hub() {
@@ -60,8 +71,13 @@ bash scripts/deps.sh
 for d in "${CARGO_HOME:-$HOME/.cargo}/bin" /root/.cargo/bin; do [ -d "$d" ] && PATH="$PATH:$d"; done
 
 say "building release binaries"
-# The release build reads its config from the real path, never a test path.
-env -u SUDOHUB_HELPERS_CONFIG cargo build --release --quiet -p sudohub -p sudohub-spawner -p sudohub-pam
+# The helpers' config path is compiled in: the real one, or the prefix's.
+if [ -n "$P" ]; then
+  SUDOHUB_HELPERS_CONFIG="$P/etc/sudohub/helpers.toml" \
+    cargo build --release --quiet -p sudohub -p sudohub-spawner -p sudohub-pam
+else
+  env -u SUDOHUB_HELPERS_CONFIG cargo build --release --quiet -p sudohub -p sudohub-spawner -p sudohub-pam
+fi
 
 say "accounts"
 getent group "$GROUP" >/dev/null || groupadd "$GROUP"
@@ -87,7 +103,18 @@ chmod 2755 "$P/usr/lib/sudohub/sudohub-pam"   # after chown/install: setgid shad
 
 tmp=$(mktemp)
 trap 'rm -f "$tmp"' EXIT
-sed "s#/usr/lib/sudohub/#$P/usr/lib/sudohub/#g" sudoers.d/sudohub > "$tmp"
+# The shipped files name sudohub, jupyterhub and the real paths; render them for this
+# install's account, group and prefix.
+render() {
+  sed -e "s#\"/usr/lib/sudohub/#\"$P/usr/lib/sudohub/#g" \
+      -e "s#\"/var/lib/sudohub/#\"$P/var/lib/sudohub/#g" \
+      -e "s#\"/run/sudohub/#\"$P/run/sudohub/#g" \
+      -e "s#^hub_user = \"sudohub\"#hub_user = \"$HUB_USER\"#" \
+      -e "s#^allowed_group = \"jupyterhub\"#allowed_group = \"$GROUP\"#" \
+      -e "s#^allowed_groups = \[\"jupyterhub\"\]#allowed_groups = [\"$GROUP\"]#" "$@"
+}
+sed -e "s#/usr/lib/sudohub/#$P/usr/lib/sudohub/#g" -e "s#^sudohub ALL=#$HUB_USER ALL=#" \
+    -e "s#(%jupyterhub,#(%$GROUP,#" sudoers.d/sudohub > "$tmp"
 if visudo -cf "$tmp" >/dev/null; then
   install -m 0440 -o root -g root "$tmp" "$P/etc/sudoers.d/sudohub"
 else
@@ -95,15 +122,19 @@ else
   exit 1
 fi
 install -m 0644 -o root -g root pam.d/sudohub "$P/etc/pam.d/sudohub"
-install -m 0644 -o root -g root systemd/sudohub.service "$P/lib/systemd/system/sudohub.service"
+sed -e "s#^User=sudohub#User=$HUB_USER#" -e "s#^Group=sudohub#Group=$HUB_USER#" \
+    -e "s#^ExecStart=/usr/bin/sudohub --config /etc/sudohub/hub.toml#ExecStart=$P/usr/bin/sudohub --config $P/etc/sudohub/hub.toml#" \
+    systemd/sudohub.service > "$tmp"
+install -m 0644 -o root -g root "$tmp" "$P/lib/systemd/system/sudohub.service"
 
 if [ ! -e "$P/etc/sudohub/helpers.toml" ]; then
-  install -m 0644 -o root -g root etc/helpers.toml "$P/etc/sudohub/helpers.toml"
+  render etc/helpers.toml > "$tmp"
+  install -m 0644 -o root -g root "$tmp" "$P/etc/sudohub/helpers.toml"
 else
   say "keeping existing $P/etc/sudohub/helpers.toml"
 fi
 if [ ! -e "$P/etc/sudohub/hub.toml" ]; then
-  "$P/usr/bin/sudohub" generate-config > "$tmp"
+  "$P/usr/bin/sudohub" generate-config | render > "$tmp"
   install -m 0640 -o root -g "$HUB_USER" "$tmp" "$P/etc/sudohub/hub.toml"
 else
   say "keeping existing $P/etc/sudohub/hub.toml"
@@ -125,7 +156,23 @@ if [ "$start" = 1 ]; then
     echo $! > /run/sudohub/sudohub.pid
     say "started in the background, pid $(cat /run/sudohub/sudohub.pid), logs in /var/log/sudohub/"
   fi
-  port=$(sed -n 's/^port *= *\([0-9]*\).*/\1/p' /etc/sudohub/hub.toml | head -1)
-  say "sudohub is at http://$(hostname -f 2>/dev/null || hostname):${port:-8000}/"
+  port=$(sed -n 's/^bind *= *"[^"]*:\([0-9]*\)".*/\1/p' /etc/sudohub/hub.toml | head -1)
+  port=${port:-8000}
+  base=$(sed -n 's/^base_url *= *"\([^"]*\)".*/\1/p' /etc/sudohub/hub.toml | head -1)
+  scheme=http
+  grep -q '^ssl_cert *=' /etc/sudohub/hub.toml && scheme=https
+  for _ in $(seq 1 50); do
+    curl -ksf -o /dev/null "$scheme://127.0.0.1:$port${base:-/}hub/api/" && break
+    sleep 0.2
+  done
+  if ! curl -ksf -o /dev/null "$scheme://127.0.0.1:$port${base:-/}hub/api/"; then
+    echo "install: the hub does not answer on port $port; its log says:" >&2
+    { journalctl -u sudohub -n 20 --no-pager 2>/dev/null || tail -n 20 /var/log/sudohub/sudohub.log; } >&2
+    exit 1
+  fi
+  say "checking the installation (sudohub check):"
+  /usr/bin/sudohub check --config /etc/sudohub/hub.toml | sed 's/^/  /'
+  say "sudohub is at $scheme://$(hostname -f 2>/dev/null || hostname):$port${base:-/}"
   say "let a user in:  usermod -aG $GROUP <name>   (then they log in with their Unix password)"
+  say "make an admin:  add the name to admin_users in /etc/sudohub/hub.toml, then restart the hub"
 fi

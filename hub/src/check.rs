@@ -39,6 +39,17 @@ impl Default for CheckPaths {
     }
 }
 
+impl CheckPaths {
+    /// The files of an install made with `install.sh --prefix dir`.
+    pub fn below(dir: &Path) -> Self {
+        Self {
+            helpers_config: dir.join("etc/sudohub/helpers.toml"),
+            sudoers: dir.join("etc/sudoers.d/sudohub"),
+            pam_dir: dir.join("etc/pam.d"),
+        }
+    }
+}
+
 struct Report(Vec<Finding>);
 
 impl Report {

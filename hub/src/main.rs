@@ -9,9 +9,10 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(version, about)]
 struct Cli {
-    /// The hub's configuration file.
-    #[arg(long, default_value = sudohub::config::DEFAULT_PATH)]
-    config: PathBuf,
+    /// The hub's configuration file [default: /etc/sudohub/hub.toml, or
+    /// <prefix>/etc/sudohub/hub.toml for `check --prefix`].
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -22,9 +23,13 @@ enum Command {
     GenerateConfig,
     /// Verify the installation: owners and modes, sudoers, accounts, PAM, configs, DB.
     Check {
-        /// The sudoers drop-in to check.
-        #[arg(long, default_value = "/etc/sudoers.d/sudohub")]
-        sudoers: PathBuf,
+        /// Check an install made with `install.sh --prefix DIR`: its hub.toml,
+        /// helpers.toml, sudoers drop-in and PAM service below DIR.
+        #[arg(long)]
+        prefix: Option<PathBuf>,
+        /// The sudoers drop-in to check [default: <prefix>/etc/sudoers.d/sudohub].
+        #[arg(long)]
+        sudoers: Option<PathBuf>,
     },
 }
 
@@ -34,10 +39,15 @@ fn main() -> ExitCode {
         print!("{}", sudohub::config::GENERATED);
         return ExitCode::SUCCESS;
     }
-    if let Some(Command::Check { sudoers }) = &cli.command {
-        let config = match sudohub::config::HubConfig::load(&cli.config) {
+    if let Some(Command::Check { prefix, sudoers }) = &cli.command {
+        let root = prefix.clone().unwrap_or_else(|| PathBuf::from("/"));
+        let config_path = cli
+            .config
+            .clone()
+            .unwrap_or_else(|| root.join("etc/sudohub/hub.toml"));
+        let config = match sudohub::config::HubConfig::load(&config_path) {
             Ok(c) => {
-                println!("ok   {} is valid", cli.config.display());
+                println!("ok   {} is valid", config_path.display());
                 c
             }
             Err(e) => {
@@ -45,9 +55,13 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
         };
+        let paths = match prefix {
+            Some(dir) => sudohub::check::CheckPaths::below(dir),
+            None => sudohub::check::CheckPaths::default(),
+        };
         let paths = sudohub::check::CheckPaths {
-            sudoers: sudoers.clone(),
-            ..Default::default()
+            sudoers: sudoers.clone().unwrap_or(paths.sudoers.clone()),
+            ..paths
         };
         let all_ok = sudohub::check::print(&sudohub::check::run(&config, &paths));
         return if all_ok {
@@ -63,7 +77,10 @@ fn main() -> ExitCode {
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let config = match sudohub::config::HubConfig::load(&cli.config) {
+    let config_path = cli
+        .config
+        .unwrap_or_else(|| PathBuf::from(sudohub::config::DEFAULT_PATH));
+    let config = match sudohub::config::HubConfig::load(&config_path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sudohub: {e}");

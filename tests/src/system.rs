@@ -33,10 +33,18 @@ impl TestGroup {
     /// `groupadd` a new group.
     pub fn create(name: &str) -> Self {
         run("groupadd", &[name]);
+        Self::existing(name)
+    }
+}
+
+impl TestGroup {
+    /// Takes charge of a group something else created (`install.sh`): it is removed when
+    /// this value is dropped.
+    pub fn existing(name: &str) -> Self {
         let gid = nix::unistd::Group::from_name(name)
             .ok()
             .flatten()
-            .unwrap_or_else(|| panic!("group {name} not found after groupadd"))
+            .unwrap_or_else(|| panic!("group {name} does not exist"))
             .gid;
         Self {
             name: name.into(),
@@ -101,6 +109,12 @@ impl TestUser {
                 name,
             ],
         );
+        Self::lookup(name)
+    }
+
+    /// Takes charge of a user something else created (`install.sh`): it is removed, with
+    /// its processes, when this value is dropped.
+    pub fn existing(name: &str) -> Self {
         Self::lookup(name)
     }
 

@@ -1,9 +1,12 @@
 //! The files an admin installs, checked with the tools that will read them.
 
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use sudohub_tests::require_root;
-use sudohub_tests::system::InstalledHelpers;
+use sudohub::auth::rules;
+use sudohub_tests::system::{self, InstalledHelpers, TestGroup, TestUser};
+use sudohub_tests::{require_root, unique_name};
 
 const UNIT: &str = include_str!("../../systemd/sudohub.service");
 
@@ -85,4 +88,191 @@ fn systemd_unit_passes_systemd_analyze_verify() {
         "systemd-analyze verify: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// Runs `./install.sh` with `args` and returns its output; fails the test unless it
+/// succeeded.
+fn install_sh(args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../install.sh"))
+        .args(args)
+        .output()
+        .expect("run install.sh");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "install.sh {args:?} failed:\n{text}");
+    text
+}
+
+/// `sudohub check --prefix DIR` with the installed binary: (passed, output).
+fn check(dir: &Path) -> (bool, String) {
+    let out = Command::new(dir.join("usr/bin/sudohub"))
+        .arg("check")
+        .arg("--prefix")
+        .arg(dir)
+        .output()
+        .expect("run sudohub check");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success(), text)
+}
+
+fn owner_mode(path: &Path) -> (u32, u32, u32) {
+    let m = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    (m.uid(), m.gid(), m.mode() & 0o7777)
+}
+
+/// The admin's first command, for real: `install.sh --no-start --prefix DIR` with its own
+/// service account and group (created by the script, unique to this run). Every file gets
+/// the owner and mode of DESIGN.md, the account is a locked system user outside `shadow`,
+/// and the installed `sudohub check` passes. A second run keeps the admin's edits and
+/// takes the account back out of `shadow` if someone put it there; `--uninstall` keeps
+/// the configuration and state, `--purge` removes them.
+#[test]
+fn install_sh_installs_a_layout_that_sudohub_check_passes() {
+    require_root();
+    let user = unique_name("sih");
+    let group = unique_name("sig");
+    let dir = std::env::temp_dir().join(unique_name("sudohub-install"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let d = dir.to_str().unwrap();
+    let install = [
+        "--no-start",
+        "--prefix",
+        d,
+        "--user",
+        &user,
+        "--group",
+        &group,
+    ];
+
+    let first = install_sh(&install);
+    let account = TestUser::existing(&user);
+    let _group = TestGroup::existing(&group);
+    let _cleanup = RemoveDir(dir.clone());
+
+    let pw = nix::unistd::User::from_name(&user).unwrap().unwrap();
+    assert!(pw.uid.as_raw() < 1000, "a system account: uid {}", pw.uid);
+    assert_eq!(pw.shell, Path::new("/usr/sbin/nologin"));
+    let status = system::run("passwd", &["-S", &user]);
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(
+        status.split_whitespace().nth(1),
+        Some("L"),
+        "password locked: {status}"
+    );
+    assert!(!rules::user_groups(&user).iter().any(|g| g == "shadow"));
+
+    let shadow = nix::unistd::Group::from_name("shadow")
+        .unwrap()
+        .unwrap()
+        .gid
+        .as_raw();
+    let (u, g) = (account.uid.as_raw(), account.gid.as_raw());
+    for (path, want) in [
+        ("usr/bin/sudohub", (0, 0, 0o755)),
+        ("usr/lib/sudohub/sudohub-spawner", (0, 0, 0o755)),
+        ("usr/lib/sudohub/sudohub-pam", (0, shadow, 0o2755)),
+        ("etc/sudoers.d/sudohub", (0, 0, 0o440)),
+        ("etc/pam.d/sudohub", (0, 0, 0o644)),
+        ("etc/sudohub/helpers.toml", (0, 0, 0o644)),
+        ("etc/sudohub/hub.toml", (0, g, 0o640)),
+        ("lib/systemd/system/sudohub.service", (0, 0, 0o644)),
+        ("var/lib/sudohub", (u, g, 0o700)),
+        ("var/log/sudohub", (u, g, 0o750)),
+        ("run/sudohub", (u, g, 0o755)),
+    ] {
+        assert_eq!(owner_mode(&dir.join(path)), want, "{path}");
+    }
+    let sudoers = std::fs::read_to_string(dir.join("etc/sudoers.d/sudohub")).unwrap();
+    assert!(
+        sudoers.contains(&format!(
+            "{user} ALL=(%{group}, !root) NOPASSWD: {d}/usr/lib/sudohub/sudohub-spawner \"\""
+        )),
+        "{sudoers}"
+    );
+    let unit = std::fs::read_to_string(dir.join("lib/systemd/system/sudohub.service")).unwrap();
+    assert!(unit.contains(&format!("\nUser={user}\n")), "{unit}");
+
+    let (ok, report) = check(&dir);
+    assert!(ok, "sudohub check after install.sh:\n{first}\n{report}");
+    for line in [
+        format!("{d}/usr/lib/sudohub/sudohub-pam is root:shadow, mode 2755 (setgid shadow)"),
+        format!("{d}/usr/lib/sudohub/sudohub-spawner is root-owned, mode 0755"),
+        format!("{d}/etc/sudoers.d/sudohub is root-owned, mode 0440"),
+        format!("{d}/etc/sudoers.d/sudohub passes visudo -cf"),
+        format!("{d}/etc/sudohub/helpers.toml is owned by root and not writable by others"),
+        format!("hub user {user} exists and is not root"),
+        format!("hub user {user} is not in group shadow"),
+        format!("group {group} exists"),
+        format!("PAM service {d}/etc/pam.d/sudohub is present"),
+    ] {
+        assert!(report.contains(&line), "missing `{line}` in:\n{report}");
+    }
+    assert!(report.contains("checks passed"), "{report}");
+
+    // Again, after an admin edited hub.toml and someone put the account in shadow.
+    let hub_toml = dir.join("etc/sudohub/hub.toml");
+    let edited = format!(
+        "{}\n# edited by the admin\n",
+        std::fs::read_to_string(&hub_toml).unwrap()
+    );
+    std::fs::write(&hub_toml, &edited).unwrap();
+    system::run("gpasswd", &["-a", &user, "shadow"]);
+    let (ok, report) = check(&dir);
+    assert!(
+        !ok && report.contains(&format!("hub user {user} is in group shadow")),
+        "{report}"
+    );
+    let second = install_sh(&install);
+    assert!(second.contains("keeping existing"), "{second}");
+    assert!(
+        second.contains(&format!("removed {user} from group shadow")),
+        "{second}"
+    );
+    assert_eq!(std::fs::read_to_string(&hub_toml).unwrap(), edited);
+    let (ok, report) = check(&dir);
+    assert!(ok, "{report}");
+
+    // Uninstall keeps configuration and state; purge removes them.
+    install_sh(&[
+        "--uninstall",
+        "--prefix",
+        d,
+        "--user",
+        &user,
+        "--group",
+        &group,
+    ]);
+    for gone in [
+        "usr/bin/sudohub",
+        "usr/lib/sudohub",
+        "etc/sudoers.d/sudohub",
+        "etc/pam.d/sudohub",
+    ] {
+        assert!(!dir.join(gone).exists(), "{gone} is still there");
+    }
+    assert!(hub_toml.exists() && dir.join("var/lib/sudohub").exists());
+    install_sh(&[
+        "--uninstall",
+        "--purge",
+        "--prefix",
+        d,
+        "--user",
+        &user,
+        "--group",
+        &group,
+    ]);
+    assert!(!dir.join("etc/sudohub").exists() && !dir.join("var/lib/sudohub").exists());
+}
+
+/// Removes a directory tree when dropped.
+struct RemoveDir(PathBuf);
+
+impl Drop for RemoveDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
