@@ -9,13 +9,14 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
-# sudo resets PATH; find the Rust toolchain of root or of the invoking user.
+bash scripts/deps.sh
+
+# sudo resets PATH; find the Rust toolchain of root or of the invoking user (deps.sh
+# installs one with rustup when there is none).
 for d in "${CARGO_HOME:-$HOME/.cargo}/bin" /root/.cargo/bin; do
   [ -d "$d" ] && PATH="$PATH:$d"
 done
 export PATH
-
-bash scripts/deps.sh
 
 export CARGO_TERM_COLOR=never
 # Every build of this run, helpers included, reads the helpers' config from the test path

@@ -39,7 +39,11 @@ if ! command -v cargo >/dev/null 2>&1; then
     [ -x "$d/cargo" ] && export PATH="$PATH:$d" && break
   done
 fi
-command -v cargo >/dev/null 2>&1 || {
-  echo "deps: no Rust toolchain (cargo) found; install one with rustup (Rust >= 1.85)" >&2
-  exit 1
-}
+if ! command -v cargo >/dev/null 2>&1; then
+  # Debian's own cargo is too old for the pinned crates: use rustup's stable toolchain.
+  echo "deps: no Rust toolchain found; installing one with rustup into $HOME/.cargo"
+  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs \
+    | sh -s -- -y --profile minimal --component rustfmt,clippy >/dev/null \
+    || { echo "deps: rustup failed; install Rust >= 1.85 (https://rustup.rs) and rerun" >&2; exit 1; }
+  export PATH="$PATH:$HOME/.cargo/bin"
+fi

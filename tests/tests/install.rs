@@ -276,3 +276,46 @@ impl Drop for RemoveDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// The keys of a TOML file as the README's tables name them: `key`, `[section] key` or
+/// `[[array]] key`, from active and commented-out (`# key = …`) lines alike.
+fn documented_keys(toml: &str) -> Vec<String> {
+    let mut section = String::new();
+    let mut keys = Vec::new();
+    for line in toml.lines() {
+        let line = line.trim_start_matches('#').trim();
+        if line.starts_with('[') && line.ends_with(']') {
+            section = line.to_owned();
+            continue;
+        }
+        let Some((key, _)) = line.split_once(" = ") else {
+            continue;
+        };
+        if !key.bytes().all(|c| c.is_ascii_lowercase() || c == b'_') {
+            continue;
+        }
+        keys.push(if section.is_empty() {
+            format!("`{key}`")
+        } else {
+            format!("`{section} {key}`")
+        });
+    }
+    keys
+}
+
+/// The README's configuration reference names every key of the generated hub.toml and of
+/// the shipped helpers.toml, so the table cannot fall behind the code.
+#[test]
+fn readme_documents_every_config_key() {
+    let readme = include_str!("../../README.md");
+    let helpers = include_str!("../../etc/helpers.toml");
+    let mut missing = Vec::new();
+    let hub_keys = documented_keys(sudohub::config::GENERATED);
+    assert!(hub_keys.len() > 25, "{hub_keys:?}");
+    for key in hub_keys.iter().chain(&documented_keys(helpers)) {
+        if !readme.contains(&format!("| {key} |")) {
+            missing.push(key.clone());
+        }
+    }
+    assert!(missing.is_empty(), "README.md lacks rows for {missing:?}");
+}
