@@ -956,3 +956,160 @@ async fn servers_awaiting_reattach_answer_503_and_dead_ones_are_stopped() {
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(r.json::<Value>().await.unwrap()["status"], 503);
 }
+
+/// Sends a request and reads its JSON body.
+async fn json_of(r: reqwest::RequestBuilder) -> Value {
+    r.send().await.unwrap().json().await.unwrap()
+}
+
+/// `/hub/api/users/<name>/tokens`, as admins' scripts use it: issue (201, the secret once),
+/// list, read and revoke (204, then the token no longer authenticates). Requests the hub
+/// cannot honour (narrower scopes, unknown fields, bad expiry, bad JSON) get 400 and issue
+/// nothing; another user gets 404 or 403. The tokens a single-user server holds (OAuth and
+/// server tokens) cannot mint tokens or act on servers, even an admin's.
+#[tokio::test]
+async fn tokens_api_issues_lists_and_revokes() {
+    let h = hub("/", "").await;
+    let boss = h.state.db.ensure_user("boss", Some(true)).unwrap();
+    let alice = h.state.db.ensure_user("alice", Some(false)).unwrap();
+    let bob = h.state.db.ensure_user("bob", Some(false)).unwrap();
+    let token_of = |user: i64, kind: &str| {
+        let t = sudohub::tokens::new_api_token();
+        h.state
+            .db
+            .add_token(user, &t, kind, None, None, "test", None)
+            .unwrap();
+        t
+    };
+    let (boss_api, bob_api) = (token_of(boss.id, "api"), token_of(bob.id, "api"));
+    let c = client();
+    let call = |method: reqwest::Method, path: &str, token: &str| {
+        c.request(method, url(&h, path))
+            .header("Authorization", format!("token {token}"))
+    };
+    use reqwest::Method;
+
+    let r = call(Method::POST, "/hub/api/users/alice/tokens", &boss_api)
+        .body(r#"{"note": "nightly backup", "expires_in": 3600}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let made: Value = r.json().await.unwrap();
+    let secret = made["token"].as_str().unwrap().to_owned();
+    let id = made["id"].as_str().unwrap().to_owned();
+    assert_eq!(secret.len(), 32);
+    assert!(id.starts_with('a'));
+    assert_eq!(made["kind"], "api_token");
+    assert_eq!(made["user"], "alice");
+    assert_eq!(made["note"], "nightly backup");
+    assert!(made["expires_at"].as_str().unwrap().ends_with('Z'));
+    let me: Value = json_of(call(Method::GET, "/hub/api/user", &secret)).await;
+    assert_eq!(me["name"], "alice");
+
+    let listed: Value = json_of(call(Method::GET, "/hub/api/users/alice/tokens", &secret)).await;
+    let items = listed["api_tokens"].as_array().unwrap();
+    assert!(items.iter().any(|t| t["id"] == id.as_str()), "{listed}");
+    assert!(
+        items.iter().all(|t| t.get("token").is_none()),
+        "no secrets in listings"
+    );
+    let one = call(
+        Method::GET,
+        &format!("/hub/api/users/alice/tokens/{id}"),
+        &secret,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(one.status(), StatusCode::OK);
+
+    // Alice's own request, without a body: JupyterHub's default note.
+    let r: Value = json_of(call(Method::POST, "/hub/api/users/alice/tokens", &secret)).await;
+    assert_eq!(r["note"], "Requested via api");
+
+    for (body, says) in [
+        (r#"{"scopes": ["read:users"]}"#, "scopes"),
+        (r#"{"roles": ["user"]}"#, "roles"),
+        (r#"{"nope": 1}"#, "nope"),
+        (r#"{"expires_in": -5}"#, "expires_in"),
+        (r#"{"note": 7}"#, "note"),
+        ("{not json", "Invalid JSON"),
+        ("[1]", "object"),
+    ] {
+        let before = h.state.db.api_tokens(alice.id).unwrap().len();
+        let r = call(Method::POST, "/hub/api/users/alice/tokens", &boss_api)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{body}");
+        let m = r.json::<Value>().await.unwrap()["message"].to_string();
+        assert!(m.contains(says), "{body}: {m}");
+        assert_eq!(
+            h.state.db.api_tokens(alice.id).unwrap().len(),
+            before,
+            "{body}"
+        );
+    }
+
+    // Another user: alice's tokens are hidden (404) and cannot be made (403).
+    let r = call(Method::GET, "/hub/api/users/alice/tokens", &bob_api)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = call(Method::POST, "/hub/api/users/alice/tokens", &bob_api)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = call(Method::GET, "/hub/api/users/alice/tokens/a999999", &secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+
+    // A server's tokens: an admin's OAuth token, as an admin's visit hands it to a user's
+    // server, and a server token. They read their user and nothing more.
+    let boss_oauth = token_of(boss.id, "oauth");
+    let alice_server = token_of(alice.id, "server");
+    let r = call(Method::GET, "/hub/api/user", &boss_oauth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    for (method, path, token) in [
+        (Method::POST, "/hub/api/users/boss/tokens", &boss_oauth),
+        (Method::POST, "/hub/api/users/alice/tokens", &boss_oauth),
+        (Method::DELETE, "/hub/api/users/alice/server", &boss_oauth),
+        (Method::POST, "/hub/api/users/boss/server", &boss_oauth),
+        (Method::POST, "/hub/api/users/alice/tokens", &alice_server),
+        (Method::DELETE, "/hub/api/users/alice/server", &alice_server),
+    ] {
+        let r = call(method.clone(), path, token).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{method} {path}");
+    }
+    let listed: Value = json_of(call(Method::GET, "/hub/api/users", &boss_oauth)).await;
+    let names: Vec<&str> = listed
+        .as_array()
+        .map(|a| a.iter().filter_map(|u| u["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, ["boss"], "{listed}");
+
+    // Revoke: 204, then the token is dead and gone from the list.
+    let r = call(
+        Method::DELETE,
+        &format!("/hub/api/users/alice/tokens/{id}"),
+        &boss_api,
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = call(Method::GET, "/hub/api/user", &secret)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}

@@ -2,6 +2,7 @@
 //! OAuth2 provider single-user servers log in through ([`oauth`]).
 
 pub mod oauth;
+mod tokens;
 
 use std::collections::HashMap;
 
@@ -38,6 +39,14 @@ pub fn router() -> Router<AppState> {
             post(start_server).delete(stop_server),
         )
         .route("/users/{name}/server/progress", get(progress))
+        .route(
+            "/users/{name}/tokens",
+            get(tokens::list).post(tokens::create),
+        )
+        .route(
+            "/users/{name}/tokens/{id}",
+            get(tokens::get_one).delete(tokens::delete_one),
+        )
         .fallback(|| async { error(StatusCode::NOT_FOUND, None) })
 }
 
@@ -89,10 +98,22 @@ impl Caller {
         }
     }
 
-    /// Whether the caller may act on `name`'s resources.
-    fn may_act_for(&self, name: &str) -> bool {
+    /// Whether the caller holds `scope` on `name`'s resources. A login cookie or an API
+    /// token carries all of its user's rights (and an admin's, everyone's). The tokens a
+    /// single-user server holds carry only what JupyterHub gives them: a server token may
+    /// read its user and report activity, an OAuth token may read its user. An admin who
+    /// opens someone's server hands that server an OAuth token: it must not be usable to
+    /// act as the admin, nor to mint tokens that could.
+    fn may(&self, name: &str, scope: &str) -> bool {
         match self {
-            Self::User { user, .. } => user.name == name || self.is_admin(),
+            Self::User { user, token } => {
+                let own = user.name == name;
+                match token.as_ref().map_or("api", |t| t.kind.as_str()) {
+                    "api" => own || self.is_admin(),
+                    "server" => own && matches!(scope, "users:activity" | "read:users"),
+                    _ => own && scope == "read:users",
+                }
+            }
             Self::Service { admin, .. } => *admin,
         }
     }
@@ -161,7 +182,7 @@ fn caller_for(
     hide: bool,
 ) -> Result<Caller, Response> {
     let c = caller(s, headers, q).ok_or_else(no_credentials)?;
-    if c.may_act_for(name) {
+    if c.may(name, scope) {
         return Ok(c);
     }
     Err(if hide {
@@ -312,7 +333,7 @@ async fn list_users(
     };
     let visible: Vec<Value> = users
         .iter()
-        .filter(|u| c.may_act_for(&u.name))
+        .filter(|u| c.may(&u.name, "read:users"))
         .filter(|u| match q.get("state").map(String::as_str) {
             Some("ready") => s.servers.state(&u.name) == ServerState::Running,
             Some("active") => !matches!(
