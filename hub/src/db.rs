@@ -206,7 +206,7 @@ impl Db {
 
     /// After a crash: spawns that never finished and stops that never finished are over
     /// (their tokens and clients go too). Running servers stay recorded: their helpers
-    /// re-attach, and [`Db::forget_servers`] ends those that do not.
+    /// re-attach, and `lifecycle::Servers::recover` ends those that do not.
     pub fn repair(&self) -> DbResult<Vec<ServerRow>> {
         let stale: Vec<ServerRow> = self
             .servers()?
