@@ -881,6 +881,28 @@ async fn tls_serves_https_and_keeps_the_server_api_on_loopback() {
     assert_eq!(r.text().await.unwrap(), "https");
     drop(idle);
 
+    // `sudohub check` loads the pair, and fails a key others can read.
+    let tls_lines = |cfg: &HubConfig| -> Vec<(bool, String)> {
+        sudohub::check::run(cfg, &sudohub::check::CheckPaths::below(&dir))
+            .into_iter()
+            .filter(|f| f.text.contains("TLS"))
+            .map(|f| (f.ok, f.text))
+            .collect()
+    };
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg = HubConfig::parse(&text, &dir.join("hub.toml")).unwrap();
+    let lines = tls_lines(&cfg);
+    assert!(lines.len() == 2 && lines.iter().all(|l| l.0), "{lines:?}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let lines = tls_lines(&cfg);
+    assert!(
+        lines
+            .iter()
+            .any(|(ok, t)| !ok && t.contains("has mode 0644")),
+        "{lines:?}"
+    );
+
     // Unusable files: each error names the file or the problem.
     let e = sudohub::tls::server_config(&dir.join("missing.pem"), &key)
         .unwrap_err()
