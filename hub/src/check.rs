@@ -88,6 +88,7 @@ pub fn run(cfg: &HubConfig, paths: &CheckPaths) -> Vec<Finding> {
     if let Some(h) = &helpers {
         accounts(h, &mut r);
         sudoers(cfg, h, paths, &mut r);
+        agreement(cfg, h, &mut r);
         let program = h
             .spawner
             .command
@@ -243,6 +244,38 @@ fn sudoers(
             p.display(),
             h.hub_user,
             h.allowed_group
+        ),
+    );
+}
+
+/// The settings the two files must agree on: the hub's cannot be checked by the helpers
+/// at run time, and a mismatch only shows later (after a restart, at a first spawn).
+fn agreement(cfg: &HubConfig, h: &sudohub_helpers_config::HelpersConfig, r: &mut Report) {
+    let (hub_sock, helper_sock) = (&cfg.reattach_socket, &h.spawner.reattach_socket);
+    r.check(
+        hub_sock == helper_sock,
+        format!("both configs use the re-attach socket {}", hub_sock.display()),
+        format!(
+            "hub.toml reattach_socket {} differs from helpers.toml [spawner] reattach_socket {}: servers could not re-attach after a hub restart; make them equal",
+            hub_sock.display(),
+            helper_sock.display()
+        ),
+    );
+    let strays: Vec<&String> = cfg
+        .auth
+        .allowed_groups
+        .iter()
+        .filter(|g| **g != h.allowed_group)
+        .collect();
+    r.check(
+        strays.is_empty(),
+        format!(
+            "hub.toml [auth] allowed_groups admits only members of {}, the group the helpers serve",
+            h.allowed_group
+        ),
+        format!(
+            "hub.toml [auth] allowed_groups names {strays:?}, but the helpers serve only members of {}: those users could log in and never start a server; use {:?}",
+            h.allowed_group, h.allowed_group
         ),
     );
 }

@@ -575,6 +575,27 @@ fn check_passes_and_names_each_breakage() {
     expect_fail("chmod 600");
     fs::chown_mode(&secret, w.hub_user.uid, w.hub_user.gid, 0o600);
 
+    // The two configs disagree: the re-attach socket, the allowed group.
+    let good = std::fs::read_to_string(&w.config).unwrap();
+    for (from, to, says) in [
+        (
+            "reattach_socket = \"",
+            "reattach_socket = \"/tmp",
+            "could not re-attach",
+        ),
+        (
+            "allowed_groups = [\"",
+            "allowed_groups = [\"users\", \"",
+            "never start a server",
+        ),
+    ] {
+        assert!(good.contains(from), "{good}");
+        let bad = good.replacen(from, to, 1);
+        fs::write_owned(&w.config, bad.as_bytes(), root.0, w.hub_user.gid, 0o640);
+        expect_fail(says);
+    }
+    fs::write_owned(&w.config, good.as_bytes(), root.0, w.hub_user.gid, 0o640);
+
     let (code, text) = check();
     assert_eq!(code, Some(0), "all repaired:\n{text}");
     let _ = (
