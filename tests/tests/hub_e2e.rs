@@ -254,35 +254,8 @@ async fn login_spawn_lab_kernel_restart_and_stop() {
     );
     assert_eq!(p.location().unwrap().path(), "/hub/spawn");
     let started = Instant::now();
-    let mut page = b.get(&p.location().unwrap()).await;
     let server_path = format!("/user/{}/", w.alice.name);
-    let mut current = p.location().unwrap();
-    loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "spawn took too long:\n{}",
-            hub_log(&w)
-        );
-        if page.status == StatusCode::OK && page.body.contains("Starting your server") {
-            // The progress page: a browser waits for the ready event and reloads.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            page = b.get(&current).await;
-            continue;
-        }
-        assert!(
-            page.status.is_redirection(),
-            "spawn: {} {}\n{}",
-            page.status,
-            page.body,
-            hub_log(&w)
-        );
-        let next = page.location().unwrap();
-        if next.path().starts_with(&server_path) {
-            break;
-        }
-        current = next;
-        page = b.get(&current).await;
-    }
+    follow_spawn(&w, &b, p.location().unwrap(), &server_path).await;
     let spawn_secs = started.elapsed().as_secs_f64();
     println!("spawn through sudohub took {spawn_secs:.2} s");
 
@@ -665,6 +638,46 @@ async fn behind_nginx_under_jupyterlab() {
     result
 }
 
+/// From `start` (the spawn URL), waits on the progress page and follows the hub's
+/// redirects, as a browser does, until one leads into `server_path`; returns that URL.
+/// Every hop must stay on `start`'s origin.
+async fn follow_spawn(w: &World, b: &Browser, start: Url, server_path: &str) -> Url {
+    let started = Instant::now();
+    let mut current = start.clone();
+    let mut page = b.get(&current).await;
+    loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "spawn took too long:\n{}",
+            hub_log(w)
+        );
+        if page.status == StatusCode::OK && page.body.contains("Starting your server") {
+            // The progress page: a browser waits for the ready event and reloads.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            page = b.get(&current).await;
+            continue;
+        }
+        assert!(
+            page.status.is_redirection(),
+            "spawn: {} {}\n{}",
+            page.status,
+            page.body,
+            hub_log(w)
+        );
+        let next = page.location().unwrap();
+        assert_eq!(
+            next.origin(),
+            start.origin(),
+            "redirects stay on {start}: {next}"
+        );
+        if next.path().starts_with(server_path) {
+            return next;
+        }
+        current = next;
+        page = b.get(&current).await;
+    }
+}
+
 /// Starts a python3 kernel in the server at `server_url` (its `/user/<name>/` URL) through
 /// the REST API, with the `_xsrf` cookie the server set, as JupyterLab does; its id.
 async fn create_kernel(b: &Browser, server_url: &Url) -> String {
@@ -714,39 +727,12 @@ async fn lab_flow(
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     let server_path = format!("{prefix}user/{}/", w.alice.name);
-    let started = Instant::now();
-    let mut current = p.location().unwrap();
-    let mut page = b.get(&current).await;
-    loop {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "spawn took too long:\n{}",
-            hub_log(w)
-        );
-        if page.status == StatusCode::OK && page.body.contains("Starting your server") {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            page = b.get(&current).await;
-            continue;
-        }
-        assert!(
-            page.status.is_redirection(),
-            "{} {}\n{}",
-            page.status,
-            page.body,
-            hub_log(w)
-        );
-        let next = page.location().unwrap();
-        assert_eq!(
-            next.origin(),
-            origin.origin(),
-            "redirects stay on {origin}: {next}"
-        );
-        if next.path().starts_with(&server_path) {
-            break;
-        }
-        current = next;
-        page = b.get(&current).await;
-    }
+    let next = follow_spawn(w, b, p.location().unwrap(), &server_path).await;
+    assert_eq!(
+        next.origin(),
+        origin.origin(),
+        "redirects stay on {origin}: {next}"
+    );
     let hops = b.follow(&at(&format!("{server_path}lab")), 10).await;
     let last = hops.last().unwrap();
     assert_eq!(
