@@ -260,26 +260,7 @@ async fn login_spawn_lab_kernel_restart_and_stop() {
     println!("spawn through sudohub took {spawn_secs:.2} s");
 
     // The OAuth dance to JupyterLab: server → authorize → callback → lab.
-    let hops = b.follow(&url(&w, &format!("{server_path}lab")), 10).await;
-    let last = hops.last().unwrap();
-    assert_eq!(
-        last.status,
-        StatusCode::OK,
-        "hops: {:?}\n{}",
-        hops.iter()
-            .map(|h| (h.url.to_string(), h.status))
-            .collect::<Vec<_>>(),
-        hub_log(&w)
-    );
-    assert!(
-        last.body.contains("jupyter-config-data"),
-        "not JupyterLab's page"
-    );
-    assert!(
-        hops.iter()
-            .any(|h| h.url.path() == "/hub/api/oauth2/authorize"),
-        "no OAuth hop"
-    );
+    open_lab(&w, &b, &url(&w, &format!("{server_path}lab")), "/hub/").await;
 
     // A kernel, created through the proxy, and code run over its WebSocket as alice.
     let server_url = url(&w, &server_path);
@@ -678,6 +659,32 @@ async fn follow_spawn(w: &World, b: &Browser, start: Url, server_path: &str) -> 
     }
 }
 
+/// Opens JupyterLab at `lab_url` following every redirect, as a browser does: the OAuth
+/// dance (server → `<hub>api/oauth2/authorize` → callback → lab) must pass through
+/// `hub_prefix` and end on JupyterLab's page.
+async fn open_lab(w: &World, b: &Browser, lab_url: &Url, hub_prefix: &str) {
+    let hops = b.follow(lab_url, 10).await;
+    let last = hops.last().unwrap();
+    assert_eq!(
+        last.status,
+        StatusCode::OK,
+        "hops: {:?}\n{}",
+        hops.iter()
+            .map(|h| (h.url.to_string(), h.status))
+            .collect::<Vec<_>>(),
+        hub_log(w)
+    );
+    assert!(
+        last.body.contains("jupyter-config-data"),
+        "not JupyterLab's page"
+    );
+    let authorize = format!("{hub_prefix}api/oauth2/authorize");
+    assert!(
+        hops.iter().any(|h| h.url.path() == authorize),
+        "no OAuth hop"
+    );
+}
+
 /// Starts a python3 kernel in the server at `server_url` (its `/user/<name>/` URL) through
 /// the REST API, with the `_xsrf` cookie the server set, as JupyterLab does; its id.
 async fn create_kernel(b: &Browser, server_url: &Url) -> String {
@@ -733,21 +740,13 @@ async fn lab_flow(
         origin.origin(),
         "redirects stay on {origin}: {next}"
     );
-    let hops = b.follow(&at(&format!("{server_path}lab")), 10).await;
-    let last = hops.last().unwrap();
-    assert_eq!(
-        last.status,
-        StatusCode::OK,
-        "{:?}\n{}",
-        hops.iter()
-            .map(|h| (h.url.to_string(), h.status))
-            .collect::<Vec<_>>(),
-        hub_log(w)
-    );
-    assert!(last.body.contains("jupyter-config-data"));
-    assert!(hops
-        .iter()
-        .any(|h| h.url.path() == format!("{prefix}hub/api/oauth2/authorize")));
+    open_lab(
+        w,
+        b,
+        &at(&format!("{server_path}lab")),
+        &format!("{prefix}hub/"),
+    )
+    .await;
     let server_url = at(&server_path);
     let id = create_kernel(b, &server_url).await;
     let mut ws = at(&format!("{server_path}api/kernels/{id}/channels"));
