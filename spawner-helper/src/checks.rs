@@ -126,10 +126,7 @@ fn verify_identity(config_path: &Path) -> Result<Verified, HelperError> {
 /// could not have worked, so the helper is being run some other way, most likely by a
 /// systemd unit with `NoNewPrivileges=` or an option that implies it.
 pub fn no_new_privs_warning() -> Option<&'static str> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let set = status
-        .lines()
-        .any(|l| l.starts_with("NoNewPrivs:") && l.trim_end().ends_with('1'));
+    let set = nix::sys::prctl::get_no_new_privs().ok()?;
     set.then_some(
         "no-new-privs is already set on the helper: sudo cannot work under it; check the hub's \
          systemd unit for NoNewPrivileges= or options that imply it (SystemCallFilter=, \
