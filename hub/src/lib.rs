@@ -1,22 +1,38 @@
 //! sudohub, the hub: the unprivileged, web-facing process.
 //!
 //! It never acts as another user itself: spawning goes through `sudohub-spawner` (run with
-//! `sudo`), password checks through `sudohub-pam` (setgid `shadow`). See DESIGN.md.
+//! `sudo`), password checks through `sudohub-pam` (setgid `shadow`). See the README's
+//! architecture map for the layers; modules only use modules below them.
 #![forbid(unsafe_code)]
-// axum handlers return `Response` (128 bytes) as their error: boxing it everywhere would
-// only add noise to every handler.
-#![allow(clippy::result_large_err, clippy::large_enum_variant)]
 
-pub mod api;
-pub mod app;
-pub mod auth;
-pub mod check;
+// Bottom: values and plumbing every layer uses.
+pub mod error;
+pub mod secrets;
+pub mod templates;
+pub mod timestamp;
+pub mod types;
+pub mod urls;
+// Configuration and state.
 pub mod config;
 pub mod db;
-pub mod lifecycle;
+// Who is asking; talking to helpers; carrying requests.
+pub mod auth;
 pub mod proxy;
 pub mod reattach;
 pub mod spawner;
 pub mod tls;
-pub mod tokens;
+// The life cycle of servers.
+pub mod lifecycle;
+// What handlers share.
+pub mod state;
+// What answers requests.
+pub mod api;
 pub mod web;
+// Putting it together.
+pub mod app;
+pub mod check;
+pub mod serve;
+
+/// The JupyterHub version whose API this hub speaks (compat spec), sent in
+/// `X-JupyterHub-Version` and by `GET /hub/api`.
+pub const JUPYTERHUB_VERSION: &str = "6.1.1";

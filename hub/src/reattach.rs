@@ -25,6 +25,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
+use crate::types::Username;
+
 /// How long a connection may take to send its hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections handled at once; more wait in the listen backlog.
@@ -34,7 +36,7 @@ const MAX_CONCURRENT: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifiedClaim {
     /// The user, whose uid matched the peer's.
-    pub user: String,
+    pub user: Username,
     /// The server name the helper claims to supervise.
     pub server_name: String,
     /// The server's pid as claimed.
@@ -183,8 +185,8 @@ fn judge(
             hello.version
         ));
     }
-    let user = hello.user.into_inner();
-    let uid = nix::unistd::User::from_name(&user)
+    let user = Username::parse(hello.user.as_str()).map_err(|e| e.to_string())?;
+    let uid = nix::unistd::User::from_name(user.as_str())
         .ok()
         .flatten()
         .map(|u| u.uid.as_raw())

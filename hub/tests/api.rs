@@ -1,6 +1,7 @@
 //! The Hub API, the OAuth provider, the pages' redirects and the proxy, served on a real
 //! listener and exercised with a real HTTP client. No root needed: sessions are created
 //! in the database directly, and the "servers" are small local HTTP servers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,8 +11,20 @@ use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sudohub::app::{router, state, AppState};
+use sudohub::app::router;
+use sudohub::auth::cookies::LOGIN_COOKIE;
 use sudohub::config::HubConfig;
+use sudohub::db::NewToken;
+use sudohub::state::AppState;
+use sudohub::types::{RecordedState, TokenKind, Username};
+
+fn state(cfg: HubConfig) -> Result<AppState, sudohub::state::StateError> {
+    AppState::new(cfg)
+}
+
+fn u(name: &str) -> Username {
+    Username::parse(name).unwrap()
+}
 
 struct Hub {
     addr: SocketAddr,
@@ -47,7 +60,7 @@ async fn hub(base_url: &str, extra: &str) -> Hub {
 }
 
 fn rand_id() -> String {
-    sudohub::tokens::new_session_id()[..8].to_owned()
+    sudohub::secrets::new_session_id()[..8].to_owned()
 }
 
 fn client() -> reqwest::Client {
@@ -62,12 +75,15 @@ fn client() -> reqwest::Client {
 
 /// A logged-in user: the cookie header a browser would send to the hub.
 fn login(h: &Hub, name: &str) -> (String, String) {
-    let user = h.state.db.ensure_user(name, Some(false)).unwrap();
-    let secret = sudohub::tokens::new_session_id();
-    let sid = sudohub::tokens::new_session_id();
-    h.state.db.add_session(&secret, user.id, &sid).unwrap();
+    let user = h.state.db.users().ensure(&u(name), Some(false)).unwrap();
+    let secret = sudohub::secrets::new_session_id();
+    let sid = sudohub::secrets::new_session_id();
+    h.state.db.sessions().add(&secret, user.id, &sid).unwrap();
     (
-        format!("jupyterhub-hub-login={}", h.state.key.sign(&secret)),
+        format!(
+            "jupyterhub-hub-login={}",
+            h.state.key.sign(LOGIN_COOKIE, &secret)
+        ),
         sid,
     )
 }
@@ -129,13 +145,13 @@ async fn oauth_code_flow_with_pkce() {
     let h = hub("/jl/", "").await;
     let c = client();
     let (cookie, sid) = login(&h, "alice");
-    let alice = h.state.db.user("alice").unwrap().unwrap();
+    let alice = h.state.db.users().get(&u("alice")).unwrap().unwrap();
     let api_token = "0123456789abcdef0123456789abcdef";
     h.state
         .db
-        .register_server_client(
+        .servers()
+        .register_client(
             &alice,
-            "",
             api_token,
             "/jl/user/alice/oauth_callback",
             "Server at /jl/user/alice/",
@@ -315,20 +331,20 @@ async fn activity_reports_and_user_listing() {
     )
     .await;
     let c = client();
-    let alice = h.state.db.ensure_user("alice", Some(false)).unwrap();
-    h.state.db.ensure_user("bob", Some(false)).unwrap();
-    h.state.db.server_starting("alice", "", 50000).unwrap();
+    let alice = h.state.db.users().ensure(&u("alice"), Some(false)).unwrap();
+    h.state.db.users().ensure(&u("bob"), Some(false)).unwrap();
+    h.state.db.servers().starting(&u("alice"), 50000).unwrap();
     h.state
         .db
-        .register_server_client(
+        .servers()
+        .register_client(
             &alice,
-            "",
             "alicetoken-0123456789",
             "/user/alice/oauth_callback",
             "d",
         )
         .unwrap();
-    h.state.db.server_running("alice", "", 1).unwrap();
+    h.state.db.servers().running(&u("alice"), 1).unwrap();
     let post = |body: &str, token: &str| {
         c.post(url(&h, "/hub/api/users/alice/activity"))
             .header("Authorization", format!("token {token}"))
@@ -343,7 +359,8 @@ async fn activity_reports_and_user_listing() {
     assert_eq!(
         h.state
             .db
-            .user("alice")
+            .users()
+            .get(&u("alice"))
             .unwrap()
             .unwrap()
             .last_activity
@@ -494,7 +511,7 @@ async fn redirects_not_running_pages_and_open_redirects() {
 async fn proxy_streams_and_reports_dead_upstreams() {
     use axum::routing::{get, post};
     let h = hub("/", "").await;
-    h.state.db.ensure_user("alice", Some(false)).unwrap();
+    h.state.db.users().ensure(&u("alice"), Some(false)).unwrap();
     // A real upstream: echoes request headers, counts uploaded bytes, streams a body.
     let upstream = axum::Router::new()
         .route(
@@ -526,7 +543,7 @@ async fn proxy_streams_and_reports_dead_upstreams() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, upstream).await.unwrap() });
-    h.state.routes.set_user("alice", up);
+    h.state.routes.set_user(&u("alice"), up);
     let c = client();
     let r = c
         .get(url(&h, "/user/alice/headers"))
@@ -572,7 +589,8 @@ async fn proxy_streams_and_reports_dead_upstreams() {
     let before = h
         .state
         .db
-        .user("alice")
+        .users()
+        .get(&u("alice"))
         .unwrap()
         .and_then(|u| u.last_activity);
     assert_eq!(before, None, "nothing is written per request");
@@ -580,7 +598,8 @@ async fn proxy_streams_and_reports_dead_upstreams() {
     let after = h
         .state
         .db
-        .user("alice")
+        .users()
+        .get(&u("alice"))
         .unwrap()
         .unwrap()
         .last_activity
@@ -604,7 +623,7 @@ async fn proxy_streams_and_reports_dead_upstreams() {
         .unwrap()
         .local_addr()
         .unwrap();
-    h.state.routes.set_user("alice", dead);
+    h.state.routes.set_user(&u("alice"), dead);
     let r = c.get(url(&h, "/user/alice/lab")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.text().await.unwrap().contains("appears to be down"));
@@ -625,7 +644,7 @@ async fn failed_spawn_is_reported_on_progress_and_page() {
     let h = hub("/", "[spawner]\nsudo = [\"/bin/sh\", \"-c\", \"echo 'sudo: a password is required' >&2; exit 1\", \"sh\"]\n").await;
     let c = client();
     let (cookie, sid) = login(&h, "alice");
-    let user = h.state.db.user("alice").unwrap().unwrap();
+    let user = h.state.db.users().get(&u("alice")).unwrap().unwrap();
     h.state.servers.start(&user).unwrap();
     let xsrf = h.state.key.xsrf(&sid);
     let r = c
@@ -656,7 +675,7 @@ async fn failed_spawn_is_reported_on_progress_and_page() {
         "{last}"
     );
     assert!(
-        h.state.db.server("alice", "").unwrap().is_none(),
+        h.state.db.servers().get(&u("alice")).unwrap().is_none(),
         "a failed spawn leaves no server row"
     );
     // Without the XSRF token, a cookie alone does not authenticate the API.
@@ -700,7 +719,7 @@ async fn proxy_times_out_silent_upstreams_and_survives_dying_ones() {
             held.push(conn);
         }
     });
-    h.state.routes.set_user("alice", silent_addr);
+    h.state.routes.set_user(&u("alice"), silent_addr);
     let started = std::time::Instant::now();
     let r = c.get(url(&h, "/user/alice/lab")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
@@ -731,7 +750,7 @@ async fn proxy_times_out_silent_upstreams_and_survives_dying_ones() {
             drop(conn);
         }
     });
-    h.state.routes.set_user("alice", dying_addr);
+    h.state.routes.set_user(&u("alice"), dying_addr);
     let r = c
         .get(url(&h, "/user/alice/files/big"))
         .send()
@@ -800,7 +819,7 @@ async fn tls_serves_https_and_keeps_the_server_api_on_loopback() {
     assert_eq!(cfg.api_url(), format!("http://{inner}/hub/api"));
     let tls = sudohub::tls::server_config(&cert, &key).unwrap();
     let st = state(cfg).unwrap();
-    tokio::spawn(sudohub::app::serve_on(
+    tokio::spawn(sudohub::serve::serve_on(
         st.clone(),
         public,
         Some(tls),
@@ -872,7 +891,7 @@ async fn tls_serves_https_and_keeps_the_server_api_on_loopback() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, upstream).await.unwrap() });
-    st.routes.set_user("alice", up);
+    st.routes.set_user(&u("alice"), up);
     let r = c
         .get(format!("https://{addr}/user/alice/headers"))
         .send()
@@ -936,25 +955,32 @@ async fn servers_awaiting_reattach_answer_503_and_dead_ones_are_stopped() {
     let (cookie, _) = login(&h, "alice");
     let _ = login(&h, "bob");
     // alice: recorded running with a live pid (this test process).
-    h.state.db.server_starting("alice", "", 50001).unwrap();
+    h.state.db.servers().starting(&u("alice"), 50001).unwrap();
     h.state
         .db
-        .server_running("alice", "", std::process::id())
+        .servers()
+        .running(&u("alice"), std::process::id())
         .unwrap();
     // bob: recorded running with a pid that exited.
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
-    h.state.db.server_starting("bob", "", 50002).unwrap();
-    h.state.db.server_running("bob", "", dead).unwrap();
+    h.state.db.servers().starting(&u("bob"), 50002).unwrap();
+    h.state.db.servers().running(&u("bob"), dead).unwrap();
     h.state.servers.recover();
     assert!(
-        h.state.db.server("bob", "").unwrap().is_none(),
+        h.state.db.servers().get(&u("bob")).unwrap().is_none(),
         "a server whose process is gone is forgotten at start-up"
     );
     assert_eq!(
-        h.state.db.server("alice", "").unwrap().unwrap().state,
-        "running"
+        h.state
+            .db
+            .servers()
+            .get(&u("alice"))
+            .unwrap()
+            .unwrap()
+            .state,
+        RecordedState::Running
     );
 
     let c = client();
@@ -992,18 +1018,30 @@ async fn json_of(r: reqwest::RequestBuilder) -> Value {
 #[tokio::test]
 async fn tokens_api_issues_lists_and_revokes() {
     let h = hub("/", "").await;
-    let boss = h.state.db.ensure_user("boss", Some(true)).unwrap();
-    let alice = h.state.db.ensure_user("alice", Some(false)).unwrap();
-    let bob = h.state.db.ensure_user("bob", Some(false)).unwrap();
-    let token_of = |user: i64, kind: &str| {
-        let t = sudohub::tokens::new_api_token();
+    let boss = h.state.db.users().ensure(&u("boss"), Some(true)).unwrap();
+    let alice = h.state.db.users().ensure(&u("alice"), Some(false)).unwrap();
+    let bob = h.state.db.users().ensure(&u("bob"), Some(false)).unwrap();
+    let token_of = |user: i64, kind: TokenKind| {
+        let t = sudohub::secrets::new_api_token();
         h.state
             .db
-            .add_token(user, &t, kind, None, None, "test", None)
+            .tokens()
+            .add(&NewToken {
+                user_id: user,
+                secret: &t,
+                kind,
+                client_id: None,
+                session_id: None,
+                note: "test",
+                expires_in: None,
+            })
             .unwrap();
         t
     };
-    let (boss_api, bob_api) = (token_of(boss.id, "api"), token_of(bob.id, "api"));
+    let (boss_api, bob_api) = (
+        token_of(boss.id, TokenKind::Api),
+        token_of(bob.id, TokenKind::Api),
+    );
     let c = client();
     let call = |method: reqwest::Method, path: &str, token: &str| {
         c.request(method, url(&h, path))
@@ -1059,7 +1097,7 @@ async fn tokens_api_issues_lists_and_revokes() {
         ("{not json", "Invalid JSON"),
         ("[1]", "object"),
     ] {
-        let before = h.state.db.api_tokens(alice.id).unwrap().len();
+        let before = h.state.db.tokens().api_tokens(alice.id).unwrap().len();
         let r = call(Method::POST, "/hub/api/users/alice/tokens", &boss_api)
             .body(body)
             .send()
@@ -1069,7 +1107,7 @@ async fn tokens_api_issues_lists_and_revokes() {
         let m = r.json::<Value>().await.unwrap()["message"].to_string();
         assert!(m.contains(says), "{body}: {m}");
         assert_eq!(
-            h.state.db.api_tokens(alice.id).unwrap().len(),
+            h.state.db.tokens().api_tokens(alice.id).unwrap().len(),
             before,
             "{body}"
         );
@@ -1094,8 +1132,8 @@ async fn tokens_api_issues_lists_and_revokes() {
 
     // A server's tokens: an admin's OAuth token, as an admin's visit hands it to a user's
     // server, and a server token. They read their user and nothing more.
-    let boss_oauth = token_of(boss.id, "oauth");
-    let alice_server = token_of(alice.id, "server");
+    let boss_oauth = token_of(boss.id, TokenKind::OAuth);
+    let alice_server = token_of(alice.id, TokenKind::Server);
     let r = call(Method::GET, "/hub/api/user", &boss_oauth)
         .send()
         .await
@@ -1134,4 +1172,158 @@ async fn tokens_api_issues_lists_and_revokes() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+/// Idle limits, as pingora tests them: an HTTP/1.0 request asking for an upgrade is
+/// proxied as a plain request (upgrades need HTTP/1.1); a WebSocket lives as long as it
+/// talks and is closed after `[proxy] idle_timeout_secs` of silence; a server that stalls
+/// mid-body and a client that stalls mid-upload are both cut off instead of holding
+/// their connections forever.
+#[tokio::test]
+async fn proxy_idle_limits_for_upgrades_and_bodies() {
+    use futures_util::{SinkExt, StreamExt};
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let h = hub("/", "[proxy]\nidle_timeout_secs = 1\n").await;
+
+    // An echoing WebSocket server, which also answers plain requests with the headers it
+    // received (so the test sees what the proxy forwarded).
+    let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ws_addr = ws.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = ws.accept().await {
+            tokio::spawn(async move {
+                let mut peek = [0u8; 2048];
+                let n = conn.peek(&mut peek).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&peek[..n]).to_ascii_lowercase();
+                if head.contains("upgrade: websocket") && head.contains("http/1.1") {
+                    let mut ws = tokio_tungstenite::accept_async(conn).await.unwrap();
+                    while let Some(Ok(m)) = ws.next().await {
+                        if m.is_text() && ws.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                } else {
+                    let mut conn = conn;
+                    let _ = conn.read(&mut [0u8; 2048]).await;
+                    let body = head.replace("\r\n", "|");
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = conn.write_all(resp.as_bytes()).await;
+                }
+            });
+        }
+    });
+    h.state.routes.set_user(&u("alice"), ws_addr);
+
+    // HTTP/1.0 with Upgrade headers: a plain answer, and the upstream saw no Upgrade.
+    let mut raw = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    raw.write_all(
+        b"GET /user/alice/api/kernels/k/channels HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = String::new();
+    raw.read_to_string(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"),
+        "{answer}"
+    );
+    assert!(!answer.contains("upgrade: websocket"), "{answer}");
+
+    // A WebSocket that talks every 0.4 s outlives several idle periods...
+    let (mut sock, resp) = tokio_tungstenite::connect_async(format!(
+        "ws://{}/user/alice/api/kernels/k/channels",
+        h.addr
+    ))
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 101);
+    for i in 0..8 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        sock.send(Message::text(format!("m{i}"))).await.unwrap();
+        let echo = tokio::time::timeout(Duration::from_secs(2), sock.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(echo.into_text().unwrap().as_str(), format!("m{i}"));
+    }
+    // ...and once silent, the hub closes it after about a second.
+    let silent = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(5), sock.next())
+        .await
+        .expect("the hub closes a silent WebSocket");
+    assert!(!matches!(end, Some(Ok(Message::Text(_)))), "{end:?}");
+    assert!(
+        silent.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        silent.elapsed()
+    );
+
+    // A server that sends half a body and stalls: the client's read fails, not hangs.
+    let stall = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let stall_addr = stall.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut conn, _)) = stall.accept().await {
+            let _ = conn.read(&mut [0u8; 4096]).await;
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nstart")
+                .await;
+            held.push(conn);
+        }
+    });
+    h.state.routes.set_user(&u("alice"), stall_addr);
+    let started = Instant::now();
+    let r = client()
+        .get(url(&h, "/user/alice/files/slow"))
+        .send()
+        .await
+        .unwrap();
+    let body = tokio::time::timeout(Duration::from_secs(10), r.bytes()).await;
+    assert!(body.expect("the hub ends a stalled body").is_err());
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // A client that promises 100 bytes, sends 10 and stalls: the upstream connection
+    // is closed instead of waiting for the rest forever.
+    let upload = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upload_addr = upload.local_addr().unwrap();
+    let (seen_tx, seen_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut conn, _) = upload.accept().await.unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Read until the hub gives up on the request (EOF or reset).
+        while let Ok(Ok(n)) =
+            tokio::time::timeout(Duration::from_secs(10), conn.read(&mut buf)).await
+        {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        let _ = seen_tx.send((got, Instant::now()));
+    });
+    h.state.routes.set_user(&u("alice"), upload_addr);
+    let mut raw = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+    raw.write_all(b"POST /user/alice/api/contents/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
+        .await
+        .unwrap();
+    let sent = Instant::now();
+    let (got, closed) = tokio::time::timeout(Duration::from_secs(10), seen_rx)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&got).ends_with("0123456789"));
+    let held = closed.duration_since(sent);
+    assert!(
+        held >= Duration::from_millis(900) && held < Duration::from_secs(5),
+        "the upstream was released after {held:?}"
+    );
+    drop(raw);
 }

@@ -100,7 +100,7 @@ fn world_with(base_url: &str, extra: impl FnOnce(&TestUser, &std::path::Path) ->
     fs::chown_mode(&state_dir, hub_user.uid, hub_user.gid, 0o700);
     let port = free_port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let service_token = sudohub::tokens::new_api_token();
+    let service_token = sudohub::secrets::new_api_token();
     let config = state_dir.join("hub.toml");
     let extra = extra(&hub_user, &state_dir);
     let text = format!(

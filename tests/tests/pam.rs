@@ -383,6 +383,7 @@ fn hub_client_inner() {
     use std::net::{IpAddr, Ipv4Addr};
     use std::time::{Duration, Instant};
     use sudohub::auth::{AuthError, AuthRules, PamAuthenticator, PamClientConfig};
+    use sudohub::types::Username;
     use sudohub_tests::inner_var;
 
     // This process is "the hub": it must not be in group shadow.
@@ -414,17 +415,17 @@ fn hub_client_inner() {
         );
         let addr = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let pw = || Secret::new(PASSWORD).unwrap();
-        let alice = inner_var("T_ALICE");
+        let name = |var: &str| Username::parse(&inner_var(var)).unwrap();
+        let alice = name("T_ALICE");
         let ok = auth.authenticate(&alice, pw(), addr).await.unwrap();
         assert!(!ok.admin);
         let admin = auth
-            .authenticate(&inner_var("T_ADMIN"), pw(), addr)
+            .authenticate(&name("T_ADMIN"), pw(), addr)
             .await
             .unwrap();
         assert!(admin.admin, "member of an admin group is admin");
         assert_eq!(
-            auth.authenticate(&inner_var("T_OUTSIDER"), pw(), addr)
-                .await,
+            auth.authenticate(&name("T_OUTSIDER"), pw(), addr).await,
             Err(AuthError::NotAllowed),
             "right password, but not in the allowed group"
         );
@@ -455,10 +456,7 @@ fn hub_client_inner() {
             Err(AuthError::RateLimited { .. })
         ));
         // ...but another user name, from the same address, logs in normally.
-        let bob = auth
-            .authenticate(&inner_var("T_BOB"), pw(), addr)
-            .await
-            .unwrap();
-        assert_eq!(bob.name, inner_var("T_BOB"));
+        let bob = auth.authenticate(&name("T_BOB"), pw(), addr).await.unwrap();
+        assert_eq!(bob.name.as_str(), inner_var("T_BOB"));
     });
 }

@@ -851,13 +851,14 @@ fn shipped_sudoers_file_passes_visudo() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hub_client_spawns_sees_exit_and_explains_sudo_refusals() {
     use sudohub::spawner::{Ending, SpawnArgs, SpawnerClient, SpawnerError};
+    use sudohub::types::Username;
     let w = world(&[], "");
     let mut sudo = w.hub.setpriv();
     sudo.extend(["sudo".to_owned(), "-n".to_owned()]);
     let client = SpawnerClient::new(sudo, w.helpers.spawner());
     let port = free_port();
     let args = SpawnArgs {
-        user: w.member.name.clone(),
+        user: Username::parse(&w.member.name).unwrap(),
         server_name: String::new(),
         port,
         env: standard_env(&w.member.name),
@@ -892,7 +893,7 @@ async fn hub_client_spawns_sees_exit_and_explains_sudo_refusals() {
 
     // Not in the group: sudo itself refuses, and the error says where to look.
     let outsider = SpawnArgs {
-        user: w.outsider.name.clone(),
+        user: Username::parse(&w.outsider.name).unwrap(),
         ..args
     };
     match client.spawn(outsider, Duration::from_secs(20)).await {

@@ -17,7 +17,9 @@ use tokio::process::Command;
 use tokio::sync::Semaphore;
 
 use super::ratelimit::RateLimiter;
-use super::rules::{user_groups, AuthRules, Verdict};
+use super::rules::{judge, user_groups, Verdict};
+use crate::config::AuthRules;
+use crate::types::Username;
 
 /// How to run the helper.
 #[derive(Debug, Clone)]
@@ -44,7 +46,7 @@ impl Default for PamClientConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Authenticated {
     /// The Unix user name.
-    pub name: String,
+    pub name: Username,
     /// Admin rights from `admin_users` / `admin_groups`.
     pub admin: bool,
 }
@@ -126,10 +128,11 @@ impl PamAuthenticator {
     /// never reaches PAM), then PAM, then the group rules.
     pub async fn authenticate(
         &self,
-        username: &str,
+        user: &Username,
         password: Secret,
         client: IpAddr,
     ) -> Result<Authenticated, AuthError> {
+        let username = user.as_str();
         if let Some(retry_after) = self.limiter.wait_before(username, client, Instant::now()) {
             tracing::warn!(user = %username, %client, ?retry_after, "login rate limited");
             return Err(AuthError::RateLimited { retry_after });
@@ -157,11 +160,11 @@ impl PamAuthenticator {
             }
         }
         self.limiter.succeeded(username);
-        match self.rules.judge(username, &user_groups(username)) {
+        match judge(&self.rules, user, &user_groups(username)) {
             Verdict::Allowed { admin } => {
                 tracing::info!(user = %username, %client, admin, "login accepted");
                 Ok(Authenticated {
-                    name: username.to_owned(),
+                    name: user.clone(),
                     admin,
                 })
             }

@@ -1,40 +1,7 @@
 //! Who may log in, and who is an admin, once PAM has accepted the password.
 
-use serde::Deserialize;
-
-/// The `[auth]` table of hub.toml.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthRules {
-    /// Users allowed whatever their groups (`c.Authenticator.allowed_users`).
-    #[serde(default)]
-    pub allowed_users: Vec<String>,
-    /// Members of these groups are allowed (`c.Authenticator.allowed_groups`); the
-    /// sudoers rule names the same group, so others could not get a server anyway.
-    #[serde(default = "default_allowed_groups")]
-    pub allowed_groups: Vec<String>,
-    /// Admins by name (`c.Authenticator.admin_users`); admins are allowed.
-    #[serde(default)]
-    pub admin_users: Vec<String>,
-    /// Members of these groups are admins (`c.Authenticator.admin_groups`).
-    #[serde(default)]
-    pub admin_groups: Vec<String>,
-}
-
-fn default_allowed_groups() -> Vec<String> {
-    vec!["jupyterhub".into()]
-}
-
-impl Default for AuthRules {
-    fn default() -> Self {
-        Self {
-            allowed_users: Vec::new(),
-            allowed_groups: default_allowed_groups(),
-            admin_users: Vec::new(),
-            admin_groups: Vec::new(),
-        }
-    }
-}
+use crate::config::AuthRules;
+use crate::types::Username;
 
 /// What the rules say about one user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,17 +15,15 @@ pub enum Verdict {
     NotAllowed,
 }
 
-impl AuthRules {
-    /// Judges `user`, a member of `groups`, as JupyterHub's Authenticator does: admins
-    /// are allowed; otherwise the user must be listed or in an allowed group.
-    pub fn judge(&self, user: &str, groups: &[String]) -> Verdict {
-        let in_any = |list: &[String]| groups.iter().any(|g| list.contains(g));
-        let admin = self.admin_users.iter().any(|u| u == user) || in_any(&self.admin_groups);
-        if admin || self.allowed_users.iter().any(|u| u == user) || in_any(&self.allowed_groups) {
-            Verdict::Allowed { admin }
-        } else {
-            Verdict::NotAllowed
-        }
+/// Judges `user`, a member of `groups`, as JupyterHub's Authenticator does: admins are
+/// allowed; otherwise the user must be listed or in an allowed group.
+pub fn judge(rules: &AuthRules, user: &Username, groups: &[String]) -> Verdict {
+    let in_any = |list: &[String]| groups.iter().any(|g| list.contains(g));
+    let admin = rules.admin_users.contains(user) || in_any(&rules.admin_groups);
+    if admin || rules.allowed_users.contains(user) || in_any(&rules.allowed_groups) {
+        Verdict::Allowed { admin }
+    } else {
+        Verdict::NotAllowed
     }
 }
 
@@ -86,30 +51,42 @@ mod tests {
         g.iter().map(|s| s.to_string()).collect()
     }
 
+    fn names(n: &[&str]) -> Vec<Username> {
+        n.iter().map(|s| Username::parse(s).unwrap()).collect()
+    }
+
+    fn u(n: &str) -> Username {
+        Username::parse(n).unwrap()
+    }
+
     #[test]
     fn group_membership_decides() {
         let r = AuthRules {
             admin_groups: groups(&["wheel"]),
-            admin_users: groups(&["boss"]),
-            allowed_users: groups(&["guest"]),
+            admin_users: names(&["boss"]),
+            allowed_users: names(&["guest"]),
             ..AuthRules::default()
         };
         assert_eq!(
-            r.judge("a", &groups(&["jupyterhub"])),
+            judge(&r, &u("a"), &groups(&["jupyterhub"])),
             Verdict::Allowed { admin: false }
         );
-        assert_eq!(r.judge("a", &groups(&["users"])), Verdict::NotAllowed);
+        assert_eq!(judge(&r, &u("a"), &groups(&["users"])), Verdict::NotAllowed);
         assert_eq!(
-            r.judge("a", &groups(&["wheel"])),
+            judge(&r, &u("a"), &groups(&["wheel"])),
             Verdict::Allowed { admin: true }
         );
-        assert_eq!(r.judge("boss", &[]), Verdict::Allowed { admin: true });
-        assert_eq!(r.judge("guest", &[]), Verdict::Allowed { admin: false });
+        assert_eq!(judge(&r, &u("boss"), &[]), Verdict::Allowed { admin: true });
+        assert_eq!(
+            judge(&r, &u("guest"), &[]),
+            Verdict::Allowed { admin: false }
+        );
     }
 
     #[test]
-    fn unknown_keys_are_refused() {
+    fn unknown_keys_and_bad_names_are_refused() {
         assert!(toml::from_str::<AuthRules>("allowed_group = [\"x\"]").is_err());
+        assert!(toml::from_str::<AuthRules>("admin_users = [\"a b\"]").is_err());
         let r: AuthRules = toml::from_str("admin_users = [\"a\"]").unwrap();
         assert_eq!(r.allowed_groups, vec!["jupyterhub"]);
     }

@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::auth::AuthRules;
+mod sections;
+
+pub use sections::{AuthRules, PamSection, ProxySection, ServiceSection, SpawnerSection};
+
+use crate::urls::Urls;
 
 /// Where the hub reads its configuration unless `--config` says otherwise.
 pub const DEFAULT_PATH: &str = "/etc/sudohub/hub.toml";
@@ -68,160 +72,28 @@ pub struct HubConfig {
     pub services: Vec<ServiceSection>,
 }
 
-/// `[proxy]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProxySection {
-    /// Seconds to wait for a server to start answering a request before the user gets a
-    /// 504 page (configurable-http-proxy's `--proxy-timeout`). Long requests that stream
-    /// are not cut: this bounds only the wait for the response headers.
-    #[serde(default = "default_response_timeout")]
-    pub response_timeout_secs: u64,
-    /// Seconds between writes of the activity the proxy saw to users' and servers'
-    /// `last_activity` (`c.JupyterHub.last_activity_interval`).
-    #[serde(default = "default_activity_interval")]
-    pub activity_interval_secs: u64,
-}
-
-impl Default for ProxySection {
-    fn default() -> Self {
-        Self {
-            response_timeout_secs: default_response_timeout(),
-            activity_interval_secs: default_activity_interval(),
-        }
-    }
-}
-
-fn default_response_timeout() -> u64 {
-    300
-}
-fn default_activity_interval() -> u64 {
-    300
-}
-
-/// `[pam]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PamSection {
-    /// Path of `sudohub-pam`.
-    #[serde(default = "default_pam_helper")]
-    pub helper: PathBuf,
-    /// Longest a password check may take, in seconds.
-    #[serde(default = "default_pam_timeout")]
-    pub timeout_secs: u64,
-}
-
-/// `[spawner]`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpawnerSection {
-    /// Path of `sudohub-spawner` (the sudoers rule names the same path).
-    #[serde(default = "default_spawner_helper")]
-    pub helper: PathBuf,
-    /// The sudo command and its options; the hub appends `-u <user> <helper>`.
-    #[serde(default = "default_sudo")]
-    pub sudo: Vec<String>,
-    /// Where a user lands in their server (`c.Spawner.default_url`).
-    #[serde(default = "default_default_url")]
-    pub default_url: String,
-    /// Seconds for the helper to start the process (`c.Spawner.start_timeout`).
-    #[serde(default = "default_start_timeout")]
-    pub start_timeout_secs: u64,
-    /// Seconds for the server to answer HTTP once started (`c.Spawner.http_timeout`).
-    #[serde(default = "default_http_timeout")]
-    pub http_timeout_secs: u64,
-    /// Seconds between SIGTERM and SIGKILL when stopping a server.
-    #[serde(default = "default_stop_grace")]
-    pub stop_grace_secs: u64,
-    /// Ports servers may get, inclusive (`c.Spawner.port` is random in JupyterHub).
-    #[serde(default = "default_port_range")]
-    pub port_range: [u16; 2],
-}
-
-/// One `[[services]]` entry: an external service routed at `/services/<name>/`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceSection {
-    /// Its name in the URL.
-    pub name: String,
-    /// Where it listens, `http://host:port` (the path is not changed when proxying).
-    #[serde(default)]
-    pub url: Option<String>,
-    /// A token the service uses for the Hub API (8–64 characters).
-    #[serde(default)]
-    pub api_token: Option<String>,
-    /// Whether that token has admin rights.
-    #[serde(default)]
-    pub admin: bool,
-}
-
-impl Default for PamSection {
-    fn default() -> Self {
-        Self {
-            helper: default_pam_helper(),
-            timeout_secs: default_pam_timeout(),
-        }
-    }
-}
-
-impl Default for SpawnerSection {
-    fn default() -> Self {
-        Self {
-            helper: default_spawner_helper(),
-            sudo: default_sudo(),
-            default_url: default_default_url(),
-            start_timeout_secs: default_start_timeout(),
-            http_timeout_secs: default_http_timeout(),
-            stop_grace_secs: default_stop_grace(),
-            port_range: default_port_range(),
-        }
-    }
-}
-
 fn default_bind() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 8000))
 }
+
 fn default_hub_bind() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8081))
 }
+
 fn default_base_url() -> String {
     "/".into()
 }
+
 fn default_db() -> PathBuf {
     "/var/lib/sudohub/sudohub.sqlite".into()
 }
+
 fn default_cookie_secret_file() -> PathBuf {
     "/var/lib/sudohub/cookie_secret".into()
 }
+
 fn default_reattach_socket() -> PathBuf {
     "/run/sudohub/spawners.sock".into()
-}
-fn default_pam_helper() -> PathBuf {
-    "/usr/lib/sudohub/sudohub-pam".into()
-}
-fn default_pam_timeout() -> u64 {
-    10
-}
-fn default_spawner_helper() -> PathBuf {
-    "/usr/lib/sudohub/sudohub-spawner".into()
-}
-fn default_sudo() -> Vec<String> {
-    vec!["sudo".into(), "-n".into()]
-}
-fn default_default_url() -> String {
-    "/lab".into()
-}
-fn default_start_timeout() -> u64 {
-    60
-}
-fn default_http_timeout() -> u64 {
-    30
-}
-fn default_stop_grace() -> u64 {
-    10
-}
-fn default_port_range() -> [u16; 2] {
-    [49152, 65535]
 }
 
 /// Why the configuration cannot be used.
@@ -317,6 +189,9 @@ impl HubConfig {
         if self.proxy.activity_interval_secs == 0 {
             return bad("proxy.activity_interval_secs", "must be above 0");
         }
+        if self.proxy.idle_timeout_secs == 0 {
+            return bad("proxy.idle_timeout_secs", "must be above 0");
+        }
         if s.start_timeout_secs == 0 || s.http_timeout_secs == 0 {
             return bad("spawner.start_timeout_secs", "timeouts must be above 0");
         }
@@ -341,6 +216,11 @@ impl HubConfig {
             }
         }
         Ok(())
+    }
+
+    /// The URL set of this hub, from `base_url`.
+    pub fn urls(&self) -> Urls {
+        Urls::new(&self.base_url)
     }
 
     /// Whether the hub serves HTTPS itself (`ssl_cert` and `ssl_key` set).
@@ -374,74 +254,7 @@ impl HubConfig {
 }
 
 /// The commented default file printed by `sudohub generate-config`.
-pub const GENERATED: &str = r#"# /etc/sudohub/hub.toml: the sudohub hub's configuration.
-# Every key is optional; the values shown are the defaults. The JupyterHub setting each
-# key replaces is named in brackets.
-
-# Address and port to listen on [c.JupyterHub.ip, c.JupyterHub.port].
-bind = "0.0.0.0:8000"
-# URL prefix of everything, e.g. "/jupyterlab/" behind nginx [c.JupyterHub.base_url].
-base_url = "/"
-# The URL users reach the hub at, if a reverse proxy changes it [c.JupyterHub.public_url].
-# public_url = "https://hub.example.org/"
-# HTTPS on `bind`: PEM certificate chain and key, readable by the sudohub user
-# [c.JupyterHub.ssl_cert, c.JupyterHub.ssl_key]. Restarting the hub to load a renewed
-# certificate leaves users' servers running.
-# ssl_cert = "/etc/sudohub/tls/fullchain.pem"
-# ssl_key = "/etc/sudohub/tls/privkey.pem"
-# With TLS on, servers reach the Hub API over plain HTTP here, loopback only
-# [c.JupyterHub.hub_bind_url].
-hub_bind = "127.0.0.1:8081"
-# SQLite database [c.JupyterHub.db_url].
-db = "/var/lib/sudohub/sudohub.sqlite"
-# Secret that signs cookies; created (mode 0600) if missing [c.JupyterHub.cookie_secret_file].
-cookie_secret_file = "/var/lib/sudohub/cookie_secret"
-# Where spawner helpers dial back after a hub restart (same as in helpers.toml).
-reattach_socket = "/run/sudohub/spawners.sock"
-
-[auth]
-# Members of these groups may log in [c.Authenticator.allowed_groups].
-allowed_groups = ["jupyterhub"]
-# These users may log in whatever their groups [c.Authenticator.allowed_users].
-allowed_users = []
-# Admins by name [c.Authenticator.admin_users] and by group [c.Authenticator.admin_groups].
-admin_users = []
-admin_groups = []
-
-[pam]
-# The setgid-shadow password checker.
-helper = "/usr/lib/sudohub/sudohub-pam"
-timeout_secs = 10
-
-[spawner]
-# The helper run through sudo (the sudoers rule names the same path).
-helper = "/usr/lib/sudohub/sudohub-spawner"
-sudo = ["sudo", "-n"]
-# Where users land in their server [c.Spawner.default_url].
-default_url = "/lab"
-# [c.Spawner.start_timeout] and [c.Spawner.http_timeout], in seconds.
-start_timeout_secs = 60
-http_timeout_secs = 30
-# SIGTERM, then SIGKILL after this many seconds, when stopping a server.
-stop_grace_secs = 10
-# Ports servers may get.
-port_range = [49152, 65535]
-
-[proxy]
-# Seconds to wait for a server's response headers before answering 504
-# [configurable-http-proxy --proxy-timeout].
-response_timeout_secs = 300
-# Seconds between writes of the activity the proxy saw to last_activity
-# [c.JupyterHub.last_activity_interval].
-activity_interval_secs = 300
-
-# External services, proxied at /services/<name>/ [c.JupyterHub.services]:
-# [[services]]
-# name = "monitor"
-# url = "http://127.0.0.1:9000"
-# api_token = "a-long-random-token"
-# admin = false
-"#;
+pub const GENERATED: &str = include_str!("generated.toml");
 
 #[cfg(test)]
 mod tests {
@@ -457,6 +270,7 @@ mod tests {
         assert_eq!(c, p("").unwrap());
         assert_eq!(c.bind.port(), 8000);
         assert_eq!(c.auth.allowed_groups, vec!["jupyterhub"]);
+        assert_eq!(c.proxy.idle_timeout_secs, 3600);
         assert_eq!(c.api_url(), "http://127.0.0.1:8000/hub/api");
     }
 
@@ -479,6 +293,8 @@ mod tests {
                 "hub_bind",
             ),
             ("[[services]]\nname = \"a b\"", "services.name"),
+            ("[auth]\nadmin_users = [\"-rf\"]", "admin_users"),
+            ("[proxy]\nidle_timeout_secs = 0", "idle_timeout_secs"),
         ] {
             let e = p(text).unwrap_err().to_string();
             assert!(e.contains(key), "{text}: {e}");

@@ -11,22 +11,23 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::db::Db;
+use crate::types::Username;
 
 /// The stamps not yet written. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct ActivityLog {
-    pending: Arc<Mutex<HashMap<String, time::OffsetDateTime>>>,
+    pending: Arc<Mutex<HashMap<Username, time::OffsetDateTime>>>,
 }
 
 impl ActivityLog {
     /// Notes a request to `user`'s server now.
-    pub fn seen(&self, user: &str) {
+    pub fn seen(&self, user: &Username) {
         let now = time::OffsetDateTime::now_utc();
         let mut m = self.pending.lock().unwrap_or_else(|p| p.into_inner());
         match m.get_mut(user) {
             Some(t) => *t = now,
             None => {
-                m.insert(user.to_owned(), now);
+                m.insert(user.clone(), now);
             }
         }
     }
@@ -36,7 +37,7 @@ impl ActivityLog {
     pub fn flush(&self, db: &Db) {
         let batch = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|p| p.into_inner()));
         for (user, at) in batch {
-            if let Err(e) = db.touch(&user, Some(""), &crate::tokens::iso(at)) {
+            if let Err(e) = db.users().touch(&user, true, &crate::timestamp::iso(at)) {
                 tracing::warn!(%user, error = %e, "cannot record proxy activity");
             }
         }

@@ -13,7 +13,11 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
+use super::idle::{splice, IdleBody};
 use super::Route;
+use crate::error::{HubError, Source};
+use crate::templates::Message;
+use crate::urls::Urls;
 
 /// Headers that describe one connection, not the message: never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: &[&str] = &[
@@ -36,16 +40,19 @@ const MAX_HEADERS: usize = 100;
 /// The proxy's client side.
 #[derive(Clone)]
 pub struct Proxy {
-    client: Client<HttpConnector, Body>,
-    base_url: String,
+    client: Client<HttpConnector, IdleBody<Body>>,
+    urls: Urls,
     /// Longest wait for an upstream's response headers before answering 504.
     response_timeout: Duration,
+    /// Longest silence of a body or an upgraded connection.
+    idle_timeout: Duration,
 }
 
 impl Proxy {
     /// A proxy with a keep-alive pool to upstreams, which waits at most
-    /// `response_timeout` for an upstream to start answering.
-    pub fn new(base_url: &str, response_timeout: Duration) -> Self {
+    /// `response_timeout` for an upstream to start answering, and closes bodies and
+    /// WebSockets silent for `idle_timeout`.
+    pub fn new(urls: Urls, response_timeout: Duration, idle_timeout: Duration) -> Self {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         connector.set_nodelay(true);
@@ -55,8 +62,9 @@ impl Proxy {
             .build(connector);
         Self {
             client,
-            base_url: base_url.to_owned(),
+            urls,
             response_timeout,
+            idle_timeout,
         }
     }
 
@@ -95,14 +103,10 @@ impl Proxy {
         strip_hop_by_hop(&mut parts.headers);
         add_forwarded(&mut parts.headers, client, proto, host.as_ref());
         if is_ws {
-            parts
-                .headers
-                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            parts
-                .headers
-                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            set_websocket_upgrade(&mut parts.headers);
         }
-        let upstream_req = http::Request::from_parts(parts, body);
+        // A client that stops sending its body mid-way releases the upstream connection.
+        let upstream_req = http::Request::from_parts(parts, IdleBody::new(body, self.idle_timeout));
 
         let resp = match tokio::time::timeout(
             self.response_timeout,
@@ -134,11 +138,11 @@ impl Proxy {
             let upstream_upgrade =
                 hyper::upgrade::on(http::Response::from_parts(parts.clone(), body));
             let owner = route.owner.clone();
+            let idle = self.idle_timeout;
             tokio::spawn(async move {
                 match (client_upgrade.await, upstream_upgrade.await) {
                     (Ok(c), Ok(u)) => {
-                        let (mut c, mut u) = (TokioIo::new(c), TokioIo::new(u));
-                        if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut u).await {
+                        if let Err(e) = splice(TokioIo::new(c), TokioIo::new(u), idle).await {
                             tracing::debug!(owner = %owner, error = %e, "websocket closed with an error");
                         }
                     }
@@ -147,18 +151,15 @@ impl Proxy {
                     }
                 }
             });
-            parts
-                .headers
-                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-            parts
-                .headers
-                .insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+            set_websocket_upgrade(&mut parts.headers);
             return Response::from_parts(parts, Body::empty());
         }
 
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        Response::from_parts(parts, Body::new(body))
+        // A server that stops sending mid-body ends the response with an error, so the
+        // client sees a cut body (never one that looks complete) and the slot is freed.
+        Response::from_parts(parts, Body::new(IdleBody::new(body, self.idle_timeout)))
     }
 
     /// The page shown when a server cannot be reached: HTML, or JSON for API paths.
@@ -171,28 +172,16 @@ impl Proxy {
             _ => "Your server sent a response the hub could not forward.",
         };
         if path.contains("/api/") {
-            let body = serde_json::json!({"status": status.as_u16(), "message": message});
-            return (
-                status,
-                [(header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
-            )
-                .into_response();
+            return HubError::new(Source::Upstream, status, message).into_response();
         }
-        let home = format!("{}hub/home", self.base_url);
-        let html = crate::web::page(
-            &format!(
-                "{} {}",
-                status.as_u16(),
-                status.canonical_reason().unwrap_or("")
-            ),
-            &format!(
-                "<p>{}</p><p><a href=\"{}\">Go to the hub</a></p>",
-                crate::web::escape(message),
-                crate::web::escape(&home)
-            ),
+        let title = format!(
+            "{} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
         );
-        (status, axum::response::Html(html)).into_response()
+        Message::error(&title, message)
+            .link(self.urls.hub_page("home"), "Go to the hub")
+            .respond(status)
     }
 }
 
@@ -208,6 +197,13 @@ fn is_websocket(req: &Request) -> bool {
         && req.method() == http::Method::GET
         && has(header::UPGRADE, "websocket")
         && has(header::CONNECTION, "upgrade")
+}
+
+/// `Connection: upgrade` and `Upgrade: websocket`, put back after the hop-by-hop headers
+/// were stripped, on the upstream request and on the 101 to the client.
+fn set_websocket_upgrade(headers: &mut HeaderMap) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {

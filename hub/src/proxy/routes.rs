@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
+use crate::types::Username;
+
 /// Where a request goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -11,14 +13,14 @@ pub struct Route {
     pub target: SocketAddr,
     /// The user (or service) the route belongs to, for logs.
     pub owner: String,
-    /// Whether `owner` is a user (a server's route), not a service.
-    pub is_user: bool,
+    /// The user whose server it is; `None` for a service.
+    pub user: Option<Username>,
 }
 
 /// Routes of running servers and configured services. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
-    users: Arc<RwLock<HashMap<String, SocketAddr>>>,
+    users: Arc<RwLock<HashMap<Username, SocketAddr>>>,
     services: Arc<RwLock<HashMap<String, SocketAddr>>>,
 }
 
@@ -29,14 +31,14 @@ impl RouteTable {
     }
 
     /// Routes `/user/<user>/` to `target`.
-    pub fn set_user(&self, user: &str, target: SocketAddr) {
+    pub fn set_user(&self, user: &Username, target: SocketAddr) {
         if let Ok(mut m) = self.users.write() {
-            m.insert(user.to_owned(), target);
+            m.insert(user.clone(), target);
         }
     }
 
     /// Removes a user's route; their paths fall through to the hub again.
-    pub fn remove_user(&self, user: &str) {
+    pub fn remove_user(&self, user: &Username) {
         if let Ok(mut m) = self.users.write() {
             m.remove(user);
         }
@@ -50,7 +52,7 @@ impl RouteTable {
     }
 
     /// The user's route, if any.
-    pub fn user(&self, user: &str) -> Option<SocketAddr> {
+    pub fn user(&self, user: &Username) -> Option<SocketAddr> {
         self.users.read().ok()?.get(user).copied()
     }
 
@@ -58,22 +60,30 @@ impl RouteTable {
     /// `<base>services/<name>/…` with a trailing slash after the name.
     pub fn resolve(&self, path: &str, base_url: &str) -> Option<Route> {
         let rest = path.strip_prefix(base_url)?;
-        let (table, rest, is_user) = if let Some(r) = rest.strip_prefix("user/") {
-            (&self.users, r, true)
+        let (raw, is_user) = if let Some(r) = rest.strip_prefix("user/") {
+            (r.split_once('/')?.0, true)
         } else if let Some(r) = rest.strip_prefix("services/") {
-            (&self.services, r, false)
+            (r.split_once('/')?.0, false)
         } else {
             return None;
         };
-        let (raw, _) = rest.split_once('/')?;
         let name = percent_encoding::percent_decode_str(raw)
             .decode_utf8()
             .ok()?;
-        let target = *table.read().ok()?.get(name.as_ref())?;
+        if is_user {
+            let users = self.users.read().ok()?;
+            let (user, target) = users.get_key_value(name.as_ref())?;
+            return Some(Route {
+                target: *target,
+                owner: user.to_string(),
+                user: Some(user.clone()),
+            });
+        }
+        let target = *self.services.read().ok()?.get(name.as_ref())?;
         Some(Route {
             target,
             owner: name.into_owned(),
-            is_user,
+            user: None,
         })
     }
 }
@@ -86,23 +96,32 @@ mod tests {
     fn resolves_users_and_services_under_base_url() {
         let t = RouteTable::new();
         let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
-        t.set_user("alice", a);
-        t.set_user("b@x", a);
+        let u = |n: &str| Username::parse(n).unwrap();
+        t.set_user(&u("alice"), a);
+        t.set_user(&u("b_x"), a);
         t.set_service("bench", a);
         assert_eq!(
             t.resolve("/jl/user/alice/lab", "/jl/").unwrap().owner,
             "alice"
         );
         assert_eq!(
-            t.resolve("/jl/user/b%40x/api", "/jl/").unwrap().owner,
-            "b@x"
+            t.resolve("/jl/user/b%5Fx/api", "/jl/").unwrap().owner,
+            "b_x"
         );
         assert_eq!(
             t.resolve("/jl/services/bench/x", "/jl/").unwrap().owner,
             "bench"
         );
-        assert!(t.resolve("/jl/user/alice/lab", "/jl/").unwrap().is_user);
-        assert!(!t.resolve("/jl/services/bench/x", "/jl/").unwrap().is_user);
+        assert!(t
+            .resolve("/jl/user/alice/lab", "/jl/")
+            .unwrap()
+            .user
+            .is_some());
+        assert!(t
+            .resolve("/jl/services/bench/x", "/jl/")
+            .unwrap()
+            .user
+            .is_none());
         assert!(
             t.resolve("/jl/user/alice", "/jl/").is_none(),
             "no trailing slash: hub answers"
@@ -110,10 +129,10 @@ mod tests {
         assert!(t.resolve("/user/alice/lab", "/jl/").is_none());
         assert!(t.resolve("/jl/user/bob/lab", "/jl/").is_none());
         for i in 0..1000 {
-            t.set_user(&format!("u{i}"), a);
+            t.set_user(&u(&format!("u{i}")), a);
         }
         assert_eq!(t.resolve("/jl/user/u999/", "/jl/").unwrap().owner, "u999");
-        t.remove_user("alice");
+        t.remove_user(&u("alice"));
         assert!(t.resolve("/jl/user/alice/lab", "/jl/").is_none());
     }
 }

@@ -13,7 +13,8 @@ use tokio::net::UnixStream;
 use tokio::process::Command;
 
 use super::handle::{read_reply, write_request, ServerHandle};
-use super::SpawnerError;
+use super::{Spawner, SpawnerError};
+use crate::types::Username;
 
 /// How sudo and the helper are invoked: `<sudo…> -u <user> <helper>`.
 #[derive(Debug, Clone)]
@@ -25,8 +26,9 @@ pub struct SpawnerClient {
 /// What the hub asks for: everything else is the helper's config.
 #[derive(Debug, Clone)]
 pub struct SpawnArgs {
-    /// The Unix user (a member of the allowed group).
-    pub user: String,
+    /// The Unix user (a member of the allowed group). Its type keeps anything sudo
+    /// could read as an option (`-…`) out of `sudo -u`.
+    pub user: Username,
     /// `""` for the default server.
     pub server_name: String,
     /// Port on 127.0.0.1 for the server.
@@ -49,10 +51,6 @@ impl SpawnerClient {
         args: SpawnArgs,
         timeout: Duration,
     ) -> Result<ServerHandle, SpawnerError> {
-        // A name starting with '-' would be read by sudo as an option.
-        if !sudohub_helpers_config::is_posix_name(&args.user) {
-            return Err(SpawnerError::BadUser(args.user));
-        }
         let (program, options) = self
             .sudo
             .split_first()
@@ -62,7 +60,7 @@ impl SpawnerClient {
         let mut child = Command::new(program)
             .args(options)
             .arg("-u")
-            .arg(&args.user)
+            .arg(args.user.as_str())
             .arg(&self.helper)
             .env_clear()
             .env(
@@ -117,6 +115,16 @@ impl SpawnerClient {
             }
             Ok(r) => r,
         }
+    }
+}
+
+impl Spawner for SpawnerClient {
+    fn spawn(
+        &self,
+        args: SpawnArgs,
+        timeout: Duration,
+    ) -> futures_util::future::BoxFuture<'_, Result<ServerHandle, SpawnerError>> {
+        Box::pin(SpawnerClient::spawn(self, args, timeout))
     }
 }
 

@@ -190,25 +190,14 @@ mod tests {
     //! no sudo, but the real frames.
     use super::*;
     use crate::spawner::client::handshake;
+    use crate::spawner::fake::{read_request, reply};
     use crate::spawner::SpawnArgs;
     use sudohub_protocol::spawner::{ErrorKind, ErrorReply};
     use sudohub_protocol::Hello;
 
-    async fn read_request(s: &mut UnixStream) -> Request {
-        let mut header = [0u8; HEADER_LEN];
-        s.read_exact(&mut header).await.unwrap();
-        let mut body = vec![0u8; frame::body_len(header).unwrap()];
-        s.read_exact(&mut body).await.unwrap();
-        frame::decode(&body).unwrap()
-    }
-
-    async fn reply(s: &mut UnixStream, r: &Reply) {
-        s.write_all(&frame::encode(r).unwrap()).await.unwrap();
-    }
-
     fn args() -> SpawnArgs {
         SpawnArgs {
-            user: "alice".into(),
+            user: crate::types::Username::parse("alice").unwrap(),
             server_name: String::new(),
             port: 20000,
             env: vec![("JUPYTERHUB_API_TOKEN".into(), "t".into())],
@@ -220,19 +209,19 @@ mod tests {
         let (hub, mut fake) = UnixStream::pair().unwrap();
         let helper = tokio::spawn(async move {
             assert_eq!(
-                read_request(&mut fake).await,
+                read_request(&mut fake).await.unwrap(),
                 Request::Hello(Hello::current())
             );
             reply(&mut fake, &Reply::Hello(Hello::current())).await;
-            match read_request(&mut fake).await {
+            match read_request(&mut fake).await.unwrap() {
                 Request::Spawn(s) => assert_eq!((s.port, s.env.len()), (20000, 1)),
                 other => panic!("{other:?}"),
             }
             reply(&mut fake, &Reply::Started { pid: 77 }).await;
-            assert_eq!(read_request(&mut fake).await, Request::Status);
+            assert_eq!(read_request(&mut fake).await.unwrap(), Request::Status);
             reply(&mut fake, &Reply::Status(ServerStatus::Running { pid: 77 })).await;
             assert_eq!(
-                read_request(&mut fake).await,
+                read_request(&mut fake).await.unwrap(),
                 Request::Stop { grace_ms: 1500 }
             );
             reply(
@@ -280,9 +269,9 @@ mod tests {
     async fn refusals_are_typed() {
         let (hub, mut fake) = UnixStream::pair().unwrap();
         tokio::spawn(async move {
-            let _ = read_request(&mut fake).await;
+            let _ = read_request(&mut fake).await.unwrap();
             reply(&mut fake, &Reply::Hello(Hello::current())).await;
-            let _ = read_request(&mut fake).await;
+            let _ = read_request(&mut fake).await.unwrap();
             let e = ErrorReply::new(
                 ErrorKind::EnvNotAllowed,
                 "environment variable \"PATH\" is not allowed",

@@ -7,18 +7,35 @@
 //! after a hub restart ([`ServerHandle::adopt`]).
 
 mod client;
+#[cfg(test)]
+pub(crate) mod fake;
 mod handle;
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
 
 pub use client::{SpawnArgs, SpawnerClient};
 pub use handle::{Ending, ServerHandle};
 
 use sudohub_protocol::spawner::ErrorKind;
 
+/// What starts servers: the real [`SpawnerClient`] (sudo + `sudohub-spawner`), or in
+/// tests a fake helper speaking the same protocol, as greetd's fakegreet stands in for
+/// its greeter, so the life cycle is tested without root.
+pub trait Spawner: Send + Sync + 'static {
+    /// Starts the server `args` describe; resolves once the helper reports it started
+    /// (or refused), within `timeout`.
+    fn spawn(
+        &self,
+        args: SpawnArgs,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<ServerHandle, SpawnerError>>;
+}
+
 /// Why a spawn or a request to a helper failed.
 #[derive(Debug)]
 pub enum SpawnerError {
-    /// The user name cannot be passed to sudo safely.
-    BadUser(String),
     /// `sudo` could not be started at all.
     Exec(std::io::Error),
     /// The helper ended without answering; `stderr` holds what sudo or the helper said
@@ -45,7 +62,6 @@ pub enum SpawnerError {
 impl std::fmt::Display for SpawnerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::BadUser(u) => write!(f, "invalid user name {u:?}"),
             Self::Exec(e) => write!(f, "cannot run sudo: {e}"),
             Self::NoAnswer { stderr } if stderr.contains("password is required") => write!(
                 f,

@@ -1,0 +1,61 @@
+//! `POST /users/<name>/activity`: what the single-user server reports (compat §1.4b).
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+
+use super::models::ActivityReport;
+use super::users::existing;
+use super::{json_body, UserPath};
+use crate::auth::Caller;
+use crate::error::HubError;
+use crate::state::AppState;
+
+/// How far in the future a reported time may be (clock skew).
+const MAX_SKEW: time::Duration = time::Duration::minutes(59);
+
+/// Parses one reported time into the API's format.
+fn timestamp(t: &str) -> Result<String, HubError> {
+    let parsed = crate::timestamp::parse(t)
+        .ok_or_else(|| HubError::bad_request(format!("invalid timestamp {t:?}")))?;
+    if parsed > time::OffsetDateTime::now_utc() + MAX_SKEW {
+        return Err(HubError::bad_request("last_activity is in the future"));
+    }
+    Ok(crate::timestamp::iso(parsed))
+}
+
+/// Records the user's and their default server's last activity; never moves it back.
+pub async fn report(
+    State(s): State<AppState>,
+    caller: Caller,
+    UserPath(name): UserPath,
+    body: Bytes,
+) -> Result<StatusCode, HubError> {
+    caller.require(&name, "users:activity", false)?;
+    let report: ActivityReport =
+        json_body(&body)?.ok_or_else(|| HubError::bad_request("body must be a dict"))?;
+    existing(&s, &name)?;
+    if report.last_activity.is_none() && report.servers.is_none() {
+        return Err(HubError::bad_request(
+            "body has neither last_activity nor servers",
+        ));
+    }
+    // Everything is checked before anything is written.
+    let user_ts = report.last_activity.as_deref().map(timestamp).transpose()?;
+    let mut server_ts = None;
+    for (server, v) in report.servers.iter().flatten() {
+        if !server.is_empty() || s.db.servers().get(&name)?.is_none() {
+            return Err(HubError::bad_request(format!(
+                "No such server {server:?} for user {name}"
+            )));
+        }
+        server_ts = v.last_activity.as_deref().map(timestamp).transpose()?;
+    }
+    if let Some(ts) = user_ts {
+        s.db.users().touch(&name, false, &ts)?;
+    }
+    if let Some(ts) = server_ts {
+        s.db.users().touch(&name, true, &ts)?;
+    }
+    Ok(StatusCode::OK)
+}

@@ -1,0 +1,151 @@
+//! The JupyterHub-compatible REST API under `<base>hub/api` (compat spec §2), by
+//! resource: [`users`], [`servers`], [`activity`], [`tokens`], and the OAuth2 provider
+//! single-user servers log in through ([`oauth`]). The JSON shapes are the structs of
+//! [`models`]; every error is a [`HubError`] answered as `{"status", "message"}`.
+
+mod activity;
+pub mod models;
+mod oauth;
+mod servers;
+mod tokens;
+mod users;
+
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ErrorBody, HubError};
+use crate::state::AppState;
+use crate::types::Username;
+use crate::JUPYTERHUB_VERSION;
+
+/// Routes relative to `<base>hub/api`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(version))
+        .route("/health", get(|| async { StatusCode::OK }))
+        .route("/user", get(users::whoami))
+        .route("/oauth2/authorize", get(oauth::authorize))
+        .route("/oauth2/token", post(oauth::token))
+        .route("/users", get(users::list))
+        .route(
+            "/users/{name}",
+            get(users::get_one)
+                .post(users::create)
+                .delete(users::delete),
+        )
+        .route("/users/{name}/activity", post(activity::report))
+        .route(
+            "/users/{name}/server",
+            post(servers::start).delete(servers::stop),
+        )
+        .route("/users/{name}/server/progress", get(servers::progress))
+        .route(
+            "/users/{name}/tokens",
+            get(tokens::list).post(tokens::create),
+        )
+        .route(
+            "/users/{name}/tokens/{id}",
+            get(tokens::get_one).delete(tokens::delete_one),
+        )
+        .fallback(|| async {
+            let body = ErrorBody {
+                status: 404,
+                message: None,
+            };
+            (StatusCode::NOT_FOUND, Json(body))
+        })
+}
+
+/// `GET <base>hub/api`: the version, without authentication (compat §1.3).
+pub async fn version() -> Response {
+    let mut r = Json(models::Version {
+        version: JUPYTERHUB_VERSION,
+    })
+    .into_response();
+    r.headers_mut().insert(
+        "access-control-allow-origin",
+        axum::http::HeaderValue::from_static("*"),
+    );
+    r
+}
+
+/// The user named in the path: `/users/{name}/…`. A name that is no valid user name
+/// names nobody: 404.
+pub struct UserPath(pub Username);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserPath {
+    type Rejection = HubError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let raw = match Path::<Vec<(String, String)>>::from_request_parts(parts, state).await {
+            Ok(Path(params)) => params
+                .into_iter()
+                .find(|(k, _)| k == "name")
+                .map(|(_, v)| v),
+            Err(_) => None,
+        };
+        let raw = raw.unwrap_or_default();
+        Username::parse(&raw)
+            .map(Self)
+            .map_err(|_| HubError::not_found(format!("No such user: {raw}")))
+    }
+}
+
+/// Parses a JSON request body into `T`; `None` for an empty body. Errors name what is
+/// wrong: not JSON, not an object, or which field has the wrong type.
+pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>, HubError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+        return Err(HubError::bad_request("Invalid JSON in body of request"));
+    }
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(HubError::bad_request("the body must be a JSON object"));
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(&mut de)
+        .map(Some)
+        .map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path == "." {
+                HubError::bad_request(inner.to_string())
+            } else {
+                HubError::bad_request(format!("`{path}`: {inner}"))
+            }
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct T {
+        #[allow(dead_code)]
+        note: Option<String>,
+    }
+
+    #[test]
+    fn bodies_are_parsed_with_errors_that_name_the_problem() {
+        assert!(json_body::<T>(b"  ").unwrap().is_none());
+        assert!(json_body::<T>(br#"{"note": "x"}"#).unwrap().is_some());
+        for (body, says) in [
+            (&b"{not json"[..], "Invalid JSON"),
+            (b"[1]", "object"),
+            (br#"{"note": 7}"#, "`note`"),
+            (br#"{"nope": 1}"#, "nope"),
+        ] {
+            let e = json_body::<T>(body).unwrap_err();
+            assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+            assert!(e.public_message().contains(says), "{e}");
+        }
+    }
+}

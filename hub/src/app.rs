@@ -1,0 +1,92 @@
+//! The whole HTTP application: the hub's pages and API under `<base>hub/`, and the proxy
+//! for everything else.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::state::AppState;
+use crate::templates::Message;
+use crate::JUPYTERHUB_VERSION;
+
+/// How a request reached the hub: `"https"` on the TLS listener, else `"http"`. The proxy
+/// passes it on as `X-Forwarded-Proto`, which is how a server builds its own URLs.
+#[derive(Debug, Clone, Copy)]
+pub struct Scheme(pub &'static str);
+
+/// The router of one hub.
+pub fn router(state: AppState) -> Router {
+    let urls = &state.urls;
+    let hub = urls.hub_page("").trim_end_matches('/').to_owned();
+    // A nested router's "/" matches only the bare prefix, so the trailing-slash forms
+    // JupyterHub serves are routed here explicitly.
+    let to_hub_slash = urls.hub();
+    Router::new()
+        .route(&format!("{}/", urls.api()), get(crate::api::version))
+        .route(&to_hub_slash, get(crate::web::root))
+        .route(
+            &hub,
+            get(move || async move { Redirect::permanent(&to_hub_slash) }),
+        )
+        .nest(&urls.api(), crate::api::router())
+        .nest(&hub, crate::web::router())
+        .fallback(outside_hub)
+        .layer(middleware::from_fn(log_and_stamp))
+        .with_state(state)
+}
+
+/// Everything outside `<base>hub/`: a running server's route goes through the proxy;
+/// anything else is sent to the hub (a stopped server's URL ends at the 424 page).
+async fn outside_hub(
+    State(s): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let path = req.uri().path().to_owned();
+    if let Some(route) = s.routes.resolve(&path, s.urls.base()) {
+        if let Some(user) = &route.user {
+            s.activity.seen(user);
+        }
+        let scheme = req.extensions().get::<Scheme>().map_or("http", |s| s.0);
+        return s.proxy.forward(req, &route, client, scheme).await;
+    }
+    let Some(rest) = path.strip_prefix(s.urls.base()) else {
+        return (StatusCode::NOT_FOUND, "not found").into_response();
+    };
+    if rest.is_empty() {
+        return Redirect::to(&s.urls.hub()).into_response();
+    }
+    if let Some(name) = rest.strip_prefix("user/").filter(|n| !n.contains('/')) {
+        return Redirect::permanent(&format!("{}user/{name}/", s.urls.base())).into_response();
+    }
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    if rest.starts_with("user/") || rest.starts_with("services/") {
+        return Redirect::to(&format!("{}{rest}{query}", s.urls.hub())).into_response();
+    }
+    Message::new("404 Not Found", "There is nothing here.").respond(StatusCode::NOT_FOUND)
+}
+
+/// One log line per request (method, path without query string — it may hold tokens —,
+/// status, duration) and the `X-JupyterHub-Version` header on every response.
+async fn log_and_stamp(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let started = Instant::now();
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        "x-jupyterhub-version",
+        HeaderValue::from_static(JUPYTERHUB_VERSION),
+    );
+    tracing::info!(%method, %path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    resp
+}

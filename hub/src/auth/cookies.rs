@@ -1,0 +1,198 @@
+//! The hub's cookies: their names, the key that signs them, and how they are read and
+//! written (with the `cookie` crate, signed jars for the login cookie).
+//!
+//! The login cookie holds a random session secret, signed under a key derived from the
+//! cookie secret file; the database stores only a hash of the secret. A forged or altered
+//! cookie fails the signature before any database lookup. XSRF tokens are an HMAC of the
+//! session id under the same key, so they need no storage and die with the session.
+
+use std::io::Read;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use axum::http::{header, HeaderMap, HeaderValue};
+use cookie::{Cookie, CookieJar, Key, SameSite};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Name of the hub's login cookie (JupyterHub's).
+pub const LOGIN_COOKIE: &str = "jupyterhub-hub-login";
+/// Name of the session-id cookie single-user servers read for XSRF (compat §1.6).
+pub const SESSION_ID_COOKIE: &str = "jupyterhub-session-id";
+/// Name of the anonymous XSRF cookie of the login form.
+pub const XSRF_COOKIE: &str = "_xsrf";
+
+/// Shortest cookie secret accepted, in bytes.
+const MIN_SECRET: usize = 32;
+
+/// The cookie-signing key. Cheap to clone.
+#[derive(Clone)]
+pub struct CookieKey(Key);
+
+impl CookieKey {
+    /// Reads the secret file, creating it (32 random bytes as hex, mode 0600) if
+    /// missing, and refusing one that others can read.
+    pub fn load_or_create(path: &Path) -> std::io::Result<Self> {
+        if !path.exists() {
+            let mut bytes = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            std::io::Write::write_all(&mut f, hex::encode(bytes).as_bytes())?;
+        }
+        let mut f = std::fs::File::open(path)?;
+        let mode = f.metadata()?.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(std::io::Error::other(format!(
+                "{} has mode {mode:04o}: the cookie secret must be 0600 (chmod 600 {})",
+                path.display(),
+                path.display()
+            )));
+        }
+        let mut text = String::new();
+        f.read_to_string(&mut text)?;
+        Self::from_secret(text.trim().as_bytes()).ok_or_else(|| {
+            std::io::Error::other(format!("{} holds too short a secret", path.display()))
+        })
+    }
+
+    /// A key derived from `secret` (at least 32 bytes), or `None` if it is too short.
+    pub fn from_secret(secret: &[u8]) -> Option<Self> {
+        // `derive_from` insists on 32 bytes of key material: checked here, not assumed.
+        (secret.len() >= MIN_SECRET).then(|| Self(Key::derive_from(secret)))
+    }
+
+    /// The signed form of cookie `name`'s `value`.
+    pub fn sign(&self, name: &str, value: &str) -> String {
+        let mut jar = CookieJar::new();
+        jar.signed_mut(&self.0)
+            .add(Cookie::new(name.to_owned(), value.to_owned()));
+        jar.get(name)
+            .map(|c| c.value().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The value of signed cookie `name`, if its signature is right.
+    pub fn verify(&self, name: &str, signed: &str) -> Option<String> {
+        let mut jar = CookieJar::new();
+        jar.add_original(Cookie::new(name.to_owned(), signed.to_owned()));
+        jar.signed(&self.0).get(name).map(|c| c.value().to_owned())
+    }
+
+    /// The XSRF token of a session: 32 hex characters of an HMAC of its id.
+    pub fn xsrf(&self, session_id: &str) -> String {
+        // HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
+        let Ok(mut m) = <Hmac<Sha256> as Mac>::new_from_slice(self.0.signing()) else {
+            return String::new();
+        };
+        m.update(b"xsrf:");
+        m.update(session_id.as_bytes());
+        let mut token = hex::encode(m.finalize().into_bytes());
+        token.truncate(32);
+        token
+    }
+}
+
+/// The value of cookie `name` in the request.
+pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, `Secure` when asked, and
+/// `Max-Age` when given (else a browser-session cookie).
+pub fn set(name: &str, value: &str, path: &str, secure: bool, max_age: Option<i64>) -> HeaderValue {
+    let mut c = Cookie::build((name.to_owned(), value.to_owned()))
+        .path(path.to_owned())
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(secure);
+    if let Some(age) = max_age {
+        c = c.max_age(cookie::time::Duration::seconds(age));
+    }
+    header_value(c.build())
+}
+
+/// A `Set-Cookie` value that deletes cookie `name` at `path`.
+pub fn clear(name: &str, path: &str) -> HeaderValue {
+    let c = Cookie::build((name.to_owned(), ""))
+        .path(path.to_owned())
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .max_age(cookie::time::Duration::ZERO);
+    header_value(c.build())
+}
+
+fn header_value(c: Cookie<'_>) -> HeaderValue {
+    // Names are constants and values are signed hex/base64: always valid header text.
+    HeaderValue::from_str(&c.to_string()).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signed_cookies_resist_tampering() {
+        let k = CookieKey::from_secret(&[7; 32]).unwrap();
+        let s = k.sign(LOGIN_COOKIE, "abc");
+        assert_eq!(k.verify(LOGIN_COOKIE, &s).as_deref(), Some("abc"));
+        assert_eq!(k.verify(LOGIN_COOKIE, &s.replace("abc", "abd")), None);
+        let other = CookieKey::from_secret(&[8; 32]).unwrap();
+        assert_eq!(other.verify(LOGIN_COOKIE, &s), None);
+        assert_eq!(k.verify(LOGIN_COOKIE, "nodot"), None);
+        assert!(CookieKey::from_secret(&[1; 31]).is_none());
+        assert_eq!(k.xsrf("sid").len(), 32);
+        assert_ne!(k.xsrf("sid"), other.xsrf("sid"));
+    }
+
+    #[test]
+    fn cookies_are_read_and_written() {
+        let mut h = HeaderMap::new();
+        h.insert(header::COOKIE, HeaderValue::from_static("a=1; _xsrf=xyz"));
+        assert_eq!(read(&h, XSRF_COOKIE).as_deref(), Some("xyz"));
+        assert_eq!(read(&h, "b"), None);
+        let v = set(LOGIN_COOKIE, "v", "/hub/", true, Some(60));
+        let v = v.to_str().unwrap();
+        for part in [
+            "jupyterhub-hub-login=v",
+            "Path=/hub/",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+            "Max-Age=60",
+        ] {
+            assert!(v.contains(part), "{v}");
+        }
+        assert!(clear(XSRF_COOKIE, "/")
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn secret_file_is_created_0600_and_checked() {
+        let dir = std::env::temp_dir().join(format!("sudohub-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("cookie_secret");
+        let a = CookieKey::load_or_create(&p).unwrap();
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let b = CookieKey::load_or_create(&p).unwrap();
+        assert_eq!(a.xsrf("x"), b.xsrf("x"));
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(CookieKey::load_or_create(&p).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,112 @@
+//! The hub's state in SQLite: users, servers, tokens (hashed), OAuth clients and codes,
+//! login sessions. The database is the source of truth: every state change is one
+//! transaction, and [`Servers::repair`](servers::Servers::repair) fixes what a crash left
+//! half-done.
+//!
+//! [`Db`] opens and migrates the file; each table group is reached through its own small
+//! view (`db.users()`, `db.servers()`, `db.tokens()`, `db.oauth()`, `db.sessions()`).
+
+mod oauth;
+mod servers;
+mod sessions;
+mod tokens;
+mod users;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::Connection;
+
+pub use oauth::{CodeRow, OAuth, OAuthClient, CODE_SECS, OAUTH_TOKEN_SECS};
+pub use servers::{ServerRow, Servers};
+pub use sessions::{Sessions, SESSION_SECS};
+pub use tokens::{NewToken, TokenRow, TokenSummary, Tokens};
+pub use users::{UserRow, Users};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+
+/// Errors from the database.
+pub type DbResult<T> = Result<T, rusqlite::Error>;
+
+/// Shared handle to the database.
+#[derive(Clone)]
+pub struct Db {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Db {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path) -> DbResult<Self> {
+        Self::init(Connection::open(path)?)
+    }
+
+    /// An in-memory database, for tests.
+    pub fn in_memory() -> DbResult<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(conn: Connection) -> DbResult<Self> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let db = Self {
+            conn: Arc::new(Mutex::new(conn)),
+        };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite half-written (transactions
+        // roll back), so a poisoned lock is still safe to use.
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn migrate(&self) -> DbResult<()> {
+        let mut conn = self.lock();
+        let version: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+            tx.commit()?;
+            tracing::info!(version = i + 1, "database migrated");
+        }
+        Ok(())
+    }
+
+    /// The schema version.
+    pub fn version(&self) -> DbResult<usize> {
+        self.lock()
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+    }
+
+    /// The users table.
+    pub fn users(&self) -> Users<'_> {
+        Users(self)
+    }
+
+    /// Servers, with their server tokens and OAuth clients.
+    pub fn servers(&self) -> Servers<'_> {
+        Servers(self)
+    }
+
+    /// API, server and OAuth tokens.
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens(self)
+    }
+
+    /// OAuth clients and codes.
+    pub fn oauth(&self) -> OAuth<'_> {
+        OAuth(self)
+    }
+
+    /// Login sessions.
+    pub fn sessions(&self) -> Sessions<'_> {
+        Sessions(self)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,160 @@
+//! The `servers` table, with what belongs to a server's life: its API token and its
+//! OAuth client, created with it and removed with it in one transaction.
+//!
+//! Only default servers exist so far (name `''`); the column is there for named servers.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::users::UserRow;
+use super::{Db, DbResult};
+use crate::secrets::hash;
+use crate::timestamp::now_iso;
+use crate::types::{RecordedState, TokenKind, Username};
+use crate::urls::Urls;
+
+/// A server row (one per running, starting or stopping server; none when stopped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerRow {
+    /// Owner's name.
+    pub user: Username,
+    /// Where it is in its life cycle.
+    pub state: RecordedState,
+    /// Port on 127.0.0.1.
+    pub port: u16,
+    /// Pid, once started.
+    pub pid: Option<u32>,
+    /// Start time.
+    pub started: String,
+    /// Last activity reported by the server or seen by the proxy.
+    pub last_activity: Option<String>,
+}
+
+/// The servers table.
+pub struct Servers<'a>(pub(super) &'a Db);
+
+impl Servers<'_> {
+    /// Records a spawn that is starting.
+    pub fn starting(&self, user: &Username, port: u16) -> DbResult<()> {
+        self.0.lock().execute(
+            "INSERT INTO servers (user_id, name, state, port, started) SELECT id, '', ?2, ?3, ?4 FROM users WHERE name = ?1",
+            params![user, RecordedState::Starting, port, now_iso()],
+        )?;
+        Ok(())
+    }
+
+    /// Records a server as running with its pid.
+    pub fn running(&self, user: &Username, pid: u32) -> DbResult<()> {
+        self.set(user, RecordedState::Running, Some(pid))
+    }
+
+    /// Records a stop in progress.
+    pub fn stopping(&self, user: &Username) -> DbResult<()> {
+        self.set(user, RecordedState::Stopping, None)
+    }
+
+    fn set(&self, user: &Username, state: RecordedState, pid: Option<u32>) -> DbResult<()> {
+        self.0.lock().execute(
+            "UPDATE servers SET state = ?2, pid = COALESCE(?3, pid) WHERE name = '' AND user_id = (SELECT id FROM users WHERE name = ?1)",
+            params![user, state, pid],
+        )?;
+        Ok(())
+    }
+
+    /// A server has stopped: its row, its API token and its OAuth client (with the
+    /// client's codes and tokens) go, in one transaction.
+    pub fn stopped(&self, user: &Username) -> DbResult<()> {
+        let mut conn = self.0.lock();
+        let tx = conn.transaction()?;
+        let client = Urls::client_id(user);
+        tx.execute(
+            "DELETE FROM servers WHERE name = '' AND user_id = (SELECT id FROM users WHERE name = ?1)",
+            [user],
+        )?;
+        tx.execute(
+            "DELETE FROM api_tokens WHERE kind IN (?2, ?3) AND client_id = ?1",
+            params![client, TokenKind::Server, TokenKind::OAuth],
+        )?;
+        tx.execute("DELETE FROM oauth_clients WHERE id = ?1", [&client])?;
+        tx.commit()
+    }
+
+    /// A user's default server, if it is not stopped.
+    pub fn get(&self, user: &Username) -> DbResult<Option<ServerRow>> {
+        self.0
+            .lock()
+            .query_row(
+                "SELECT u.name, s.state, s.port, s.pid, s.started, s.last_activity
+                 FROM servers s JOIN users u ON u.id = s.user_id WHERE u.name = ?1 AND s.name = ''",
+                [user],
+                server_row,
+            )
+            .optional()
+    }
+
+    /// All servers that are not stopped.
+    pub fn all(&self) -> DbResult<Vec<ServerRow>> {
+        let conn = self.0.lock();
+        let mut st = conn.prepare(
+            "SELECT u.name, s.state, s.port, s.pid, s.started, s.last_activity
+             FROM servers s JOIN users u ON u.id = s.user_id WHERE s.name = '' ORDER BY u.name",
+        )?;
+        let rows = st.query_map([], server_row)?.collect();
+        rows
+    }
+
+    /// Registers the server's API token and OAuth client (secret = hash of the token),
+    /// replacing earlier ones, in one transaction.
+    pub fn register_client(
+        &self,
+        user: &UserRow,
+        api_token: &str,
+        redirect_uri: &str,
+        description: &str,
+    ) -> DbResult<()> {
+        let mut conn = self.0.lock();
+        let tx = conn.transaction()?;
+        let client = Urls::client_id(&user.name);
+        tx.execute(
+            "DELETE FROM api_tokens WHERE kind = ?2 AND client_id = ?1",
+            params![client, TokenKind::Server],
+        )?;
+        tx.execute(
+            "INSERT INTO api_tokens (user_id, hash, kind, client_id, note, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![user.id, hash(api_token), TokenKind::Server, client, description, now_iso()],
+        )?;
+        tx.execute(
+            "INSERT INTO oauth_clients (id, user_id, secret_hash, redirect_uri, description) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET secret_hash = excluded.secret_hash, redirect_uri = excluded.redirect_uri",
+            params![client, user.id, hash(api_token), redirect_uri, description],
+        )?;
+        tx.commit()
+    }
+
+    /// After a crash: spawns that never finished and stops that never finished are over
+    /// (their tokens and clients go too). Running servers stay recorded: their helpers
+    /// re-attach, and the life cycle's recovery ends those that do not.
+    pub fn repair(&self) -> DbResult<Vec<ServerRow>> {
+        let stale: Vec<ServerRow> = self
+            .all()?
+            .into_iter()
+            .filter(|s| s.state != RecordedState::Running)
+            .collect();
+        for s in &stale {
+            self.stopped(&s.user)?;
+            tracing::warn!(user = %s.user, state = s.state.as_str(),
+                "repair: server left half-done by the previous hub marked stopped");
+        }
+        Ok(stale)
+    }
+}
+
+fn server_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ServerRow> {
+    Ok(ServerRow {
+        user: r.get(0)?,
+        state: r.get(1)?,
+        port: r.get(2)?,
+        pid: r.get(3)?,
+        started: r.get(4)?,
+        last_activity: r.get(5)?,
+    })
+}

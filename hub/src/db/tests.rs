@@ -1,0 +1,140 @@
+use super::*;
+use crate::types::{RecordedState, TokenKind, Username};
+
+fn name(n: &str) -> Username {
+    Username::parse(n).unwrap()
+}
+
+#[test]
+fn tokens_are_stored_hashed_and_server_cleanup_is_complete() {
+    let db = Db::in_memory().unwrap();
+    assert_eq!(db.version().unwrap(), MIGRATIONS.len());
+    let alice = db.users().ensure(&name("alice"), None).unwrap();
+    db.servers().starting(&alice.name, 50000).unwrap();
+    db.servers()
+        .register_client(
+            &alice,
+            "servertoken123",
+            "/user/alice/oauth_callback",
+            "Server at /user/alice/",
+        )
+        .unwrap();
+    db.servers().running(&alice.name, 42).unwrap();
+    let t = db.tokens().lookup("servertoken123").unwrap().unwrap();
+    assert_eq!((t.kind, t.user.name.as_str()), (TokenKind::Server, "alice"));
+    // The clear token is nowhere in the table.
+    let stored: Vec<String> = {
+        let conn = db.lock();
+        let mut st = conn.prepare("SELECT hash FROM api_tokens").unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    assert!(stored.iter().all(|h| !h.contains("servertoken123")));
+    let oauth = db
+        .tokens()
+        .add(&NewToken {
+            user_id: alice.id,
+            secret: "oauthtok",
+            kind: TokenKind::OAuth,
+            client_id: Some("jupyterhub-user-alice"),
+            session_id: Some("sid"),
+            note: "",
+            expires_in: Some(60),
+        })
+        .unwrap();
+    assert!(oauth > 0);
+    db.servers().stopped(&alice.name).unwrap();
+    assert!(db.tokens().lookup("servertoken123").unwrap().is_none());
+    assert!(db.tokens().lookup("oauthtok").unwrap().is_none());
+    assert!(db
+        .oauth()
+        .client("jupyterhub-user-alice")
+        .unwrap()
+        .is_none());
+    assert!(db.servers().get(&alice.name).unwrap().is_none());
+}
+
+#[test]
+fn codes_are_single_use() {
+    let db = Db::in_memory().unwrap();
+    let alice = db.users().ensure(&name("alice"), None).unwrap();
+    db.servers()
+        .register_client(&alice, "tok", "/cb", "d")
+        .unwrap();
+    let row = CodeRow {
+        client_id: "jupyterhub-user-alice".into(),
+        user_id: alice.id,
+        redirect_uri: "/cb".into(),
+        session_id: None,
+        challenge: None,
+        challenge_method: None,
+    };
+    db.oauth().add_code("code1", &row).unwrap();
+    assert_eq!(db.oauth().take_code("code1").unwrap(), Some(row));
+    assert_eq!(db.oauth().take_code("code1").unwrap(), None);
+}
+
+#[test]
+fn repair_ends_half_done_spawns_and_keeps_running_ones() {
+    let db = Db::in_memory().unwrap();
+    let (a, b) = (name("a"), name("b"));
+    db.users().ensure(&a, None).unwrap();
+    db.users().ensure(&b, None).unwrap();
+    db.servers().starting(&a, 50001).unwrap();
+    db.servers().starting(&b, 50002).unwrap();
+    db.servers().running(&b, 7).unwrap();
+    let fixed = db.servers().repair().unwrap();
+    assert_eq!(fixed.len(), 1);
+    assert!(db.servers().get(&a).unwrap().is_none());
+    let row = db.servers().get(&b).unwrap().unwrap();
+    assert_eq!((row.pid, row.state), (Some(7), RecordedState::Running));
+}
+
+#[test]
+fn activity_only_moves_forward() {
+    let db = Db::in_memory().unwrap();
+    let a = name("a");
+    db.users().ensure(&a, None).unwrap();
+    db.users()
+        .touch(&a, false, "2026-01-02T00:00:00.000000Z")
+        .unwrap();
+    db.users()
+        .touch(&a, false, "2026-01-01T00:00:00.000000Z")
+        .unwrap();
+    assert_eq!(
+        db.users()
+            .get(&a)
+            .unwrap()
+            .unwrap()
+            .last_activity
+            .as_deref(),
+        Some("2026-01-02T00:00:00.000000Z")
+    );
+}
+
+#[test]
+fn sessions_end_with_their_oauth_tokens() {
+    let db = Db::in_memory().unwrap();
+    let a = db.users().ensure(&name("a"), Some(true)).unwrap();
+    db.sessions().add("secret", a.id, "sid1").unwrap();
+    let (user, sid) = db.sessions().get("secret").unwrap().unwrap();
+    assert_eq!(
+        (user.name.as_str(), user.admin, sid.as_str()),
+        ("a", true, "sid1")
+    );
+    let token = NewToken {
+        user_id: a.id,
+        secret: "o1",
+        kind: TokenKind::OAuth,
+        client_id: None,
+        session_id: Some("sid1"),
+        note: "",
+        expires_in: None,
+    };
+    db.tokens().add(&token).unwrap();
+    db.sessions().end("secret").unwrap();
+    assert!(db.sessions().get("secret").unwrap().is_none());
+    assert!(db.tokens().lookup("o1").unwrap().is_none());
+}

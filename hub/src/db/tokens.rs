@@ -1,0 +1,133 @@
+//! The `api_tokens` table: every token is stored as its SHA-256, never in clear.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::users::{UserRow, USER_COLUMNS};
+use super::{Db, DbResult};
+use crate::secrets::hash;
+use crate::timestamp::{now_iso, unix_now};
+use crate::types::TokenKind;
+
+/// Longest token looked up; anything longer cannot be one of ours.
+const MAX_TOKEN_LEN: usize = 256;
+
+/// What a token says about its bearer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// Row id (the API shows it as `a<id>`).
+    pub id: i64,
+    /// Owner.
+    pub user: UserRow,
+    /// What it is for.
+    pub kind: TokenKind,
+    /// The OAuth client for server and OAuth tokens.
+    pub client_id: Option<String>,
+    /// The login session it was issued in.
+    pub session_id: Option<String>,
+}
+
+/// An API token as its owner's token list shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSummary {
+    /// Row id.
+    pub id: i64,
+    /// Free text.
+    pub note: String,
+    /// Creation time.
+    pub created: String,
+    /// Expiry (Unix seconds).
+    pub expires_at: Option<i64>,
+}
+
+/// A token to store.
+#[derive(Debug, Clone)]
+pub struct NewToken<'a> {
+    /// Owner's row id.
+    pub user_id: i64,
+    /// The secret (stored hashed).
+    pub secret: &'a str,
+    /// What it is for.
+    pub kind: TokenKind,
+    /// The OAuth client it was issued to.
+    pub client_id: Option<&'a str>,
+    /// The login session it was issued in.
+    pub session_id: Option<&'a str>,
+    /// Free text.
+    pub note: &'a str,
+    /// Seconds until it expires; `None`: never.
+    pub expires_in: Option<i64>,
+}
+
+/// The tokens table.
+pub struct Tokens<'a>(pub(super) &'a Db);
+
+impl Tokens<'_> {
+    /// Stores a token; returns its row id.
+    pub fn add(&self, t: &NewToken<'_>) -> DbResult<i64> {
+        let conn = self.0.lock();
+        conn.execute(
+            "INSERT INTO api_tokens (user_id, hash, kind, client_id, session_id, note, created, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![t.user_id, hash(t.secret), t.kind, t.client_id, t.session_id, t.note, now_iso(),
+                    t.expires_in.map(|s| unix_now() + s)],
+        )?;
+        Ok(conn.last_insert_rowid())
+    }
+
+    /// Looks a bearer token up; expired tokens are deleted and not found.
+    pub fn lookup(&self, secret: &str) -> DbResult<Option<TokenRow>> {
+        if secret.len() > MAX_TOKEN_LEN {
+            return Ok(None);
+        }
+        let conn = self.0.lock();
+        conn.execute(
+            "DELETE FROM api_tokens WHERE expires_at IS NOT NULL AND expires_at < ?1",
+            [unix_now()],
+        )?;
+        conn.query_row(
+            &format!(
+                "SELECT t.id, t.kind, t.client_id, t.session_id, {USER_COLUMNS}
+                 FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1"
+            ),
+            [hash(secret)],
+            |r| {
+                Ok(TokenRow {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    client_id: r.get(2)?,
+                    session_id: r.get(3)?,
+                    user: UserRow::from_row(r, 4)?,
+                })
+            },
+        )
+        .optional()
+    }
+
+    /// A user's own API tokens that have not expired, oldest first.
+    pub fn api_tokens(&self, user_id: i64) -> DbResult<Vec<TokenSummary>> {
+        let conn = self.0.lock();
+        let mut st = conn.prepare(
+            "SELECT id, note, created, expires_at FROM api_tokens
+             WHERE user_id = ?1 AND kind = ?2 AND (expires_at IS NULL OR expires_at >= ?3) ORDER BY id",
+        )?;
+        let rows = st
+            .query_map(params![user_id, TokenKind::Api, unix_now()], |r| {
+                Ok(TokenSummary {
+                    id: r.get(0)?,
+                    note: r.get(1)?,
+                    created: r.get(2)?,
+                    expires_at: r.get(3)?,
+                })
+            })?
+            .collect();
+        rows
+    }
+
+    /// Revokes one of a user's API tokens.
+    pub fn delete_api(&self, user_id: i64, id: i64) -> DbResult<bool> {
+        Ok(self.0.lock().execute(
+            "DELETE FROM api_tokens WHERE user_id = ?1 AND id = ?2 AND kind = ?3",
+            params![user_id, id, TokenKind::Api],
+        )? > 0)
+    }
+}

@@ -1,0 +1,122 @@
+//! The `users` table.
+
+use rusqlite::{params, OptionalExtension};
+
+use super::{Db, DbResult};
+use crate::timestamp::now_iso;
+use crate::types::Username;
+
+/// A user row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// Row id.
+    pub id: i64,
+    /// Unix name.
+    pub name: Username,
+    /// Admin rights.
+    pub admin: bool,
+    /// Creation time (ISO 8601).
+    pub created: String,
+    /// Last activity (ISO 8601).
+    pub last_activity: Option<String>,
+}
+
+/// The columns [`UserRow::from_row`] reads, in order, for a table aliased `u`.
+pub(super) const USER_COLUMNS: &str = "u.id, u.name, u.admin, u.created, u.last_activity";
+
+impl UserRow {
+    /// Reads [`USER_COLUMNS`] starting at column `at`.
+    pub(super) fn from_row(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Self> {
+        Ok(Self {
+            id: r.get(at)?,
+            name: r.get(at + 1)?,
+            admin: r.get(at + 2)?,
+            created: r.get(at + 3)?,
+            last_activity: r.get(at + 4)?,
+        })
+    }
+}
+
+/// The users table.
+pub struct Users<'a>(pub(super) &'a Db);
+
+impl Users<'_> {
+    /// Gets or creates a user; `admin`, if given, is written either way.
+    pub fn ensure(&self, name: &Username, admin: Option<bool>) -> DbResult<UserRow> {
+        let conn = self.0.lock();
+        conn.execute(
+            "INSERT INTO users (name, admin, created) VALUES (?1, ?2, ?3) ON CONFLICT(name) DO NOTHING",
+            params![name, admin.unwrap_or(false), now_iso()],
+        )?;
+        if let Some(a) = admin {
+            conn.execute(
+                "UPDATE users SET admin = ?2 WHERE name = ?1",
+                params![name, a],
+            )?;
+        }
+        drop(conn);
+        self.get(name)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+    }
+
+    /// A user by name.
+    pub fn get(&self, name: &Username) -> DbResult<Option<UserRow>> {
+        self.0
+            .lock()
+            .query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.name = ?1"),
+                [name],
+                |r| UserRow::from_row(r, 0),
+            )
+            .optional()
+    }
+
+    /// A user by row id.
+    pub fn by_id(&self, id: i64) -> DbResult<Option<UserRow>> {
+        self.0
+            .lock()
+            .query_row(
+                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"),
+                [id],
+                |r| UserRow::from_row(r, 0),
+            )
+            .optional()
+    }
+
+    /// All users, by name.
+    pub fn all(&self) -> DbResult<Vec<UserRow>> {
+        let conn = self.0.lock();
+        let mut st = conn.prepare(&format!(
+            "SELECT {USER_COLUMNS} FROM users u ORDER BY u.name"
+        ))?;
+        let rows = st.query_map([], |r| UserRow::from_row(r, 0))?.collect();
+        rows
+    }
+
+    /// Deletes a user and everything of theirs.
+    pub fn delete(&self, name: &Username) -> DbResult<bool> {
+        Ok(self
+            .0
+            .lock()
+            .execute("DELETE FROM users WHERE name = ?1", [name])?
+            > 0)
+    }
+
+    /// Moves a user's (and, with `server`, their default server's) `last_activity`
+    /// forward, never back.
+    pub fn touch(&self, name: &Username, server: bool, at: &str) -> DbResult<()> {
+        let mut conn = self.0.lock();
+        let tx = conn.transaction()?;
+        tx.execute(
+            "UPDATE users SET last_activity = ?2 WHERE name = ?1 AND (last_activity IS NULL OR last_activity < ?2)",
+            params![name, at],
+        )?;
+        if server {
+            tx.execute(
+                "UPDATE servers SET last_activity = ?2 WHERE name = '' AND user_id = (SELECT id FROM users WHERE name = ?1)
+                 AND (last_activity IS NULL OR last_activity < ?2)",
+                params![name, at],
+            )?;
+        }
+        tx.commit()
+    }
+}

@@ -1,0 +1,193 @@
+//! The life cycle of users' servers: stopped → starting → running → stopping → stopped,
+//! through a [`Spawner`], with the database kept in step at every transition and the
+//! proxy route added only once the server answers HTTP.
+//!
+//! - [`spawn`]: the steps of a start, and watching for the exit;
+//! - [`environment`]: what the server's environment holds;
+//! - [`readiness`]: waiting for it to answer HTTP;
+//! - [`recovery`]: after a hub restart, repair and re-attach;
+//! - [`progress`]: the typed events a spawn reports.
+
+mod environment;
+pub mod progress;
+mod readiness;
+mod recovery;
+mod spawn;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+pub use progress::{Progress, ProgressEvent};
+
+use crate::config::HubConfig;
+use crate::db::{Db, UserRow};
+use crate::proxy::RouteTable;
+use crate::spawner::{ServerHandle, Spawner};
+use crate::types::{RecordedState, ServerState, Username};
+
+struct Live {
+    state: ServerState,
+    handle: Option<ServerHandle>,
+    progress: watch::Sender<Progress>,
+}
+
+impl Live {
+    fn new(state: ServerState, handle: Option<ServerHandle>, progress: Progress) -> Self {
+        Self {
+            state,
+            handle,
+            progress: watch::Sender::new(progress),
+        }
+    }
+}
+
+/// All servers of this hub. Cheap to clone.
+#[derive(Clone)]
+pub struct Servers {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cfg: Arc<HubConfig>,
+    db: Db,
+    spawner: Arc<dyn Spawner>,
+    routes: RouteTable,
+    live: Mutex<HashMap<Username, Live>>,
+}
+
+/// Why a start was not begun.
+#[derive(Debug, PartialEq, Eq)]
+pub enum StartError {
+    /// Already running.
+    Running,
+    /// A start or stop is in progress.
+    Pending,
+}
+
+impl Servers {
+    /// The server manager, starting servers with `spawner`.
+    pub fn new(cfg: Arc<HubConfig>, db: Db, routes: RouteTable, spawner: Arc<dyn Spawner>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                cfg,
+                db,
+                spawner,
+                routes,
+                live: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn live(&self) -> MutexGuard<'_, HashMap<Username, Live>> {
+        self.inner.live.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn recorded(&self, user: &Username) -> Option<RecordedState> {
+        self.inner
+            .db
+            .servers()
+            .get(user)
+            .ok()
+            .flatten()
+            .map(|r| r.state)
+    }
+
+    /// The state of `user`'s default server.
+    pub fn state(&self, user: &Username) -> ServerState {
+        if let Some(l) = self.live().get(user) {
+            return l.state.clone();
+        }
+        match self.recorded(user) {
+            Some(RecordedState::Running) => ServerState::Running,
+            Some(_) => ServerState::Starting,
+            None => ServerState::Stopped,
+        }
+    }
+
+    /// Whether `user`'s server is recorded running but its helper has not dialled back
+    /// since this hub started: the short window after a hub restart, before re-attach.
+    pub fn reconnecting(&self, user: &Username) -> bool {
+        if self.live().get(user).is_some_and(|l| l.handle.is_some()) {
+            return false;
+        }
+        self.recorded(user) == Some(RecordedState::Running)
+    }
+
+    /// The progress of the current or last spawn of `user`.
+    pub fn progress(&self, user: &Username) -> Option<watch::Receiver<Progress>> {
+        self.live().get(user).map(|l| l.progress.subscribe())
+    }
+
+    /// Begins a spawn of `user`'s default server in the background.
+    pub fn start(&self, user: &UserRow) -> Result<(), StartError> {
+        {
+            let mut live = self.live();
+            match live.get(&user.name).map(|l| &l.state) {
+                Some(ServerState::Running) => return Err(StartError::Running),
+                Some(ServerState::Starting | ServerState::Stopping) => {
+                    return Err(StartError::Pending)
+                }
+                _ => {}
+            }
+            if self.recorded(&user.name) == Some(RecordedState::Running) {
+                return Err(StartError::Running);
+            }
+            live.insert(
+                user.name.clone(),
+                Live::new(ServerState::Starting, None, Progress::default()),
+            );
+        }
+        let this = self.clone();
+        let user = user.clone();
+        tokio::spawn(async move { this.run_spawn(user).await });
+        Ok(())
+    }
+
+    /// Stops `user`'s server and returns once it is gone.
+    pub async fn stop(&self, user: &Username) {
+        let handle = {
+            let mut live = self.live();
+            let Some(l) = live.get_mut(user) else {
+                drop(live);
+                if self.recorded(user).is_some() {
+                    self.cleanup(user);
+                }
+                return;
+            };
+            l.state = ServerState::Stopping;
+            l.handle.clone()
+        };
+        self.inner.routes.remove_user(user);
+        if let Err(e) = self.inner.db.servers().stopping(user) {
+            tracing::error!(user = %user, error = %e, "cannot record the stop");
+        }
+        tracing::info!(user = %user, "server stopping");
+        if let Some(h) = handle {
+            match h.stop(self.grace()).await {
+                Ok(status) => tracing::info!(user = %user, %status, "server stopped by request"),
+                Err(e) => tracing::warn!(user = %user, error = %e, "stop did not complete"),
+            }
+        }
+        self.cleanup(user);
+    }
+
+    fn grace(&self) -> Duration {
+        Duration::from_secs(self.inner.cfg.spawner.stop_grace_secs)
+    }
+
+    /// The server is gone: route, row, token and OAuth client go.
+    fn cleanup(&self, user: &Username) {
+        self.inner.routes.remove_user(user);
+        if let Err(e) = self.inner.db.servers().stopped(user) {
+            tracing::error!(user = %user, error = %e, "cannot record the stop");
+        }
+        self.live().remove(user);
+        tracing::info!(user = %user, "server stopped; route removed");
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,124 @@
+//! After a hub restart: repair what the last hub left half-done, take back the servers
+//! whose helpers dial the re-attach socket, and forget those that never do.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use sudohub_protocol::spawner::ServerStatus;
+
+use super::{Live, Progress, Servers};
+use crate::reattach::{ReattachHandler, VerifiedClaim};
+use crate::spawner::ServerHandle;
+use crate::types::{RecordedState, ServerState};
+
+/// How long helpers of servers recorded as running get to re-attach after a hub start
+/// before those servers are marked stopped.
+const REATTACH_GRACE: Duration = Duration::from_secs(60);
+
+impl Servers {
+    /// At hub start: repair the database, and give servers recorded as running
+    /// [`REATTACH_GRACE`] for their helpers to dial back before marking them stopped.
+    ///
+    /// A server whose process no longer exists (the machine rebooted, or it died with
+    /// its helper) is marked stopped at once rather than after the grace period.
+    pub fn recover(&self) {
+        if let Err(e) = self.inner.db.servers().repair() {
+            tracing::error!(error = %e, "database repair failed");
+        }
+        for row in self.inner.db.servers().all().unwrap_or_default() {
+            let gone = row.pid.is_some_and(|pid| !process_exists(pid));
+            if row.state == RecordedState::Running && gone {
+                tracing::warn!(user = %row.user, pid = ?row.pid, "server process is gone; marked stopped");
+                self.cleanup(&row.user);
+            }
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(REATTACH_GRACE).await;
+            this.forget_unattached();
+        });
+    }
+
+    /// Marks stopped every server recorded as running whose helper has not re-attached.
+    fn forget_unattached(&self) {
+        let Ok(rows) = self.inner.db.servers().all() else {
+            return;
+        };
+        for row in rows {
+            let attached = self
+                .live()
+                .get(&row.user)
+                .is_some_and(|l| l.handle.is_some());
+            if !attached && row.state == RecordedState::Running {
+                tracing::warn!(user = %row.user, pid = ?row.pid, "no helper re-attached; server marked stopped");
+                self.cleanup(&row.user);
+            }
+        }
+    }
+}
+
+/// Whether a process exists, seen from the hub user, which may not signal it: a null
+/// signal answers EPERM for another user's live process and ESRCH for none.
+fn process_exists(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    match nix::sys::signal::kill(nix::unistd::Pid::from_raw(raw), None) {
+        Ok(()) | Err(nix::errno::Errno::EPERM) => true,
+        Err(_) => false,
+    }
+}
+
+impl ReattachHandler for Servers {
+    fn verify(&self, claim: &VerifiedClaim) -> Result<(), String> {
+        if !claim.server_name.is_empty() {
+            return Err("named servers are not supported yet".into());
+        }
+        let row = self
+            .inner
+            .db
+            .servers()
+            .get(&claim.user)
+            .map_err(|e| format!("database: {e}"))?
+            .ok_or("no such server is recorded")?;
+        if row.state != RecordedState::Running || row.pid != Some(claim.pid) {
+            return Err(format!(
+                "the recorded server has pid {:?}, not {}",
+                row.pid, claim.pid
+            ));
+        }
+        if self
+            .live()
+            .get(&claim.user)
+            .is_some_and(|l| l.handle.is_some())
+        {
+            return Err("that server is attached already".into());
+        }
+        Ok(())
+    }
+
+    fn adopt(&self, claim: VerifiedClaim, stream: tokio::net::UnixStream) {
+        let Ok(Some(row)) = self.inner.db.servers().get(&claim.user) else {
+            return;
+        };
+        let handle = ServerHandle::adopt(stream, claim.pid);
+        if let ServerStatus::Exited { status } = claim.status {
+            tracing::info!(user = %claim.user, %status, "server exited while the hub was away");
+            self.cleanup(&claim.user);
+            return;
+        }
+        self.inner
+            .routes
+            .set_user(&claim.user, SocketAddr::from(([127, 0, 0, 1], row.port)));
+        let done = Progress {
+            events: Vec::new(),
+            done: true,
+        };
+        self.live().insert(
+            claim.user.clone(),
+            Live::new(ServerState::Running, Some(handle.clone()), done),
+        );
+        tracing::info!(user = %claim.user, pid = claim.pid, port = row.port, "server re-attached; route restored");
+        self.watch_exit(claim.user, handle);
+    }
+}

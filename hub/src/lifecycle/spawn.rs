@@ -1,0 +1,135 @@
+//! A start, step by step, and what happens when the server ends.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::environment::server_env;
+use super::readiness::wait_http;
+use super::{ProgressEvent, Servers};
+use crate::db::UserRow;
+use crate::error::HubError;
+use crate::secrets::new_api_token;
+use crate::spawner::{Ending, ServerHandle, SpawnArgs};
+use crate::types::{ServerState, Username};
+
+impl Servers {
+    /// Adds `ev` to `user`'s progress; the last event ends the stream.
+    fn event(&self, user: &Username, ev: ProgressEvent) {
+        if let Some(l) = self.live().get(user) {
+            l.progress.send_modify(|p| {
+                p.done |= ev.is_last();
+                p.events.push(ev);
+            });
+        }
+    }
+
+    pub(super) async fn run_spawn(&self, user: UserRow) {
+        let name = &user.name;
+        if let Err(e) = self.spawn_steps(&user).await {
+            tracing::warn!(user = %name, error = %e, "spawn failed");
+            let reason = e.public_message().to_owned();
+            if let Err(e) = self.inner.db.servers().stopped(name) {
+                tracing::error!(user = %name, error = %e, "cannot record the failed spawn");
+            }
+            self.event(name, ProgressEvent::failed(&reason));
+            if let Some(l) = self.live().get_mut(name) {
+                l.state = ServerState::Failed(reason);
+                l.handle = None;
+            }
+        }
+    }
+
+    /// Port → row → token and OAuth client → helper → pid → HTTP → route. Each step
+    /// that fails leaves nothing behind: `run_spawn` removes the row, token and client.
+    async fn spawn_steps(&self, user: &UserRow) -> Result<(), HubError> {
+        let cfg = &self.inner.cfg;
+        let servers = self.inner.db.servers();
+        let name = &user.name;
+        self.event(name, ProgressEvent::requested());
+        let port = pick_port(cfg.spawner.port_range)
+            .ok_or_else(|| HubError::helper("no free port in spawner.port_range"))?;
+        servers.starting(name, port)?;
+        tracing::info!(user = %name, port, "server starting");
+        let urls = cfg.urls();
+        let prefix = urls.user_server(name);
+        let token = new_api_token();
+        servers.register_client(
+            user,
+            &token,
+            &urls.oauth_callback(name),
+            &format!("Server at {prefix}"),
+        )?;
+        self.event(name, ProgressEvent::spawning());
+        let args = SpawnArgs {
+            user: name.clone(),
+            server_name: String::new(),
+            port,
+            env: server_env(cfg, name, &token),
+        };
+        let start_timeout = Duration::from_secs(cfg.spawner.start_timeout_secs);
+        let handle = self
+            .inner
+            .spawner
+            .spawn(args, start_timeout)
+            .await
+            .map_err(|e| HubError::helper(e.to_string()))?;
+        let pid = handle.pid();
+        servers.running(name, pid)?;
+        let http_timeout = Duration::from_secs(cfg.spawner.http_timeout_secs);
+        if let Err(e) = wait_http(port, &prefix, http_timeout, &handle).await {
+            let _ = handle.stop(self.grace()).await;
+            return Err(e);
+        }
+        self.inner
+            .routes
+            .set_user(name, SocketAddr::from(([127, 0, 0, 1], port)));
+        if let Some(l) = self.live().get_mut(name) {
+            l.state = ServerState::Running;
+            l.handle = Some(handle.clone());
+        }
+        tracing::info!(user = %name, pid, port, "server running; route added");
+        self.event(name, ProgressEvent::ready(&prefix));
+        self.watch_exit(name.clone(), handle);
+        Ok(())
+    }
+
+    /// When the helper pushes the exit, the server is stopped at once: route, row, token
+    /// and OAuth client go. When the connection is lost instead, the helper keeps
+    /// supervising and will dial the re-attach socket.
+    pub(super) fn watch_exit(&self, user: Username, handle: ServerHandle) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            match handle.ended().await {
+                Ending::Exited(status) => {
+                    tracing::info!(user = %user, %status, "server exited");
+                    // A stop in progress cleans up itself once its stop call returns.
+                    let stopping = this
+                        .live()
+                        .get(&user)
+                        .is_some_and(|l| l.state == ServerState::Stopping);
+                    if !stopping {
+                        this.cleanup(&user);
+                    }
+                }
+                Ending::Lost => {
+                    tracing::warn!(user = %user, "lost the connection to the spawner helper");
+                    if let Some(l) = this.live().get_mut(&user) {
+                        l.handle = None;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// A port in `range` that is free on 127.0.0.1 now.
+fn pick_port(range: [u16; 2]) -> Option<u16> {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..200).find_map(|_| {
+        let p = rng.random_range(range[0]..=range[1]);
+        std::net::TcpListener::bind(("127.0.0.1", p))
+            .ok()
+            .map(|_| p)
+    })
+}

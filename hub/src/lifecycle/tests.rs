@@ -1,0 +1,231 @@
+//! The life cycle against the fake helper: real frames, a real HTTP server on the picked
+//! port, an in-memory database; no root, sudo or Python.
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sudohub_protocol::spawner::ServerStatus;
+
+use super::*;
+use crate::reattach::{ReattachHandler, VerifiedClaim};
+use crate::spawner::fake::{Behaviour, FakeSpawner};
+use crate::types::TokenKind;
+
+struct World {
+    servers: Servers,
+    db: Db,
+    routes: RouteTable,
+    fake: Arc<FakeSpawner>,
+    alice: UserRow,
+}
+
+fn world(behaviour: Behaviour) -> World {
+    let cfg = HubConfig::parse(
+        "[spawner]\nhttp_timeout_secs = 5\nstop_grace_secs = 1\nport_range = [20000, 60000]",
+        Path::new("hub.toml"),
+    )
+    .unwrap();
+    let db = Db::in_memory().unwrap();
+    let routes = RouteTable::new();
+    let fake = FakeSpawner::new(behaviour);
+    let servers = Servers::new(Arc::new(cfg), db.clone(), routes.clone(), fake.clone());
+    let alice = db
+        .users()
+        .ensure(&Username::parse("alice").unwrap(), None)
+        .unwrap();
+    World {
+        servers,
+        db,
+        routes,
+        fake,
+        alice,
+    }
+}
+
+/// Waits (at most 10 s) until `cond` holds.
+async fn until<F: Fn() -> bool>(what: &str, cond: F) {
+    let wait = async {
+        while !cond() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    if tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .is_err()
+    {
+        panic!("timed out waiting for {what}");
+    }
+}
+
+async fn settled<T>(f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .unwrap()
+}
+
+/// Waits for alice's spawn to fail; its reason.
+async fn failure(w: &World) -> String {
+    let name = &w.alice.name;
+    until("failed", || {
+        matches!(w.servers.state(name), ServerState::Failed(_))
+    })
+    .await;
+    match w.servers.state(name) {
+        ServerState::Failed(reason) => reason,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// The API token the hub gave the server it spawned last.
+fn server_token(w: &World) -> String {
+    let spawned = w.fake.spawned.lock().unwrap();
+    let env = &spawned.last().unwrap().env;
+    env.iter()
+        .find(|(k, _)| k == "JUPYTERHUB_API_TOKEN")
+        .map(|(_, v)| v.clone())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_server_starts_is_routed_and_stops_leaving_nothing() {
+    let w = world(Behaviour::Serve);
+    let name = &w.alice.name;
+    w.servers.start(&w.alice).unwrap();
+    assert_eq!(w.servers.start(&w.alice), Err(StartError::Pending));
+    until("running", || w.servers.state(name) == ServerState::Running).await;
+    assert_eq!(w.servers.start(&w.alice), Err(StartError::Running));
+
+    let row = w.db.servers().get(name).unwrap().unwrap();
+    assert_eq!((row.state, row.pid), (RecordedState::Running, Some(1000)));
+    let target = w.routes.user(name).unwrap();
+    assert_eq!(target.port(), row.port);
+    // The route is added only once the server answers HTTP: it answers now.
+    let body = reqwest_free_get(target).await;
+    assert!(body.contains("fake single-user server"), "{body}");
+    let token = w.db.tokens().lookup(&server_token(&w)).unwrap().unwrap();
+    assert_eq!(token.kind, TokenKind::Server);
+
+    let p = w.servers.progress(name).unwrap().borrow().clone();
+    let steps: Vec<u8> = p.events.iter().map(|e| e.progress).collect();
+    assert_eq!(steps, [0, 50, 100]);
+    assert!(p.done && p.events[2].ready == Some(true));
+    assert_eq!(p.events[2].url.as_deref(), Some("/user/alice/"));
+
+    settled(w.servers.stop(name)).await;
+    assert_eq!(w.servers.state(name), ServerState::Stopped);
+    assert!(w.routes.user(name).is_none());
+    assert!(w.db.servers().get(name).unwrap().is_none());
+    assert!(w.db.tokens().lookup(&server_token(&w)).unwrap().is_none());
+    assert!(w
+        .db
+        .oauth()
+        .client("jupyterhub-user-alice")
+        .unwrap()
+        .is_none());
+}
+
+/// One HTTP/1.0 GET over a plain socket: the fake server's answer.
+async fn reqwest_free_get(target: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(target).await.unwrap();
+    s.write_all(b"GET /user/alice/api HTTP/1.0\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test]
+async fn a_refused_spawn_fails_cleanly_and_can_be_retried() {
+    let w = world(Behaviour::Refuse);
+    let name = &w.alice.name;
+    w.servers.start(&w.alice).unwrap();
+    let reason = failure(&w).await;
+    assert!(
+        reason.contains("refused") && reason.contains("not allowed"),
+        "{reason}"
+    );
+    assert!(w.db.servers().get(name).unwrap().is_none(), "no row left");
+    assert!(
+        w.db.tokens().lookup(&server_token(&w)).unwrap().is_none(),
+        "no token left"
+    );
+    assert!(w.routes.user(name).is_none());
+    let p = w.servers.progress(name).unwrap().borrow().clone();
+    let last = p.events.last().unwrap();
+    assert!(p.done && last.failed == Some(true) && last.message.contains("not allowed"));
+
+    w.fake.set(Behaviour::Serve);
+    w.servers.start(&w.alice).unwrap();
+    until("running", || w.servers.state(name) == ServerState::Running).await;
+}
+
+#[tokio::test]
+async fn a_server_that_dies_while_starting_is_reported() {
+    let w = world(Behaviour::ExitAtOnce);
+    let name = &w.alice.name;
+    w.servers.start(&w.alice).unwrap();
+    let reason = failure(&w).await;
+    assert!(reason.contains("exited"), "{reason}");
+    assert!(w.db.servers().get(name).unwrap().is_none());
+}
+
+#[tokio::test]
+async fn an_exit_is_cleaned_up_at_once_and_a_lost_helper_awaits_reattach() {
+    let w = world(Behaviour::Serve);
+    let name = &w.alice.name;
+    w.servers.start(&w.alice).unwrap();
+    until("running", || w.servers.state(name) == ServerState::Running).await;
+    w.fake.exit("alice");
+    until("stopped", || w.servers.state(name) == ServerState::Stopped).await;
+    assert!(w.routes.user(name).is_none());
+    assert!(w.db.servers().get(name).unwrap().is_none());
+
+    // A helper whose connection breaks (the hub's end of a restart) keeps its record:
+    // the server is "reconnecting" until its helper dials back.
+    w.servers.start(&w.alice).unwrap();
+    until("running", || w.servers.state(name) == ServerState::Running).await;
+    assert!(!w.servers.reconnecting(name));
+    w.fake.lose("alice");
+    until("reconnecting", || w.servers.reconnecting(name)).await;
+    assert_eq!(w.servers.state(name), ServerState::Running);
+    assert!(w.db.servers().get(name).unwrap().is_some());
+}
+
+#[tokio::test]
+async fn reattach_claims_must_match_the_record() {
+    let w = world(Behaviour::Serve);
+    let name = w.alice.name.clone();
+    w.db.servers().starting(&name, 45678).unwrap();
+    w.db.servers().running(&name, 4242).unwrap();
+    let claim = |pid| VerifiedClaim {
+        user: name.clone(),
+        server_name: String::new(),
+        pid,
+        status: ServerStatus::Running { pid },
+    };
+    assert!(w.servers.verify(&claim(1)).unwrap_err().contains("4242"));
+    let named = VerifiedClaim {
+        server_name: "gpu".into(),
+        ..claim(4242)
+    };
+    assert!(w.servers.verify(&named).is_err());
+    w.servers.verify(&claim(4242)).unwrap();
+    assert!(w.servers.reconnecting(&name));
+
+    let (hub_end, _helper_end) = tokio::net::UnixStream::pair().unwrap();
+    w.servers.adopt(claim(4242), hub_end);
+    assert_eq!(w.routes.user(&name).unwrap().port(), 45678);
+    assert_eq!(w.servers.state(&name), ServerState::Running);
+    assert!(!w.servers.reconnecting(&name));
+    assert!(
+        w.servers
+            .verify(&claim(4242))
+            .unwrap_err()
+            .contains("attached already"),
+        "a second claim for the same server"
+    );
+}

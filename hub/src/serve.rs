@@ -1,0 +1,193 @@
+//! Running the hub: listeners (plain or TLS, and the loopback API listener), the
+//! re-attach socket, background tasks, and a clean stop on SIGTERM or SIGINT.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::{router, Scheme};
+use crate::config::HubConfig;
+use crate::state::{AppState, StateError};
+
+/// Errors that stop the hub from starting.
+#[derive(Debug)]
+pub enum StartupError {
+    /// Running as root.
+    Root,
+    /// The database or the cookie secret.
+    State(StateError),
+    /// Listening.
+    Listen(SocketAddr, std::io::Error),
+    /// The re-attach socket.
+    Reattach(crate::reattach::ReattachError),
+    /// The TLS certificate or key.
+    Tls(crate::tls::TlsError),
+}
+
+impl std::fmt::Display for StartupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Root => f.write_str(
+                "sudohub refuses to run as root: run it as its service user (systemd's User=sudohub)",
+            ),
+            Self::State(e) => write!(f, "{e}"),
+            Self::Listen(a, e) => write!(f, "cannot listen on {a}: {e}"),
+            Self::Reattach(e) => write!(f, "{e}"),
+            Self::Tls(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartupError {}
+
+/// `sudohub` (serve): logging to stderr, hub.toml from `config` (default
+/// [`DEFAULT_PATH`](crate::config::DEFAULT_PATH)), then [`serve`] until a signal.
+pub fn main(config: Option<std::path::PathBuf>) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let path = config.unwrap_or_else(|| crate::config::DEFAULT_PATH.into());
+    let config = match crate::config::HubConfig::load(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sudohub: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("sudohub: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("sudohub: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs the hub until SIGTERM or SIGINT. User servers are not stopped: their helpers
+/// re-attach to the next hub.
+pub async fn serve(cfg: HubConfig) -> Result<(), StartupError> {
+    if nix::unistd::geteuid().is_root() {
+        return Err(StartupError::Root);
+    }
+    let bind = cfg.bind;
+    let tls = match (&cfg.ssl_cert, &cfg.ssl_key) {
+        (Some(cert), Some(key)) => {
+            Some(crate::tls::server_config(cert, key).map_err(StartupError::Tls)?)
+        }
+        _ => None,
+    };
+    let state = AppState::new(cfg).map_err(StartupError::State)?;
+    state.servers.recover();
+    tokio::spawn(state.activity.clone().run(
+        state.db.clone(),
+        Duration::from_secs(state.cfg.proxy.activity_interval_secs),
+    ));
+    let reattach =
+        crate::reattach::bind(&state.cfg.reattach_socket).map_err(StartupError::Reattach)?;
+    tokio::spawn(crate::reattach::serve(
+        reattach,
+        Arc::new(state.servers.clone()),
+    ));
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| StartupError::Listen(bind, e))?;
+    let internal = match tls {
+        Some(_) => {
+            let at = state.cfg.hub_bind;
+            let l = tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| StartupError::Listen(at, e))?;
+            tracing::info!(%at, "Hub API for servers on this machine (plain HTTP, loopback)");
+            Some(l)
+        }
+        None => None,
+    };
+    tracing::info!(%bind, tls = tls.is_some(), base_url = %state.cfg.base_url, "sudohub listening");
+    serve_on(state, listener, tls, internal, shutdown_signal())
+        .await
+        .map_err(|e| StartupError::Listen(bind, e))?;
+    tracing::info!("sudohub stopped; user servers keep running");
+    Ok(())
+}
+
+/// Serves `state` on listeners that are already bound until `shutdown` completes: the
+/// public one (HTTPS when `tls` is given) and, with TLS, the plain loopback one for the
+/// servers' API calls (`hub_bind`). Split from [`serve`] so tests run the same code.
+pub async fn serve_on(
+    state: AppState,
+    public: tokio::net::TcpListener,
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
+    internal: Option<tokio::net::TcpListener>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let app = |scheme: &'static str| {
+        router(state.clone())
+            .layer(axum::Extension(Scheme(scheme)))
+            .into_make_service_with_connect_info::<SocketAddr>()
+    };
+    let public = async {
+        match tls {
+            Some(config) => {
+                let listener = crate::tls::TlsListener::new(public, config)?.tap_io(|_| {});
+                axum::serve(listener, app("https"))
+                    .with_graceful_shutdown(stopped())
+                    .await
+            }
+            None => {
+                axum::serve(public, app("http"))
+                    .with_graceful_shutdown(stopped())
+                    .await
+            }
+        }
+    };
+    let internal = async {
+        match internal {
+            Some(l) => {
+                axum::serve(l, app("http"))
+                    .with_graceful_shutdown(stopped())
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    tokio::try_join!(public, internal)?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,168 @@
+//! A fake spawner helper for tests: the real frames over a socketpair, a real HTTP server
+//! on the port the hub picked, and no sudo, root or Python.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use sudohub_protocol::frame::{self, HEADER_LEN};
+use sudohub_protocol::spawner::{ErrorKind, ErrorReply, ExitStatus, Reply, Request, ServerStatus};
+use sudohub_protocol::Hello;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+use tokio::sync::oneshot;
+
+use super::client::handshake;
+use super::{ServerHandle, SpawnArgs, Spawner, SpawnerError};
+
+/// Reads one request frame, as a helper does.
+pub async fn read_request(s: &mut UnixStream) -> Option<Request> {
+    let mut header = [0u8; HEADER_LEN];
+    s.read_exact(&mut header).await.ok()?;
+    let mut body = vec![0u8; frame::body_len(header).ok()?];
+    s.read_exact(&mut body).await.ok()?;
+    frame::decode(&body).ok()
+}
+
+/// Writes one reply frame, as a helper does.
+pub async fn reply(s: &mut UnixStream, r: &Reply) {
+    let _ = s.write_all(&frame::encode(r).unwrap()).await;
+}
+
+/// What the fake helper does with the next spawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Start a server that answers HTTP.
+    Serve,
+    /// Refuse, as a helper refusing an environment variable does.
+    Refuse,
+    /// Report the start, then the server's exit before it ever answers HTTP.
+    ExitAtOnce,
+}
+
+/// The fake: every spawn gets a new pid; tests can make a server exit or its helper
+/// vanish.
+pub struct FakeSpawner {
+    behaviour: Mutex<Behaviour>,
+    next_pid: AtomicU32,
+    /// Per user: ends the server as if it exited by itself (`true`) or cuts the helper's
+    /// connection as a hub restart would (`false`).
+    enders: Mutex<HashMap<String, oneshot::Sender<bool>>>,
+    /// Every spawn's arguments, in order.
+    pub spawned: Mutex<Vec<SpawnArgs>>,
+}
+
+impl FakeSpawner {
+    /// A fake whose spawns behave as `behaviour`.
+    pub fn new(behaviour: Behaviour) -> Arc<Self> {
+        Arc::new(Self {
+            behaviour: Mutex::new(behaviour),
+            next_pid: AtomicU32::new(1000),
+            enders: Mutex::new(HashMap::new()),
+            spawned: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Changes what the next spawns do.
+    pub fn set(&self, behaviour: Behaviour) {
+        *self.behaviour.lock().unwrap() = behaviour;
+    }
+
+    /// Makes `user`'s server exit by itself.
+    pub fn exit(&self, user: &str) {
+        if let Some(tx) = self.enders.lock().unwrap().remove(user) {
+            let _ = tx.send(true);
+        }
+    }
+
+    /// Cuts the connection of `user`'s helper without an exit report.
+    pub fn lose(&self, user: &str) {
+        if let Some(tx) = self.enders.lock().unwrap().remove(user) {
+            let _ = tx.send(false);
+        }
+    }
+}
+
+impl Spawner for FakeSpawner {
+    fn spawn(
+        &self,
+        args: SpawnArgs,
+        timeout: Duration,
+    ) -> BoxFuture<'_, Result<ServerHandle, SpawnerError>> {
+        let behaviour = *self.behaviour.lock().unwrap();
+        let pid = self.next_pid.fetch_add(1, Ordering::Relaxed);
+        let (end_tx, end_rx) = oneshot::channel();
+        self.enders
+            .lock()
+            .unwrap()
+            .insert(args.user.as_str().to_owned(), end_tx);
+        self.spawned.lock().unwrap().push(args.clone());
+        Box::pin(async move {
+            let (hub, helper) = UnixStream::pair().map_err(SpawnerError::Exec)?;
+            tokio::spawn(fake_helper(helper, behaviour, pid, end_rx));
+            tokio::time::timeout(timeout, handshake(hub, &args))
+                .await
+                .map_err(|_| SpawnerError::Timeout)?
+        })
+    }
+}
+
+async fn fake_helper(
+    mut s: UnixStream,
+    behaviour: Behaviour,
+    pid: u32,
+    mut end: oneshot::Receiver<bool>,
+) {
+    let Some(Request::Hello(_)) = read_request(&mut s).await else {
+        return;
+    };
+    reply(&mut s, &Reply::Hello(Hello::current())).await;
+    let Some(Request::Spawn(spawn)) = read_request(&mut s).await else {
+        return;
+    };
+    match behaviour {
+        Behaviour::Refuse => {
+            let e = ErrorReply::new(
+                ErrorKind::EnvNotAllowed,
+                "environment variable \"X\" is not allowed",
+            );
+            return reply(&mut s, &Reply::Error(e)).await;
+        }
+        Behaviour::ExitAtOnce => {
+            reply(&mut s, &Reply::Started { pid }).await;
+            let status = ExitStatus::Code(1);
+            return reply(&mut s, &Reply::Exited { status }).await;
+        }
+        Behaviour::Serve => {}
+    }
+    let Ok(listener) = tokio::net::TcpListener::bind(("127.0.0.1", spawn.port)).await else {
+        let e = ErrorReply::new(ErrorKind::Internal, "port taken");
+        return reply(&mut s, &Reply::Error(e)).await;
+    };
+    let (stop_http, http_stopped) = oneshot::channel::<()>();
+    let app = axum::Router::new().fallback(|| async { "fake single-user server" });
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = http_stopped.await;
+            })
+            .await;
+    });
+    reply(&mut s, &Reply::Started { pid }).await;
+    let ending = loop {
+        tokio::select! {
+            req = read_request(&mut s) => match req {
+                Some(Request::Status) => reply(&mut s, &Reply::Status(ServerStatus::Running { pid })).await,
+                Some(Request::Stop { .. }) => break Some(ExitStatus::Signal(15)),
+                _ => break None,
+            },
+            by_itself = &mut end => break by_itself.unwrap_or(false).then_some(ExitStatus::Code(0)),
+        }
+    };
+    let _ = stop_http.send(());
+    if let Some(status) = ending {
+        reply(&mut s, &Reply::Exited { status }).await;
+    }
+}

@@ -1,0 +1,129 @@
+//! What request handlers share, built once at startup from the configuration.
+//!
+//! Handlers take `State<AppState>`; the authentication extractors reach the parts they
+//! need through [`AuthState`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::auth::session::AuthState;
+use crate::auth::{CookieKey, PamAuthenticator, PamClientConfig};
+use crate::config::HubConfig;
+use crate::db::Db;
+use crate::lifecycle::Servers;
+use crate::proxy::{ActivityLog, Proxy, RouteTable};
+use crate::spawner::{Spawner, SpawnerClient};
+use crate::urls::Urls;
+
+/// Everything request handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The configuration.
+    pub cfg: Arc<HubConfig>,
+    /// Every URL of this hub.
+    pub urls: Urls,
+    /// The database.
+    pub db: Db,
+    /// Signs cookies.
+    pub key: CookieKey,
+    /// Checks passwords.
+    pub auth: Arc<PamAuthenticator>,
+    /// Users' servers.
+    pub servers: Servers,
+    /// Proxy routes.
+    pub routes: RouteTable,
+    /// Requests the proxy carried to each user's server, written to `last_activity`.
+    pub activity: ActivityLog,
+    /// The proxy.
+    pub proxy: Proxy,
+}
+
+/// Why the shared state cannot be built.
+#[derive(Debug)]
+pub enum StateError {
+    /// The database.
+    Db(rusqlite::Error),
+    /// The cookie secret.
+    Secret(std::io::Error),
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Db(e) => write!(f, "database: {e}"),
+            Self::Secret(e) => write!(f, "cookie secret: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
+
+impl AppState {
+    /// The state of a hub that spawns with sudo and the spawner helper.
+    pub fn new(cfg: HubConfig) -> Result<Self, StateError> {
+        let spawner = SpawnerClient::new(cfg.spawner.sudo.clone(), cfg.spawner.helper.clone());
+        Self::with_spawner(cfg, Arc::new(spawner))
+    }
+
+    /// The state of a hub that spawns with `spawner`.
+    pub fn with_spawner(cfg: HubConfig, spawner: Arc<dyn Spawner>) -> Result<Self, StateError> {
+        let cfg = Arc::new(cfg);
+        let urls = cfg.urls();
+        let db = Db::open(&cfg.db).map_err(StateError::Db)?;
+        let key = CookieKey::load_or_create(&cfg.cookie_secret_file).map_err(StateError::Secret)?;
+        let routes = RouteTable::new();
+        for svc in &cfg.services {
+            if let Some(addr) = svc.url.as_deref().and_then(service_addr) {
+                routes.set_service(&svc.name, addr);
+            }
+        }
+        let auth = Arc::new(PamAuthenticator::new(
+            PamClientConfig {
+                helper: cfg.pam.helper.clone(),
+                timeout: Duration::from_secs(cfg.pam.timeout_secs),
+                max_concurrent: 8,
+            },
+            cfg.auth.clone(),
+        ));
+        let servers = Servers::new(cfg.clone(), db.clone(), routes.clone(), spawner);
+        let proxy = Proxy::new(
+            urls.clone(),
+            Duration::from_secs(cfg.proxy.response_timeout_secs),
+            Duration::from_secs(cfg.proxy.idle_timeout_secs),
+        );
+        Ok(Self {
+            cfg,
+            urls,
+            db,
+            key,
+            auth,
+            servers,
+            routes,
+            activity: ActivityLog::default(),
+            proxy,
+        })
+    }
+}
+
+fn service_addr(url: &str) -> Option<SocketAddr> {
+    let rest = url.strip_prefix("http://")?;
+    let hostport = rest.split('/').next()?;
+    use std::net::ToSocketAddrs;
+    hostport.to_socket_addrs().ok()?.next()
+}
+
+impl AuthState for AppState {
+    fn config(&self) -> &HubConfig {
+        &self.cfg
+    }
+    fn db(&self) -> &Db {
+        &self.db
+    }
+    fn cookie_key(&self) -> &CookieKey {
+        &self.key
+    }
+    fn urls(&self) -> &Urls {
+        &self.urls
+    }
+}

@@ -1,0 +1,170 @@
+//! Every URL the hub makes, built in one place from `base_url`.
+//!
+//! `base_url` is validated by the config (a path that starts and ends with `/`), so the
+//! methods here only join. Names go into paths percent-encoded as JupyterHub quotes them.
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+use crate::types::Username;
+
+/// What JupyterHub leaves unquoted in a path segment (`urllib.parse.quote(safe="@~")`).
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~')
+    .remove(b'@');
+
+/// Percent-encodes a name for a URL path segment.
+pub fn quote(s: &str) -> String {
+    utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+/// Percent-encodes a whole value for a query string.
+pub fn query_escape(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
+/// A query string (`?a=1&b=2`, or empty) from pairs.
+pub fn query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let joined: Vec<String> = pairs
+        .into_iter()
+        .map(|(k, v)| format!("{}={}", query_escape(k), query_escape(v)))
+        .collect();
+    if joined.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", joined.join("&"))
+    }
+}
+
+/// The URL set of one hub.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Urls {
+    base: String,
+}
+
+impl Urls {
+    /// URLs under `base_url` (already validated: `/`, `/jupyterlab/`).
+    pub fn new(base_url: &str) -> Self {
+        Self {
+            base: base_url.to_owned(),
+        }
+    }
+
+    /// `<base>`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `<base>hub/`.
+    pub fn hub(&self) -> String {
+        format!("{}hub/", self.base)
+    }
+
+    /// `<base>hub/<page>`, e.g. `home`, `login`, `spawn`.
+    pub fn hub_page(&self, page: &str) -> String {
+        format!("{}hub/{page}", self.base)
+    }
+
+    /// `<base>hub/api` (no trailing slash), the prefix of the REST API.
+    pub fn api(&self) -> String {
+        format!("{}hub/api", self.base)
+    }
+
+    /// The login page, coming back to `next` afterwards.
+    pub fn login(&self, next: &str) -> String {
+        format!("{}{}", self.hub_page("login"), query([("next", next)]))
+    }
+
+    /// `<base>user/<name>/`: where a user's default server is proxied.
+    pub fn user_server(&self, user: &Username) -> String {
+        format!("{}user/{}/", self.base, quote(user.as_str()))
+    }
+
+    /// `<base>hub/spawn-pending/<name>`, with `next` if given.
+    pub fn spawn_pending(&self, user: &Username, next: Option<&str>) -> String {
+        let page = self.hub_page(&format!("spawn-pending/{}", quote(user.as_str())));
+        format!("{page}{}", query(next.map(|n| ("next", n))))
+    }
+
+    /// `<base>hub/spawn/<name>?next=…`.
+    pub fn spawn_for(&self, user: &Username, next: &str) -> String {
+        let page = self.hub_page(&format!("spawn/{}", quote(user.as_str())));
+        format!("{page}{}", query([("next", next)]))
+    }
+
+    /// `<base>hub/api/users/<name>`.
+    pub fn api_user(&self, user: &Username) -> String {
+        format!("{}/users/{}", self.api(), quote(user.as_str()))
+    }
+
+    /// The SSE stream of a spawn's progress.
+    pub fn progress(&self, user: &Username) -> String {
+        format!("{}/server/progress", self.api_user(user))
+    }
+
+    /// Where a server's OAuth flow comes back to.
+    pub fn oauth_callback(&self, user: &Username) -> String {
+        format!("{}oauth_callback", self.user_server(user))
+    }
+
+    /// The OAuth client id of a user's default server (compat §1.2).
+    pub fn client_id(user: &Username) -> String {
+        format!("jupyterhub-user-{}", quote(user.as_str()))
+    }
+
+    /// Whether `next` is a safe place to send a browser after login: a path on this hub
+    /// under `base_url`, never another host (`//evil`, `/\evil`, `https://…`).
+    pub fn is_safe_next(&self, next: &str) -> bool {
+        next.starts_with(&self.base)
+            && next.starts_with('/')
+            && !next.starts_with("//")
+            && !next.contains('\\')
+            && !next.contains("/..")
+            && !next.chars().any(|c| c.is_control())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_follow_base_url() {
+        let u = Urls::new("/jl/");
+        let alice = Username::parse("alice").unwrap();
+        assert_eq!(u.hub(), "/jl/hub/");
+        assert_eq!(u.api(), "/jl/hub/api");
+        assert_eq!(u.user_server(&alice), "/jl/user/alice/");
+        assert_eq!(u.login("/jl/hub/"), "/jl/hub/login?next=%2Fjl%2Fhub%2F");
+        assert_eq!(u.spawn_pending(&alice, None), "/jl/hub/spawn-pending/alice");
+        assert_eq!(
+            u.progress(&alice),
+            "/jl/hub/api/users/alice/server/progress"
+        );
+        assert_eq!(Urls::client_id(&alice), "jupyterhub-user-alice");
+        assert_eq!(quote("a b@c~d/e"), "a%20b@c~d%2Fe");
+    }
+
+    #[test]
+    fn next_must_stay_on_the_hub() {
+        let root = Urls::new("/");
+        for ok in ["/hub/home", "/user/a/lab?x=1"] {
+            assert!(root.is_safe_next(ok), "{ok}");
+        }
+        for bad in [
+            "//evil.com/x",
+            "/\\evil.com",
+            "https://evil.com/",
+            "evil",
+            "/jl/../x",
+            "/x\r\nSet-Cookie:a",
+        ] {
+            assert!(!root.is_safe_next(bad), "{bad}");
+        }
+        let jl = Urls::new("/jupyterlab/");
+        assert!(!jl.is_safe_next("/hub/home"));
+        assert!(jl.is_safe_next("/jupyterlab/hub/home"));
+    }
+}

@@ -1,0 +1,177 @@
+//! Signing in and out.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Serialize;
+use sudohub_protocol::Secret;
+
+use super::error_page;
+use crate::auth::cookies::{self, LOGIN_COOKIE, SESSION_ID_COOKIE, XSRF_COOKIE};
+use crate::auth::{AuthError, Session};
+use crate::db::SESSION_SECS;
+use crate::error::HubError;
+use crate::secrets::{new_session_id, same};
+use crate::state::AppState;
+use crate::templates;
+use crate::types::Username;
+use crate::urls::query;
+
+/// How long the login form's XSRF cookie lives.
+const FORM_SECS: i64 = 3600;
+
+#[derive(Serialize)]
+struct LoginPage<'a> {
+    title: &'static str,
+    action: String,
+    xsrf: &'a str,
+    error: Option<&'a str>,
+}
+
+fn page(s: &AppState, status: StatusCode, next: &str, xsrf: &str, error: Option<&str>) -> Response {
+    let ctx = LoginPage {
+        title: "Sign in",
+        action: format!("{}{}", s.urls.hub_page("login"), query([("next", next)])),
+        xsrf,
+        error,
+    };
+    templates::page(status, "login.html", ctx)
+}
+
+/// Where to go after logging in: `?next=` if it stays on this hub, else the spawn page.
+fn next_of(s: &AppState, q: &HashMap<String, String>) -> String {
+    q.get("next")
+        .filter(|n| s.urls.is_safe_next(n))
+        .cloned()
+        .unwrap_or_else(|| s.urls.hub_page("spawn"))
+}
+
+/// `GET /hub/login`: the form, with a fresh XSRF cookie; a logged-in browser goes on.
+pub async fn form(
+    State(s): State<AppState>,
+    session: Option<Session>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let next = next_of(&s, &q);
+    if session.is_some() {
+        return Redirect::to(&next).into_response();
+    }
+    let xsrf = new_session_id();
+    let cookie = cookies::set(
+        XSRF_COOKIE,
+        &xsrf,
+        &s.urls.hub(),
+        s.cfg.secure_cookies(),
+        Some(FORM_SECS),
+    );
+    (
+        [(header::SET_COOKIE, cookie)],
+        page(&s, StatusCode::OK, &next, &xsrf, None),
+    )
+        .into_response()
+}
+
+/// `POST /hub/login`: checks the password and starts a session.
+pub async fn submit(
+    State(s): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let next = next_of(&s, &q);
+    let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
+    let xsrf = cookies::read(&headers, XSRF_COOKIE).unwrap_or_default();
+    if xsrf.is_empty() || !same(&xsrf, field("_xsrf")) {
+        let expired = Some("Your form expired; please try again.");
+        return page(&s, StatusCode::FORBIDDEN, &next, &xsrf, expired);
+    }
+    let who = match Username::parse(field("username").trim()) {
+        // A name that cannot be a Unix account never reaches PAM, and is told exactly
+        // what a wrong password is told.
+        Err(_) => Err(AuthError::Denied(
+            sudohub_protocol::pam::DenyReason::UnknownUser,
+        )),
+        Ok(name) => match Secret::new(field("password")) {
+            Ok(pw) => s.auth.authenticate(&name, pw, client.ip()).await,
+            Err(e) => Err(AuthError::Invalid(e.to_string())),
+        },
+    };
+    let who = match who {
+        Ok(a) => a,
+        Err(e) => {
+            return page(
+                &s,
+                StatusCode::FORBIDDEN,
+                &next,
+                &xsrf,
+                Some(&e.user_message()),
+            )
+        }
+    };
+    match start_session(&s, &headers, &who.name, who.admin) {
+        Ok(cookies) => {
+            let mut resp = Redirect::to(&next).into_response();
+            for c in cookies {
+                resp.headers_mut().append(header::SET_COOKIE, c);
+            }
+            resp
+        }
+        Err(e) => error_page(&e),
+    }
+}
+
+/// Records the user and a new session; the cookies that carry it.
+fn start_session(
+    s: &AppState,
+    headers: &HeaderMap,
+    name: &Username,
+    admin: bool,
+) -> Result<[axum::http::HeaderValue; 2], HubError> {
+    let user = s.db.users().ensure(name, Some(admin))?;
+    let secret = new_session_id();
+    let sid = cookies::read(headers, SESSION_ID_COOKIE)
+        .filter(|v| v.len() == 32 && v.bytes().all(|c| c.is_ascii_hexdigit()))
+        .unwrap_or_else(new_session_id);
+    s.db.sessions().add(&secret, user.id, &sid)?;
+    let secure = s.cfg.secure_cookies();
+    let signed = s.key.sign(LOGIN_COOKIE, &secret);
+    Ok([
+        cookies::set(
+            LOGIN_COOKIE,
+            &signed,
+            &s.urls.hub(),
+            secure,
+            Some(SESSION_SECS),
+        ),
+        cookies::set(SESSION_ID_COOKIE, &sid, s.urls.base(), secure, None),
+    ])
+}
+
+/// `GET /hub/logout`: ends the session (and the OAuth tokens issued in it).
+pub async fn logout(State(s): State<AppState>, session: Option<Session>) -> Response {
+    if let Some(sess) = session {
+        if let Err(e) = s.db.sessions().end(&sess.secret) {
+            HubError::from(e).log();
+        }
+        tracing::info!(user = %sess.user.name, "logout");
+    }
+    let mut resp = Redirect::to(&s.urls.hub_page("login")).into_response();
+    let h = resp.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        cookies::clear(LOGIN_COOKIE, &s.urls.hub()),
+    );
+    h.append(
+        header::SET_COOKIE,
+        cookies::clear(SESSION_ID_COOKIE, s.urls.base()),
+    );
+    h.append(
+        header::SET_COOKIE,
+        cookies::clear(XSRF_COOKIE, &s.urls.hub()),
+    );
+    resp
+}

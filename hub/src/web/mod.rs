@@ -1,0 +1,52 @@
+//! The hub's HTML pages under `<base>hub/`: [`login`] and logout, [`home`], [`spawn`]
+//! and its progress page, the pages of a [`user`]'s stopped server, and the [`token`]
+//! page. Pages are rendered from templates ([`crate::templates`]); a page that needs a
+//! login takes a [`Session`](crate::auth::Session), a form that changes state an
+//! [`XsrfForm`](crate::auth::XsrfForm).
+
+mod home;
+mod login;
+mod spawn;
+mod token;
+mod user;
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+pub use home::root;
+
+use crate::error::HubError;
+use crate::state::AppState;
+use crate::templates::Message;
+
+/// Routes of the pages, relative to `<base>hub`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", get(login::logout))
+        .route("/home", get(home::home))
+        .route("/spawn", get(spawn::spawn_self))
+        .route("/spawn/{user}", get(spawn::spawn_user))
+        .route("/spawn-pending/{user}", get(spawn::pending))
+        .route("/stop", post(home::stop))
+        .route("/user/{user}", get(user::not_running))
+        .route("/user/{user}/", get(user::not_running))
+        .route("/user/{user}/{*rest}", get(user::not_running))
+        .route("/user-redirect/{*rest}", get(user::redirect))
+        .route("/token", get(token::page).post(token::create))
+        .route("/token/revoke", post(token::revoke))
+        .route("/health", get(|| async { StatusCode::OK }))
+}
+
+/// A 403 page saying `message`.
+fn forbidden(message: &str) -> Response {
+    Message::error("Forbidden", message).respond(StatusCode::FORBIDDEN)
+}
+
+/// A page for an error: what the client may know, the rest in the log.
+fn error_page(e: &HubError) -> Response {
+    e.log();
+    Message::error("Error", e.public_message()).respond(e.status())
+}
