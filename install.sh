@@ -43,14 +43,38 @@ esac
 P="${prefix%/}"
 say() { printf 'install: %s\n' "$*"; }
 
+# Without systemd the hub runs in the background; root keeps its pid in a root-owned file
+# (never in /run/sudohub, which the hub account owns and could fill with a symlink or a
+# foreign pid), and signals it only after checking that the process is /usr/bin/sudohub
+# running as the hub account.
+PIDFILE=/run/sudohub-hub.pid
+hub_pid() {
+  local pid exe
+  for f in "$PIDFILE" /run/sudohub/sudohub.pid; do
+    [ -f "$f" ] && [ ! -L "$f" ] || continue
+    pid=$(head -c 16 "$f" | tr -cd '0-9')
+    [ -n "$pid" ] || continue
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
+    # After an upgrade the running binary is the replaced one: "… (deleted)".
+    [ "${exe% (deleted)}" = /usr/bin/sudohub ] || continue
+    [ "$(stat -c %U "/proc/$pid" 2>/dev/null)" = "$HUB_USER" ] || continue
+    echo "$pid"
+    return 0
+  done
+  return 1
+}
+
 stop_hub() {
   if [ -d /run/systemd/system ] && systemctl list-unit-files sudohub.service >/dev/null 2>&1; then
     systemctl stop sudohub.service 2>/dev/null || true
   fi
-  if [ -f /run/sudohub/sudohub.pid ]; then
-    kill "$(cat /run/sudohub/sudohub.pid)" 2>/dev/null || true
-    rm -f /run/sudohub/sudohub.pid
+  local pid
+  if pid=$(hub_pid); then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   fi
+  # rm removes a planted symlink itself, never what it points to.
+  rm -f "$PIDFILE" /run/sudohub/sudohub.pid
 }
 
 if [ "$uninstall" = 1 ]; then
@@ -82,7 +106,9 @@ fi
 say "accounts"
 getent group "$GROUP" >/dev/null || groupadd "$GROUP"
 if ! id "$HUB_USER" >/dev/null 2>&1; then
-  useradd --system --home-dir /var/lib/sudohub --no-create-home --shell /usr/sbin/nologin \
+  # Its home is this install's state directory (below --prefix for a prefix install), so
+  # removing the account with its home can never take another install's state.
+  useradd --system --home-dir "$P/var/lib/sudohub" --no-create-home --shell /usr/sbin/nologin \
           --user-group "$HUB_USER"
 fi
 passwd -l "$HUB_USER" >/dev/null 2>&1 || true
@@ -150,11 +176,14 @@ if [ "$start" = 1 ]; then
     systemctl enable --now sudohub.service
     say "started with systemd (systemctl status sudohub)"
   else
-    # No systemd as PID 1 (a container): run it in the background as the hub user.
+    # No systemd as PID 1 (a container): run it in the background as the hub user. The
+    # log is opened by the hub user's shell, not by root: a symlink planted there is
+    # followed with the hub's rights only.
     setpriv --reuid="$HUB_USER" --regid="$HUB_USER" --init-groups -- \
-      /usr/bin/sudohub --config /etc/sudohub/hub.toml >>/var/log/sudohub/sudohub.log 2>&1 &
-    echo $! > /run/sudohub/sudohub.pid
-    say "started in the background, pid $(cat /run/sudohub/sudohub.pid), logs in /var/log/sudohub/"
+      /bin/sh -c 'exec "$0" --config "$1" >>"$2" 2>&1' \
+      /usr/bin/sudohub /etc/sudohub/hub.toml /var/log/sudohub/sudohub.log </dev/null &
+    echo $! > "$PIDFILE"
+    say "started in the background, pid $!, logs in /var/log/sudohub/"
   fi
   port=$(sed -n 's/^bind *= *"[^"]*:\([0-9]*\)".*/\1/p' /etc/sudohub/hub.toml | head -1)
   port=${port:-8000}
@@ -172,7 +201,16 @@ if [ "$start" = 1 ]; then
   fi
   say "checking the installation (sudohub check):"
   /usr/bin/sudohub check --config /etc/sudohub/hub.toml | sed 's/^/  /'
-  say "sudohub is at $scheme://$(hostname -f 2>/dev/null || hostname):$port${base:-/}"
+  addr=$(sed -n 's/^bind *= *"\([^"]*\):[0-9]*".*/\1/p' /etc/sudohub/hub.toml | head -1)
+  case "$addr" in
+    127.*|localhost|'[::1]'|'')
+      say "sudohub is at $scheme://127.0.0.1:$port${base:-/} (this machine only)"
+      say "to open it to the network, with TLS: put nginx in front (nginx/sudohub.conf), or set"
+      say "  ssl_cert, ssl_key and bind = \"0.0.0.0:$port\" in /etc/sudohub/hub.toml, then restart" ;;
+    *)
+      say "sudohub is at $scheme://$(hostname -f 2>/dev/null || hostname):$port${base:-/}"
+      [ "$scheme" = http ] && say "warning: plain HTTP on $addr: passwords cross the network in clear; set up TLS" ;;
+  esac
   say "let a user in:  usermod -aG $GROUP <name>   (then they log in with their Unix password)"
   say "make an admin:  add the name to admin_users in /etc/sudohub/hub.toml, then restart the hub"
 fi

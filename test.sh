@@ -10,6 +10,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 
 bash scripts/deps.sh
+bash scripts/test-deps.sh
 
 # sudo resets PATH; find the Rust toolchain of root or of the invoking user (deps.sh
 # installs one with rustup when there is none).

@@ -13,26 +13,45 @@ use serde::Deserialize;
 pub const DEFAULT_ENV_ALLOW: &[&str] = &["JUPYTERHUB_*", "JPY_API_TOKEN", "LANG", "LC_ALL"];
 
 /// Never accepted from the hub, whatever helpers.toml says: the helper sets these itself,
-/// or they change what code runs (loader, interpreter paths, import of an arbitrary app).
+/// or they change what code runs (loader, interpreter paths and startup files, import of
+/// an arbitrary app, Jupyter's config and data directories, shells' and Node's startup
+/// hooks). An entry is an exact name or a pattern with one `*`; an allow-list entry in the
+/// config can never re-allow a name these match.
 pub const HARD_DENIED_ENV: &[&str] = &[
     "PATH",
     "HOME",
     "USER",
     "LOGNAME",
     "SHELL",
-    "LD_PRELOAD",
-    "LD_LIBRARY_PATH",
-    "LD_AUDIT",
-    "PYTHONPATH",
-    "PYTHONHOME",
-    "PYTHONSTARTUP",
-    "PYTHONUSERBASE",
+    "LD_*",
+    "PYTHON*",
+    "IPYTHONDIR",
     "JUPYTERHUB_SERVICE_URL",
     "JUPYTERHUB_SINGLEUSER_APP",
-    "JUPYTER_CONFIG_DIR",
+    "JUPYTER_*_DIR",
     "JUPYTER_PATH",
-    "JUPYTER_DATA_DIR",
+    "JUPYTER_CONFIG_PATH",
+    "GCONV_PATH",
+    "LOCPATH",
+    "NODE_OPTIONS",
+    "NODE_PATH",
+    "BASH_ENV",
+    "ENV",
 ];
+
+/// Whether `name` is one of [`HARD_DENIED_ENV`].
+pub fn hard_denied(name: &str) -> bool {
+    HARD_DENIED_ENV
+        .iter()
+        .any(|pattern| match pattern.split_once('*') {
+            Some((prefix, suffix)) => {
+                name.len() >= prefix.len() + suffix.len()
+                    && name.starts_with(prefix)
+                    && name.ends_with(suffix)
+            }
+            None => name == *pattern,
+        })
+}
 
 /// One allow-list entry: an exact name, or a prefix ending in `*`.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
@@ -90,6 +109,34 @@ mod tests {
         assert!(!p.matches("JUPYTER_PATH"));
         let e = EnvPattern::parse("LANG").unwrap();
         assert!(e.matches("LANG") && !e.matches("LANGUAGE"));
+    }
+
+    #[test]
+    fn hard_denied_names_are_patterns() {
+        for bad in [
+            "LD_PRELOAD",
+            "LD_BIND_NOW",
+            "PYTHONPATH",
+            "PYTHONWARNINGS",
+            "JUPYTER_CONFIG_DIR",
+            "JUPYTER_DATA_DIR",
+            "JUPYTER_RUNTIME_DIR",
+            "JUPYTER_PATH",
+            "NODE_OPTIONS",
+            "PATH",
+        ] {
+            assert!(hard_denied(bad), "{bad}");
+        }
+        for ok in [
+            "JUPYTERHUB_API_TOKEN",
+            "LANG",
+            "LD",
+            "PYTHO",
+            "JUPYTER_DIR",
+            "PATHS",
+        ] {
+            assert!(!hard_denied(ok), "{ok}");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-pub use env_allow::{EnvPattern, HARD_DENIED_ENV};
+pub use env_allow::{hard_denied, EnvPattern, HARD_DENIED_ENV};
 pub use load::{is_posix_name, load_trusted, parse, ConfigError};
 
 /// Where the helpers read their configuration. Compiled in: a helper that took the path
@@ -144,7 +144,7 @@ impl Default for PamConfig {
 impl SpawnerConfig {
     /// Whether the hub may set `name`.
     pub fn env_allowed(&self, name: &str) -> bool {
-        !HARD_DENIED_ENV.contains(&name) && self.env_allow.iter().any(|p| p.matches(name))
+        !hard_denied(name) && self.env_allow.iter().any(|p| p.matches(name))
     }
 }
 

@@ -301,10 +301,18 @@ mod tests {
 
     #[test]
     fn hard_denied_names_stay_denied() {
-        let c = p("hub_user = \"h\"\n[spawner]\nenv_allow = [\"LD_*\", \"PATH\"]\n").unwrap();
-        assert!(!c.spawner.env_allowed("LD_PRELOAD"));
-        assert!(!c.spawner.env_allowed("PATH"));
-        assert!(c.spawner.env_allowed("LD_FOO"));
+        let c = p("hub_user = \"h\"\n[spawner]\nenv_allow = [\"LD_*\", \"PATH\", \"JUPYTER_*\", \"PYTHON*\", \"MY_*\"]\n").unwrap();
+        // The config allows them by pattern; the hard deny list is patterns too.
+        for name in [
+            "LD_PRELOAD",
+            "LD_FOO",
+            "PATH",
+            "JUPYTER_DATA_DIR",
+            "PYTHONWARNINGS",
+        ] {
+            assert!(!c.spawner.env_allowed(name), "{name}");
+        }
+        assert!(c.spawner.env_allowed("MY_SETTING"));
     }
 
     #[test]

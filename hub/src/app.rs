@@ -11,6 +11,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
+use crate::auth::fetch;
+use crate::proxy::Proxied;
 use crate::state::AppState;
 use crate::templates::Message;
 use crate::JUPYTERHUB_VERSION;
@@ -34,8 +36,14 @@ pub fn router(state: AppState) -> Router {
             &hub,
             get(move || async move { Redirect::permanent(&to_hub_slash) }),
         )
-        .nest(&urls.api(), crate::api::router())
-        .nest(&hub, crate::web::router())
+        .nest(
+            &urls.api(),
+            crate::api::router().layer(middleware::from_fn(fetch::guard_api)),
+        )
+        .nest(
+            &hub,
+            crate::web::router().layer(middleware::from_fn(fetch::guard_pages)),
+        )
         .fallback(outside_hub)
         .layer(middleware::from_fn(log_and_stamp))
         .with_state(state)
@@ -76,13 +84,35 @@ async fn outside_hub(
     Message::new("404 Not Found", "There is nothing here.").respond(StatusCode::NOT_FOUND)
 }
 
+/// What every response of the hub itself carries (not those of users' servers): no
+/// framing, no content sniffing, no referrer to other origins, no caching (pages hold
+/// XSRF tokens and the token page a token), and no window shared with another origin.
+const HUB_HEADERS: &[(&str, &str)] = &[
+    ("x-frame-options", "DENY"),
+    (
+        "content-security-policy",
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'; object-src 'none'",
+    ),
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "same-origin"),
+    ("cross-origin-opener-policy", "same-origin"),
+    ("cache-control", "no-store"),
+];
+
 /// One log line per request (method, path without query string — it may hold tokens —,
-/// status, duration) and the `X-JupyterHub-Version` header on every response.
+/// status, duration), the `X-JupyterHub-Version` header on every response, and the
+/// [`HUB_HEADERS`] on the hub's own.
 async fn log_and_stamp(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = Instant::now();
     let mut resp = next.run(req).await;
+    if resp.extensions().get::<Proxied>().is_none() {
+        let h = resp.headers_mut();
+        for (name, value) in HUB_HEADERS {
+            h.insert(*name, HeaderValue::from_static(value));
+        }
+    }
     resp.headers_mut().insert(
         "x-jupyterhub-version",
         HeaderValue::from_static(JUPYTERHUB_VERSION),

@@ -21,6 +21,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
     ("token.html", include_str!("../templates/token.html")),
     ("ready.html", include_str!("../templates/ready.html")),
+    ("confirm.html", include_str!("../templates/confirm.html")),
 ];
 
 fn env() -> &'static Environment<'static> {
@@ -173,6 +174,33 @@ impl<'a> Message<'a> {
     /// The page, answered with `status`.
     pub fn respond(&self, status: StatusCode) -> Response {
         page(status, "message.html", self)
+    }
+}
+
+/// A page asking the user to confirm an action with one button: the form posts to
+/// `action` with the session's XSRF token. Used where a GET must not change anything.
+#[derive(Debug, Clone, Serialize)]
+pub struct Confirm<'a> {
+    /// Heading and `<title>`.
+    pub title: &'a str,
+    /// What will happen.
+    pub message: &'a str,
+    /// Where the form posts.
+    pub action: String,
+    /// The session's XSRF token.
+    pub xsrf: String,
+    /// The button's text.
+    pub button: &'a str,
+    /// A way back, if any.
+    pub back: Option<String>,
+    /// Its text.
+    pub back_text: &'a str,
+}
+
+impl Confirm<'_> {
+    /// The page (200).
+    pub fn respond(&self) -> Response {
+        page(StatusCode::OK, "confirm.html", self)
     }
 }
 

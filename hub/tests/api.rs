@@ -306,21 +306,35 @@ async fn oauth_code_flow_with_pkce() {
     for key in ["admin", "groups", "user_info"] {
         assert!(who.get(key).is_some(), "{key}");
     }
-    // Logout revokes the OAuth tokens of that session (compat §1.7).
+    // Logout revokes the OAuth tokens of that session (compat §1.7). A GET only asks
+    // (it signs nobody out); the form posts with the session's XSRF token.
     let r = c
         .get(url(&h, "/jl/hub/logout"))
         .header("Cookie", &cookie)
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.unwrap().contains("Sign out"));
+    let whoami = || {
+        c.get(url(&h, "/jl/hub/api/user"))
+            .header("Authorization", format!("token {access}"))
+            .send()
+    };
+    assert_eq!(
+        whoami().await.unwrap().status(),
+        StatusCode::OK,
+        "still signed in after the GET"
+    );
     let r = c
-        .get(url(&h, "/jl/hub/api/user"))
-        .header("Authorization", format!("token {access}"))
+        .post(url(&h, "/jl/hub/logout"))
+        .header("Cookie", &cookie)
+        .form(&[("_xsrf", h.state.key.xsrf(&sid))])
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(whoami().await.unwrap().status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

@@ -115,6 +115,20 @@ fn verify_identity(config_path: &Path) -> Result<Verified, HelperError> {
         ));
     }
 
+    // 7. The user's own primary group, not one the caller picked with `sudo -g`: the
+    //    server would otherwise run with (and create files as) a group of the hub's choice.
+    if getgid() != user.gid {
+        return Err(refuse(
+            ErrorKind::BadIdentity,
+            format!(
+                "running with gid {} instead of {}'s own {}: `sudo -g` is not allowed",
+                getgid(),
+                user.name,
+                user.gid
+            ),
+        ));
+    }
+
     Ok(Verified {
         config,
         caller_uid,

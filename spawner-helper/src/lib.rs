@@ -39,6 +39,10 @@ use crate::error::HelperError;
 
 /// Runs the helper; returns its exit code.
 pub fn run() -> i32 {
+    // Not dumpable: the user it runs as cannot ptrace it (to forge what it tells the hub)
+    // nor read its memory through /proc. The server it execs is dumpable again (exec of a
+    // non-setuid program resets the flag), so the user can debug their own kernels.
+    let _ = nix::sys::prctl::set_dumpable(false);
     // The hub's terminal or process group must not be able to take the server down with
     // the hub: SIGHUP and SIGINT are ignored here and reset to default in the server.
     for sig in [Signal::SIGHUP, Signal::SIGINT] {

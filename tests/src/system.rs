@@ -70,6 +70,10 @@ pub struct TestUser {
     pub gid: Gid,
     /// Home directory.
     pub home: PathBuf,
+    /// Whether this test made the account's home, so may remove it too. An account a
+    /// script under test made (a service account) is removed without its home: a test
+    /// never deletes what it did not create.
+    created: bool,
 }
 
 impl TestUser {
@@ -90,7 +94,7 @@ impl TestUser {
         }
         args.push(name);
         run("useradd", &args);
-        let user = Self::lookup(name);
+        let user = Self::lookup(name, true);
         if let Some(pw) = password {
             user.set_password(pw);
         }
@@ -109,16 +113,17 @@ impl TestUser {
                 name,
             ],
         );
-        Self::lookup(name)
+        // No home was made, so none is removed.
+        Self::lookup(name, false)
     }
 
     /// Takes charge of a user something else created (`install.sh`): it is removed, with
     /// its processes, when this value is dropped.
     pub fn existing(name: &str) -> Self {
-        Self::lookup(name)
+        Self::lookup(name, false)
     }
 
-    fn lookup(name: &str) -> Self {
+    fn lookup(name: &str, created: bool) -> Self {
         let u = nix::unistd::User::from_name(name)
             .ok()
             .flatten()
@@ -128,6 +133,7 @@ impl TestUser {
             uid: u.uid,
             gid: u.gid,
             home: u.dir,
+            created,
         }
     }
 
@@ -184,9 +190,12 @@ impl Drop for TestUser {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        let _ = Command::new("userdel")
-            .args(["-r", "-f", &self.name])
-            .output();
+        let args: &[&str] = if self.created {
+            &["-r", "-f", &self.name]
+        } else {
+            &["-f", &self.name]
+        };
+        let _ = Command::new("userdel").args(args).output();
     }
 }
 

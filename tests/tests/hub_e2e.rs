@@ -632,6 +632,16 @@ async fn follow_spawn(w: &World, b: &Browser, start: Url, server_path: &str) -> 
             "spawn took too long:\n{}",
             hub_log(w)
         );
+        if page.status == StatusCode::OK && page.body.contains("Start my server") {
+            // The spawn page: a GET starts nothing; the user presses the button.
+            let xsrf = page
+                .xsrf_field()
+                .expect("the spawn form has an _xsrf field");
+            let action = form_action(&page);
+            page = b.post_form(&action, &[("_xsrf", &xsrf)]).await;
+            current = action;
+            continue;
+        }
         if page.status == StatusCode::OK && page.body.contains("Starting your server") {
             // The progress page: a browser waits for the ready event and reloads.
             tokio::time::sleep(Duration::from_millis(300)).await;
@@ -657,6 +667,15 @@ async fn follow_spawn(w: &World, b: &Browser, start: Url, server_path: &str) -> 
         current = next;
         page = b.get(&current).await;
     }
+}
+
+/// The URL the first form of `page` posts to.
+fn form_action(page: &Page) -> Url {
+    let at = page.body.find("action=\"").expect("a form with an action") + "action=\"".len();
+    let end = at + page.body[at..].find('"').unwrap();
+    page.url
+        .join(&page.body[at..end].replace("&amp;", "&"))
+        .unwrap()
 }
 
 /// Opens JupyterLab at `lab_url` following every redirect, as a browser does: the OAuth

@@ -156,6 +156,9 @@ fn install_sh_installs_a_layout_that_sudohub_check_passes() {
     let pw = nix::unistd::User::from_name(&user).unwrap().unwrap();
     assert!(pw.uid.as_raw() < 1000, "a system account: uid {}", pw.uid);
     assert_eq!(pw.shell, Path::new("/usr/sbin/nologin"));
+    // The account's home is the prefix's state directory, never the real
+    // /var/lib/sudohub of a hub installed on this machine.
+    assert_eq!(pw.dir, dir.join("var/lib/sudohub"));
     let status = system::run("passwd", &["-S", &user]);
     let status = String::from_utf8_lossy(&status.stdout);
     assert_eq!(

@@ -455,6 +455,25 @@ fn hub_client_inner() {
             auth.authenticate(&alice, pw(), addr).await,
             Err(AuthError::RateLimited { .. })
         ));
+        // Twenty wrong passwords for one name at once: they take turns, so the count
+        // written after each failure stops the burst after the free failures, as it does
+        // for attempts one after the other.
+        let admin = name("T_ADMIN");
+        let burst: Vec<_> = (0..20)
+            .map(|_| auth.authenticate(&admin, Secret::new("wrong").unwrap(), addr))
+            .collect();
+        let outcomes = futures_util::future::join_all(burst).await;
+        let reached_pam = outcomes
+            .iter()
+            .filter(|o| matches!(o, Err(AuthError::Denied(_))))
+            .count();
+        assert!(
+            (1..=6).contains(&reached_pam),
+            "{reached_pam} of 20 concurrent guesses reached PAM: {outcomes:?}"
+        );
+        assert!(outcomes
+            .iter()
+            .all(|o| matches!(o, Err(AuthError::Denied(_) | AuthError::RateLimited { .. }))));
         // ...but another user name, from the same address, logs in normally.
         let bob = auth.authenticate(&name("T_BOB"), pw(), addr).await.unwrap();
         assert_eq!(bob.name.as_str(), inner_var("T_BOB"));

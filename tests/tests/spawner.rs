@@ -88,12 +88,16 @@ fn world(server_args: &[&str], config_extra: &str) -> World {
 
 /// Runs `sudo -n -u <target> <helper>` as the hub user, over a socketpair, like the hub.
 fn start_helper(w: &World, target: &str) -> (Child, UnixStream) {
+    sudo_helper(w, &w.hub, &["-n", "-u", target])
+}
+
+/// Runs `sudo <options> <helper>` as `caller`, over a socketpair.
+fn sudo_helper(w: &World, caller: &TestUser, options: &[&str]) -> (Child, UnixStream) {
     let (ours, theirs) = UnixStream::pair().expect("socketpair");
     let theirs: OwnedFd = theirs.into();
-    let child = w
-        .hub
+    let child = caller
         .command("sudo")
-        .args(["-n", "-u", target])
+        .args(options)
         .arg(w.helpers.spawner())
         .stdin(Stdio::from(theirs.try_clone().expect("dup")))
         .stdout(Stdio::from(theirs))
@@ -669,6 +673,28 @@ fn refuses_a_target_outside_the_group() {
     assert_no_processes(&w.outsider);
 }
 
+/// A compromised hub that picks the server's primary group with `sudo -g` (possible when a
+/// rule names a runas group) is refused: the server runs with the user's own group only.
+#[test]
+fn refuses_a_primary_group_chosen_with_sudo_g() {
+    let w = world(&[], "");
+    let _wide = SudoersDropIn::install(
+        &unique_name("sudohubg"),
+        &format!(
+            "{} ALL=({} : ALL) NOPASSWD: {} \"\"\n",
+            w.hub.name,
+            w.member.name,
+            w.helpers.spawner().display()
+        ),
+    );
+    let sudo = ["-n", "-g", &w.group.name, "-u", &w.member.name];
+    let (child, mut s) = sudo_helper(&w, &w.hub, &sudo);
+    let (kind, code, stderr) = refused(child, &mut s);
+    assert_eq!((kind, code), (ErrorKind::BadIdentity, 2), "{stderr}");
+    assert!(stderr.contains("sudo -g"), "{stderr}");
+    assert_no_processes(&w.member);
+}
+
 #[test]
 fn refuses_root_as_target_via_sudo() {
     let w = world(&[], "");
@@ -715,24 +741,12 @@ fn refuses_root_even_when_sudo_is_misconfigured() {
 fn refuses_a_caller_that_is_not_the_hub_user() {
     // The config names another hub user than the one calling.
     let w = world(&[], "");
-    let (ours, theirs) = UnixStream::pair().unwrap();
-    let theirs: OwnedFd = theirs.into();
     let other_hub = TestUser::create_system(&unique_name("shx"));
     let _rule = SudoersDropIn::install(
         &unique_name("sudohubx"),
         &SudoersDropIn::rule(&other_hub.name, &w.group.name, &w.helpers.spawner()),
     );
-    let child = other_hub
-        .command("sudo")
-        .args(["-n", "-u", &w.member.name])
-        .arg(w.helpers.spawner())
-        .stdin(Stdio::from(theirs.try_clone().unwrap()))
-        .stdout(Stdio::from(theirs))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut s = ours;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let (child, mut s) = sudo_helper(&w, &other_hub, &["-n", "-u", &w.member.name]);
     let (kind, code, stderr) = refused(child, &mut s);
     assert_eq!((kind, code), (ErrorKind::CallerNotHub, 4), "{stderr}");
     assert_no_processes(&w.member);

@@ -5,10 +5,13 @@
 //! database ([`rules`]). Guessing is slowed per user name and per client address
 //! ([`ratelimit`]). Browsers carry a signed login cookie ([`cookies`], [`session`]) and
 //! prove forms are theirs with an XSRF token ([`xsrf`]); API callers are identified by
-//! token or cookie ([`caller`]).
+//! token or cookie ([`caller`]). Requests only a hostile script on the hub's origin
+//! would send are refused by their fetch metadata ([`fetch`]).
 
 pub mod caller;
+pub mod client;
 pub mod cookies;
+pub mod fetch;
 pub mod pam;
 pub mod ratelimit;
 pub mod rules;

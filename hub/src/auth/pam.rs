@@ -4,15 +4,17 @@
 //! helper on a pipe and reads one answer. Around that it adds what the helper cannot: a
 //! timeout, a bound on concurrent attempts, rate limiting, and the group rules.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sudohub_protocol::frame::{self, HEADER_LEN};
 use sudohub_protocol::pam::{DenyReason, PamAnswer, PamRequest};
 use sudohub_protocol::{Bounded, Hello, Secret, MAX_FRAME_LEN};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::Semaphore;
 
@@ -110,6 +112,7 @@ pub struct PamAuthenticator {
     rules: AuthRules,
     slots: Semaphore,
     limiter: RateLimiter,
+    turns: std::sync::Mutex<HashMap<Username, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl PamAuthenticator {
@@ -121,6 +124,7 @@ impl PamAuthenticator {
             rules,
             slots,
             limiter: RateLimiter::new(),
+            turns: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -133,10 +137,19 @@ impl PamAuthenticator {
         client: IpAddr,
     ) -> Result<Authenticated, AuthError> {
         let username = user.as_str();
+        // One check per name at a time: attempts queued behind a failure see it counted.
+        let turn = self.turn(user);
+        let Ok(_mine) = tokio::time::timeout(self.config.timeout, turn.lock()).await else {
+            tracing::warn!(user = %username, %client, "login rate limited: too many attempts at once");
+            return Err(AuthError::RateLimited {
+                retry_after: self.config.timeout,
+            });
+        };
         if let Some(retry_after) = self.limiter.wait_before(username, client, Instant::now()) {
             tracing::warn!(user = %username, %client, ?retry_after, "login rate limited");
             return Err(AuthError::RateLimited { retry_after });
         }
+        let _flight = self.limiter.begin(client);
         let result = {
             let _slot = self
                 .slots
@@ -175,6 +188,14 @@ impl PamAuthenticator {
         }
     }
 
+    /// The lock that makes checks of `user` take turns. Entries nobody waits on are
+    /// dropped, so the map holds only names with attempts in progress.
+    fn turn(&self, user: &Username) -> Arc<tokio::sync::Mutex<()>> {
+        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
+        turns.retain(|_, t| Arc::strong_count(t) > 1);
+        turns.entry(user.clone()).or_default().clone()
+    }
+
     /// One helper run: hello + request on stdin, one answer on stdout.
     async fn ask_helper(&self, username: &str, password: Secret) -> Result<(), AuthError> {
         let username =
@@ -196,12 +217,9 @@ impl PamAuthenticator {
                 AuthError::Helper(format!("cannot run {}: {e}", self.config.helper.display()))
             })?;
         if let Some(stderr) = child.stderr.take() {
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::info!(target: "sudohub::pam_helper", "{line}");
-                }
-            });
+            tokio::spawn(crate::helper_output::each_line(stderr, |line| {
+                tracing::info!(target: "sudohub::pam_helper", line = ?line, "PAM helper");
+            }));
         }
         let mut stdin = child
             .stdin

@@ -6,6 +6,11 @@
 //! PAM. A success clears the user name's count. Nothing is ever locked: the owner of an
 //! account only has to wait, and other user names are not affected. Addresses get more
 //! free failures than names, because many users may share one address.
+//!
+//! Attempts still waiting for PAM count too: checks of one name run one at a time (the
+//! PAM client takes turns per name), and an address whose failures and attempts in flight
+//! reach its free count gets no more concurrent attempts, so a burst of parallel
+//! requests cannot slip past counts that are only written once PAM has answered.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -41,6 +46,25 @@ struct Entry {
 #[derive(Debug, Default)]
 pub struct RateLimiter {
     entries: Mutex<HashMap<Key, Entry>>,
+    in_flight: Mutex<HashMap<IpAddr, u32>>,
+}
+
+/// An attempt from one address, counted until dropped.
+pub struct Flight<'a> {
+    limiter: &'a RateLimiter,
+    addr: IpAddr,
+}
+
+impl Drop for Flight<'_> {
+    fn drop(&mut self) {
+        let mut m = self.limiter.flights();
+        if let Some(n) = m.get_mut(&self.addr) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.addr);
+            }
+        }
+    }
 }
 
 impl RateLimiter {
@@ -49,8 +73,22 @@ impl RateLimiter {
         Self::default()
     }
 
+    fn flights(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, u32>> {
+        self.in_flight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Counts an attempt from `addr` as in flight until the guard is dropped.
+    pub fn begin(&self, addr: IpAddr) -> Flight<'_> {
+        *self.flights().entry(addr).or_insert(0) += 1;
+        Flight {
+            limiter: self,
+            addr,
+        }
+    }
+
     /// How long `user` from `addr` must still wait before PAM is asked again.
     pub fn wait_before(&self, user: &str, addr: IpAddr, now: Instant) -> Option<Duration> {
+        let flying = self.flights().get(&addr).copied().unwrap_or(0);
         let entries = self.entries.lock().ok()?;
         let wait = |key: Key, free: u32| {
             let e = entries.get(&key)?;
@@ -59,7 +97,10 @@ impl RateLimiter {
         };
         let a = wait(Key::User(user.to_owned()), FREE_PER_USER);
         let b = wait(Key::Addr(addr), FREE_PER_ADDR);
-        a.max(b)
+        let failed = entries.get(&Key::Addr(addr)).map_or(0, |e| e.failures);
+        let c =
+            (flying > 0 && failed.saturating_add(flying) >= FREE_PER_ADDR).then_some(BASE_DELAY);
+        a.max(b).max(c)
     }
 
     /// Counts a failed password for `user` from `addr`.
@@ -137,6 +178,24 @@ mod tests {
         );
         rl.succeeded("alice");
         assert_eq!(rl.wait_before("alice", ADDR, t0), None);
+    }
+
+    #[test]
+    fn attempts_in_flight_count_against_the_address() {
+        let rl = RateLimiter::new();
+        let t0 = Instant::now();
+        for i in 0..FREE_PER_ADDR - 2 {
+            rl.failed(&format!("u{i}"), ADDR, t0);
+        }
+        let first = rl.begin(ADDR);
+        assert_eq!(rl.wait_before("x", ADDR, t0), None);
+        let second = rl.begin(ADDR);
+        assert!(
+            rl.wait_before("y", ADDR, t0).is_some(),
+            "a third concurrent attempt would pass the free count"
+        );
+        drop((first, second));
+        assert_eq!(rl.wait_before("y", ADDR, t0), None);
     }
 
     #[test]

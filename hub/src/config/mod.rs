@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 mod sections;
 
-pub use sections::{AuthRules, PamSection, ProxySection, ServiceSection, SpawnerSection};
+pub use sections::{
+    AuthRules, PamSection, ProxySection, ServiceSection, SpawnerSection, TrustedNet,
+};
 
 use crate::urls::Urls;
 
@@ -55,6 +57,11 @@ pub struct HubConfig {
     /// `reattach_socket` in helpers.toml.
     #[serde(default = "default_reattach_socket")]
     pub reattach_socket: PathBuf,
+    /// Reverse proxies (nginx) whose `X-Forwarded-For` names the real client, for the
+    /// per-address login limits (`c.JupyterHub.trusted_downstream_ips`). Requests from
+    /// anywhere else are keyed on their own address, whatever they claim.
+    #[serde(default = "sections::default_trusted_proxies")]
+    pub trusted_proxies: Vec<TrustedNet>,
     /// Who may log in (`c.Authenticator.*`).
     #[serde(default)]
     pub auth: AuthRules,
@@ -73,7 +80,8 @@ pub struct HubConfig {
 }
 
 fn default_bind() -> SocketAddr {
-    SocketAddr::from(([0, 0, 0, 0], 8000))
+    // Loopback: plain HTTP must not carry passwords across the network.
+    SocketAddr::from(([127, 0, 0, 1], 8000))
 }
 
 fn default_hub_bind() -> SocketAddr {

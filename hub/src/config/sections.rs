@@ -186,3 +186,33 @@ fn default_stop_grace() -> u64 {
 fn default_port_range() -> [u16; 2] {
     [49152, 65535]
 }
+
+/// A network whose proxies' `X-Forwarded-For` is believed: an address (`127.0.0.1`) or a
+/// CIDR block (`10.0.0.0/8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct TrustedNet(pub ipnet::IpNet);
+
+impl TryFrom<String> for TrustedNet {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse::<ipnet::IpNet>()
+            .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+            .map(Self)
+            .map_err(|_| format!("{s:?} is not an address or a CIDR block such as 10.0.0.0/8"))
+    }
+}
+
+impl TrustedNet {
+    /// Whether `ip` is in this network.
+    pub fn contains(&self, ip: &std::net::IpAddr) -> bool {
+        self.0.contains(ip)
+    }
+}
+
+pub(super) fn default_trusted_proxies() -> Vec<TrustedNet> {
+    ["127.0.0.1", "::1"]
+        .iter()
+        .filter_map(|a| TrustedNet::try_from((*a).to_owned()).ok())
+        .collect()
+}

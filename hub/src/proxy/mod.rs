@@ -8,6 +8,6 @@ mod idle;
 mod routes;
 
 pub use activity::ActivityLog;
-pub use forward::Proxy;
+pub use forward::{Proxied, Proxy};
 pub use idle::{splice, IdleBody, IdleTimedOut};
 pub use routes::{Route, RouteTable};

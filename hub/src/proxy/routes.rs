@@ -15,6 +15,9 @@ pub struct Route {
     pub owner: String,
     /// The user whose server it is; `None` for a service.
     pub user: Option<Username>,
+    /// The path prefix the route serves, `<base>user/<name>/` as requested: the only
+    /// path its cookies may be set for.
+    pub prefix: String,
 }
 
 /// Routes of running servers and configured services. Cheap to clone.
@@ -60,13 +63,14 @@ impl RouteTable {
     /// `<base>services/<name>/…` with a trailing slash after the name.
     pub fn resolve(&self, path: &str, base_url: &str) -> Option<Route> {
         let rest = path.strip_prefix(base_url)?;
-        let (raw, is_user) = if let Some(r) = rest.strip_prefix("user/") {
-            (r.split_once('/')?.0, true)
+        let (kind, raw, is_user) = if let Some(r) = rest.strip_prefix("user/") {
+            ("user/", r.split_once('/')?.0, true)
         } else if let Some(r) = rest.strip_prefix("services/") {
-            (r.split_once('/')?.0, false)
+            ("services/", r.split_once('/')?.0, false)
         } else {
             return None;
         };
+        let prefix = format!("{base_url}{kind}{raw}/");
         let name = percent_encoding::percent_decode_str(raw)
             .decode_utf8()
             .ok()?;
@@ -77,6 +81,7 @@ impl RouteTable {
                 target: *target,
                 owner: user.to_string(),
                 user: Some(user.clone()),
+                prefix,
             });
         }
         let target = *self.services.read().ok()?.get(name.as_ref())?;
@@ -84,6 +89,7 @@ impl RouteTable {
             target,
             owner: name.into_owned(),
             user: None,
+            prefix,
         })
     }
 }
@@ -132,6 +138,10 @@ mod tests {
             t.set_user(&u(&format!("u{i}")), a);
         }
         assert_eq!(t.resolve("/jl/user/u999/", "/jl/").unwrap().owner, "u999");
+        assert_eq!(
+            t.resolve("/jl/user/alice/lab", "/jl/").unwrap().prefix,
+            "/jl/user/alice/"
+        );
         t.remove_user(&u("alice"));
         assert!(t.resolve("/jl/user/alice/lab", "/jl/").is_none());
     }

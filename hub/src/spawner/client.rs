@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use sudohub_protocol::spawner::{EnvVar, Reply, Request, Spawn};
 use sudohub_protocol::{Bounded, Hello};
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::process::Command;
 
@@ -80,15 +79,18 @@ impl SpawnerClient {
             let head = stderr_head.clone();
             let user = args.user.clone();
             tokio::spawn(async move {
-                let mut lines = BufReader::new(stderr).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    tracing::info!(target: "sudohub::helper", user = %user, "{line}");
+                let dropped = crate::helper_output::each_line(stderr, |line| {
+                    tracing::info!(target: "sudohub::helper", user = %user, line = ?line, "spawner helper");
                     if let Ok(mut h) = head.lock() {
                         if h.len() < 2048 {
-                            h.push_str(&line);
+                            h.push_str(line);
                             h.push('\n');
                         }
                     }
+                })
+                .await;
+                if dropped > 0 {
+                    tracing::warn!(user = %user, dropped, "spawner helper: further output dropped");
                 }
             });
         }

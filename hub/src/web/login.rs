@@ -10,13 +10,14 @@ use serde::Serialize;
 use sudohub_protocol::Secret;
 
 use super::error_page;
+use crate::auth::client::client_ip;
 use crate::auth::cookies::{self, LOGIN_COOKIE, SESSION_ID_COOKIE, XSRF_COOKIE};
-use crate::auth::{AuthError, Session};
+use crate::auth::{AuthError, Session, XsrfForm};
 use crate::db::SESSION_SECS;
 use crate::error::HubError;
 use crate::secrets::{new_session_id, same};
 use crate::state::AppState;
-use crate::templates;
+use crate::templates::{self, Confirm};
 use crate::types::Username;
 use crate::urls::query;
 
@@ -77,7 +78,7 @@ pub async fn form(
 /// `POST /hub/login`: checks the password and starts a session.
 pub async fn submit(
     State(s): State<AppState>,
-    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
     Form(form): Form<HashMap<String, String>>,
@@ -96,7 +97,10 @@ pub async fn submit(
             sudohub_protocol::pam::DenyReason::UnknownUser,
         )),
         Ok(name) => match Secret::new(field("password")) {
-            Ok(pw) => s.auth.authenticate(&name, pw, client.ip()).await,
+            Ok(pw) => {
+                let from = client_ip(peer.ip(), &headers, &s.cfg.trusted_proxies);
+                s.auth.authenticate(&name, pw, from).await
+            }
             Err(e) => Err(AuthError::Invalid(e.to_string())),
         },
     };
@@ -112,7 +116,7 @@ pub async fn submit(
             )
         }
     };
-    match start_session(&s, &headers, &who.name, who.admin) {
+    match start_session(&s, &who.name, who.admin) {
         Ok(cookies) => {
             let mut resp = Redirect::to(&next).into_response();
             for c in cookies {
@@ -125,17 +129,18 @@ pub async fn submit(
 }
 
 /// Records the user and a new session; the cookies that carry it.
+///
+/// The session id is always new: one the browser sent (set by anyone who could plant a
+/// cookie, such as a server on this origin) is never taken over, so nobody can know a
+/// session's id, and with it its XSRF token, before it exists.
 fn start_session(
     s: &AppState,
-    headers: &HeaderMap,
     name: &Username,
     admin: bool,
 ) -> Result<[axum::http::HeaderValue; 2], HubError> {
     let user = s.db.users().ensure(name, Some(admin))?;
     let secret = new_session_id();
-    let sid = cookies::read(headers, SESSION_ID_COOKIE)
-        .filter(|v| v.len() == 32 && v.bytes().all(|c| c.is_ascii_hexdigit()))
-        .unwrap_or_else(new_session_id);
+    let sid = new_session_id();
     s.db.sessions().add(&secret, user.id, &sid)?;
     let secure = s.cfg.secure_cookies();
     let signed = s.key.sign(LOGIN_COOKIE, &secret);
@@ -151,14 +156,37 @@ fn start_session(
     ])
 }
 
-/// `GET /hub/logout`: ends the session (and the OAuth tokens issued in it).
-pub async fn logout(State(s): State<AppState>, session: Option<Session>) -> Response {
-    if let Some(sess) = session {
-        if let Err(e) = s.db.sessions().end(&sess.secret) {
-            HubError::from(e).log();
-        }
-        tracing::info!(user = %sess.user.name, "logout");
+/// `GET /hub/logout`: a page with the button that signs out (a GET changes nothing, so
+/// a link or an image elsewhere cannot sign anyone out); without a session, on to the
+/// login page.
+pub async fn logout_page(State(s): State<AppState>, session: Option<Session>) -> Response {
+    let Some(sess) = session else {
+        return signed_out(&s);
+    };
+    Confirm {
+        title: "Sign out",
+        message: &format!("Signed in as {}.", sess.user.name),
+        action: s.urls.hub_page("logout"),
+        xsrf: sess.xsrf(&s.key),
+        button: "Sign out",
+        back: Some(s.urls.hub_page("home")),
+        back_text: "Home",
     }
+    .respond()
+}
+
+/// `POST /hub/logout`: ends the session (and the OAuth tokens issued in it).
+pub async fn logout(State(s): State<AppState>, form: XsrfForm) -> Response {
+    let sess = form.session;
+    if let Err(e) = s.db.sessions().end(&sess.secret) {
+        HubError::from(e).log();
+    }
+    tracing::info!(user = %sess.user.name, "logout");
+    signed_out(&s)
+}
+
+/// To the login page, with the hub's cookies cleared.
+fn signed_out(s: &AppState) -> Response {
     let mut resp = Redirect::to(&s.urls.hub_page("login")).into_response();
     let h = resp.headers_mut();
     h.append(

@@ -25,10 +25,13 @@ use crate::templates::Message;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login", get(login::form).post(login::submit))
-        .route("/logout", get(login::logout))
+        .route("/logout", get(login::logout_page).post(login::logout))
         .route("/home", get(home::home))
-        .route("/spawn", get(spawn::spawn_self))
-        .route("/spawn/{user}", get(spawn::spawn_user))
+        .route("/spawn", get(spawn::page_self).post(spawn::spawn_self))
+        .route(
+            "/spawn/{user}",
+            get(spawn::page_user).post(spawn::spawn_user),
+        )
         .route("/spawn-pending/{user}", get(spawn::pending))
         .route("/stop", post(home::stop))
         .route("/user/{user}", get(user::not_running))

@@ -13,9 +13,10 @@
 //! Connections are bounded in number, the hello in size (the protocol's frame cap) and in
 //! time, so a local user cannot exhaust the hub through this socket.
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sudohub_protocol::frame::{self, HEADER_LEN};
@@ -29,8 +30,11 @@ use crate::types::Username;
 
 /// How long a connection may take to send its hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Connections handled at once; more wait in the listen backlog.
+/// Connections handled at once; more are closed at once (helpers dial again later).
 const MAX_CONCURRENT: usize = 32;
+/// Connections one uid may have open at once: a local user who opens many and says
+/// nothing cannot take every slot from the helpers of other users.
+const MAX_PER_UID: usize = 4;
 
 /// A hello that passed the `SO_PEERCRED` check: the uid is the named user's.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,13 +104,44 @@ pub fn bind(path: &Path) -> Result<UnixListener, ReattachError> {
     Ok(listener)
 }
 
-/// Accepts helpers forever, handing verified ones to `handler`.
+/// Open connections per peer uid.
+#[derive(Default)]
+struct PerUid(Mutex<HashMap<u32, usize>>);
+
+/// One connection counted for its uid until dropped.
+struct UidSlot(Arc<PerUid>, u32);
+
+impl PerUid {
+    fn take(self: &Arc<Self>, uid: u32) -> Option<UidSlot> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = m.entry(uid).or_insert(0);
+        if *n >= MAX_PER_UID {
+            return None;
+        }
+        *n += 1;
+        Some(UidSlot(self.clone(), uid))
+    }
+}
+
+impl Drop for UidSlot {
+    fn drop(&mut self) {
+        let mut m = self.0 .0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = m.get_mut(&self.1) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// Accepts helpers forever, handing verified ones to `handler`. The kernel names each
+/// peer (`SO_PEERCRED`) before it gets a slot: one uid holds at most [`MAX_PER_UID`] of
+/// the [`MAX_CONCURRENT`] slots, and a connection without a slot is closed at once.
 pub async fn serve(listener: UnixListener, handler: Arc<dyn ReattachHandler>) {
     let slots = Arc::new(Semaphore::new(MAX_CONCURRENT));
+    let per_uid = Arc::new(PerUid::default());
     loop {
-        let Ok(permit) = slots.clone().acquire_owned().await else {
-            return;
-        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -115,12 +150,26 @@ pub async fn serve(listener: UnixListener, handler: Arc<dyn ReattachHandler>) {
                 continue;
             }
         };
+        let Ok(uid) = stream.peer_cred().map(|c| c.uid()) else {
+            continue;
+        };
+        let Some(uid_slot) = per_uid.take(uid) else {
+            tracing::warn!(
+                peer_uid = uid,
+                "re-attach: too many connections from this uid; closed"
+            );
+            continue;
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(peer_uid = uid, "re-attach: every slot is busy; closed");
+            continue;
+        };
         let handler = handler.clone();
         tokio::spawn(async move {
             if let Some((claim, stream)) = handle(stream, handler.as_ref()).await {
                 handler.adopt(claim, stream);
             }
-            drop(permit);
+            drop((permit, uid_slot));
         });
     }
 }
@@ -229,109 +278,4 @@ fn truncate(reason: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Mutex;
-
-    struct Recorder {
-        accept_pid: u32,
-        adopted: Mutex<Vec<VerifiedClaim>>,
-    }
-
-    impl ReattachHandler for Recorder {
-        fn verify(&self, claim: &VerifiedClaim) -> Result<(), String> {
-            if claim.pid == self.accept_pid {
-                Ok(())
-            } else {
-                Err(format!("no server with pid {}", claim.pid))
-            }
-        }
-        fn adopt(&self, claim: VerifiedClaim, _stream: UnixStream) {
-            self.adopted.lock().unwrap().push(claim);
-        }
-    }
-
-    fn me() -> String {
-        nix::unistd::User::from_uid(nix::unistd::getuid())
-            .unwrap()
-            .unwrap()
-            .name
-    }
-
-    async fn dial(path: &Path, user: &str, pid: u32) -> ReattachAnswer {
-        let mut s = UnixStream::connect(path).await.unwrap();
-        let hello = ReattachHello {
-            version: PROTOCOL_VERSION,
-            user: Bounded::new(user).unwrap(),
-            server_name: Bounded::new("").unwrap(),
-            pid,
-            status: ServerStatus::Running { pid },
-        };
-        s.write_all(&frame::encode(&hello).unwrap()).await.unwrap();
-        let mut header = [0u8; HEADER_LEN];
-        s.read_exact(&mut header).await.unwrap();
-        let mut body = vec![0u8; frame::body_len(header).unwrap()];
-        s.read_exact(&mut body).await.unwrap();
-        frame::decode(&body).unwrap()
-    }
-
-    #[tokio::test]
-    async fn accepts_own_user_with_known_pid_and_refuses_the_rest() {
-        let dir = std::env::temp_dir().join(format!("sudohub-reattach-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("spawners.sock");
-        let listener = bind(&path).unwrap();
-        assert_eq!(
-            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-            0o666
-        );
-        let rec = Arc::new(Recorder {
-            accept_pid: 4242,
-            adopted: Mutex::new(Vec::new()),
-        });
-        tokio::spawn(serve(listener, rec.clone()));
-
-        assert_eq!(dial(&path, &me(), 4242).await, ReattachAnswer::Accepted);
-        assert!(matches!(
-            dial(&path, &me(), 1).await,
-            ReattachAnswer::Refused { .. }
-        ));
-        // Someone else's name: the peer uid does not match, whatever the DB says.
-        let other = if me() == "root" { "nobody" } else { "root" };
-        match dial(&path, other, 4242).await {
-            ReattachAnswer::Refused { message } => assert!(message.contains("may not speak")),
-            a => panic!("expected a refusal, got {a:?}"),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let adopted = rec.adopted.lock().unwrap().clone();
-        assert_eq!(adopted.len(), 1);
-        assert_eq!(adopted[0].pid, 4242);
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[tokio::test]
-    async fn garbage_and_oversize_hellos_are_dropped() {
-        let dir = std::env::temp_dir().join(format!("sudohub-reattach-g{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("spawners.sock");
-        let listener = bind(&path).unwrap();
-        let rec = Arc::new(Recorder {
-            accept_pid: 1,
-            adopted: Mutex::new(Vec::new()),
-        });
-        tokio::spawn(serve(listener, rec.clone()));
-        for bytes in [vec![0xff; 16], u32::MAX.to_le_bytes().to_vec()] {
-            let mut s = UnixStream::connect(&path).await.unwrap();
-            s.write_all(&bytes).await.unwrap();
-            let mut buf = Vec::new();
-            // The hub closes the connection without answering.
-            let n = tokio::time::timeout(Duration::from_secs(6), s.read_to_end(&mut buf))
-                .await
-                .unwrap()
-                .unwrap_or(0);
-            assert_eq!(n, 0);
-        }
-        assert!(rec.adopted.lock().unwrap().is_empty());
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
+mod tests;

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what only the test suite needs, beyond scripts/deps.sh: Debian's chromium and
+# Node.js for the browser tests, and playwright-core (pinned in tests/browser/package.json
+# and package-lock.json) from the npm registry. Idempotent. Must run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q 'install ok installed' || missing+=(chromium)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test-deps: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$major" -lt 18 ]; then
+  echo "test-deps: node $(node --version) is too old for playwright-core (18 or later)" >&2
+  exit 1
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  echo "test-deps: installing playwright-core into tests/browser"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi

@@ -1,0 +1,186 @@
+//! Attacks from a hostile page on the hub's own origin, in a real browser (Debian's
+//! chromium driven by playwright-core, `tests/browser/`).
+//!
+//! Without `subdomain_host`, user mallory's server is served from the hub's origin. Her
+//! page (`tests/browser/evil.html`), opened by alice, tries what a script on that origin
+//! could do: read hub pages for their XSRF token (fetch, frame, a window of its own),
+//! use the API with alice's cookie, and, through the proxy, overwrite the hub's login
+//! cookie and plant a session id. (If a window were readable, the page goes on to post
+//! the stolen token by fetch, by API and by submitting the hub's own form by script.) Every step must fail, and alice must end with no new token and still be
+//! signed in as herself.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+use sudohub::auth::cookies::LOGIN_COOKIE;
+use sudohub::config::HubConfig;
+use sudohub::state::AppState;
+use sudohub::types::Username;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
+}
+
+/// Fails (never skips) when the browser or its driver is missing: `./test.sh` installs
+/// both (scripts/deps.sh).
+fn require_browser() {
+    for (what, ok) in [
+        ("/usr/bin/chromium", Path::new("/usr/bin/chromium").exists()),
+        (
+            "tests/browser/node_modules/playwright-core",
+            browser_dir().join("node_modules/playwright-core").exists(),
+        ),
+        (
+            "node",
+            Command::new("node").arg("--version").output().is_ok(),
+        ),
+    ] {
+        assert!(
+            ok,
+            "{what} is missing: run ./test.sh, which installs it (scripts/deps.sh)"
+        );
+    }
+}
+
+/// Mallory's "server": whatever she wants on `/user/mallory/…`, here the hostile page,
+/// sent with cookies meant to overwrite alice's login and fix her session id.
+async fn mallory_server() -> SocketAddr {
+    let page = std::fs::read_to_string(browser_dir().join("evil.html")).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let page = page.clone();
+            tokio::spawn(async move {
+                let _ = conn.read(&mut [0u8; 8192]).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                     Set-Cookie: {LOGIN_COOKIE}=evil; Path=/hub/\r\n\
+                     Set-Cookie: jupyterhub-session-id=0123456789abcdef0123456789abcdef; Path=/\r\n\
+                     Connection: close\r\n\r\n",
+                    page.len()
+                );
+                let _ = conn.write_all(head.as_bytes()).await;
+                let _ = conn.write_all(page.as_bytes()).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_page_on_the_hubs_origin_cannot_act_for_its_visitor() {
+    require_browser();
+    let dir = std::env::temp_dir().join(sudohub_tests::unique_name("sh-browser"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let text = format!(
+        "bind = \"{addr}\"\ndb = \"{d}/db.sqlite\"\ncookie_secret_file = \"{d}/secret\"\n",
+        d = dir.display()
+    );
+    let state = AppState::new(HubConfig::parse(&text, &dir.join("hub.toml")).unwrap()).unwrap();
+    tokio::spawn(sudohub::serve::serve_on(
+        state.clone(),
+        listener,
+        None,
+        None,
+        std::future::pending(),
+    ));
+
+    // Alice is signed in; mallory's server is running (her route points at her page).
+    let alice = state
+        .db
+        .users()
+        .ensure(&Username::parse("alice").unwrap(), Some(false))
+        .unwrap();
+    let (secret, sid) = (
+        sudohub::secrets::new_session_id(),
+        sudohub::secrets::new_session_id(),
+    );
+    state.db.sessions().add(&secret, alice.id, &sid).unwrap();
+    let login = state.key.sign(LOGIN_COOKIE, &secret);
+    let mallory = Username::parse("mallory").unwrap();
+    state.db.users().ensure(&mallory, Some(false)).unwrap();
+    state.routes.set_user(&mallory, mallory_server().await);
+
+    let cookies = serde_json::json!([
+        {"name": LOGIN_COOKIE, "value": login, "path": "/hub/"},
+        {"name": "jupyterhub-session-id", "value": sid, "path": "/"},
+    ]);
+    let out = Command::new("node")
+        .arg(browser_dir().join("visit.mjs"))
+        .env("SUDOHUB_BASE", format!("http://{addr}"))
+        .env("SUDOHUB_COOKIES", cookies.to_string())
+        .env("SUDOHUB_PAGE", "/user/mallory/evil.html")
+        .env("SUDOHUB_THEN", "/hub/home")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser run failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
+    let r = &report["results"];
+    println!("{}", serde_json::to_string_pretty(&report).unwrap());
+
+    // Hub pages cannot be read by a script or a frame: no XSRF token leaks that way.
+    assert_eq!(r["fetch_token_page"]["status"], 403, "{r}");
+    assert!(r["fetch_token_page"]["xsrf"].is_null(), "{r}");
+    assert_eq!(r["fetch_home"], 403, "{r}");
+    assert!(r["iframe"]["xsrf"].is_null(), "{r}");
+    // The API refuses the login cookie from a script, XSRF token or not.
+    assert_eq!(r["api_whoami"], 403, "{r}");
+    assert_eq!(r["api_new_token"], 403, "{r}");
+    // A window the page opens itself would share the origin; the hub's pages carry
+    // `Cross-Origin-Opener-Policy: same-origin`, which a server's page lacks, so the
+    // browser puts the hub's window in a group of its own: the page cannot read it.
+    let w = &r["window"];
+    assert_eq!(w["readable"], false, "{w}");
+    // Nothing was made for alice.
+    assert!(state.db.tokens().api_tokens(alice.id).unwrap().is_empty());
+    // The proxy dropped mallory's cookies: alice is still herself, with her session.
+    let jar = report["cookies"].as_array().unwrap();
+    let value = |name: &str| {
+        jar.iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["value"].as_str().unwrap_or("").to_owned())
+    };
+    assert_eq!(
+        value(LOGIN_COOKIE).as_deref(),
+        Some(login.as_str()),
+        "{jar:?}"
+    );
+    assert_eq!(
+        value("jupyterhub-session-id").as_deref(),
+        Some(sid.as_str()),
+        "{jar:?}"
+    );
+    assert_eq!(report["then"]["status"], 200, "{report}");
+    assert!(
+        report["then"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Signed in as alice"),
+        "{report}"
+    );
+    // And every response of the hub itself forbids framing.
+    sudohub_tests::tls::install_provider();
+    let home = reqwest::Client::new()
+        .get(format!("http://{addr}/hub/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(home.headers()["x-frame-options"], "DENY");
+    assert!(home.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .contains("frame-ancestors 'none'"));
+    assert_eq!(home.headers()["x-content-type-options"], "nosniff");
+    let _ = std::fs::remove_dir_all(&dir);
+}
