@@ -178,7 +178,9 @@ if [ "$start" = 1 ]; then
   else
     # No systemd as PID 1 (a container): run it in the background as the hub user. The
     # log is opened by the hub user's shell, not by root: a symlink planted there is
-    # followed with the hub's rights only.
+    # followed with the hub's rights only (and root removes one first, without following
+    # it, so that a planted link cannot keep the hub from starting).
+    [ -L /var/log/sudohub/sudohub.log ] && rm -f /var/log/sudohub/sudohub.log
     setpriv --reuid="$HUB_USER" --regid="$HUB_USER" --init-groups -- \
       /bin/sh -c 'exec "$0" --config "$1" >>"$2" 2>&1' \
       /usr/bin/sudohub /etc/sudohub/hub.toml /var/log/sudohub/sudohub.log </dev/null &

@@ -322,3 +322,135 @@ fn readme_documents_every_config_key() {
     }
     assert!(missing.is_empty(), "README.md lacks rows for {missing:?}");
 }
+
+/// Runs `script` with `sh -c` as the account `user` (its groups too), as root does to
+/// play a compromised service account; fails the test unless it succeeds.
+fn as_account(user: &str, script: &str) {
+    let out = Command::new("setpriv")
+        .args([
+            &format!("--reuid={user}"),
+            &format!("--regid={user}"),
+            "--init-groups",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .output()
+        .expect("setpriv");
+    assert!(
+        out.status.success(),
+        "as {user}: {script}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Whether the real hub answers on its default address.
+fn real_hub_answers() -> bool {
+    Command::new("curl")
+        .args(["-sf", "-o", "/dev/null", "http://127.0.0.1:8000/hub/api/"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Undoes the real install of the test below, unless the machine had one before.
+struct RealInstall {
+    existed: bool,
+}
+
+impl Drop for RealInstall {
+    fn drop(&mut self) {
+        if self.existed {
+            return;
+        }
+        let _ = Command::new("bash")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../install.sh"))
+            .arg("--uninstall")
+            .output();
+        // Not --purge: it would remove /opt/sudohub, the venv the other tests use.
+        for dir in [
+            "/etc/sudohub",
+            "/var/lib/sudohub",
+            "/var/log/sudohub",
+            "/run/sudohub",
+        ] {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        let _ = Command::new("userdel").arg("sudohub").output();
+    }
+}
+
+/// The README's first command for real (`install.sh`, no prefix), then attacked the way
+/// the outside review did:
+///
+/// - the hub account plants a symlink to a root-owned file where the hub's log goes and a
+///   root process's pid where the pid file used to be, and root runs `install.sh` again:
+///   the file is untouched, the process alive, the hub running;
+/// - next to it, the install test's own flow (a `--prefix` install with its own account,
+///   removed afterwards) leaves the real database, config and running hub untouched.
+#[test]
+fn a_real_install_resists_its_account_and_survives_the_install_tests() {
+    require_root();
+    let existed = Path::new("/usr/bin/sudohub").exists();
+    let _undo = RealInstall { existed };
+    let first = install_sh(&[]);
+    assert!(real_hub_answers(), "{first}");
+    assert!(
+        first.contains("127.0.0.1:8000"),
+        "loopback by default: {first}"
+    );
+
+    let canary = PathBuf::from(format!("/etc/{}", unique_name("canary")));
+    std::fs::write(&canary, "canary\n").unwrap();
+    let mut root_sleep = Command::new("sleep").arg("300").spawn().unwrap();
+    let systemd = Path::new("/run/systemd/system").exists();
+    if !systemd {
+        as_account(
+            "sudohub",
+            &format!(
+                "rm -f /var/log/sudohub/sudohub.log && ln -s {c} /var/log/sudohub/sudohub.log \
+                 && echo {pid} > /run/sudohub/sudohub.pid",
+                c = canary.display(),
+                pid = root_sleep.id()
+            ),
+        );
+    }
+    let again = install_sh(&[]);
+    assert_eq!(
+        std::fs::read_to_string(&canary).unwrap(),
+        "canary\n",
+        "{again}"
+    );
+    assert!(
+        root_sleep.try_wait().unwrap().is_none(),
+        "install.sh signalled a process the hub account named: {again}"
+    );
+    assert!(real_hub_answers(), "{again}");
+
+    // The install test's flow next to the real install.
+    let db = Path::new("/var/lib/sudohub/sudohub.sqlite");
+    let before = std::fs::metadata(db).unwrap().ino();
+    let config = std::fs::read("/etc/sudohub/hub.toml").unwrap();
+    let (user, group) = (unique_name("sir"), unique_name("sirg"));
+    let dir = std::env::temp_dir().join(unique_name("sudohub-next"));
+    let d = dir.to_str().unwrap();
+    install_sh(&[
+        "--no-start",
+        "--prefix",
+        d,
+        "--user",
+        &user,
+        "--group",
+        &group,
+    ]);
+    drop(TestUser::existing(&user));
+    drop(TestGroup::existing(&group));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(std::fs::metadata(db).map(|m| m.ino()).ok(), Some(before));
+    assert_eq!(std::fs::read("/etc/sudohub/hub.toml").unwrap(), config);
+    assert!(real_hub_answers(), "the real hub still serves");
+
+    let _ = root_sleep.kill();
+    let _ = root_sleep.wait();
+    let _ = std::fs::remove_file(&canary);
+}

@@ -64,10 +64,15 @@ fn world(server_args: &[&str], config_extra: &str) -> World {
     let sock_dir = PathBuf::from(format!("/run/{}", unique_name("shs")));
     std::fs::create_dir_all(&sock_dir).expect("socket dir");
     sudohub_tests::fs::chown_mode(&sock_dir, Uid::from_raw(0), Gid::from_raw(0), 0o755);
+    let min_uid = if config_extra.contains("min_uid") {
+        ""
+    } else {
+        "min_uid = 1000\n"
+    };
     let mut command = vec!["/usr/bin/python3".to_owned(), script.display().to_string()];
     command.extend(server_args.iter().map(|s| s.to_string()));
     let config = HelpersConfigFile::write(&format!(
-        "hub_user = {:?}\nallowed_group = {:?}\nmin_uid = 1000\n{config_extra}\n[spawner]\n\
+        "hub_user = {:?}\nallowed_group = {:?}\n{min_uid}{config_extra}\n[spawner]\n\
          command = {command:?}\nreattach_socket = {:?}\norphan_report_secs = 5\n",
         hub.name,
         group.name,
@@ -246,6 +251,30 @@ fn server_runs_confined_as_the_user() {
         assert_eq!(ignored & (1 << (sig - 1)), 0, "signal {sig} is ignored");
     }
     assert_eq!(st["CapEff"], "0000000000000000");
+    // No core dumps ([spawner.limits] core = 0): a crash leaves no file holding the
+    // server's token.
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core: Vec<&str> = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&core[4..6], ["0", "0"], "{limits}");
+    // The helper, the server's parent, runs as the user but is not dumpable: its /proc
+    // entries belong to root, so the user can neither ptrace it nor read its memory.
+    let helper_pid: u32 = st["PPid"].parse().unwrap();
+    let helper_st = proc::status(helper_pid);
+    assert_eq!(
+        helper_st["Uid"].split_whitespace().next(),
+        Some(uid.as_str())
+    );
+    let mem = std::fs::metadata(format!("/proc/{helper_pid}/mem")).unwrap();
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&mem),
+        0,
+        "the helper is dumpable"
+    );
 
     // Session leader with its own process group.
     let stat = proc::stat_fields(pid).unwrap();
@@ -692,6 +721,19 @@ fn refuses_a_primary_group_chosen_with_sudo_g() {
     let (kind, code, stderr) = refused(child, &mut s);
     assert_eq!((kind, code), (ErrorKind::BadIdentity, 2), "{stderr}");
     assert!(stderr.contains("sudo -g"), "{stderr}");
+    assert_no_processes(&w.member);
+}
+
+/// A member of the group whose uid is below `min_uid` (a system account someone added to
+/// the group) gets no server, though sudo lets the hub run the helper for them.
+#[test]
+fn refuses_a_member_below_min_uid() {
+    // Test users get uids from 2000 up; a min_uid above every one of them.
+    let w = world(&[], "min_uid = 60000");
+    let (child, mut s) = start_helper(&w, &w.member.name);
+    let (kind, code, stderr) = refused(child, &mut s);
+    assert_eq!((kind, code), (ErrorKind::BadIdentity, 2), "{stderr}");
+    assert!(stderr.contains("below min_uid 60000"), "{stderr}");
     assert_no_processes(&w.member);
 }
 
