@@ -819,3 +819,80 @@ async fn served_over_tls() {
         "{api_urls:?}"
     );
 }
+
+/// Port squatting: the hub picks a port and the server binds it a moment later; a local
+/// user who binds it in between must not get the route (and with it the user's requests).
+/// On a one-port range, carol binds the port as soon as alice's spawn starts, answering
+/// HTTP as a server would: alice's spawn fails naming carol's uid, and nothing is routed
+/// to carol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_squatted_port_gets_no_route() {
+    let w = world();
+    let port = free_port();
+    let text = std::fs::read_to_string(&w.config).unwrap().replace(
+        "http_timeout_secs = 90",
+        &format!("http_timeout_secs = 30\nport_range = [{port}, {port}]"),
+    );
+    fs::write_owned(
+        &w.config,
+        text.as_bytes(),
+        Uid::from_raw(0),
+        w.hub_user.gid,
+        0o640,
+    );
+    // Carol waits for alice's spawn to begin (her helper appears), then binds the port
+    // in the moment between the hub's choice and the server's own bind.
+    let mut squatter = w
+        .carol
+        .command("/usr/bin/python3")
+        .args([
+            "-c",
+            "import http.server, subprocess, sys, time\n\
+             while subprocess.run(['pgrep', '-u', sys.argv[2]], capture_output=True).returncode:\n\
+             \x20   time.sleep(0.005)\n\
+             http.server.HTTPServer(('127.0.0.1', int(sys.argv[1])), \
+             http.server.SimpleHTTPRequestHandler).serve_forever()",
+            &port.to_string(),
+            &w.alice.uid.to_string(),
+        ])
+        .current_dir("/tmp")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _hub = start_hub(&w);
+
+    sudohub_tests::tls::install_provider();
+    let c = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let api = |path: &str| {
+        c.post(url(&w, &format!("/hub/api/users/{}{path}", w.alice.name)))
+            .header("Authorization", format!("token {}", w.service_token))
+    };
+    assert_eq!(api("").send().await.unwrap().status(), StatusCode::CREATED);
+    let r = api("/server").send().await.unwrap();
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(
+        status,
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "{body}\n{}",
+        hub_log(&w)
+    );
+    assert!(
+        body.contains(&format!("taken by uid {}", w.carol.uid)),
+        "{body}"
+    );
+    // The user's URLs are the hub's, not carol's.
+    let r = c
+        .get(url(&w, &format!("/user/{}/tree", w.alice.name)))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_redirection(), "{}", r.status());
+    let _ = squatter.kill();
+    let _ = squatter.wait();
+}

@@ -4,11 +4,13 @@
 //!
 //! - [`spawn`]: the steps of a start, and watching for the exit;
 //! - [`environment`]: what the server's environment holds;
-//! - [`readiness`]: waiting for it to answer HTTP;
+//! - [`readiness`]: waiting for it to answer HTTP, and [`listener`]: checking that what
+//!   answers is the user's own socket;
 //! - [`recovery`]: after a hub restart, repair and re-attach;
 //! - [`progress`]: the typed events a spawn reports.
 
 mod environment;
+mod listener;
 pub mod progress;
 mod readiness;
 mod recovery;

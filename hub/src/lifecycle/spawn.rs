@@ -76,7 +76,10 @@ impl Servers {
         let pid = handle.pid();
         servers.running(name, pid)?;
         let http_timeout = Duration::from_secs(cfg.spawner.http_timeout_secs);
-        if let Err(e) = wait_http(port, &prefix, http_timeout, &handle).await {
+        let ready = wait_http(port, &prefix, http_timeout, &handle)
+            .await
+            .and_then(|()| owner_check(name, port));
+        if let Err(e) = ready {
             let _ = handle.stop(self.grace()).await;
             return Err(e);
         }
@@ -120,6 +123,17 @@ impl Servers {
             }
         });
     }
+}
+
+/// The route goes only to a socket of the user's own: see [`super::listener`].
+fn owner_check(user: &Username, port: u16) -> Result<(), HubError> {
+    let uid = nix::unistd::User::from_name(user.as_str())
+        .ok()
+        .flatten()
+        .ok_or_else(|| HubError::helper(format!("user {user} has no passwd entry")))?
+        .uid
+        .as_raw();
+    super::listener::owned_by(port, uid).map_err(HubError::helper)
 }
 
 /// A port in `range` that is free on 127.0.0.1 now.
