@@ -28,6 +28,26 @@ echo "== format and lints (warnings are errors)"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+echo "== fuzz the frame decoder both helpers use (libFuzzer, 20 s)"
+# cargo fuzz's flags on the stable toolchain: coverage instrumentation for the target only
+# (hence --target), so build scripts and proc macros build normally.
+host=$(rustc -vV | sed -n 's/^host: //p')
+(
+  cd fuzz
+  RUSTFLAGS="--cfg fuzzing -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+-Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
+-Cllvm-args=-sanitizer-coverage-trace-compares" \
+    cargo build --release --quiet --target "$host" --bin frame_decoder
+  mkdir -p target/corpus
+  if ! "target/$host/release/frame_decoder" -max_total_time=20 -rss_limit_mb=2048 \
+       target/corpus >target/fuzz.log 2>&1; then
+    tail -n 40 target/fuzz.log
+    echo "fuzzing found a crash: see fuzz/target/fuzz.log and fuzz/artifacts/" >&2
+    exit 1
+  fi
+  grep '^Done' target/fuzz.log
+)
+
 echo "== build the helpers the end-to-end tests install"
 cargo build --quiet -p sudohub -p sudohub-spawner -p sudohub-pam
 export SUDOHUB_TEST_BIN_DIR="$PWD/target/debug"

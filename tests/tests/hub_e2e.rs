@@ -229,6 +229,18 @@ async fn login_spawn_lab_kernel_restart_and_stop() {
         .unwrap();
     assert_eq!(who.status(), StatusCode::FORBIDDEN);
 
+    // A user name with a newline cannot forge a line of the hub's log.
+    let forged = "x\nINFO sudohub::auth::pam: login accepted user=root admin=true";
+    let p = login(&w, &Browser::new(), forged, PASSWORD).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(
+        !hub_log(&w)
+            .lines()
+            .any(|l| l.contains("login accepted user=root")),
+        "{}",
+        hub_log(&w)
+    );
+
     // Wrong password, and a right password outside the group: refused with a clear page.
     let b_carol = Browser::new();
     let p = login(&w, &b_carol, &w.carol.name, PASSWORD).await;

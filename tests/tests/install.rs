@@ -49,6 +49,16 @@ fn systemd_unit_keeps_user_servers_and_sudo_working() {
         "a hub restart must not kill user servers"
     );
     assert_eq!(get("Restart"), Some("on-failure"));
+    // Hardening that leaves sudo working: no core files, other users' processes hidden,
+    // the database and secrets created 0600.
+    assert_eq!(get("LimitCORE"), Some("0"));
+    assert_eq!(get("ProtectProc"), Some("invisible"));
+    assert_eq!(get("UMask"), Some("0077"));
+    assert_eq!(
+        get("ProcSubset"),
+        None,
+        "the port-owner check reads /proc/net"
+    );
     for key in IMPLY_NNP {
         assert!(
             get(key).is_none(),
