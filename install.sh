@@ -84,7 +84,8 @@ if [ "$uninstall" = 1 ]; then
         "$P/lib/systemd/system/sudohub.service"
   rm -rf "$P/usr/lib/sudohub"
   if [ "$purge" = 1 ]; then
-    rm -rf "$P/etc/sudohub" "$P/var/lib/sudohub" "$P/var/log/sudohub" "$P/opt/sudohub"
+    rm -rf "$P/etc/sudohub" "$P/var/lib/sudohub" "$P/var/lib/sudohub-pam" "$P/var/log/sudohub" \
+           "$P/opt/sudohub"
     [ -z "$P" ] && id "$HUB_USER" >/dev/null 2>&1 && userdel "$HUB_USER" || true
   fi
   say "uninstalled (user servers already running keep running until stopped)"
@@ -134,6 +135,7 @@ trap 'rm -f "$tmp"' EXIT
 render() {
   sed -e "s#\"/usr/lib/sudohub/#\"$P/usr/lib/sudohub/#g" \
       -e "s#\"/var/lib/sudohub/#\"$P/var/lib/sudohub/#g" \
+      -e "s#\"/var/lib/sudohub-pam\"#\"$P/var/lib/sudohub-pam\"#g" \
       -e "s#\"/run/sudohub/#\"$P/run/sudohub/#g" \
       -e "s#^hub_user = \"sudohub\"#hub_user = \"$HUB_USER\"#" \
       -e "s#^allowed_group = \"jupyterhub\"#allowed_group = \"$GROUP\"#" \
@@ -166,6 +168,8 @@ else
   say "keeping existing $P/etc/sudohub/hub.toml"
 fi
 install -d -m 0700 -o "$HUB_USER" -g "$HUB_USER" "$P/var/lib/sudohub"
+# sudohub-pam's per-account pacing: root and group shadow only, never the hub account.
+install -d -m 0770 -o root -g shadow "$P/var/lib/sudohub-pam"
 install -d -m 0750 -o "$HUB_USER" -g "$HUB_USER" "$P/var/log/sudohub"
 install -d -m 0755 -o "$HUB_USER" -g "$HUB_USER" "$P/run/sudohub"
 

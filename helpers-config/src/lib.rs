@@ -113,6 +113,11 @@ pub struct PamConfig {
     /// The PAM service name (`/etc/pam.d/<service>`).
     #[serde(default = "default_pam_service")]
     pub service: String,
+    /// Where the PAM helper paces checks per account: a directory of root and group
+    /// `shadow` only (mode 0770), so the hub, which is not in `shadow`, can neither read
+    /// nor reset it.
+    #[serde(default = "default_pam_state_dir")]
+    pub state_dir: PathBuf,
 }
 
 impl Default for SpawnerConfig {
@@ -137,6 +142,7 @@ impl Default for PamConfig {
     fn default() -> Self {
         Self {
             service: default_pam_service(),
+            state_dir: default_pam_state_dir(),
         }
     }
 }
@@ -189,4 +195,8 @@ fn default_orphan_report_secs() -> u32 {
 }
 fn default_pam_service() -> String {
     "sudohub".into()
+}
+
+fn default_pam_state_dir() -> PathBuf {
+    "/var/lib/sudohub-pam".into()
 }

@@ -10,11 +10,17 @@
 //!    passwords, and nothing is checked for them;
 //! 3. one hello and one request, bounded (64 KiB frames, 4 KiB passwords), decoded whole;
 //! 4. a valid POSIX user name — no paths, options or NULs reach PAM;
-//! 5. `pam_authenticate`, then `pam_acct_mgmt`, so locked and expired accounts are refused;
-//! 6. one answer; one log line on stderr (caller, user, result, reason — never the password).
+//! 5. a member of the allowed group at or above `min_uid`, else refused without PAM;
+//! 6. the account's turn ([`pace`]): one check per account at a time, each failure
+//!    recorded before PAM is asked and paid for by a wait before the next check, in state
+//!    the hub cannot reset;
+//! 7. `pam_authenticate`, then `pam_acct_mgmt`, so locked and expired accounts are refused;
+//! 8. one answer; one log line on stderr and in syslog (caller, user, result, reason —
+//!    never the password).
 #![deny(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod pace;
 mod pam;
 // The one module allowed `unsafe`: each block there has its `// SAFETY:` note.
 #[allow(unsafe_code)]
@@ -40,13 +46,27 @@ pub fn run() -> i32 {
         PamAnswer::Denied { reason } => ("denied".to_owned(), format!("{reason:?}")),
         PamAnswer::Error { kind, message } => (format!("error:{kind:?}"), message.to_string()),
     };
-    eprintln!(
-        "sudohub-pam: caller_uid={caller} user={} result={result} reason={reason:?}",
+    let line = format!(
+        "caller_uid={caller} user={} result={result} reason={reason:?}",
         user.as_deref().unwrap_or("-")
     );
+    eprintln!("sudohub-pam: {line}");
+    syslog(&line);
     let mut out = std::io::stdout();
     let _ = write_frame(&mut out, &answer).map(|()| out.flush());
     exit_code(&answer)
+}
+
+/// Every attempt also goes to the system log (authpriv), which the hub cannot edit, not
+/// only to the caller's stderr. Without a syslog socket (a container) nothing is sent.
+fn syslog(line: &str) {
+    use std::os::unix::net::UnixDatagram;
+    // authpriv (10) * 8 + notice (5).
+    let msg = format!("<85>sudohub-pam[{}]: {line}", std::process::id());
+    if let Ok(sock) = UnixDatagram::unbound() {
+        let _ = sock.set_nonblocking(true);
+        let _ = sock.send_to(msg.as_bytes(), "/dev/log");
+    }
 }
 
 /// Step 1: nothing of this process may end up on disk or in a PAM module's view.
@@ -124,12 +144,43 @@ fn decide(config_path: &Path) -> (PamAnswer, Option<String>) {
             None,
         );
     }
+    // Only members of the allowed group at or above min_uid are ever checked: system
+    // accounts and everyone else are refused without PAM, after the wait a wrong password
+    // costs, so the answer says nothing about the account.
+    let Some(uid) = member_uid(&config, &username) else {
+        std::thread::sleep(pace::delay(1));
+        let reason = DenyReason::UnknownUser;
+        return (PamAnswer::Denied { reason }, Some(username));
+    };
+    let egid = nix::unistd::getegid().as_raw();
+    let turn = match pace::take_turn(&config.pam.state_dir, egid, uid, &username) {
+        Ok(t) => t,
+        Err(pace::Refusal::TooSoon) => {
+            let reason = DenyReason::MaxTries;
+            return (PamAnswer::Denied { reason }, Some(username));
+        }
+        Err(pace::Refusal::BadState(m)) => return (error(PamErrorKind::Config, m), Some(username)),
+    };
     let answer = match pam::check(&config.pam.service, &username, password) {
-        Ok(()) => PamAnswer::Ok,
+        Ok(()) => {
+            turn.succeeded();
+            PamAnswer::Ok
+        }
         Err(pam::Outcome::Denied(reason)) => PamAnswer::Denied { reason },
         Err(pam::Outcome::Failed(msg)) => error(PamErrorKind::Pam, msg),
     };
     (answer, Some(username))
+}
+
+/// The uid of `name` if it is a member of the allowed group (primary or supplementary)
+/// at or above `min_uid`.
+fn member_uid(config: &sudohub_helpers_config::HelpersConfig, name: &str) -> Option<u32> {
+    let user = User::from_name(name).ok().flatten()?;
+    let group = nix::unistd::Group::from_name(&config.allowed_group)
+        .ok()
+        .flatten()?;
+    let member = user.gid == group.gid || group.mem.iter().any(|m| m == name);
+    (member && user.uid.as_raw() >= config.min_uid).then_some(user.uid.as_raw())
 }
 
 fn exit_code(answer: &PamAnswer) -> i32 {

@@ -286,8 +286,27 @@ pub struct HelpersConfigFile {
 }
 
 impl HelpersConfigFile {
-    /// Writes `text` as the helpers' configuration.
+    /// Writes `text` as the helpers' configuration. Unless `text` names one, the PAM
+    /// helper's state directory is the test one, made root:shadow 0770 like a real one.
     pub fn write(text: &str) -> Self {
+        let text = if text.contains("state_dir") {
+            text.to_owned()
+        } else {
+            let dir = Path::new(TEST_PAM_STATE_DIR);
+            std::fs::create_dir_all(dir).expect("create the PAM state dir");
+            let shadow = nix::unistd::Group::from_name("shadow")
+                .ok()
+                .flatten()
+                .expect("group shadow")
+                .gid;
+            crate::fs::chown_mode(dir, Uid::from_raw(0), shadow, 0o770);
+            let line = format!("state_dir = {TEST_PAM_STATE_DIR:?}\n");
+            if text.contains("[pam]\n") {
+                text.replacen("[pam]\n", &format!("[pam]\n{line}"), 1)
+            } else {
+                format!("{text}\n[pam]\n{line}")
+            }
+        };
         let path = PathBuf::from(sudohub_helpers_config::CONFIG_PATH);
         let dir = path.parent().expect("config path has a directory");
         std::fs::create_dir_all(dir).expect("create config dir");
@@ -308,6 +327,10 @@ impl Drop for HelpersConfigFile {
         let _ = std::fs::remove_file(&self.path);
     }
 }
+
+/// Where the PAM helper of the tests paces checks (files per uid; a reused uid with
+/// another name starts clean).
+pub const TEST_PAM_STATE_DIR: &str = "/var/lib/sudohub-pam-test";
 
 /// A root-owned directory of installed helper binaries, removed when dropped.
 pub struct InstalledHelpers {

@@ -194,6 +194,7 @@ fn install_sh_installs_a_layout_that_sudohub_check_passes() {
         ("etc/sudohub/hub.toml", (0, g, 0o640)),
         ("lib/systemd/system/sudohub.service", (0, 0, 0o644)),
         ("var/lib/sudohub", (u, g, 0o700)),
+        ("var/lib/sudohub-pam", (0, shadow, 0o770)),
         ("var/log/sudohub", (u, g, 0o750)),
         ("run/sudohub", (u, g, 0o755)),
     ] {
@@ -381,6 +382,7 @@ impl Drop for RealInstall {
         for dir in [
             "/etc/sudohub",
             "/var/lib/sudohub",
+            "/var/lib/sudohub-pam",
             "/var/log/sudohub",
             "/run/sudohub",
         ] {

@@ -348,6 +348,75 @@ fn the_hub_user_is_not_in_shadow_and_the_helper_is_setgid_shadow() {
 /// The hub's PAM client, run as the hub user (as the hub runs): group rules after PAM,
 /// admins from admin groups, and a burst of wrong passwords slowing that user name down
 /// while another user name still logs in normally. The hub process has no shadow group.
+/// A compromised hub cannot guess fast, whatever it does with the helper: a check that is
+/// killed before PAM answers still counts as a failure, and the next check of that account
+/// (even with the right password) waits for it; the count lives where the hub cannot
+/// reach; other accounts are not slowed; system accounts and non-members are refused
+/// without PAM.
+#[test]
+fn checks_are_paced_per_account_where_the_hub_cannot_reset_them() {
+    use std::time::{Duration, Instant};
+    let w = world();
+    let bob = TestUser::create(&unique_name("spb"), &[&w._group.name], Some(PASSWORD));
+
+    // The kill trick: a wrong password, and the helper killed before PAM's delay ends.
+    let mut killed = w
+        .hub
+        .command(w.helpers.pam())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = killed.stdin.take().unwrap();
+    stdin.write_all(&request(&w.alice.name, "wrong")).unwrap();
+    drop(stdin);
+    std::thread::sleep(Duration::from_millis(300));
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+
+    // Another account is not slowed...
+    let started = Instant::now();
+    assert_eq!(check(&w, &bob.name, PASSWORD).answer, PamAnswer::Ok);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    // ...but alice's next check, right password or not, waits out the failure.
+    let started = Instant::now();
+    let o = check(&w, &w.alice.name, PASSWORD);
+    assert_eq!(o.answer, PamAnswer::Ok, "{}", o.stderr);
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1400),
+        "answered after {waited:?}"
+    );
+
+    // The hub account cannot read or reset the counts.
+    let dir = sudohub_tests::system::TEST_PAM_STATE_DIR;
+    let out = w
+        .hub
+        .command("sh")
+        .args(["-c", &format!("ls {dir} || rm -f {dir}/*; ls {dir}")])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{out:?}");
+
+    // Accounts outside the group, and system accounts, never reach PAM.
+    for user in ["root", "daemon"] {
+        let o = check(&w, user, "whatever");
+        assert_eq!(
+            o.answer,
+            PamAnswer::Denied {
+                reason: DenyReason::UnknownUser
+            },
+            "{user}: {}",
+            o.stderr
+        );
+    }
+}
+
 #[test]
 fn hub_client_applies_rules_and_rate_limits() {
     use sudohub_tests::{run_test_as, INNER};
@@ -424,9 +493,13 @@ fn hub_client_inner() {
             .await
             .unwrap();
         assert!(admin.admin, "member of an admin group is admin");
-        assert_eq!(
-            auth.authenticate(&name("T_OUTSIDER"), pw(), addr).await,
-            Err(AuthError::NotAllowed),
+        // A right password outside the allowed group: the PAM helper refuses it before
+        // PAM, so the hub learns nothing about that account.
+        assert!(
+            matches!(
+                auth.authenticate(&name("T_OUTSIDER"), pw(), addr).await,
+                Err(AuthError::Denied(_))
+            ),
             "right password, but not in the allowed group"
         );
 

@@ -106,6 +106,7 @@ pub fn run(cfg: &HubConfig, paths: &CheckPaths) -> Vec<Finding> {
             format!("the single-user command {} exists and is executable", program.display()),
             format!("the single-user command {} is missing or not executable: run install.sh, or fix spawner.command in helpers.toml", program.display()),
         );
+        pam_state(&h.pam.state_dir, &mut r);
         let pam = paths.pam_dir.join(&h.pam.service);
         r.check(
             pam.is_file(),
@@ -118,6 +119,29 @@ pub fn run(cfg: &HubConfig, paths: &CheckPaths) -> Vec<Finding> {
     }
     state(cfg, &mut r);
     r.0
+}
+
+/// The PAM helper's pacing directory: root:shadow, nothing for others (the hub, not in
+/// shadow, must not reset it).
+fn pam_state(dir: &Path, r: &mut Report) {
+    let shadow = nix::unistd::Group::from_name("shadow")
+        .ok()
+        .flatten()
+        .map(|g| g.gid.as_raw());
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) => r.check(
+            m.is_dir() && m.uid() == 0 && Some(m.gid()) == shadow && m.mode() & 0o007 == 0,
+            format!("PAM pacing directory {} is root:shadow, mode {:04o}", dir.display(), m.mode() & 0o7777),
+            format!(
+                "PAM pacing directory {} must be a root:shadow directory without access for others: `chown root:shadow {0} && chmod 0770 {0}`",
+                dir.display()
+            ),
+        ),
+        Err(_) => r.fail(format!(
+            "PAM pacing directory {} is missing (logins will fail): `install -d -m 0770 -o root -g shadow {0}`",
+            dir.display()
+        )),
+    }
 }
 
 /// `sudohub check`: loads hub.toml (`config`, else the one of `prefix` or the default),
