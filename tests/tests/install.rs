@@ -100,6 +100,15 @@ fn systemd_unit_passes_systemd_analyze_verify() {
     );
 }
 
+/// Held by each test that runs install.sh: every prefix is compiled into the helpers, so
+/// two tests building for different prefixes at once would rebuild in turn, over and over.
+static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// One install.sh test at a time (a failed one leaves the lock poisoned, not held).
+fn installing() -> std::sync::MutexGuard<'static, ()> {
+    INSTALLING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Runs `./install.sh` with `args` and returns its output; fails the test unless it
 /// succeeded.
 fn install_sh(args: &[&str]) -> String {
@@ -143,6 +152,7 @@ fn owner_mode(path: &Path) -> (u32, u32, u32) {
 #[test]
 fn install_sh_installs_a_layout_that_sudohub_check_passes() {
     require_root();
+    let _one_at_a_time = installing();
     let user = unique_name("sih");
     let group = unique_name("sig");
     let dir = std::env::temp_dir().join(unique_name("sudohub-install"));
@@ -403,6 +413,7 @@ impl Drop for RealInstall {
 #[test]
 fn a_real_install_resists_its_account_and_survives_the_install_tests() {
     require_root();
+    let _one_at_a_time = installing();
     let existed = Path::new("/usr/bin/sudohub").exists();
     let _undo = RealInstall { existed };
     let first = install_sh(&[]);
