@@ -71,9 +71,20 @@ async fn mallory_server() -> SocketAddr {
     addr
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hostile_page_on_the_hubs_origin_cannot_act_for_its_visitor() {
-    require_browser();
+/// A hub served in this process (no root needed: sessions are made in its database).
+struct Hub {
+    state: AppState,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn hub() -> Hub {
     let dir = std::env::temp_dir().join(sudohub_tests::unique_name("sh-browser"));
     std::fs::create_dir_all(&dir).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -90,33 +101,37 @@ async fn a_hostile_page_on_the_hubs_origin_cannot_act_for_its_visitor() {
         None,
         std::future::pending(),
     ));
+    Hub { state, addr, dir }
+}
 
-    // Alice is signed in; mallory's server is running (her route points at her page).
-    let alice = state
+/// A signed-in user: their row, their signed login cookie and their session id.
+fn signed_in(h: &Hub, name: &str) -> (sudohub::db::UserRow, String, String) {
+    let user = h
+        .state
         .db
         .users()
-        .ensure(&Username::parse("alice").unwrap(), Some(false))
+        .ensure(&Username::parse(name).unwrap(), Some(false))
         .unwrap();
     let (secret, sid) = (
         sudohub::secrets::new_session_id(),
         sudohub::secrets::new_session_id(),
     );
-    state.db.sessions().add(&secret, alice.id, &sid).unwrap();
-    let login = state.key.sign(LOGIN_COOKIE, &secret);
-    let mallory = Username::parse("mallory").unwrap();
-    state.db.users().ensure(&mallory, Some(false)).unwrap();
-    state.routes.set_user(&mallory, mallory_server().await);
+    h.state.db.sessions().add(&secret, user.id, &sid).unwrap();
+    let login = h.state.key.sign(LOGIN_COOKIE, &secret);
+    (user, login, sid)
+}
 
+/// Runs a script of `tests/browser/` against the hub with those cookies; its JSON.
+fn browse(h: &Hub, script: &str, login: &str, sid: &str, env: &[(&str, &str)]) -> Value {
     let cookies = serde_json::json!([
         {"name": LOGIN_COOKIE, "value": login, "path": "/hub/"},
         {"name": "jupyterhub-session-id", "value": sid, "path": "/"},
     ]);
     let out = Command::new("node")
-        .arg(browser_dir().join("visit.mjs"))
-        .env("SUDOHUB_BASE", format!("http://{addr}"))
+        .arg(browser_dir().join(script))
+        .env("SUDOHUB_BASE", format!("http://{}", h.addr))
         .env("SUDOHUB_COOKIES", cookies.to_string())
-        .env("SUDOHUB_PAGE", "/user/mallory/evil.html")
-        .env("SUDOHUB_THEN", "/hub/home")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -126,8 +141,30 @@ async fn a_hostile_page_on_the_hubs_origin_cannot_act_for_its_visitor() {
         String::from_utf8_lossy(&out.stderr)
     );
     let report: Value = serde_json::from_str(stdout.trim()).unwrap();
-    let r = &report["results"];
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    report
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_page_on_the_hubs_origin_cannot_act_for_its_visitor() {
+    require_browser();
+    let h = hub().await;
+    // Alice is signed in; mallory's server is running (her route points at her page).
+    let (alice, login, sid) = signed_in(&h, "alice");
+    let mallory = Username::parse("mallory").unwrap();
+    h.state.db.users().ensure(&mallory, Some(false)).unwrap();
+    h.state.routes.set_user(&mallory, mallory_server().await);
+    let report = browse(
+        &h,
+        "visit.mjs",
+        &login,
+        &sid,
+        &[
+            ("SUDOHUB_PAGE", "/user/mallory/evil.html"),
+            ("SUDOHUB_THEN", "/hub/home"),
+        ],
+    );
+    let r = &report["results"];
 
     // Hub pages cannot be read by a script or a frame: no XSRF token leaks that way.
     assert_eq!(r["fetch_token_page"]["status"], 403, "{r}");
@@ -143,7 +180,7 @@ async fn a_hostile_page_on_the_hubs_origin_cannot_act_for_its_visitor() {
     let w = &r["window"];
     assert_eq!(w["readable"], false, "{w}");
     // Nothing was made for alice.
-    assert!(state.db.tokens().api_tokens(alice.id).unwrap().is_empty());
+    assert!(h.state.db.tokens().api_tokens(alice.id).unwrap().is_empty());
     // The proxy dropped mallory's cookies: alice is still herself, with her session.
     let jar = report["cookies"].as_array().unwrap();
     let value = |name: &str| {
@@ -172,7 +209,7 @@ async fn a_hostile_page_on_the_hubs_origin_cannot_act_for_its_visitor() {
     // And every response of the hub itself forbids framing.
     sudohub_tests::tls::install_provider();
     let home = reqwest::Client::new()
-        .get(format!("http://{addr}/hub/login"))
+        .get(format!("http://{}/hub/login", h.addr))
         .send()
         .await
         .unwrap();
@@ -182,5 +219,27 @@ async fn a_hostile_page_on_the_hubs_origin_cannot_act_for_its_visitor() {
         .unwrap()
         .contains("frame-ancestors 'none'"));
     assert_eq!(home.headers()["x-content-type-options"], "nosniff");
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The same defences let the real user through: in chromium, a click on the token page
+/// makes a token, a click on the sign-out page signs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_user_still_uses_the_hubs_pages_by_clicking() {
+    require_browser();
+    let h = hub().await;
+    let (alice, login, sid) = signed_in(&h, "alice");
+    let report = browse(&h, "user.mjs", &login, &sid, &[]);
+    let made = h.state.db.tokens().api_tokens(alice.id).unwrap();
+    assert_eq!(made.len(), 1, "{report}");
+    assert_eq!(made[0].note, "made by clicking");
+    let token = report["afterToken"]["token"].as_str().unwrap();
+    let found = h.state.db.tokens().lookup(token).unwrap().unwrap();
+    assert_eq!(found.user.id, alice.id);
+    let landed = report["afterLogout"]["url"].as_str().unwrap();
+    assert!(landed.ends_with("/hub/login"), "{report}");
+    let secret = h.state.key.verify(LOGIN_COOKIE, &login).unwrap();
+    assert!(
+        h.state.db.sessions().get(&secret).unwrap().is_none(),
+        "signed out"
+    );
 }
