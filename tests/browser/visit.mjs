@@ -1,23 +1,10 @@
-// Opens one page in Debian's chromium as a logged-in user would, waits until the page
-// says it is done (window.done), and prints what it found (window.results) and the
-// browser's cookies as JSON. Used by tests/tests/browser.rs.
-//
-// Environment: SUDOHUB_BASE (http://127.0.0.1:PORT), SUDOHUB_COOKIES (JSON list of
-// {name, value, path}), SUDOHUB_PAGE (path to open), SUDOHUB_THEN (path to open after).
-import { chromium } from 'playwright-core';
+// Opens one page as a signed-in user, waits until the page says it is done (window.done),
+// and prints what it found (window.results), the page opened after it (SUDOHUB_THEN) and
+// the browser's cookies as JSON. Used by tests/tests/browser.rs.
+// Environment: as session.mjs, and SUDOHUB_PAGE, SUDOHUB_THEN (paths).
+import { base, withSignedInBrowser } from './session.mjs';
 
-const base = process.env.SUDOHUB_BASE;
-const host = new URL(base).hostname;
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-dev-shm-usage'],
-});
-try {
-  const context = await browser.newContext();
-  const cookies = JSON.parse(process.env.SUDOHUB_COOKIES || '[]');
-  await context.addCookies(cookies.map((c) => ({
-    name: c.name, value: c.value, domain: host, path: c.path, httpOnly: true, sameSite: 'Lax',
-  })));
+await withSignedInBrowser(async (context) => {
   const page = await context.newPage();
   const requests = [];
   context.on('response', (r) => requests.push({ url: r.url(), method: r.request().method(), status: r.status() }));
@@ -31,6 +18,4 @@ try {
   }
   const jar = (await context.cookies()).map((c) => ({ name: c.name, value: c.value, path: c.path }));
   console.log(JSON.stringify({ results, then, cookies: jar, requests }));
-} finally {
-  await browser.close();
-}
+});
