@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs what only the test suite needs, beyond scripts/deps.sh: Debian's chromium and
-# Node.js for the browser tests, and playwright-core (pinned in tests/browser/package.json
+# Node.js for the browser tests, g++ for libFuzzer, and playwright-core (pinned in tests/browser/package.json
 # and package-lock.json) from the npm registry. Idempotent. Must run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-dpkg-query -W -f='${Status}' chromium 2>/dev/null | grep -q 'install ok installed' || missing+=(chromium)
+for p in chromium g++; do   # g++: libFuzzer, which test.sh builds for the fuzz run
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
