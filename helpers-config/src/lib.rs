@@ -87,6 +87,12 @@ pub struct SpawnerConfig {
     /// report it, in seconds, before it gives up and exits.
     #[serde(default = "default_orphan_report_secs")]
     pub orphan_report_secs: u32,
+    /// The Hub API the servers must talk to (`JUPYTERHUB_API_URL`), e.g.
+    /// `http://127.0.0.1:8000/hub/api`. When set, the helper sets it itself and refuses a
+    /// request whose `JUPYTERHUB_API_URL` or `JUPYTERHUB_ACTIVITY_URL` points elsewhere:
+    /// the hub cannot send a server's token and activity to an address of its choosing.
+    #[serde(default)]
+    pub hub_api_url: Option<String>,
 }
 
 /// `[spawner.limits]`: `setrlimit` values for the server; an absent key leaves the limit
@@ -134,6 +140,7 @@ impl Default for SpawnerConfig {
             reattach_socket: default_reattach_socket(),
             max_grace_ms: default_max_grace_ms(),
             orphan_report_secs: default_orphan_report_secs(),
+            hub_api_url: None,
         }
     }
 }

@@ -242,6 +242,17 @@ fn validate(c: &HelpersConfig) -> Result<(), ConfigError> {
             "must be an absolute path",
         ));
     }
+    if let Some(url) = &s.hub_api_url {
+        let ok = (url.starts_with("http://") || url.starts_with("https://"))
+            && !url.ends_with('/')
+            && !url.contains(['?', '#', ' ', '\0']);
+        if !ok {
+            return Err(invalid(
+                "spawner.hub_api_url",
+                "must be an http(s) URL without a trailing slash, e.g. \"http://127.0.0.1:8000/hub/api\"",
+            ));
+        }
+    }
     if c.pam.service.is_empty() || c.pam.service.contains(['/', '\0']) {
         return Err(invalid("pam.service", "must be a plain PAM service name"));
     }
@@ -363,6 +374,8 @@ mod shipped_file {
                     core: Some(0),
                     ..Default::default()
                 },
+                // Pinned in the shipped file (to the shipped hub.toml's API); unset by default.
+                hub_api_url: Some("http://127.0.0.1:8000/hub/api".into()),
                 ..Default::default()
             }
         );

@@ -62,11 +62,45 @@ pub fn check(req: Spawn, config: &SpawnerConfig) -> Result<Checked, HelperError>
             ));
         }
     }
+    pin_hub_api(&mut env, config)?;
     Ok(Checked {
         server_name,
         port: req.port,
         env,
     })
+}
+
+/// With `hub_api_url` in the config, the server talks to that Hub API only: a request
+/// that names another one (for its API or its activity reports) is refused, and the
+/// variable is set from the config.
+fn pin_hub_api(
+    env: &mut BTreeMap<String, String>,
+    config: &SpawnerConfig,
+) -> Result<(), HelperError> {
+    let Some(api) = &config.hub_api_url else {
+        return Ok(());
+    };
+    let elsewhere = |name: &str| {
+        HelperError::new(
+            ErrorKind::BadValue,
+            format!("{name} must be under hub_api_url {api} of helpers.toml"),
+        )
+    };
+    if env.get("JUPYTERHUB_API_URL").is_some_and(|v| v != api) {
+        return Err(elsewhere("JUPYTERHUB_API_URL"));
+    }
+    let activity_ok = |v: &String| {
+        v.strip_prefix(api.as_str())
+            .is_some_and(|rest| rest.starts_with('/') && !rest.contains(".."))
+    };
+    if env
+        .get("JUPYTERHUB_ACTIVITY_URL")
+        .is_some_and(|v| !activity_ok(v))
+    {
+        return Err(elsewhere("JUPYTERHUB_ACTIVITY_URL"));
+    }
+    env.insert("JUPYTERHUB_API_URL".to_owned(), api.clone());
+    Ok(())
 }
 
 /// JupyterHub 6's named-server rule, plus the empty default name: 1–30 characters of

@@ -33,6 +33,59 @@ mod request {
     }
 
     #[test]
+    fn the_hub_api_comes_from_the_config() {
+        let cfg = SpawnerConfig {
+            hub_api_url: Some("http://127.0.0.1:8000/hub/api".into()),
+            ..SpawnerConfig::default()
+        };
+        let ok = check(
+            spawn(
+                "",
+                8888,
+                &[
+                    ("JUPYTERHUB_API_URL", "http://127.0.0.1:8000/hub/api"),
+                    (
+                        "JUPYTERHUB_ACTIVITY_URL",
+                        "http://127.0.0.1:8000/hub/api/users/a/activity",
+                    ),
+                ],
+            ),
+            &cfg,
+        )
+        .unwrap();
+        assert_eq!(
+            ok.env["JUPYTERHUB_API_URL"],
+            "http://127.0.0.1:8000/hub/api"
+        );
+        // Not sent: set from the config.
+        let set = check(spawn("", 8888, &[]), &cfg).unwrap();
+        assert_eq!(
+            set.env["JUPYTERHUB_API_URL"],
+            "http://127.0.0.1:8000/hub/api"
+        );
+        for (name, value) in [
+            ("JUPYTERHUB_API_URL", "http://127.0.0.1:9999/hub/api"),
+            ("JUPYTERHUB_API_URL", "http://127.0.0.1:8000/hub/api/"),
+            (
+                "JUPYTERHUB_ACTIVITY_URL",
+                "http://evil.example/hub/api/users/a/activity",
+            ),
+            (
+                "JUPYTERHUB_ACTIVITY_URL",
+                "http://127.0.0.1:8000/hub/apix/users/a/activity",
+            ),
+            (
+                "JUPYTERHUB_ACTIVITY_URL",
+                "http://127.0.0.1:8000/hub/api/../../x",
+            ),
+        ] {
+            let e = check(spawn("", 8888, &[(name, value)]), &cfg).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::BadValue, "{name}={value}");
+            assert!(e.message.contains(name), "{}", e.message);
+        }
+    }
+
+    #[test]
     fn refuses_dangerous_env_and_values() {
         let cfg = SpawnerConfig::default();
         for name in [

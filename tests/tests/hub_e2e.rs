@@ -84,12 +84,6 @@ fn world_with(base_url: &str, extra: impl FnOnce(&TestUser, &std::path::Path) ->
     std::fs::create_dir_all(&run_dir).unwrap();
     fs::chown_mode(&run_dir, hub_user.uid, hub_user.gid, 0o755);
     let socket = run_dir.join("spawners.sock");
-    let helpers_config = HelpersConfigFile::write(&format!(
-        "hub_user = {:?}\nallowed_group = {:?}\n[spawner]\nreattach_socket = {:?}\n[pam]\nservice = {service_name:?}\n",
-        hub_user.name,
-        group.name,
-        socket.display().to_string()
-    ));
     let sudoers = SudoersDropIn::install(
         &unique_name("sudohube"),
         &SudoersDropIn::rule(&hub_user.name, &group.name, &helpers.spawner()),
@@ -129,6 +123,16 @@ admin = true
         spawner = helpers.spawner().display(),
     );
     fs::write_owned(&config, text.as_bytes(), root.0, hub_user.gid, 0o640);
+    // The helpers pin the Hub API to this hub's, as an installed helpers.toml does.
+    let api = sudohub::config::HubConfig::parse(&text, &config)
+        .unwrap()
+        .api_url();
+    let helpers_config = HelpersConfigFile::write(&format!(
+        "hub_user = {:?}\nallowed_group = {:?}\n[spawner]\nreattach_socket = {:?}\nhub_api_url = {api:?}\n[pam]\nservice = {service_name:?}\n",
+        hub_user.name,
+        group.name,
+        socket.display().to_string()
+    ));
     World {
         hub_user,
         alice,

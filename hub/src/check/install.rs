@@ -157,6 +157,16 @@ pub(super) fn agreement(
             helper_sock.display()
         ),
     );
+    if let Some(pinned) = &h.spawner.hub_api_url {
+        let api = cfg.api_url();
+        r.check(
+            *pinned == api,
+            format!("helpers.toml pins the servers' Hub API to this hub's, {api}"),
+            format!(
+                "helpers.toml [spawner] hub_api_url {pinned} is not this hub's API {api} (from bind/hub_bind and base_url): every spawn would be refused; set hub_api_url = {api:?}"
+            ),
+        );
+    }
     let strays: Vec<&String> = cfg
         .auth
         .allowed_groups
