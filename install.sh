@@ -52,7 +52,7 @@ hub_pid() {
   local pid exe
   for f in "$PIDFILE" /run/sudohub/sudohub.pid; do
     [ -f "$f" ] && [ ! -L "$f" ] || continue
-    pid=$(head -c 16 "$f" | tr -cd '0-9')
+    pid=$(timeout 2 head -c 16 "$f" | tr -cd '0-9')
     [ -n "$pid" ] || continue
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null || true)
     # After an upgrade the running binary is the replaced one: "… (deleted)".
@@ -72,6 +72,8 @@ stop_hub() {
   if pid=$(hub_pid); then
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    # Still there after 5 s (a client holding a connection open): it is ours, checked above.
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
   fi
   # rm removes a planted symlink itself, never what it points to.
   rm -f "$PIDFILE" /run/sudohub/sudohub.pid
@@ -202,7 +204,10 @@ if [ "$start" = 1 ]; then
   done
   if ! curl -ksf -o /dev/null "$scheme://127.0.0.1:$port${base:-/}hub/api/"; then
     echo "install: the hub does not answer on port $port; its log says:" >&2
-    { journalctl -u sudohub -n 20 --no-pager 2>/dev/null || tail -n 20 /var/log/sudohub/sudohub.log; } >&2
+    # The log is the hub account's file: read it as that account, never as root.
+    { journalctl -u sudohub -n 20 --no-pager 2>/dev/null \
+      || setpriv --reuid="$HUB_USER" --regid="$HUB_USER" --init-groups -- \
+           tail -n 20 /var/log/sudohub/sudohub.log; } >&2
     exit 1
   fi
   say "checking the installation (sudohub check):"

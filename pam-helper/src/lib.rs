@@ -72,6 +72,11 @@ fn syslog(line: &str) {
 /// Step 1: nothing of this process may end up on disk or in a PAM module's view.
 fn harden() {
     let _ = setrlimit(Resource::RLIMIT_CORE, 0, 0);
+    // The caller's file-size limit must not cut the pacing record short (`pace`): lift the
+    // soft limit to the hard one, which `decide` then requires to be unlimited.
+    if let Ok((_, hard)) = nix::sys::resource::getrlimit(Resource::RLIMIT_FSIZE) {
+        let _ = setrlimit(Resource::RLIMIT_FSIZE, hard, hard);
+    }
     let _ = nix::sys::prctl::set_dumpable(false);
     for (key, _) in std::env::vars_os() {
         std::env::remove_var(key);
@@ -86,6 +91,11 @@ fn decide(config_path: &Path) -> (PamAnswer, Option<String>) {
         kind,
         message: Bounded::new(msg.chars().take(900).collect::<String>()).unwrap_or_default(),
     };
+    let fsize = nix::sys::resource::getrlimit(Resource::RLIMIT_FSIZE);
+    if fsize.map_or(true, |(soft, _)| soft != nix::sys::resource::RLIM_INFINITY) {
+        let msg = "the caller limits file sizes (RLIMIT_FSIZE): refused".to_owned();
+        return (error(PamErrorKind::Config, msg), None);
+    }
     let config = match load_trusted(config_path) {
         Ok(c) => c,
         Err(e) => return (error(PamErrorKind::Config, e.to_string()), None),
@@ -155,10 +165,6 @@ fn decide(config_path: &Path) -> (PamAnswer, Option<String>) {
     let egid = nix::unistd::getegid().as_raw();
     let turn = match pace::take_turn(&config.pam.state_dir, egid, uid, &username) {
         Ok(t) => t,
-        Err(pace::Refusal::TooSoon) => {
-            let reason = DenyReason::MaxTries;
-            return (PamAnswer::Denied { reason }, Some(username));
-        }
         Err(pace::Refusal::BadState(m)) => return (error(PamErrorKind::Config, m), Some(username)),
     };
     let answer = match pam::check(&config.pam.service, &username, password) {

@@ -7,39 +7,44 @@
 //!
 //! 1. the account's file is locked for the whole check: checks of one account never run
 //!    in parallel, while other accounts' checks do;
-//! 2. after failures, the next check of that account waits ([`delay`]: 2 s, then longer);
-//!    a wait longer than [`MAX_WAIT`] is not waited for: the answer is "too many tries"
-//!    without asking PAM;
+//! 2. after failures, the next check of that account waits ([`delay`]: 2 s, then up to
+//!    [`MAX_WAIT`]); it is slowed, never refused, so nobody can lock an account's owner out
+//!    by failing for them now and then;
 //! 3. a failure is written *before* PAM is asked, and cleared only by a right password:
-//!    killing the helper mid-check still counts as a failure.
+//!    killing the helper mid-check still counts as a failure. The record is one small
+//!    `pwrite` at offset 0, never a truncate, so no signal or `RLIMIT_FSIZE` (refused in
+//!    `harden`) can leave it empty; an existing file that cannot be read as a record counts
+//!    as failures.
 //!
 //! A file names the account it counts for, so a uid given to a new account starts clean.
 #![forbid(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Read;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 
-/// The longest wait this helper sits out; beyond it the check is refused at once.
+/// The longest wait before a check (with PAM's own 2 s failure delay it stays within the
+/// hub's 10 s timeout).
 pub const MAX_WAIT: Duration = Duration::from_secs(6);
 /// The wait after one failure.
 const BASE: Duration = Duration::from_secs(2);
-/// The longest wait.
-const MAX_DELAY: Duration = Duration::from_secs(300);
+/// Failures assumed for a record that exists but cannot be read.
+const UNREADABLE: u32 = 4;
+/// Bytes of a record: name (≤ 32), count and milliseconds, space-padded.
+const RECORD: usize = 80;
 
 /// How long the next check of an account waits after `failures` failures in a row:
-/// none after none, 2 s after up to three, then doubling up to five minutes.
+/// none after none, 2 s after up to three, 4 s after four, then [`MAX_WAIT`].
 pub fn delay(failures: u32) -> Duration {
     match failures {
         0 => Duration::ZERO,
         1..=3 => BASE,
-        n => BASE
-            .saturating_mul(1u32.checked_shl(n - 3).unwrap_or(u32::MAX))
-            .min(MAX_DELAY),
+        4 => BASE * 2,
+        _ => MAX_WAIT,
     }
 }
 
@@ -48,8 +53,6 @@ pub fn delay(failures: u32) -> Duration {
 pub enum Refusal {
     /// The state directory is missing or not root:shadow without access for others.
     BadState(String),
-    /// Too many recent failures: the next check is due later than [`MAX_WAIT`] from now.
-    TooSoon,
 }
 
 /// An account's turn: its file stays locked until this is dropped.
@@ -87,37 +90,44 @@ fn check_dir(dir: &Path, shadow_gid: u32) -> Result<(), Refusal> {
 pub fn take_turn(dir: &Path, shadow_gid: u32, uid: u32, user: &str) -> Result<Turn, Refusal> {
     check_dir(dir, shadow_gid)?;
     let path = dir.join(uid.to_string());
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o660)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(|e| Refusal::BadState(format!("{}: {e}", path.display())))?;
+    let open = |create_new: bool| {
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(create_new)
+            .mode(0o660)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+    };
+    // A file made now starts clean; one that exists but says nothing readable was cut
+    // short by someone: it counts as failures, never as none.
+    let (file, new) = match open(true) {
+        Ok(f) => (f, true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (
+            open(false).map_err(|e| Refusal::BadState(format!("{}: {e}", path.display())))?,
+            false,
+        ),
+        Err(e) => return Err(Refusal::BadState(format!("{}: {e}", path.display()))),
+    };
     let mut file = Flock::lock(file, FlockArg::LockExclusive)
         .map_err(|(_, e)| Refusal::BadState(format!("{}: lock: {e}", path.display())))?;
     let mut text = String::new();
     let _ = file.read_to_string(&mut text);
     let mut fields = text.split_whitespace();
-    let (name, failures, last) = (
-        fields.next().unwrap_or(""),
-        fields
-            .next()
-            .and_then(|f| f.parse::<u32>().ok())
-            .unwrap_or(0),
-        fields
-            .next()
-            .and_then(|f| f.parse::<u64>().ok())
-            .unwrap_or(0),
+    let record = (
+        fields.next(),
+        fields.next().and_then(|f| f.parse::<u32>().ok()),
+        fields.next().and_then(|f| f.parse::<u64>().ok()),
     );
-    let failures = if name == user { failures } else { 0 };
+    let (failures, last) = match record {
+        (Some(name), Some(f), Some(t)) if name == user => (f, t),
+        // A uid given to a new account starts clean.
+        (Some(_), Some(_), Some(_)) => (0, 0),
+        _ if new => (0, 0),
+        _ => (UNREADABLE, now_ms()),
+    };
     let due = last.saturating_add(u64::try_from(delay(failures).as_millis()).unwrap_or(u64::MAX));
-    let wait = Duration::from_millis(due.saturating_sub(now_ms()));
-    if wait > MAX_WAIT {
-        return Err(Refusal::TooSoon);
-    }
+    let wait = Duration::from_millis(due.saturating_sub(now_ms())).min(MAX_WAIT);
     std::thread::sleep(wait);
     let mut turn = Turn {
         file,
@@ -129,11 +139,19 @@ pub fn take_turn(dir: &Path, shadow_gid: u32, uid: u32, user: &str) -> Result<Tu
 }
 
 impl Turn {
+    /// One `pwrite` of a fixed-size record at offset 0: the old record is replaced whole
+    /// or not at all, and the file never passes through empty.
     fn write(&mut self, failures: u32) -> std::io::Result<()> {
-        let line = format!("{} {failures} {}\n", self.user, now_ms());
-        self.file.set_len(0)?;
-        self.file.seek(SeekFrom::Start(0))?;
-        self.file.write_all(line.as_bytes())?;
+        use std::os::unix::fs::FileExt;
+        let mut line = format!("{} {failures} {}", self.user, now_ms());
+        if line.len() >= RECORD {
+            return Err(std::io::Error::other("record too long"));
+        }
+        while line.len() < RECORD - 1 {
+            line.push(' ');
+        }
+        line.push('\n');
+        self.file.write_all_at(line.as_bytes(), 0)?;
         self.file.sync_data()
     }
 
@@ -148,12 +166,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn delays_grow_after_three_failures() {
+    fn delays_grow_after_three_failures_and_never_lock_out() {
         assert_eq!(delay(0), Duration::ZERO);
         assert_eq!(delay(1), BASE);
         assert_eq!(delay(3), BASE);
         assert_eq!(delay(4), BASE * 2);
-        assert_eq!(delay(5), BASE * 4);
-        assert_eq!(delay(40), MAX_DELAY);
+        assert_eq!(delay(5), MAX_WAIT);
+        assert_eq!(delay(40), MAX_WAIT);
     }
 }

@@ -97,15 +97,54 @@ impl CookieKey {
 }
 
 /// The value of cookie `name` in the request.
+///
+/// A script on the hub's origin can set cookies of the same name for longer paths, which
+/// the browser then sends first. So a name sent with two different values is ambiguous
+/// and reads as absent: no planted login cookie or XSRF token is ever taken for the
+/// hub's own.
 pub fn read(headers: &HeaderMap, name: &str) -> Option<String> {
+    let mut values = all(headers, name);
+    let first = values.next()?;
+    values.all(|v| v == first).then_some(first)
+}
+
+/// Every value of cookie `name` in the request, in the order the browser sent them.
+fn all<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = String> + 'a {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
-        .find(|c| c.name() == name)
+        .filter(move |c| c.name() == name)
         .map(|c| c.value().to_owned())
+}
+
+/// Whether `name` was sent with more than one value (see [`read`]).
+pub fn ambiguous(headers: &HeaderMap, name: &str) -> bool {
+    let mut values = all(headers, name);
+    values
+        .next()
+        .is_some_and(|first| values.any(|v| v != first))
+}
+
+/// `Set-Cookie` values that delete `name` at `path` and every path above it up to
+/// `stop` (a planted copy at a longer path is gone with them).
+pub fn clear_up_to(name: &str, path: &str, stop: &str) -> Vec<HeaderValue> {
+    let mut out = Vec::new();
+    let mut p = path.to_owned();
+    while p.starts_with(stop) && p.len() >= stop.len() {
+        out.push(clear(name, &p));
+        if p.ends_with('/') {
+            p.pop();
+        } else {
+            match p.rfind('/') {
+                Some(i) => p.truncate(i + 1),
+                None => break,
+            }
+        }
+    }
+    out
 }
 
 /// A `Set-Cookie` value: `HttpOnly`, `SameSite=Lax`, `Secure` when asked, and
@@ -153,6 +192,35 @@ mod tests {
         assert!(CookieKey::from_secret(&[1; 31]).is_none());
         assert_eq!(k.xsrf("sid").len(), 32);
         assert_ne!(k.xsrf("sid"), other.xsrf("sid"));
+    }
+
+    #[test]
+    fn a_name_sent_twice_with_different_values_reads_as_absent() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("_xsrf=planted; a=1; _xsrf=real"),
+        );
+        assert_eq!(read(&h, XSRF_COOKIE), None);
+        assert!(ambiguous(&h, XSRF_COOKIE));
+        assert_eq!(read(&h, "a").as_deref(), Some("1"));
+        let mut same = HeaderMap::new();
+        same.insert(header::COOKIE, HeaderValue::from_static("_xsrf=x; _xsrf=x"));
+        assert_eq!(read(&same, XSRF_COOKIE).as_deref(), Some("x"));
+        let paths: Vec<String> = clear_up_to(LOGIN_COOKIE, "/hub/token/x", "/hub/")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(paths.len(), 4, "{paths:?}");
+        for (v, p) in paths
+            .iter()
+            .zip(["/hub/token/x", "/hub/token/", "/hub/token", "/hub/"])
+        {
+            assert!(
+                v.contains(&format!("Path={p};")) || v.ends_with(&format!("Path={p}")),
+                "{v}"
+            );
+        }
     }
 
     #[test]

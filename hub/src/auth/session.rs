@@ -71,7 +71,22 @@ impl<S: AuthState> FromRequestParts<S> for Session {
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let found = Self::current(state.db(), state.cookie_key(), &parts.headers);
-        found.ok_or_else(|| Redirect::to(&state.urls().login(&requested(parts))).into_response())
+        found.ok_or_else(|| {
+            let mut resp = Redirect::to(&state.urls().login(&requested(parts))).into_response();
+            // A login cookie planted at a longer path: delete every copy on the way up,
+            // so that signing in again gives one cookie, the hub's.
+            if cookies::ambiguous(&parts.headers, LOGIN_COOKIE) {
+                let hub = state.urls().hub();
+                let path = parts
+                    .extensions
+                    .get::<OriginalUri>()
+                    .map_or(parts.uri.path(), |o| o.0.path());
+                for c in cookies::clear_up_to(LOGIN_COOKIE, path, &hub) {
+                    resp.headers_mut().append(axum::http::header::SET_COOKIE, c);
+                }
+            }
+            resp
+        })
     }
 }
 

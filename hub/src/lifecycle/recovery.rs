@@ -94,7 +94,17 @@ impl ReattachHandler for Servers {
         {
             return Err("that server is attached already".into());
         }
-        Ok(())
+        // The port may have been taken while the hub was away: route only to the user's
+        // own socket, as at spawn.
+        if claim.status != (ServerStatus::Running { pid: claim.pid }) {
+            return Ok(());
+        }
+        let uid = nix::unistd::User::from_name(claim.user.as_str())
+            .ok()
+            .flatten()
+            .map(|u| u.uid.as_raw())
+            .ok_or("the user has no passwd entry")?;
+        super::listener::owned_by(row.port, uid)
     }
 
     fn adopt(&self, claim: VerifiedClaim, stream: tokio::net::UnixStream) {

@@ -207,7 +207,12 @@ async fn an_exit_is_cleaned_up_at_once_and_a_lost_helper_awaits_reattach() {
 async fn reattach_claims_must_match_the_record() {
     let w = world(Behaviour::Serve);
     let name = w.alice.name.clone();
-    w.db.servers().starting(&name, 45678).unwrap();
+    // The recorded server's socket: nothing listens there yet.
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().port()
+    };
+    w.db.servers().starting(&name, port).unwrap();
     w.db.servers().running(&name, 4242).unwrap();
     let claim = |pid| VerifiedClaim {
         user: name.clone(),
@@ -221,12 +226,20 @@ async fn reattach_claims_must_match_the_record() {
         ..claim(4242)
     };
     assert!(w.servers.verify(&named).is_err());
+    // Nobody listens on the recorded port (the server's socket is gone, or a squatter
+    // would have to take it): no route.
+    assert!(w
+        .servers
+        .verify(&claim(4242))
+        .unwrap_err()
+        .contains("nothing listens"));
+    let _socket = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
     w.servers.verify(&claim(4242)).unwrap();
     assert!(w.servers.reconnecting(&name));
 
     let (hub_end, _helper_end) = tokio::net::UnixStream::pair().unwrap();
     w.servers.adopt(claim(4242), hub_end);
-    assert_eq!(w.routes.user(&name).unwrap().port(), 45678);
+    assert_eq!(w.routes.user(&name).unwrap().port(), port);
     assert_eq!(w.servers.state(&name), ServerState::Running);
     assert!(!w.servers.reconnecting(&name));
     assert!(

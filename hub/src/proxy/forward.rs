@@ -14,6 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::idle::{splice, IdleBody};
+use super::server_headers::keep_to_prefix;
 use super::Route;
 use crate::error::{HubError, Source};
 use crate::templates::Message;
@@ -152,13 +153,15 @@ impl Proxy {
                 }
             });
             set_websocket_upgrade(&mut parts.headers);
+            // Browsers store cookies from a handshake's 101 too.
+            keep_to_prefix(&mut parts.headers, &route.prefix);
             parts.extensions.insert(Proxied);
             return Response::from_parts(parts, Body::empty());
         }
 
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        keep_own_cookies(&mut parts.headers, &route.prefix);
+        keep_to_prefix(&mut parts.headers, &route.prefix);
         parts.extensions.insert(Proxied);
         // A server that stops sending mid-body ends the response with an error, so the
         // client sees a cut body (never one that looks complete) and the slot is freed.
@@ -206,44 +209,6 @@ fn is_websocket(req: &Request) -> bool {
 /// security headers are not put on it.
 #[derive(Debug, Clone, Copy)]
 pub struct Proxied;
-
-/// The names of the hub's own cookies: a server may never set them.
-const HUB_COOKIES: &[&str] = &[
-    crate::auth::cookies::LOGIN_COOKIE,
-    crate::auth::cookies::SESSION_ID_COOKIE,
-];
-
-/// Drops every `Set-Cookie` of a server's response except those scoped to its own
-/// prefix: a server on the hub's origin must not set, overwrite or shadow the hub's
-/// cookies (a `Path=/hub/` login cookie, a `Domain=` cookie for every subdomain).
-fn keep_own_cookies(headers: &mut HeaderMap, prefix: &str) {
-    let all: Vec<HeaderValue> = headers
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .cloned()
-        .collect();
-    if all.is_empty() {
-        return;
-    }
-    headers.remove(header::SET_COOKIE);
-    for value in all {
-        let parsed = value
-            .to_str()
-            .ok()
-            .and_then(|v| cookie::Cookie::parse(v).ok());
-        let own = parsed.as_ref().is_some_and(|c| {
-            !HUB_COOKIES.contains(&c.name())
-                && c.domain().is_none()
-                && c.path()
-                    .is_none_or(|p| p.starts_with(prefix) || format!("{p}/") == prefix)
-        });
-        if own {
-            headers.append(header::SET_COOKIE, value);
-        } else {
-            tracing::warn!(prefix, cookie = ?value, "proxy: dropped a Set-Cookie outside the server's prefix");
-        }
-    }
-}
 
 /// `Connection: upgrade` and `Upgrade: websocket`, put back after the hop-by-hop headers
 /// were stripped, on the upstream request and on the 101 to the client.
@@ -326,31 +291,6 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
-    }
-
-    #[test]
-    fn servers_keep_only_cookies_for_their_own_prefix() {
-        let mut h = HeaderMap::new();
-        for c in [
-            "_xsrf=1; Path=/user/alice/",
-            "jupyterhub-user-alice=2; Path=/user/alice/; HttpOnly",
-            "nopath=3",
-            "exact=3b; Path=/user/alice",
-            "jupyterhub-hub-login=evil; Path=/hub/",
-            "jupyterhub-session-id=fixed; Path=/",
-            "wide=4; Path=/",
-            "sibling=5; Path=/user/alicex/",
-            "everywhere=6; Domain=example.org; Path=/user/alice/",
-        ] {
-            h.append(header::SET_COOKIE, HeaderValue::from_static(c));
-        }
-        keep_own_cookies(&mut h, "/user/alice/");
-        let kept: Vec<&str> = h
-            .get_all(header::SET_COOKIE)
-            .iter()
-            .map(|v| v.to_str().unwrap().split('=').next().unwrap())
-            .collect();
-        assert_eq!(kept, ["_xsrf", "jupyterhub-user-alice", "nopath", "exact"]);
     }
 
     #[test]

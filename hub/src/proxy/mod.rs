@@ -6,6 +6,7 @@ mod activity;
 mod forward;
 mod idle;
 mod routes;
+mod server_headers;
 
 pub use activity::ActivityLog;
 pub use forward::{Proxied, Proxy};

@@ -150,7 +150,14 @@ pub async fn serve(listener: UnixListener, handler: Arc<dyn ReattachHandler>) {
                 continue;
             }
         };
-        let Ok(uid) = stream.peer_cred().map(|c| c.uid()) else {
+        // Only accounts get a slot: uids without a passwd entry (a user's subordinate
+        // uids, say) could otherwise fill the slots from many uids at once.
+        let Some(uid) = stream.peer_cred().ok().map(|c| c.uid()).filter(|uid| {
+            nix::unistd::User::from_uid((*uid).into())
+                .ok()
+                .flatten()
+                .is_some()
+        }) else {
             continue;
         };
         let Some(uid_slot) = per_uid.take(uid) else {
