@@ -9,21 +9,9 @@ use crate::config::HubConfig;
 
 pub(super) fn state(cfg: &HubConfig, r: &mut Report) {
     if cfg.db.exists() {
-        // Read-only and `immutable`: `check` runs as root, and SQLite must not create or
-        // touch the `-shm`/`-wal` files in the hub account's directory.
-        const PATH_SAFE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-            .remove(b'/')
-            .remove(b'.')
-            .remove(b'-')
-            .remove(b'_');
-        let path = cfg.db.display().to_string();
-        let uri = format!(
-            "file:{}?immutable=1",
-            percent_encoding::utf8_percent_encode(&path, PATH_SAFE)
-        );
         let version = rusqlite::Connection::open_with_flags(
-            uri,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+            &cfg.db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
         )
         .and_then(|c| c.pragma_query_value(None, "user_version", |row| row.get::<_, usize>(0)));
         match version {
