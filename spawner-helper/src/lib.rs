@@ -22,7 +22,7 @@ pub mod log;
 pub mod reattach;
 pub mod request;
 pub mod supervise;
-// The one module allowed `unsafe`: each block there has its `// SAFETY:` note.
+// The one module where the crate-wide deny above is lifted; each block there carries a SAFETY note.
 #[allow(unsafe_code)]
 mod sys;
 #[cfg(test)]

@@ -126,6 +126,19 @@ fn install_sh(args: &[&str]) -> String {
     text
 }
 
+/// The options of a self-contained install below `dir` with its own account and group.
+fn prefix_args<'a>(dir: &'a str, user: &'a str, group: &'a str) -> [&'a str; 7] {
+    [
+        "--no-start",
+        "--prefix",
+        dir,
+        "--user",
+        user,
+        "--group",
+        group,
+    ]
+}
+
 /// `sudohub check --prefix DIR` with the installed binary: (passed, output).
 fn check(dir: &Path) -> (bool, String) {
     let out = Command::new(dir.join("usr/bin/sudohub"))
@@ -158,15 +171,7 @@ fn install_sh_installs_a_layout_that_sudohub_check_passes() {
     let dir = std::env::temp_dir().join(unique_name("sudohub-install"));
     std::fs::create_dir_all(&dir).unwrap();
     let d = dir.to_str().unwrap();
-    let install = [
-        "--no-start",
-        "--prefix",
-        d,
-        "--user",
-        &user,
-        "--group",
-        &group,
-    ];
+    let install = prefix_args(d, &user, &group);
 
     let first = install_sh(&install);
     let account = TestUser::existing(&user);
@@ -457,15 +462,7 @@ fn a_real_install_resists_its_account_and_survives_the_install_tests() {
     let (user, group) = (unique_name("sir"), unique_name("sirg"));
     let dir = std::env::temp_dir().join(unique_name("sudohub-next"));
     let d = dir.to_str().unwrap();
-    install_sh(&[
-        "--no-start",
-        "--prefix",
-        d,
-        "--user",
-        &user,
-        "--group",
-        &group,
-    ]);
+    install_sh(&prefix_args(d, &user, &group));
     drop(TestUser::existing(&user));
     drop(TestGroup::existing(&group));
     let _ = std::fs::remove_dir_all(&dir);
