@@ -5,13 +5,14 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
 
 use crate::auth::fetch;
+use crate::hosts::dns_label;
 use crate::proxy::Proxied;
 use crate::state::AppState;
 use crate::templates::Message;
@@ -45,8 +46,53 @@ pub fn router(state: AppState) -> Router {
             crate::web::router().layer(middleware::from_fn(fetch::guard_pages)),
         )
         .fallback(outside_hub)
+        .layer(middleware::from_fn_with_state(state.clone(), by_host))
         .layer(middleware::from_fn(log_and_stamp))
         .with_state(state)
+}
+
+/// With `subdomain_host`, a request to a server's own origin (`<label>.<domain>`) is that
+/// server's business only: it goes to the server whose label it is, or the browser goes
+/// to the hub's origin for everything else. The hub never answers a server's origin
+/// itself, so nothing of the hub's (cookies, pages, XSRF tokens) is ever there.
+async fn by_host(
+    State(s): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Some(sub) = s.urls.subdomains() else {
+        return next.run(req).await;
+    };
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(label) = sub.label_of(host).map(str::to_ascii_lowercase) else {
+        return next.run(req).await;
+    };
+    let path = req.uri().path().to_owned();
+    if let Some(mut route) = s.routes.resolve(&path, s.urls.base()) {
+        if let Some(user) = route
+            .user
+            .clone()
+            .filter(|u| dns_label(u.as_str()) == label)
+        {
+            s.activity.seen(&user);
+            route.own_origin = true;
+            let scheme = req.extensions().get::<Scheme>().map_or("http", |s| s.0);
+            return s.proxy.forward(req, &route, client, scheme).await;
+        }
+    }
+    // Not this server's (or it is not running): the hub's origin sorts it out, with the
+    // same path, where a stopped server's URL leads to the page that starts it.
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    Redirect::to(&format!("{}{path}{query}", sub.hub_origin())).into_response()
 }
 
 /// Everything outside `<base>hub/`: a running server's route goes through the proxy;
@@ -58,6 +104,16 @@ async fn outside_hub(
 ) -> Response {
     let path = req.uri().path().to_owned();
     if let Some(route) = s.routes.resolve(&path, s.urls.base()) {
+        if let (Some(user), Some(sub)) = (&route.user, s.urls.subdomains()) {
+            // Servers are never served on the hub's origin when they have their own.
+            let query = req
+                .uri()
+                .query()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            let origin = sub.user_origin(user.as_str());
+            return Redirect::to(&format!("{origin}{path}{query}")).into_response();
+        }
         if let Some(user) = &route.user {
             s.activity.seen(user);
         }

@@ -8,6 +8,7 @@
 // Bottom: values and plumbing every layer uses.
 pub mod error;
 pub mod helper_output;
+pub mod hosts;
 pub mod secrets;
 pub mod templates;
 pub mod timestamp;

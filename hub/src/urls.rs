@@ -5,6 +5,7 @@
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
+use crate::hosts::SubdomainHost;
 use crate::types::Username;
 
 /// What JupyterHub leaves unquoted in a path segment (`urllib.parse.quote(safe="@~")`).
@@ -42,6 +43,7 @@ pub fn query<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Urls {
     base: String,
+    subdomains: Option<SubdomainHost>,
 }
 
 impl Urls {
@@ -49,7 +51,23 @@ impl Urls {
     pub fn new(base_url: &str) -> Self {
         Self {
             base: base_url.to_owned(),
+            subdomains: None,
         }
+    }
+
+    /// The same, with every user's server on its own origin (`subdomain_host`).
+    pub fn with_subdomains(self, subdomains: Option<SubdomainHost>) -> Self {
+        Self { subdomains, ..self }
+    }
+
+    /// The servers' origins, when they have their own.
+    pub fn subdomains(&self) -> Option<&SubdomainHost> {
+        self.subdomains.as_ref()
+    }
+
+    /// The hub's public origin (`scheme://host[:port]`) when `subdomain_host` sets it.
+    pub fn hub_origin(&self) -> Option<String> {
+        self.subdomains.as_ref().map(SubdomainHost::hub_origin)
     }
 
     /// `<base>`.
@@ -77,9 +95,19 @@ impl Urls {
         format!("{}{}", self.hub_page("login"), query([("next", next)]))
     }
 
-    /// `<base>user/<name>/`: where a user's default server is proxied.
+    /// `<base>user/<name>/`: the path of a user's default server (its
+    /// `JUPYTERHUB_SERVICE_PREFIX`), on the hub's origin or on its own.
     pub fn user_server(&self, user: &Username) -> String {
         format!("{}user/{}/", self.base, quote(user.as_str()))
+    }
+
+    /// Where a browser finds a user's default server: [`Self::user_server`], preceded by
+    /// the server's own origin with `subdomain_host` (JupyterHub's `user.url`).
+    pub fn user_url(&self, user: &Username) -> String {
+        match &self.subdomains {
+            Some(s) => format!("{}{}", s.user_origin(user.as_str()), self.user_server(user)),
+            None => self.user_server(user),
+        }
     }
 
     /// `<base>hub/spawn-pending/<name>`, with `next` if given.
@@ -106,7 +134,7 @@ impl Urls {
 
     /// Where a server's OAuth flow comes back to.
     pub fn oauth_callback(&self, user: &Username) -> String {
-        format!("{}oauth_callback", self.user_server(user))
+        format!("{}oauth_callback", self.user_url(user))
     }
 
     /// The OAuth client id of a user's default server (compat §1.2).
@@ -115,8 +143,17 @@ impl Urls {
     }
 
     /// Whether `next` is a safe place to send a browser after login: a path on this hub
-    /// under `base_url`, never another host (`//evil`, `/\evil`, `https://…`).
+    /// under `base_url`, never another host (`//evil`, `/\evil`, `https://…`), or with
+    /// `subdomain_host` the same under a user server's origin.
     pub fn is_safe_next(&self, next: &str) -> bool {
+        let path = match &self.subdomains {
+            Some(s) if s.is_user_url(next) => {
+                let after_scheme = next.split_once("://").map_or(next, |(_, r)| r);
+                after_scheme.find('/').map_or("", |i| &after_scheme[i..])
+            }
+            _ => next,
+        };
+        let next = path;
         next.starts_with(&self.base)
             && next.starts_with('/')
             && !next.starts_with("//")
@@ -166,5 +203,31 @@ mod tests {
         let jl = Urls::new("/jupyterlab/");
         assert!(!jl.is_safe_next("/hub/home"));
         assert!(jl.is_safe_next("/jupyterlab/hub/home"));
+        assert!(!jl.is_safe_next("https://alice.hub.org/jupyterlab/user/alice/"));
+    }
+
+    #[test]
+    fn subdomains_give_servers_full_urls() {
+        let sub = SubdomainHost::parse("https://hub.org").unwrap();
+        let u = Urls::new("/jl/").with_subdomains(Some(sub));
+        let alice = Username::parse("alice").unwrap();
+        assert_eq!(u.user_server(&alice), "/jl/user/alice/");
+        assert_eq!(u.user_url(&alice), "https://alice.hub.org/jl/user/alice/");
+        assert_eq!(
+            u.oauth_callback(&alice),
+            "https://alice.hub.org/jl/user/alice/oauth_callback"
+        );
+        assert_eq!(u.hub_origin().as_deref(), Some("https://hub.org"));
+        assert!(u.is_safe_next("https://alice.hub.org/jl/user/alice/lab"));
+        assert!(u.is_safe_next("/jl/hub/home"));
+        for bad in [
+            "https://alice.hub.org/other/",
+            "https://alice.hub.org/jl/../x",
+            "https://hub.org.evil/jl/",
+            "https://evil.org/jl/",
+            "https://a.b.hub.org/jl/",
+        ] {
+            assert!(!u.is_safe_next(bad), "{bad}");
+        }
     }
 }

@@ -64,6 +64,29 @@ impl Browser {
         Self::build(reqwest::Client::builder().tls_backend_preconfigured(tls.config().clone()))
     }
 
+    /// A browser that finds each of `hosts` at its address, as chromium finds every
+    /// `*.localhost` on the loopback.
+    pub fn resolving(hosts: &[(&str, std::net::SocketAddr)]) -> Self {
+        crate::tls::install_provider();
+        let builder = hosts
+            .iter()
+            .fold(reqwest::Client::builder(), |b, (h, a)| b.resolve(h, *a));
+        Self::build(builder)
+    }
+
+    /// [`Self::resolving`] that trusts exactly the certificates in `tls`.
+    pub fn trusting_resolving(
+        tls: &crate::tls::ClientTls,
+        hosts: &[(&str, std::net::SocketAddr)],
+    ) -> Self {
+        crate::tls::install_provider();
+        let builder = hosts.iter().fold(
+            reqwest::Client::builder().tls_backend_preconfigured(tls.config().clone()),
+            |b, (h, a)| b.resolve(h, *a),
+        );
+        Self::build(builder)
+    }
+
     fn build(builder: reqwest::ClientBuilder) -> Self {
         let jar = Arc::new(Jar::default());
         let client = builder

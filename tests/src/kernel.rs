@@ -41,6 +41,34 @@ pub async fn execute_tls(
     run(ws, code).await
 }
 
+/// [`execute`] through a connection to `addr`, whatever `ws_url`'s host resolves to (a
+/// server's `<name>.localhost` origin, which only browsers resolve by themselves), over
+/// TLS when `tls` is given (`wss://`).
+pub async fn execute_via(
+    addr: std::net::SocketAddr,
+    ws_url: &str,
+    cookie: Option<&str>,
+    code: &str,
+    tls: Option<&crate::tls::ClientTls>,
+) -> Result<String, String> {
+    let request = request(ws_url, cookie)?;
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    let Some(tls) = tls else {
+        let (ws, _) = tokio_tungstenite::client_async(request, tcp)
+            .await
+            .map_err(|e| format!("websocket handshake with {ws_url}: {e}"))?;
+        return run(ws, code).await;
+    };
+    let host = request.uri().host().unwrap_or_default().to_owned();
+    let stream = tls.connect(&host, tcp).await?;
+    let (ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .map_err(|e| format!("websocket handshake with {ws_url}: {e}"))?;
+    run(ws, code).await
+}
+
 fn request(ws_url: &str, cookie: Option<&str>) -> Result<Request, String> {
     let mut request = ws_url
         .into_client_request()

@@ -19,12 +19,18 @@ pub fn install_provider() {
 /// A self-signed end-entity certificate for 127.0.0.1 and `localhost`, valid for a day:
 /// `(cert.pem, key.pem)` in `dir`.
 pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    self_signed_for(dir, "localhost", "IP:127.0.0.1,DNS:localhost")
+}
+
+/// The same for the common name `cn` and the `subjectAltName`s `san`
+/// (e.g. `"DNS:hub.test,DNS:*.hub.test"`).
+pub fn self_signed_for(dir: &Path, cn: &str, san: &str) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     let out = std::process::Command::new("openssl")
         .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
         .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
-        .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        .args(["-subj", &format!("/CN={cn}")])
+        .args(["-addext", &format!("subjectAltName={san}")])
         .args(["-addext", "basicConstraints=critical,CA:FALSE"])
         .arg("-keyout")
         .arg(&key)

@@ -60,6 +60,7 @@ async fn mallory_server() -> SocketAddr {
                     "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
                      Set-Cookie: {LOGIN_COOKIE}=evil; Path=/hub/\r\n\
                      Set-Cookie: jupyterhub-session-id=0123456789abcdef0123456789abcdef; Path=/\r\n\
+                     Set-Cookie: {LOGIN_COOKIE}=tossed; Domain=localhost; Path=/hub/\r\n\
                      Connection: close\r\n\r\n",
                     page.len()
                 );
@@ -85,12 +86,18 @@ impl Drop for Hub {
 }
 
 async fn hub() -> Hub {
+    hub_with(|_| String::new()).await
+}
+
+/// A hub whose config also gets the keys `extra` returns for its address.
+async fn hub_with(extra: impl FnOnce(SocketAddr) -> String) -> Hub {
     let dir = std::env::temp_dir().join(sudohub_tests::unique_name("sh-browser"));
     std::fs::create_dir_all(&dir).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let text = format!(
-        "bind = \"{addr}\"\ndb = \"{d}/db.sqlite\"\ncookie_secret_file = \"{d}/secret\"\n",
+        "{}\nbind = \"{addr}\"\ndb = \"{d}/db.sqlite\"\ncookie_secret_file = \"{d}/secret\"\n",
+        extra(addr),
         d = dir.display()
     );
     let state = AppState::new(HubConfig::parse(&text, &dir.join("hub.toml")).unwrap()).unwrap();
@@ -123,13 +130,18 @@ fn signed_in(h: &Hub, name: &str) -> (sudohub::db::UserRow, String, String) {
 
 /// Runs a script of `tests/browser/` against the hub with those cookies; its JSON.
 fn browse(h: &Hub, script: &str, login: &str, sid: &str, env: &[(&str, &str)]) -> Value {
+    browse_at(&format!("http://{}", h.addr), script, login, sid, env)
+}
+
+/// The same, with the hub at `base` (`scheme://host:port`).
+fn browse_at(base: &str, script: &str, login: &str, sid: &str, env: &[(&str, &str)]) -> Value {
     let cookies = serde_json::json!([
         {"name": LOGIN_COOKIE, "value": login, "path": "/hub/"},
         {"name": "jupyterhub-session-id", "value": sid, "path": "/"},
     ]);
     let out = Command::new("node")
         .arg(browser_dir().join(script))
-        .env("SUDOHUB_BASE", format!("http://{}", h.addr))
+        .env("SUDOHUB_BASE", base)
         .env("SUDOHUB_COOKIES", cookies.to_string())
         .envs(env.iter().copied())
         .output()
@@ -219,6 +231,126 @@ async fn a_hostile_page_on_the_hubs_origin_cannot_act_for_its_visitor() {
         .unwrap()
         .contains("frame-ancestors 'none'"));
     assert_eq!(home.headers()["x-content-type-options"], "nosniff");
+}
+
+/// With `subdomain_host`, mallory's server has an origin of its own
+/// (`mallory.localhost:<port>`; chromium resolves every `*.localhost` to the loopback) and
+/// the hub never serves it on the hub's. Her page, opened by alice from a link to the
+/// hub's origin, ends on her origin, and every attempt on the hub (`localhost:<port>`)
+/// from there fails: its responses are unreadable across origins, the cookie the browser
+/// still sends to this same-site hub is refused by the fetch-metadata check, and her
+/// `Domain=` cookie never reaches the hub. Alice ends with no new token, still herself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_server_on_its_own_origin_cannot_act_for_its_visitor() {
+    require_browser();
+    let h = hub_with(|addr| format!("subdomain_host = \"http://localhost:{}\"", addr.port())).await;
+    let hub_origin = format!("http://localhost:{}", h.addr.port());
+    let (alice, login, sid) = signed_in(&h, "alice");
+    let mallory = Username::parse("mallory").unwrap();
+    h.state.db.users().ensure(&mallory, Some(false)).unwrap();
+    h.state.routes.set_user(&mallory, mallory_server().await);
+    let page = format!("/user/mallory/evil.html?hub={hub_origin}");
+    let report = browse_at(
+        &hub_origin,
+        "visit.mjs",
+        &login,
+        &sid,
+        &[("SUDOHUB_PAGE", &page), ("SUDOHUB_THEN", "/hub/home")],
+    );
+    let r = &report["results"];
+    // A link to her server on the hub's origin lands on her own origin.
+    let landed = report["pageUrl"].as_str().unwrap();
+    assert!(
+        landed.starts_with(&format!(
+            "http://mallory.localhost:{}/user/mallory/",
+            h.addr.port()
+        )),
+        "{report}"
+    );
+    // Nothing of the hub's can be read from there, and nothing is done for alice.
+    for step in [
+        "fetch_token_page",
+        "fetch_home",
+        "api_whoami",
+        "api_new_token",
+    ] {
+        let v = &r[step];
+        let failed = v.as_str().is_some_and(|e| e.starts_with("error:"))
+            || v.as_u64() == Some(403)
+            || v["status"].as_u64() == Some(403);
+        assert!(failed, "{step}: {v}\n{r}");
+        assert!(v["xsrf"].is_null(), "{step}: {r}");
+    }
+    assert_eq!(r["api_no_cors"], "opaque", "{r}");
+    assert!(r["iframe"]["xsrf"].is_null(), "{r}");
+    assert_eq!(r["window"]["readable"], false, "{r}");
+    assert!(h.state.db.tokens().api_tokens(alice.id).unwrap().is_empty());
+    // The request the browser sent with alice's cookie was refused by the hub.
+    let refused = report["requests"].as_array().unwrap().iter().any(|q| {
+        q["method"] == "POST"
+            && q["url"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{hub_origin}/hub/api/"))
+            && q["status"] == 403
+    });
+    assert!(refused, "{report}");
+    // Her cookies stayed on her origin; alice keeps her own on the hub's.
+    let jar = report["cookies"].as_array().unwrap();
+    let on_hub = |name: &str| {
+        jar.iter()
+            .filter(|c| c["domain"] == "localhost" && c["name"] == name)
+            .map(|c| c["value"].as_str().unwrap_or("").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(on_hub(LOGIN_COOKIE), [login.as_str()], "{jar:?}");
+    assert_eq!(on_hub("jupyterhub-session-id"), [sid.as_str()], "{jar:?}");
+    assert!(
+        report["then"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Signed in as alice"),
+        "{report}"
+    );
+    // The hub's origin never proxies a server; a server's origin never shows the hub.
+    sudohub_tests::tls::install_provider();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve("mallory.localhost", h.addr)
+        .resolve("localhost", h.addr)
+        .build()
+        .unwrap();
+    let at_hub = client
+        .get(format!("{hub_origin}/user/mallory/evil.html?x=1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        at_hub.headers()["location"],
+        format!(
+            "http://mallory.localhost:{}/user/mallory/evil.html?x=1",
+            h.addr.port()
+        )
+    );
+    let mallory_origin = format!("http://mallory.localhost:{}", h.addr.port());
+    for (path, to) in [
+        ("/hub/token", "/hub/token"),
+        ("/hub/api/user", "/hub/api/user"),
+        ("/user/alice/lab", "/user/alice/lab"),
+    ] {
+        let resp = client
+            .get(format!("{mallory_origin}{path}"))
+            .header("cookie", format!("{LOGIN_COOKIE}={login}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "{path}");
+        assert_eq!(
+            resp.headers()["location"],
+            format!("{hub_origin}{to}"),
+            "{path}"
+        );
+    }
 }
 
 /// The same defences let the real user through: in chromium, a click on the token page

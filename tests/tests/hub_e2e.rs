@@ -586,58 +586,78 @@ async fn behind_nginx_under_jupyterlab() {
     let w = world_at("/jupyterlab/");
     let _hub = start_hub(&w);
     let front_port = free_port();
-    let dir = std::env::temp_dir().join(unique_name("nginx"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let sample = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../nginx/sudohub.conf"
-    ))
-    .unwrap();
-    let site = sample
+    let site = nginx_sample("sudohub.conf")
         .replace("listen 80;", &format!("listen 127.0.0.1:{front_port};"))
         .replace("http://127.0.0.1:8000", &format!("http://{}", w.addr));
-    std::fs::write(dir.join("sudohub.conf"), site).unwrap();
-    let d = dir.display();
-    std::fs::write(
-        dir.join("nginx.conf"),
-        format!(
-            "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n access_log off;\n \
-             client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n include {d}/sudohub.conf;\n}}\n"
-        ),
-    )
-    .unwrap();
-    let mut nginx = std::process::Command::new("nginx")
-        .args(["-c", &format!("{d}/nginx.conf"), "-g", "daemon off;"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("nginx (Debian package nginx-light, installed by scripts/deps.sh)");
-    let front: SocketAddr = format!("127.0.0.1:{front_port}").parse().unwrap();
-    let up = sudohub_tests::wait_for(Duration::from_secs(10), || {
-        std::net::TcpStream::connect(front).ok()
-    });
-    assert!(
-        up.is_some(),
-        "nginx did not start: {}",
-        std::fs::read_to_string(dir.join("error.log")).unwrap_or_default()
-    );
+    let _nginx = Nginx::start(&site, front_port);
+    let front_url = Url::parse(&format!("http://127.0.0.1:{front_port}/")).unwrap();
+    lab_flow(&w, &Browser::new(), &front_url, "/jupyterlab/", None).await;
+}
 
-    let front_url = Url::parse(&format!("http://{front}/")).unwrap();
-    let result = lab_flow(&w, &Browser::new(), &front_url, "/jupyterlab/", None).await;
-    // SIGTERM: the master stops its workers too (SIGKILL would orphan them).
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(nginx.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let _ = nginx.wait();
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+/// A sample site of `nginx/`.
+fn nginx_sample(name: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../nginx")
+        .join(name);
+    std::fs::read_to_string(path).unwrap()
+}
+
+/// nginx serving `site` (listening on 127.0.0.1:`port`), stopped when dropped.
+struct Nginx {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+}
+
+impl Nginx {
+    fn start(site: &str, port: u16) -> Self {
+        let dir = std::env::temp_dir().join(unique_name("nginx"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("sudohub.conf"), site).unwrap();
+        let d = dir.display();
+        std::fs::write(
+            dir.join("nginx.conf"),
+            format!(
+                "worker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log;\nevents {{}}\nhttp {{\n access_log off;\n \
+                 client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n include {d}/sudohub.conf;\n}}\n"
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("nginx")
+            .args(["-c", &format!("{d}/nginx.conf"), "-g", "daemon off;"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx (Debian package nginx-light, installed by scripts/deps.sh)");
+        let nginx = Self { child, dir };
+        let front: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        let up = sudohub_tests::wait_for(Duration::from_secs(10), || {
+            std::net::TcpStream::connect(front).ok()
+        });
+        assert!(
+            up.is_some(),
+            "nginx did not start: {}",
+            std::fs::read_to_string(nginx.dir.join("error.log")).unwrap_or_default()
+        );
+        nginx
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its workers too (SIGKILL would orphan them).
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 /// From `start` (the spawn URL), waits on the progress page and follows the hub's
 /// redirects, as a browser does, until one leads into `server_path`; returns that URL.
-/// Every hop must stay on `start`'s origin.
+/// Every hop before it must stay on `start`'s origin.
 async fn follow_spawn(w: &World, b: &Browser, start: Url, server_path: &str) -> Url {
     let started = Instant::now();
     let mut current = start.clone();
@@ -672,14 +692,14 @@ async fn follow_spawn(w: &World, b: &Browser, start: Url, server_path: &str) -> 
             hub_log(w)
         );
         let next = page.location().unwrap();
+        if next.path().starts_with(server_path) {
+            return next;
+        }
         assert_eq!(
             next.origin(),
             start.origin(),
             "redirects stay on {start}: {next}"
         );
-        if next.path().starts_with(server_path) {
-            return next;
-        }
         current = next;
         page = b.get(&current).await;
     }
@@ -795,6 +815,166 @@ async fn lab_flow(
     }
     .unwrap();
     assert_eq!(out.trim(), w.alice.uid.to_string());
+}
+
+/// `subdomain_host` over plain HTTP on `localhost`: alice's real server lives on its own
+/// origin, `<alice>.localhost` (see [`subdomain_flow`]).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_on_their_own_subdomains() {
+    let w = world();
+    let origin = format!("http://localhost:{}", w.addr.port());
+    set_subdomain_host(&w, &origin);
+    let _hub = start_hub(&w);
+    subdomain_flow(&w, &origin, w.addr, None).await;
+}
+
+/// The recommended setup, as `nginx/sudohub-subdomains.conf` has it: https with one
+/// certificate for `hub.test` and `*.hub.test`, every origin through nginx to the hub.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subdomains_behind_nginx_over_https() {
+    let w = world();
+    let front_port = free_port();
+    let origin = format!("https://hub.test:{front_port}");
+    set_subdomain_host(&w, &origin);
+    let _hub = start_hub(&w);
+    let dir = std::env::temp_dir().join(unique_name("subtls"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) =
+        sudohub_tests::tls::self_signed_for(&dir, "hub.test", "DNS:hub.test,DNS:*.hub.test");
+    let site = nginx_sample("sudohub-subdomains.conf")
+        .replace(
+            "listen 443 ssl;",
+            &format!("listen 127.0.0.1:{front_port} ssl;"),
+        )
+        .replace("listen 80;", &format!("listen 127.0.0.1:{};", free_port()))
+        .replace(
+            "/etc/letsencrypt/live/hub.example.org/fullchain.pem",
+            &cert.display().to_string(),
+        )
+        .replace(
+            "/etc/letsencrypt/live/hub.example.org/privkey.pem",
+            &key.display().to_string(),
+        )
+        .replace("hub.example.org", "hub.test")
+        .replace("http://127.0.0.1:8000", &format!("http://{}", w.addr));
+    let _nginx = Nginx::start(&site, front_port);
+    let front: SocketAddr = format!("127.0.0.1:{front_port}").parse().unwrap();
+    let tls = sudohub_tests::tls::ClientTls::trusting(&cert);
+    subdomain_flow(&w, &origin, front, Some(&tls)).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Logs `user` in with the test password on the hub at `origin`, going to `next` after;
+/// the answer (a 303 to `next`).
+async fn login_on(b: &Browser, origin: &Url, user: &str, next: &str) -> Page {
+    let form = b.get(&origin.join("/hub/login").unwrap()).await;
+    let xsrf = form.xsrf_field().unwrap();
+    let action = format!("/hub/login?next={}", next.replace('/', "%2F"));
+    let p = b
+        .post_form(
+            &origin.join(&action).unwrap(),
+            &[("username", user), ("password", PASSWORD), ("_xsrf", &xsrf)],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    p
+}
+
+/// Puts `subdomain_host = origin` at the top of the world's hub.toml.
+fn set_subdomain_host(w: &World, origin: &str) {
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    let setting = format!("subdomain_host = {origin:?}\n");
+    std::fs::write(&w.config, format!("{setting}{text}")).unwrap();
+}
+
+/// Alice's real server on its own origin, the hub at `hub` (`scheme://host:port`, every
+/// host of it reached at `connect`): login on the hub's origin, the spawn ends on hers,
+/// the OAuth dance goes to the hub's origin and back, JupyterLab and a kernel over a
+/// WebSocket run on hers. The hub's cookies never reach her origin nor hers the hub's;
+/// her server is never served on the hub's origin; and bob, signed in, is refused it.
+async fn subdomain_flow(
+    w: &World,
+    hub: &str,
+    connect: SocketAddr,
+    tls: Option<&sudohub_tests::tls::ClientTls>,
+) {
+    let hub_origin = Url::parse(&format!("{hub}/")).unwrap();
+    let (scheme, domain, port) = (
+        hub_origin.scheme(),
+        hub_origin.host_str().unwrap(),
+        hub_origin.port().unwrap(),
+    );
+    let label = sudohub::hosts::dns_label(&w.alice.name);
+    let alice_host = format!("{label}.{domain}");
+    let hosts = [(domain, connect), (alice_host.as_str(), connect)];
+    let browser = || match tls {
+        Some(t) => Browser::trusting_resolving(t, &hosts),
+        None => Browser::resolving(&hosts),
+    };
+    let b = browser();
+    let alice_origin = Url::parse(&format!("{scheme}://{alice_host}:{port}/")).unwrap();
+    let p = login_on(&b, &hub_origin, &w.alice.name, "/hub/spawn").await;
+    let server_path = format!("/user/{}/", w.alice.name);
+    let ready = follow_spawn(w, &b, p.location().unwrap(), &server_path).await;
+    assert_eq!(ready.origin(), alice_origin.origin(), "{ready}");
+
+    // JupyterLab on her origin; the OAuth hop on the hub's.
+    let lab = alice_origin.join(&format!("{server_path}lab")).unwrap();
+    let hops = b.follow(&lab, 10).await;
+    let last = hops.last().unwrap();
+    assert_eq!(last.status, StatusCode::OK, "{}", hub_log(w));
+    assert!(last.body.contains("jupyter-config-data"));
+    assert!(
+        hops.iter().any(|h| h.url.origin() == hub_origin.origin()
+            && h.url.path() == "/hub/api/oauth2/authorize"),
+        "{:?}",
+        hops.iter().map(|h| h.url.to_string()).collect::<Vec<_>>()
+    );
+    assert_eq!(last.url.origin(), alice_origin.origin());
+
+    // Each origin holds its own cookies only.
+    let server_url = alice_origin.join(&server_path).unwrap();
+    let at_server = b.cookie_header(&server_url).unwrap_or_default();
+    assert!(
+        !at_server.contains(sudohub::auth::cookies::LOGIN_COOKIE),
+        "{at_server}"
+    );
+    assert!(!at_server.contains("jupyterhub-session-id"), "{at_server}");
+    let at_hub = b
+        .cookie_header(&hub_origin.join("/hub/").unwrap())
+        .unwrap_or_default();
+    assert!(!at_hub.contains("jupyterhub-user-"), "{at_hub}");
+
+    // A kernel over the WebSocket, on her origin.
+    let id = create_kernel(&b, &server_url).await;
+    let ws_scheme = if tls.is_some() { "wss" } else { "ws" };
+    let ws = format!("{ws_scheme}://{alice_host}:{port}{server_path}api/kernels/{id}/channels");
+    let cookies = b.cookie_header(&server_url).unwrap();
+    let out = kernel::execute_via(
+        connect,
+        &ws,
+        Some(&cookies),
+        "import os; print(os.getuid())",
+        tls,
+    )
+    .await
+    .unwrap();
+    assert_eq!(out.trim(), w.alice.uid.to_string());
+
+    // Her server is never served on the hub's origin.
+    let on_hub = b
+        .get(&hub_origin.join(&format!("{server_path}lab")).unwrap())
+        .await;
+    assert_eq!(on_hub.status, StatusCode::SEE_OTHER);
+    assert_eq!(on_hub.location().unwrap().origin(), alice_origin.origin());
+
+    // Bob, signed in, cannot use her server on her origin.
+    let bob = browser();
+    login_on(&bob, &hub_origin, &w.bob.name, "/hub/home").await;
+    let hops = bob.follow(&lab, 10).await;
+    let last = hops.last().unwrap();
+    assert_eq!(last.status, StatusCode::FORBIDDEN, "{}", last.body);
+    assert!(!last.body.contains("jupyter-config-data"));
 }
 
 /// `ssl_cert`/`ssl_key`: the hub serves HTTPS itself, the single-user server reaches the

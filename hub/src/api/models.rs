@@ -76,7 +76,7 @@ pub struct UserModel {
 impl UserModel {
     /// The model of `u`, whose default server is in `state` and recorded as `row`.
     pub fn new(urls: &Urls, u: &UserRow, state: &ServerState, row: Option<&ServerRow>) -> Self {
-        let url = urls.user_server(&u.name);
+        let url = urls.user_url(&u.name);
         let ready = *state == ServerState::Running;
         let mut servers = BTreeMap::new();
         if let Some(row) = row {

@@ -82,7 +82,7 @@ pub async fn progress(
 ) -> Result<Response, HubError> {
     caller.require(&name, "read:users", true)?;
     let events: Events = if s.servers.state(&name) == ServerState::Running {
-        let ready = ProgressEvent::ready(&s.urls.user_server(&name));
+        let ready = ProgressEvent::ready(&s.urls.user_url(&name));
         stream::iter([Ok(event(&ready))]).boxed()
     } else {
         let rx = s

@@ -16,7 +16,7 @@
 //!   (`Sec-Fetch-Site: same-origin`, `Sec-Fetch-User: ?1`);
 //! - the REST API refuses browser requests authenticated by the login cookie unless they
 //!   are navigations; the one exception is the read-only progress stream the spawn page
-//!   follows with `EventSource`.
+//!   follows with `EventSource`, from the hub's own origin.
 //!
 //! Clients that send no fetch metadata at all (scripts, `curl`, old browsers) are judged
 //! by their credentials alone, as before. `subdomain_host` is the complete fix: see
@@ -107,7 +107,9 @@ pub fn api_refusal(
     if !cookie || !meta.present() || meta.is_top_navigation() {
         return None;
     }
-    let progress = *method == Method::GET && path.ends_with("/server/progress");
+    let progress = *method == Method::GET
+        && path.ends_with("/server/progress")
+        && meta.site.as_deref() == Some("same-origin");
     if progress {
         return None;
     }
@@ -208,6 +210,17 @@ mod tests {
             None
         );
         assert!(api_refusal(post, "/users/a/server/progress", &cookie, &script).is_some());
+        let neighbour = meta("same-site", "cors", "empty", None);
+        assert!(
+            api_refusal(
+                &Method::GET,
+                "/users/a/server/progress",
+                &cookie,
+                &neighbour
+            )
+            .is_some(),
+            "a server's own origin is not the hub's"
+        );
         let nav = meta("none", "navigate", "document", Some("?1"));
         assert_eq!(api_refusal(&Method::GET, "/users", &cookie, &nav), None);
         assert_eq!(

@@ -34,6 +34,11 @@ pub struct HubConfig {
     /// (`c.JupyterHub.public_url`). An `https` URL makes cookies `Secure`.
     #[serde(default)]
     pub public_url: Option<String>,
+    /// Serve each user's server on an origin of its own, `<name>.<host>`
+    /// (`c.JupyterHub.subdomain_host`, e.g. `"https://hub.example.org"`): what a server
+    /// serves then never runs on the hub's origin. Needs wildcard DNS and certificate.
+    #[serde(default)]
+    pub subdomain_host: Option<String>,
     /// PEM certificate chain, leaf first, to serve HTTPS on `bind` (`c.JupyterHub.ssl_cert`).
     /// Set together with `ssl_key`; cookies are then `Secure`.
     #[serde(default)]
@@ -162,6 +167,11 @@ impl HubConfig {
                 return bad("public_url", "must start with http:// or https://");
             }
         }
+        if let Some(h) = &self.subdomain_host {
+            if let Err(e) = crate::hosts::SubdomainHost::parse(h) {
+                return bad("subdomain_host", &e);
+            }
+        }
         match (&self.ssl_cert, &self.ssl_key) {
             (Some(_), None) => return bad("ssl_key", "must be set with ssl_cert"),
             (None, Some(_)) => return bad("ssl_cert", "must be set with ssl_key"),
@@ -228,7 +238,11 @@ impl HubConfig {
 
     /// The URL set of this hub, from `base_url`.
     pub fn urls(&self) -> Urls {
-        Urls::new(&self.base_url)
+        let subdomains = self
+            .subdomain_host
+            .as_deref()
+            .and_then(|h| crate::hosts::SubdomainHost::parse(h).ok());
+        Urls::new(&self.base_url).with_subdomains(subdomains)
     }
 
     /// Whether the hub serves HTTPS itself (`ssl_cert` and `ssl_key` set).
@@ -241,6 +255,10 @@ impl HubConfig {
         self.tls()
             || self
                 .public_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("https://"))
+            || self
+                .subdomain_host
                 .as_deref()
                 .is_some_and(|u| u.starts_with("https://"))
     }

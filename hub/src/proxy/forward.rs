@@ -14,7 +14,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::idle::{splice, IdleBody};
-use super::server_headers::keep_to_prefix;
 use super::Route;
 use crate::error::{HubError, Source};
 use crate::templates::Message;
@@ -154,14 +153,14 @@ impl Proxy {
             });
             set_websocket_upgrade(&mut parts.headers);
             // Browsers store cookies from a handshake's 101 too.
-            keep_to_prefix(&mut parts.headers, &route.prefix);
+            route.restrict(&mut parts.headers);
             parts.extensions.insert(Proxied);
             return Response::from_parts(parts, Body::empty());
         }
 
         let (mut parts, body) = resp.into_parts();
         strip_hop_by_hop(&mut parts.headers);
-        keep_to_prefix(&mut parts.headers, &route.prefix);
+        route.restrict(&mut parts.headers);
         parts.extensions.insert(Proxied);
         // A server that stops sending mid-body ends the response with an error, so the
         // client sees a cut body (never one that looks complete) and the slot is freed.

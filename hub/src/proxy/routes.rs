@@ -18,6 +18,20 @@ pub struct Route {
     /// The path prefix the route serves, `<base>user/<name>/` as requested: the only
     /// path its cookies may be set for.
     pub prefix: String,
+    /// Whether the request came to the server's own origin (`subdomain_host`), not the
+    /// hub's: then its cookies may have any path, but still no `Domain`.
+    pub own_origin: bool,
+}
+
+impl Route {
+    /// Cuts what the server's response headers may say to the route's scope.
+    pub fn restrict(&self, headers: &mut http::HeaderMap) {
+        if self.own_origin {
+            super::server_headers::keep_to_origin(headers);
+        } else {
+            super::server_headers::keep_to_prefix(headers, &self.prefix);
+        }
+    }
 }
 
 /// Routes of running servers and configured services. Cheap to clone.
@@ -82,6 +96,7 @@ impl RouteTable {
                 owner: user.to_string(),
                 user: Some(user.clone()),
                 prefix,
+                own_origin: false,
             });
         }
         let target = *self.services.read().ok()?.get(name.as_ref())?;
@@ -90,6 +105,7 @@ impl RouteTable {
             owner: name.into_owned(),
             user: None,
             prefix,
+            own_origin: false,
         })
     }
 }

@@ -1,5 +1,6 @@
 //! What a user's server (or a service) may say in its response headers about the rest
-//! of the origin it shares with the hub: only things scoped to its own prefix.
+//! of the origin it shares with the hub (only things scoped to its own prefix), or, on an
+//! origin of its own (`subdomain_host`), about its neighbours (nothing).
 
 use http::header::{self, HeaderMap, HeaderValue};
 
@@ -25,10 +26,28 @@ pub fn keep_to_prefix(headers: &mut HeaderMap, prefix: &str) {
     }
 }
 
+/// What a server on its own origin may not say: a `Domain=` cookie (it would reach the
+/// hub's origin and every other server's) or `Clear-Site-Data` (it clears the whole site,
+/// the hub's cookies included).
+pub fn keep_to_origin(headers: &mut HeaderMap) {
+    headers.remove("clear-site-data");
+    keep_cookies(headers, "its own origin", |c| c.domain().is_none());
+}
+
 /// Drops every `Set-Cookie` of a server's response except those scoped to its own
 /// prefix: a server on the hub's origin must not set, overwrite or shadow the hub's
 /// cookies (a `Path=/hub/` login cookie, a `Domain=` cookie for every subdomain).
 fn keep_own_cookies(headers: &mut HeaderMap, prefix: &str) {
+    keep_cookies(headers, prefix, |c| {
+        !HUB_COOKIES.contains(&c.name())
+            && c.domain().is_none()
+            && c.path()
+                .is_none_or(|p| p.starts_with(prefix) || format!("{p}/") == prefix)
+    });
+}
+
+/// Keeps the `Set-Cookie` headers that parse and pass `own`; logs the others with `scope`.
+fn keep_cookies(headers: &mut HeaderMap, scope: &str, own: impl Fn(&cookie::Cookie) -> bool) {
     let all: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()
@@ -43,16 +62,10 @@ fn keep_own_cookies(headers: &mut HeaderMap, prefix: &str) {
             .to_str()
             .ok()
             .and_then(|v| cookie::Cookie::parse(v).ok());
-        let own = parsed.as_ref().is_some_and(|c| {
-            !HUB_COOKIES.contains(&c.name())
-                && c.domain().is_none()
-                && c.path()
-                    .is_none_or(|p| p.starts_with(prefix) || format!("{p}/") == prefix)
-        });
-        if own {
+        if parsed.as_ref().is_some_and(&own) {
             headers.append(header::SET_COOKIE, value);
         } else {
-            tracing::warn!(prefix, cookie = ?value, "proxy: dropped a Set-Cookie outside the server's prefix");
+            tracing::warn!(scope, cookie = ?value, "proxy: dropped a Set-Cookie outside the server's scope");
         }
     }
 }
@@ -84,6 +97,34 @@ mod tests {
             .map(|v| v.to_str().unwrap().split('=').next().unwrap())
             .collect();
         assert_eq!(kept, ["_xsrf", "jupyterhub-user-alice", "nopath", "exact"]);
+    }
+
+    #[test]
+    fn servers_on_their_own_origin_keep_it_to_themselves() {
+        let mut h = HeaderMap::new();
+        for c in [
+            "__Host-jupyterhub-user-alice=1; Path=/; Secure",
+            "jupyterhub-hub-login=2; Path=/hub/",
+            "tossed=3; Domain=hub.example.org; Path=/",
+            "tossed2=4; Domain=.example.org",
+        ] {
+            h.append(header::SET_COOKIE, HeaderValue::from_static(c));
+        }
+        h.insert("clear-site-data", HeaderValue::from_static("\"cookies\""));
+        h.insert("service-worker-allowed", HeaderValue::from_static("/"));
+        keep_to_origin(&mut h);
+        let kept: Vec<&str> = h
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().split('=').next().unwrap())
+            .collect();
+        // Host-only cookies stay on the server's own origin, whatever their name or path.
+        assert_eq!(
+            kept,
+            ["__Host-jupyterhub-user-alice", "jupyterhub-hub-login"]
+        );
+        assert!(h.get("clear-site-data").is_none());
+        assert_eq!(h["service-worker-allowed"], "/");
     }
 
     #[test]

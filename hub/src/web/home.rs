@@ -12,7 +12,7 @@ use crate::types::ServerState;
 /// `GET <base>hub/`: to the user's server if it runs, else to spawn; to login first.
 pub async fn root(State(s): State<AppState>, sess: Session) -> Response {
     match s.servers.state(&sess.user.name) {
-        ServerState::Running => Redirect::to(&s.urls.user_server(&sess.user.name)),
+        ServerState::Running => Redirect::to(&s.urls.user_url(&sess.user.name)),
         _ => Redirect::to(&s.urls.hub_page("spawn")),
     }
     .into_response()
@@ -60,7 +60,7 @@ pub async fn home(State(s): State<AppState>, sess: Session) -> Response {
         urls: HomeUrls {
             logout: u.hub_page("logout"),
             token: u.hub_page("token"),
-            server: u.user_server(name),
+            server: u.user_url(name),
             stop: u.hub_page("stop"),
             pending: u.spawn_pending(name, None),
             spawn: u.hub_page("spawn"),

@@ -56,7 +56,7 @@ fn page_for(
     let next = next_of(s, q);
     match s.servers.state(user) {
         ServerState::Running => {
-            Redirect::to(&next.unwrap_or_else(|| s.urls.user_server(user))).into_response()
+            Redirect::to(&next.unwrap_or_else(|| s.urls.user_url(user))).into_response()
         }
         ServerState::Starting | ServerState::Stopping => {
             Redirect::to(&s.urls.spawn_pending(user, next.as_deref())).into_response()
@@ -108,7 +108,7 @@ async fn spawn_for(
     q: HashMap<String, String>,
 ) -> Response {
     let next = next_of(&s, &q);
-    let ready = next.clone().unwrap_or_else(|| s.urls.user_server(user));
+    let ready = next.clone().unwrap_or_else(|| s.urls.user_url(user));
     let pending = s.urls.spawn_pending(user, next.as_deref());
     match s.servers.state(user) {
         ServerState::Running => return Redirect::to(&ready).into_response(),
@@ -153,7 +153,7 @@ pub async fn pending(
     let next = next_of(&s, &q);
     match s.servers.state(&user) {
         ServerState::Running => {
-            Redirect::to(&next.unwrap_or_else(|| s.urls.user_server(&user))).into_response()
+            Redirect::to(&next.unwrap_or_else(|| s.urls.user_url(&user))).into_response()
         }
         ServerState::Failed(reason) => Message::error("Your server failed to start", &reason)
             .link(s.urls.hub_page("spawn"), "Try again")

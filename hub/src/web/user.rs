@@ -59,7 +59,7 @@ pub async fn not_running(
     if sess.user.name != user && !sess.user.admin {
         return forbidden("This is not your server.");
     }
-    let server = s.urls.user_server(&user);
+    let server = s.urls.user_url(&user);
     let target = format!("{server}{rest}");
     if s.servers.state(&user) == ServerState::Running && s.routes.user(&user).is_some() {
         return Redirect::to(&target).into_response();
@@ -89,5 +89,5 @@ pub async fn redirect(
     sess: Session,
     Path(rest): Path<String>,
 ) -> Response {
-    Redirect::to(&format!("{}{rest}", s.urls.user_server(&sess.user.name))).into_response()
+    Redirect::to(&format!("{}{rest}", s.urls.user_url(&sess.user.name))).into_response()
 }
