@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::cookies::CookieNames;
 use crate::auth::session::AuthState;
 use crate::auth::{CookieKey, PamAuthenticator, PamClientConfig};
 use crate::config::HubConfig;
@@ -27,6 +28,8 @@ pub struct AppState {
     pub db: Db,
     /// Signs cookies.
     pub key: CookieKey,
+    /// The names and paths of the hub's cookies.
+    pub cookies: CookieNames,
     /// Checks passwords.
     pub auth: Arc<PamAuthenticator>,
     /// Users' servers.
@@ -92,11 +95,13 @@ impl AppState {
             Duration::from_secs(cfg.proxy.response_timeout_secs),
             Duration::from_secs(cfg.proxy.idle_timeout_secs),
         );
+        let cookies = CookieNames::new(&urls, cfg.host_prefixed_cookies());
         Ok(Self {
             cfg,
             urls,
             db,
             key,
+            cookies,
             auth,
             servers,
             routes,
@@ -125,5 +130,8 @@ impl AuthState for AppState {
     }
     fn urls(&self) -> &Urls {
         &self.urls
+    }
+    fn cookie_names(&self) -> &CookieNames {
+        &self.cookies
     }
 }

@@ -932,7 +932,14 @@ async fn subdomain_flow(
     );
     assert_eq!(last.url.origin(), alice_origin.origin());
 
-    // Each origin holds its own cookies only.
+    // Each origin holds its own cookies only; over https the hub's are `__Host-` ones,
+    // which no page of a server's subdomain can overwrite.
+    let login_name = match tls {
+        Some(_) => sudohub::auth::cookies::HOST_LOGIN_COOKIE,
+        None => sudohub::auth::cookies::LOGIN_COOKIE,
+    };
+    let hub_home = hub_origin.join("/hub/home").unwrap();
+    assert!(b.cookie(&hub_home, login_name).is_some(), "{login_name}");
     let server_url = alice_origin.join(&server_path).unwrap();
     let at_server = b.cookie_header(&server_url).unwrap_or_default();
     assert!(

@@ -10,10 +10,8 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 
-use super::cookies::CookieKey;
 use super::session::{AuthState, Session};
-use crate::config::HubConfig;
-use crate::db::{Db, TokenRow, UserRow};
+use crate::db::{TokenRow, UserRow};
 use crate::error::HubError;
 use crate::secrets::same;
 use crate::types::{TokenKind, Username};
@@ -191,7 +189,8 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// Authenticates an API request: token first, else the login cookie with an XSRF token
 /// (`?_xsrf=` or `X-XSRFToken`).
-pub fn identify(cfg: &HubConfig, db: &Db, key: &CookieKey, parts: &Parts) -> Option<Caller> {
+pub fn identify<S: AuthState>(state: &S, parts: &Parts) -> Option<Caller> {
+    let (cfg, db, key) = (state.config(), state.db(), state.cookie_key());
     if let Some(tok) = bearer(&parts.headers) {
         if let Some(svc) = cfg
             .services
@@ -209,7 +208,7 @@ pub fn identify(cfg: &HubConfig, db: &Db, key: &CookieKey, parts: &Parts) -> Opt
             token: Some(row),
         });
     }
-    let session = Session::current(db, key, &parts.headers)?;
+    let session = Session::current(db, key, state.cookie_names(), &parts.headers)?;
     let query = Query::<HashMap<String, String>>::try_from_uri(&parts.uri).ok();
     let sent = query
         .and_then(|Query(mut q)| q.remove("_xsrf"))
@@ -235,6 +234,6 @@ impl<S: AuthState> FromRequestParts<S> for Caller {
     type Rejection = HubError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        identify(state.config(), state.db(), state.cookie_key(), parts).ok_or_else(no_credentials)
+        identify(state, parts).ok_or_else(no_credentials)
     }
 }

@@ -15,12 +15,91 @@ use cookie::{Cookie, CookieJar, Key, SameSite};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use crate::urls::Urls;
+
 /// Name of the hub's login cookie (JupyterHub's).
 pub const LOGIN_COOKIE: &str = "jupyterhub-hub-login";
 /// Name of the session-id cookie single-user servers read for XSRF (compat §1.6).
 pub const SESSION_ID_COOKIE: &str = "jupyterhub-session-id";
 /// Name of the anonymous XSRF cookie of the login form.
 pub const XSRF_COOKIE: &str = "_xsrf";
+/// The same three under the `__Host-` prefix (see [`CookieNames`]).
+pub const HOST_LOGIN_COOKIE: &str = "__Host-jupyterhub-hub-login";
+const HOST_SESSION_ID_COOKIE: &str = "__Host-jupyterhub-session-id";
+const HOST_XSRF_COOKIE: &str = "__Host-_xsrf";
+
+/// The names and paths of the hub's cookies for one hub.
+///
+/// With `subdomain_host` over https, users' servers live on subdomains of the hub's host,
+/// and a page there could write a cookie for the parent domain with `document.cookie`
+/// (no proxy sees that): a login cookie of the attacker's own, say, to sign a visitor in
+/// as the attacker. So the hub's cookies then carry the `__Host-` prefix, which browsers
+/// accept only from the hub's own host, `Secure`, without `Domain` and with `Path=/`
+/// (as JupyterHub's `cookie_host_prefix_enabled`). Otherwise they keep JupyterHub's names
+/// and paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieNames {
+    login: &'static str,
+    session_id: &'static str,
+    xsrf: &'static str,
+    hub_path: String,
+    base_path: String,
+}
+
+impl CookieNames {
+    /// The cookies of the hub at `urls`, `__Host-` ones when `host_prefix`.
+    pub fn new(urls: &Urls, host_prefix: bool) -> Self {
+        if host_prefix {
+            Self {
+                login: HOST_LOGIN_COOKIE,
+                session_id: HOST_SESSION_ID_COOKIE,
+                xsrf: HOST_XSRF_COOKIE,
+                hub_path: "/".into(),
+                base_path: "/".into(),
+            }
+        } else {
+            Self {
+                login: LOGIN_COOKIE,
+                session_id: SESSION_ID_COOKIE,
+                xsrf: XSRF_COOKIE,
+                hub_path: urls.hub(),
+                base_path: urls.base().to_owned(),
+            }
+        }
+    }
+
+    /// The login cookie (signed under [`LOGIN_COOKIE`] whatever its name).
+    pub fn login(&self) -> &'static str {
+        self.login
+    }
+
+    /// The session-id cookie.
+    pub fn session_id(&self) -> &'static str {
+        self.session_id
+    }
+
+    /// The login form's XSRF cookie.
+    pub fn xsrf(&self) -> &'static str {
+        self.xsrf
+    }
+
+    /// The path of the login and XSRF cookies: `<base>hub/`, or `/`.
+    pub fn hub_path(&self) -> &str {
+        &self.hub_path
+    }
+
+    /// The path of the session-id cookie: `<base>`, or `/`.
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
+}
+
+/// Whether the request carries a login cookie under either name.
+pub fn has_login(headers: &HeaderMap) -> bool {
+    [LOGIN_COOKIE, HOST_LOGIN_COOKIE]
+        .iter()
+        .any(|n| all(headers, n).next().is_some())
+}
 
 /// Shortest cookie secret accepted, in bytes.
 const MIN_SECRET: usize = 32;
@@ -165,6 +244,8 @@ pub fn set(name: &str, value: &str, path: &str, secure: bool, max_age: Option<i6
 pub fn clear(name: &str, path: &str) -> HeaderValue {
     let c = Cookie::build((name.to_owned(), ""))
         .path(path.to_owned())
+        // Browsers take a `__Host-` cookie, even an expired one, only when it is `Secure`.
+        .secure(name.starts_with("__Host-"))
         .http_only(true)
         .same_site(SameSite::Lax)
         .max_age(cookie::time::Duration::ZERO);
@@ -179,6 +260,41 @@ fn header_value(c: Cookie<'_>) -> HeaderValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn https_subdomains_give_the_hub_host_only_cookies() {
+        let urls = Urls::new("/jl/");
+        let plain = CookieNames::new(&urls, false);
+        assert_eq!(
+            (plain.login(), plain.hub_path(), plain.base_path()),
+            (LOGIN_COOKIE, "/jl/hub/", "/jl/")
+        );
+        let host = CookieNames::new(&urls, true);
+        assert_eq!(
+            (host.login(), host.session_id(), host.xsrf()),
+            (
+                HOST_LOGIN_COOKIE,
+                "__Host-jupyterhub-session-id",
+                "__Host-_xsrf"
+            )
+        );
+        // What browsers require of a `__Host-` cookie: Path=/, Secure, no Domain.
+        assert_eq!((host.hub_path(), host.base_path()), ("/", "/"));
+        let v = set(host.login(), "v", host.hub_path(), true, None);
+        let v = v.to_str().unwrap();
+        assert!(
+            v.ends_with("Path=/") && v.contains("Secure") && !v.contains("Domain"),
+            "{v}"
+        );
+        let gone = clear(host.login(), "/");
+        assert!(gone.to_str().unwrap().contains("Secure"), "{gone:?}");
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("__Host-jupyterhub-hub-login=x"),
+        );
+        assert!(has_login(&h));
+    }
 
     #[test]
     fn signed_cookies_resist_tampering() {

@@ -27,7 +27,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::cookies::{self, LOGIN_COOKIE};
+use super::cookies;
 use crate::error::HubError;
 use crate::templates::Message;
 
@@ -103,7 +103,7 @@ pub fn api_refusal(
     headers: &HeaderMap,
     meta: &FetchMetadata,
 ) -> Option<&'static str> {
-    let cookie = cookies::read(headers, LOGIN_COOKIE).is_some();
+    let cookie = cookies::has_login(headers);
     if !cookie || !meta.present() || meta.is_top_navigation() {
         return None;
     }

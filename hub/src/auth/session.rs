@@ -9,7 +9,7 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 
-use super::cookies::{self, CookieKey, LOGIN_COOKIE};
+use super::cookies::{self, CookieKey, CookieNames, LOGIN_COOKIE};
 use crate::config::HubConfig;
 use crate::db::{Db, UserRow};
 use crate::urls::Urls;
@@ -24,6 +24,8 @@ pub trait AuthState: Send + Sync {
     fn cookie_key(&self) -> &CookieKey;
     /// The URL set (where the login page is).
     fn urls(&self) -> &Urls;
+    /// The names and paths of the hub's cookies.
+    fn cookie_names(&self) -> &CookieNames;
 }
 
 /// A logged-in browser.
@@ -39,8 +41,13 @@ pub struct Session {
 
 impl Session {
     /// The session of a request, if its login cookie is valid and live.
-    pub fn current(db: &Db, key: &CookieKey, headers: &HeaderMap) -> Option<Self> {
-        let secret = key.verify(LOGIN_COOKIE, &cookies::read(headers, LOGIN_COOKIE)?)?;
+    pub fn current(
+        db: &Db,
+        key: &CookieKey,
+        names: &CookieNames,
+        headers: &HeaderMap,
+    ) -> Option<Self> {
+        let secret = key.verify(LOGIN_COOKIE, &cookies::read(headers, names.login())?)?;
         let (user, session_id) = db.sessions().get(&secret).ok()??;
         Some(Self {
             user,
@@ -70,18 +77,18 @@ impl<S: AuthState> FromRequestParts<S> for Session {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let found = Self::current(state.db(), state.cookie_key(), &parts.headers);
+        let names = state.cookie_names();
+        let found = Self::current(state.db(), state.cookie_key(), names, &parts.headers);
         found.ok_or_else(|| {
             let mut resp = Redirect::to(&state.urls().login(&requested(parts))).into_response();
             // A login cookie planted at a longer path: delete every copy on the way up,
             // so that signing in again gives one cookie, the hub's.
-            if cookies::ambiguous(&parts.headers, LOGIN_COOKIE) {
-                let hub = state.urls().hub();
+            if cookies::ambiguous(&parts.headers, names.login()) {
                 let path = parts
                     .extensions
                     .get::<OriginalUri>()
                     .map_or(parts.uri.path(), |o| o.0.path());
-                for c in cookies::clear_up_to(LOGIN_COOKIE, path, &hub) {
+                for c in cookies::clear_up_to(names.login(), path, names.hub_path()) {
                     resp.headers_mut().append(axum::http::header::SET_COOKIE, c);
                 }
             }
@@ -100,6 +107,7 @@ impl<S: AuthState> OptionalFromRequestParts<S> for Session {
         Ok(Self::current(
             state.db(),
             state.cookie_key(),
+            state.cookie_names(),
             &parts.headers,
         ))
     }

@@ -263,6 +263,14 @@ impl HubConfig {
                 .is_some_and(|u| u.starts_with("https://"))
     }
 
+    /// Whether the hub's cookies take the `__Host-` prefix: servers live on subdomains of
+    /// an https hub (`auth::cookies::CookieNames`).
+    pub fn host_prefixed_cookies(&self) -> bool {
+        self.subdomain_host
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
     /// The hub's own API URL as servers on this machine reach it: the public listener
     /// over plain HTTP, or `hub_bind` when the public listener speaks TLS.
     pub fn api_url(&self) -> String {

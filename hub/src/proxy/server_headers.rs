@@ -8,6 +8,7 @@ use http::header::{self, HeaderMap, HeaderValue};
 const HUB_COOKIES: &[&str] = &[
     crate::auth::cookies::LOGIN_COOKIE,
     crate::auth::cookies::SESSION_ID_COOKIE,
+    crate::auth::cookies::HOST_LOGIN_COOKIE,
 ];
 
 /// What a server's response may say about the rest of the origin, cut to its own

@@ -11,7 +11,7 @@ use sudohub_protocol::Secret;
 
 use super::error_page;
 use crate::auth::client::client_ip;
-use crate::auth::cookies::{self, LOGIN_COOKIE, SESSION_ID_COOKIE, XSRF_COOKIE};
+use crate::auth::cookies::{self, LOGIN_COOKIE};
 use crate::auth::{AuthError, Session, XsrfForm};
 use crate::db::SESSION_SECS;
 use crate::error::HubError;
@@ -62,9 +62,9 @@ pub async fn form(
     }
     let xsrf = new_session_id();
     let cookie = cookies::set(
-        XSRF_COOKIE,
+        s.cookies.xsrf(),
         &xsrf,
-        &s.urls.hub(),
+        s.cookies.hub_path(),
         s.cfg.secure_cookies(),
         Some(FORM_SECS),
     );
@@ -85,7 +85,7 @@ pub async fn submit(
 ) -> Response {
     let next = next_of(&s, &q);
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    let xsrf = cookies::read(&headers, XSRF_COOKIE).unwrap_or_default();
+    let xsrf = cookies::read(&headers, s.cookies.xsrf()).unwrap_or_default();
     if xsrf.is_empty() || !same(&xsrf, field("_xsrf")) {
         let expired = Some("Your form expired; please try again.");
         return page(&s, StatusCode::FORBIDDEN, &next, &xsrf, expired);
@@ -146,13 +146,19 @@ fn start_session(
     let signed = s.key.sign(LOGIN_COOKIE, &secret);
     Ok([
         cookies::set(
-            LOGIN_COOKIE,
+            s.cookies.login(),
             &signed,
-            &s.urls.hub(),
+            s.cookies.hub_path(),
             secure,
             Some(SESSION_SECS),
         ),
-        cookies::set(SESSION_ID_COOKIE, &sid, s.urls.base(), secure, None),
+        cookies::set(
+            s.cookies.session_id(),
+            &sid,
+            s.cookies.base_path(),
+            secure,
+            None,
+        ),
     ])
 }
 
@@ -191,15 +197,15 @@ fn signed_out(s: &AppState) -> Response {
     let h = resp.headers_mut();
     h.append(
         header::SET_COOKIE,
-        cookies::clear(LOGIN_COOKIE, &s.urls.hub()),
+        cookies::clear(s.cookies.login(), s.cookies.hub_path()),
     );
     h.append(
         header::SET_COOKIE,
-        cookies::clear(SESSION_ID_COOKIE, s.urls.base()),
+        cookies::clear(s.cookies.session_id(), s.cookies.base_path()),
     );
     h.append(
         header::SET_COOKIE,
-        cookies::clear(XSRF_COOKIE, &s.urls.hub()),
+        cookies::clear(s.cookies.xsrf(), s.cookies.hub_path()),
     );
     resp
 }
