@@ -14,7 +14,9 @@
 //! 6. the account's turn ([`pace`]): one check per account at a time, each failure
 //!    recorded before PAM is asked and paid for by a wait before the next check, in state
 //!    the hub cannot reset;
-//! 7. `pam_authenticate`, then `pam_acct_mgmt`, so locked and expired accounts are refused;
+//! 7. `pam_authenticate`, then `pam_acct_mgmt`, so locked and expired accounts are refused,
+//!    with PAM's own failure delay turned off: a wrong password is answered as soon as a
+//!    right one, so when the answer comes tells nothing; step 6 is what a guess costs;
 //! 8. one answer; one log line on stderr and in syslog (caller, user, result, reason —
 //!    never the password).
 #![deny(unsafe_code)]

@@ -27,8 +27,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 
-/// The longest wait before a check (with PAM's own 2 s failure delay it stays within the
-/// hub's 10 s timeout).
+/// The longest wait before a check (well within the hub's 10 s timeout).
 pub const MAX_WAIT: Duration = Duration::from_secs(6);
 /// The wait after one failure.
 const BASE: Duration = Duration::from_secs(2);

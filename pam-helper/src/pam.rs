@@ -50,6 +50,11 @@ pub fn check(service: &str, username: &str, password: Secret) -> Result<(), Outc
     };
     let mut ctx = Context::new(service, Some(username), conv)
         .map_err(|e| Outcome::Failed(format!("pam_start({service}): {:?}", e.code())))?;
+    if !crate::sys::no_fail_delay(&mut ctx) {
+        return Err(Outcome::Failed(
+            "pam_set_item(PAM_FAIL_DELAY) refused".into(),
+        ));
+    }
     ctx.authenticate(Flag::DISALLOW_NULL_AUTHTOK)
         .map_err(|e| failed("pam_authenticate", e.code()))?;
     ctx.acct_mgmt(Flag::DISALLOW_NULL_AUTHTOK)

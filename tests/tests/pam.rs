@@ -359,7 +359,8 @@ fn checks_are_paced_per_account_where_the_hub_cannot_reset_them() {
     let w = world();
     let bob = TestUser::create(&unique_name("spb"), &[&w._group.name], Some(PASSWORD));
 
-    // The kill trick: a wrong password, and the helper killed before PAM's delay ends.
+    // The kill trick: a wrong password, and the helper killed as soon as it may have
+    // started PAM (before or after its answer: the failure counts either way).
     let mut killed = w
         .hub
         .command(w.helpers.pam())
@@ -374,6 +375,19 @@ fn checks_are_paced_per_account_where_the_hub_cannot_reset_them() {
     std::thread::sleep(Duration::from_millis(300));
     killed.kill().unwrap();
     killed.wait().unwrap();
+
+    // A wrong password is answered as soon as a right one: PAM's own 2 s failure delay is
+    // off (its timing told a caller who kills the helper which guess was right); the
+    // pacing is what a guess costs.
+    let carol = TestUser::create(&unique_name("spc"), &[&w._group.name], Some(PASSWORD));
+    let started = Instant::now();
+    let o = check(&w, &carol.name, "wrong");
+    assert!(matches!(o.answer, PamAnswer::Denied { .. }), "{}", o.stderr);
+    let wrong_took = started.elapsed();
+    assert!(
+        wrong_took < Duration::from_millis(1500),
+        "a wrong password answered after {wrong_took:?}"
+    );
 
     // Another account is not slowed...
     let started = Instant::now();
