@@ -100,21 +100,30 @@ pub async fn list(
         });
     let offset = number(&q, "offset", 0)?;
     let limit = number(&q, "limit", if paginated { 50 } else { 200 })?.clamp(1, 200);
-    let mut visible = Vec::new();
-    for u in s.db.users().all()? {
-        let keep = caller.may(&u.name, "read:users")
-            && filter.is_none_or(|f| f(&s.servers.state(&u.name)));
-        if keep {
-            visible.push(u);
-        }
-    }
-    let total = visible.len();
-    let items = visible
+    let users = s.db.users();
+    // An admin's unfiltered page is one query for the page and a count, whatever the
+    // number of users; anything else is one query and a filter in memory.
+    let (total, page) = if filter.is_none() && caller.may_all("read:users") {
+        (users.count()?, users.with_servers(offset, Some(limit))?)
+    } else {
+        let visible: Vec<_> = users
+            .with_servers(0, None)?
+            .into_iter()
+            .filter(|(u, _)| {
+                caller.may(&u.name, "read:users")
+                    && filter.is_none_or(|f| f(&s.servers.state(&u.name)))
+            })
+            .collect();
+        let total = visible.len();
+        (
+            total,
+            visible.into_iter().skip(offset).take(limit).collect(),
+        )
+    };
+    let items: Vec<UserModel> = page
         .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|u| model(&s, u))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|(u, row)| UserModel::new(&s.urls, u, &s.servers.state(&u.name), row.as_ref()))
+        .collect();
     if !paginated {
         return Ok(Json(items).into_response());
     }

@@ -13,6 +13,7 @@ mod tokens;
 mod users;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::Connection;
@@ -33,6 +34,8 @@ pub type DbResult<T> = Result<T, rusqlite::Error>;
 #[derive(Clone)]
 pub struct Db {
     conn: Arc<Mutex<Connection>>,
+    /// When expired tokens were last deleted (unix seconds).
+    last_purge: Arc<AtomicI64>,
 }
 
 impl Db {
@@ -52,6 +55,7 @@ impl Db {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let db = Self {
             conn: Arc::new(Mutex::new(conn)),
+            last_purge: Arc::new(AtomicI64::new(0)),
         };
         db.migrate()?;
         Ok(db)
@@ -61,6 +65,17 @@ impl Db {
         // A panic while holding the lock cannot leave SQLite half-written (transactions
         // roll back), so a poisoned lock is still safe to use.
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a periodic clean-up last ran `every` seconds or more before `now`; if so,
+    /// it counts as run now.
+    fn due(&self, now: i64, every: i64) -> bool {
+        let last = self.last_purge.load(Ordering::Relaxed);
+        now - last >= every
+            && self
+                .last_purge
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
     }
 
     fn migrate(&self) -> DbResult<()> {

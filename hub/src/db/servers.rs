@@ -80,15 +80,12 @@ impl Servers<'_> {
 
     /// A user's default server, if it is not stopped.
     pub fn get(&self, user: &Username) -> DbResult<Option<ServerRow>> {
-        self.0
-            .lock()
-            .query_row(
-                "SELECT u.name, s.state, s.port, s.pid, s.started, s.last_activity
-                 FROM servers s JOIN users u ON u.id = s.user_id WHERE u.name = ?1 AND s.name = ''",
-                [user],
-                server_row,
-            )
-            .optional()
+        let conn = self.0.lock();
+        let mut st = conn.prepare_cached(
+            "SELECT u.name, s.state, s.port, s.pid, s.started, s.last_activity
+             FROM servers s JOIN users u ON u.id = s.user_id WHERE u.name = ?1 AND s.name = ''",
+        )?;
+        st.query_row([user], server_row).optional()
     }
 
     /// All servers that are not stopped.
@@ -157,4 +154,27 @@ fn server_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ServerRow> {
         started: r.get(4)?,
         last_activity: r.get(5)?,
     })
+}
+
+/// The columns [`server_row_at`] reads after a user's: `s` is the server, `u` its user.
+pub(super) const SERVER_COLUMNS: &str = "s.state, s.port, s.pid, s.started, s.last_activity";
+
+/// A server row from [`SERVER_COLUMNS`] at column `at` (the user's name at `at - 4`,
+/// as [`super::users::USER_COLUMNS`] puts it), or `None` when a LEFT JOIN found none.
+pub(super) fn server_row_at(
+    r: &rusqlite::Row<'_>,
+    at: usize,
+) -> rusqlite::Result<Option<ServerRow>> {
+    let state: Option<RecordedState> = r.get(at)?;
+    let Some(state) = state else {
+        return Ok(None);
+    };
+    Ok(Some(ServerRow {
+        user: r.get(at - 4)?,
+        state,
+        port: r.get(at + 1)?,
+        pid: r.get(at + 2)?,
+        started: r.get(at + 3)?,
+        last_activity: r.get(at + 4)?,
+    }))
 }

@@ -138,3 +138,43 @@ fn sessions_end_with_their_oauth_tokens() {
     assert!(db.sessions().get("secret").unwrap().is_none());
     assert!(db.tokens().lookup("o1").unwrap().is_none());
 }
+
+#[test]
+fn a_page_of_users_comes_with_their_servers_in_one_query() {
+    let db = Db::in_memory().unwrap();
+    for n in ["carol", "alice", "bob", "dave"] {
+        db.users().ensure(&name(n), None).unwrap();
+    }
+    db.servers().starting(&name("bob"), 50003).unwrap();
+    db.servers().running(&name("bob"), 7).unwrap();
+    assert_eq!(db.users().count().unwrap(), 4);
+    let page = db.users().with_servers(1, Some(2)).unwrap();
+    let names: Vec<&str> = page.iter().map(|(u, _)| u.name.as_str()).collect();
+    assert_eq!(names, ["bob", "carol"]);
+    let bob = page[0].1.as_ref().unwrap();
+    assert_eq!(
+        (bob.user.as_str(), bob.state, bob.port, bob.pid),
+        ("bob", RecordedState::Running, 50003, Some(7))
+    );
+    assert!(page[1].1.is_none());
+    assert_eq!(db.users().with_servers(0, None).unwrap().len(), 4);
+    assert!(db.users().with_servers(9, Some(2)).unwrap().is_empty());
+}
+
+#[test]
+fn expired_tokens_never_match() {
+    let db = Db::in_memory().unwrap();
+    let alice = db.users().ensure(&name("alice"), None).unwrap();
+    db.tokens()
+        .add(&NewToken {
+            user_id: alice.id,
+            secret: "expiredtoken1",
+            kind: TokenKind::Api,
+            client_id: None,
+            session_id: None,
+            note: "",
+            expires_in: Some(-10),
+        })
+        .unwrap();
+    assert!(db.tokens().lookup("expiredtoken1").unwrap().is_none());
+}

@@ -2,6 +2,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
+use super::servers::{server_row_at, ServerRow, SERVER_COLUMNS};
 use super::{Db, DbResult};
 use crate::timestamp::now_iso;
 use crate::types::Username;
@@ -60,14 +61,11 @@ impl Users<'_> {
 
     /// A user by name.
     pub fn get(&self, name: &Username) -> DbResult<Option<UserRow>> {
-        self.0
-            .lock()
-            .query_row(
-                &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.name = ?1"),
-                [name],
-                |r| UserRow::from_row(r, 0),
-            )
-            .optional()
+        let conn = self.0.lock();
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {USER_COLUMNS} FROM users u WHERE u.name = ?1"
+        ))?;
+        st.query_row([name], |r| UserRow::from_row(r, 0)).optional()
     }
 
     /// A user by row id.
@@ -89,6 +87,36 @@ impl Users<'_> {
             "SELECT {USER_COLUMNS} FROM users u ORDER BY u.name"
         ))?;
         let rows = st.query_map([], |r| UserRow::from_row(r, 0))?.collect();
+        rows
+    }
+
+    /// How many users there are.
+    pub fn count(&self) -> DbResult<usize> {
+        self.0
+            .lock()
+            .query_row("SELECT COUNT(*) FROM users", [], |r| r.get(0))
+    }
+
+    /// Users in name order with their default server's row, from `offset`, at most
+    /// `limit` of them (`None`: all): one query, whatever the page.
+    pub fn with_servers(
+        &self,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> DbResult<Vec<(UserRow, Option<ServerRow>)>> {
+        let conn = self.0.lock();
+        let mut st = conn.prepare_cached(&format!(
+            "SELECT {USER_COLUMNS}, {SERVER_COLUMNS} FROM users u
+             LEFT JOIN servers s ON s.user_id = u.id AND s.name = ''
+             ORDER BY u.name LIMIT ?1 OFFSET ?2"
+        ))?;
+        let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let rows = st
+            .query_map([limit, offset], |r| {
+                Ok((UserRow::from_row(r, 0)?, server_row_at(r, 5)?))
+            })?
+            .collect();
         rows
     }
 
