@@ -155,15 +155,17 @@ const HUB_HEADERS: &[(&str, &str)] = &[
     ("cache-control", "no-store"),
 ];
 
-/// One log line per request (method, path without query string — it may hold tokens —,
-/// status, duration), the `X-JupyterHub-Version` header on every response, and the
-/// [`HUB_HEADERS`] on the hub's own.
+/// One log line per request of the hub's own and per failed proxied one (method, path
+/// without query string — it may hold tokens —, status, duration), the
+/// `X-JupyterHub-Version` header on every response, and the [`HUB_HEADERS`] on the
+/// hub's own.
 async fn log_and_stamp(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = Instant::now();
     let mut resp = next.run(req).await;
-    if resp.extensions().get::<Proxied>().is_none() {
+    let proxied = resp.extensions().get::<Proxied>().is_some();
+    if !proxied {
         let h = resp.headers_mut();
         for (name, value) in HUB_HEADERS {
             h.insert(*name, HeaderValue::from_static(value));
@@ -173,6 +175,13 @@ async fn log_and_stamp(req: Request, next: Next) -> Response {
         "x-jupyterhub-version",
         HeaderValue::from_static(JUPYTERHUB_VERSION),
     );
-    tracing::info!(%method, %path, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    let (status, ms) = (resp.status().as_u16(), started.elapsed().as_millis() as u64);
+    if proxied && status < 500 {
+        // Traffic to users' servers: as configurable-http-proxy, no line per request
+        // unless asked for (RUST_LOG=sudohub=debug); errors always.
+        tracing::debug!(%method, %path, status, ms, "proxied");
+    } else {
+        tracing::info!(%method, %path, status, ms, "request");
+    }
     resp
 }

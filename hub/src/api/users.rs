@@ -11,16 +11,21 @@ use axum::Json;
 use super::models::{CreateUser, NextPage, Paginated, Pagination, ServiceModel, UserModel, WhoAmI};
 use super::{json_body, UserPath};
 use crate::auth::Caller;
-use crate::db::UserRow;
+use crate::db::{ServerRow, UserRow};
 use crate::error::HubError;
 use crate::state::AppState;
 use crate::types::{ServerState, Username};
 
 /// The user model of `u`, with the live state of their server.
 pub(super) fn model(s: &AppState, u: &UserRow) -> Result<UserModel, HubError> {
-    let state = s.servers.state(&u.name);
     let row = s.db.servers().get(&u.name)?;
-    Ok(UserModel::new(&s.urls, u, &state, row.as_ref()))
+    Ok(model_with(s, u, row.as_ref()))
+}
+
+/// The model of `u` whose server row was read with it.
+fn model_with(s: &AppState, u: &UserRow, row: Option<&ServerRow>) -> UserModel {
+    let state = s.servers.state_given(&u.name, row.map(|r| r.state));
+    UserModel::new(&s.urls, u, &state, row)
 }
 
 /// A user by name, or 404 saying so.
@@ -109,9 +114,12 @@ pub async fn list(
         let visible: Vec<_> = users
             .with_servers(0, None)?
             .into_iter()
-            .filter(|(u, _)| {
+            .filter(|(u, row)| {
                 caller.may(&u.name, "read:users")
-                    && filter.is_none_or(|f| f(&s.servers.state(&u.name)))
+                    && filter.is_none_or(|f| {
+                        f(&s.servers
+                            .state_given(&u.name, row.as_ref().map(|r| r.state)))
+                    })
             })
             .collect();
         let total = visible.len();
@@ -122,7 +130,7 @@ pub async fn list(
     };
     let items: Vec<UserModel> = page
         .iter()
-        .map(|(u, row)| UserModel::new(&s.urls, u, &s.servers.state(&u.name), row.as_ref()))
+        .map(|(u, row)| model_with(&s, u, row.as_ref()))
         .collect();
     if !paginated {
         return Ok(Json(items).into_response());

@@ -102,7 +102,20 @@ impl Servers {
         if let Some(l) = self.live().get(user) {
             return l.state.clone();
         }
-        match self.recorded(user) {
+        Self::from_record(self.recorded(user))
+    }
+
+    /// The same, given what the database records for it (read with the user already):
+    /// no query of its own.
+    pub fn state_given(&self, user: &Username, recorded: Option<RecordedState>) -> ServerState {
+        if let Some(l) = self.live().get(user) {
+            return l.state.clone();
+        }
+        Self::from_record(recorded)
+    }
+
+    fn from_record(recorded: Option<RecordedState>) -> ServerState {
+        match recorded {
             Some(RecordedState::Running) => ServerState::Running,
             Some(_) => ServerState::Starting,
             None => ServerState::Stopped,
