@@ -1,0 +1,433 @@
+#!/usr/bin/env python3
+"""Measures one JupyterHub-compatible hub through its REST API and HTTP only (plus /proc
+for the memory and CPU of its processes), so that the same run measures sudohub and the
+stack it replaces. Writes one JSON object. Used by bench/run.sh; see bench/README.md.
+
+Load comes from wrk; everything else is the Python standard library."""
+
+import argparse
+import base64
+import hashlib
+import http.client
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def log(*a):
+    print("[hubbench]", *a, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ processes
+
+def proc_table():
+    """pid -> (ppid, uid, rss_bytes, cpu_ticks incl. reaped children, cmdline)."""
+    out = {}
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                st = f.read()
+            rest = st[st.rindex(")") + 2:].split()
+            ppid = int(rest[1])
+            ticks = sum(int(x) for x in rest[11:15])
+            rss = int(rest[21]) * PAGE
+            uid = os.stat(f"/proc/{d}").st_uid
+            with open(f"/proc/{d}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            out[int(d)] = (ppid, uid, rss, ticks, cmd)
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def tree(table, roots):
+    children = {}
+    for pid, (ppid, *_r) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    seen, stack = set(), [r for r in roots if r in table]
+    while stack:
+        p = stack.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        stack.extend(children.get(p, []))
+    return seen
+
+
+def is_server(cmd):
+    return "jupyterhub-singleuser" in cmd or "bench-server" in cmd
+
+
+def split_tree(roots):
+    """The hub tree split into: the hub's own processes, per-server extras (sudo,
+    helpers, mediators: everything that is not a server or below one), servers."""
+    t = proc_table()
+    everything = tree(t, roots)
+    servers = {p for p in everything if is_server(t[p][4])}
+    below_servers = tree(t, servers)
+    extras = set()
+    for p in everything - below_servers:
+        if p in roots:
+            continue
+        cmd = t[p][4]
+        if "configurable-http-proxy" in cmd:
+            continue
+        # What exists once per server: sudo and what it runs.
+        if cmd.startswith("sudo") or "sudospawner" in cmd or "sudohub-spawner" in cmd:
+            extras.add(p)
+    own = everything - below_servers - extras
+    rss = lambda ps: sum(t[p][2] for p in ps)
+    return {
+        "hub_rss": rss(own),
+        "hub_procs": sorted(t[p][4][:60] for p in own),
+        "extra_rss": rss(extras),
+        "extra_procs": len(extras),
+        "servers": len(servers),
+        "ticks": sum(t[p][3] for p in everything - below_servers),
+    }
+
+
+# ------------------------------------------------------------------ HTTP
+
+class Hub:
+    def __init__(self, url, token):
+        u = urllib.parse.urlsplit(url)
+        self.host, self.port = u.hostname, u.port or 80
+        self.token = token
+
+    def conn(self):
+        return http.client.HTTPConnection(self.host, self.port, timeout=60)
+
+    def call(self, method, path, body=None, token=None, headers=None):
+        c = self.conn()
+        h = {"Authorization": f"token {token or self.token}"}
+        if body is not None:
+            h["Content-Type"] = "application/json"
+            body = json.dumps(body)
+        h.update(headers or {})
+        c.request(method, "/hub/api" + path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        try:
+            return r.status, json.loads(data) if data else None
+        except ValueError:
+            return r.status, data.decode(errors="replace")
+
+
+def wrk(url, token=None, conns=8, secs=10):
+    cmd = ["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency", url]
+    if token:
+        cmd[1:1] = ["-H", f"Authorization: token {token}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+    def ms(label):
+        m = re.search(rf"\s{label}%\s+([\d.]+)(us|ms|s)\b", out)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": ms("50"), "p99_ms": ms("99"),
+            "non_2xx": int(non2xx.group(1)) if non2xx else 0}
+
+
+# ------------------------------------------------------------------ phases
+
+def phase_users(hub, a):
+    """Creates the bulk users one by one (409: there already) and times the list."""
+    t0 = time.monotonic()
+    made = 0
+    for i in range(a.bulk_count):
+        s, _ = hub.call("POST", f"/users/{a.bulk_prefix}{i:04d}")
+        if s not in (201, 409):
+            raise RuntimeError(f"create user: {s}")
+        made += s == 201
+    created_s = time.monotonic() - t0
+    s, users = hub.call("GET", "/users")
+    one = []
+    for _ in range(5):
+        t = time.monotonic()
+        hub.call("GET", "/users")
+        one.append((time.monotonic() - t) * 1000)
+    return {"created": made, "create_s": round(created_s, 2), "page_len": len(users),
+            "one_request_ms": statistics.median(one),
+            "list": wrk(f"http://{hub.host}:{hub.port}/hub/api/users", hub.token, 8, a.load_secs)}
+
+
+def phase_whoami(hub, a):
+    s, tok = hub.call("POST", f"/users/{a.users[0]}/tokens", {"note": "bench"})
+    if s not in (200, 201):
+        raise RuntimeError(f"token: {s} {tok}")
+    return wrk(f"http://{hub.host}:{hub.port}/hub/api/user", tok["token"], 8, a.load_secs)
+
+
+def login_once(hub, user, password):
+    c = hub.conn()
+    c.request("GET", "/hub/login")
+    r = c.getresponse()
+    page = r.read().decode()
+    cookies = [h.split(";")[0] for k, h in r.getheaders() if k.lower() == "set-cookie"]
+    m = re.search(r'name="_xsrf" value="([^"]+)"', page)
+    form = {"username": user, "password": password}
+    if m:
+        form["_xsrf"] = m.group(1)
+    c.request("POST", "/hub/login?next=", body=urllib.parse.urlencode(form),
+              headers={"Content-Type": "application/x-www-form-urlencoded",
+                       "Cookie": "; ".join(cookies)})
+    r = c.getresponse()
+    r.read()
+    c.close()
+    return r.status in (302, 303) and any(
+        "login" in h for k, h in r.getheaders() if k.lower() == "set-cookie")
+
+
+def phase_login(hub, a):
+    users = a.users[: a.login_concurrency]
+    n = a.login_count
+    results, lock = [], threading.Lock()
+
+    def worker(u):
+        for _ in range(n):
+            ok = login_once(hub, u, a.password)
+            with lock:
+                results.append(ok)
+
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=worker, args=(u,)) for u in users]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    wall = time.monotonic() - t0
+    return {"logins": len(results), "ok": sum(results), "per_s": len(results) / wall}
+
+
+def phase_proxy(hub, a):
+    direct = f"{a.backend_url}{a.service_path}{a.service_file}"
+    via = f"http://{hub.host}:{hub.port}{a.service_path}{a.service_file}"
+    reference = f"{a.reference_proxy_url}{a.service_path}{a.service_file}"
+    rounds = []
+    for _ in range(a.proxy_rounds):
+        d = wrk(direct, None, 16, a.load_secs)
+        p = wrk(via, None, 16, a.load_secs)
+        n = wrk(reference, None, 16, a.load_secs) if a.reference_proxy_url else None
+        rounds.append({"direct": d, "proxied": p, "ratio": p["rps"] / d["rps"],
+                       "nginx_proxy_ratio": n["rps"] / d["rps"] if n else None})
+    refs = [r["nginx_proxy_ratio"] for r in rounds if r["nginx_proxy_ratio"]]
+    return {"rounds": rounds, "ratio": statistics.median(r["ratio"] for r in rounds),
+            "nginx_proxy_ratio": statistics.median(refs) if refs else None,
+            "p50_ms": statistics.median(r["proxied"]["p50_ms"] for r in rounds),
+            "p99_ms": statistics.median(r["proxied"]["p99_ms"] for r in rounds)}
+
+
+def ws_rtts(host, port, path, n):
+    s = socket.create_connection((host, port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    key = base64.b64encode(os.urandom(16)).decode()
+    s.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+               f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+               "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise RuntimeError("websocket: closed during handshake")
+        head += chunk
+    if b" 101 " not in head.split(b"\r\n")[0]:
+        raise RuntimeError(f"websocket handshake: {head[:80]!r}")
+    payload = b"x" * 32
+    frame = bytes([0x81, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+    out = []
+    for _ in range(n):
+        t = time.perf_counter_ns()
+        s.sendall(frame)
+        got = b""
+        while len(got) < 2 + len(payload):
+            got += s.recv(4096)
+        out.append((time.perf_counter_ns() - t) / 1e6)
+    s.close()
+    return out
+
+
+def phase_ws(hub, a):
+    e = urllib.parse.urlsplit(a.echo_url)
+    path = a.echo_path + "ws"
+    direct = statistics.median(ws_rtts(e.hostname, e.port, path, a.ws_count))
+    proxied = statistics.median(ws_rtts(hub.host, hub.port, path, a.ws_count))
+    return {"direct_ms": direct, "proxied_ms": proxied, "added_ms": proxied - direct}
+
+
+def server_of(hub, user):
+    s, m = hub.call("GET", f"/users/{user}")
+    return (m or {}).get("servers", {}).get("", None) if s == 200 else None
+
+
+def wait_ready(hub, user, every, timeout=300):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        srv = server_of(hub, user)
+        if srv and srv.get("ready"):
+            return True
+        time.sleep(every)
+    return False
+
+
+def wait_gone(hub, user, every, timeout=120):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if server_of(hub, user) is None:
+            return True
+        time.sleep(every)
+    return False
+
+
+def phase_spawn_seq(hub, a):
+    users = a.users[: a.seq_count]
+    starts, stops = [], []
+    for u in users:
+        t = time.monotonic()
+        s, _ = hub.call("POST", f"/users/{u}/server")
+        if s not in (201, 202) or not wait_ready(hub, u, 0.02):
+            raise RuntimeError(f"spawn {u}: {s}")
+        starts.append(time.monotonic() - t)
+    for u in users:
+        t = time.monotonic()
+        hub.call("DELETE", f"/users/{u}/server")
+        wait_gone(hub, u, 0.02)
+        stops.append(time.monotonic() - t)
+    return {"start_s": starts, "start_median_s": statistics.median(starts),
+            "stop_s": stops, "stop_median_s": statistics.median(stops)}
+
+
+def phase_spawn_conc(hub, a, roots):
+    users = a.users[a.seq_count: a.seq_count + a.conc_count]
+    barrier = threading.Barrier(len(users))
+    lat = {}
+
+    def go(u):
+        barrier.wait()
+        t = time.monotonic()
+        s, _ = hub.call("POST", f"/users/{u}/server")
+        ok = s in (201, 202) and wait_ready(hub, u, 0.25)
+        lat[u] = time.monotonic() - t if ok else None
+
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=go, args=(u,)) for u in users]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    all_ready = time.monotonic() - t0
+    time.sleep(2)
+    running = split_tree(roots)
+    t1 = split_tree(roots)["ticks"]
+    time.sleep(a.idle_secs)
+    idle_cpu = (split_tree(roots)["ticks"] - t1) / CLK_TCK
+    t = time.monotonic()
+    threads = [threading.Thread(target=hub.call, args=("DELETE", f"/users/{u}/server"))
+               for u in users]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    for u in users:
+        wait_gone(hub, u, 0.1)
+    stop_all = time.monotonic() - t
+    return {"ready": sum(v is not None for v in lat.values()), "all_ready_s": all_ready,
+            "hub_rss_running": running["hub_rss"], "servers": running["servers"],
+            "extra_rss_per_server": running["extra_rss"] / max(1, running["servers"]),
+            "extra_procs_per_server": running["extra_procs"] / max(1, running["servers"]),
+            "idle_cpu_s": idle_cpu, "idle_secs": a.idle_secs, "stop_all_s": stop_all}
+
+
+# ------------------------------------------------------------------ main
+
+def roots_of(a):
+    roots = set(a.pid or [])
+    for f in a.pid_file or []:
+        with open(f) as fh:
+            roots.add(int(fh.read().strip()))
+    return roots
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--label", required=True)
+    p.add_argument("--url", default="http://127.0.0.1:8000")
+    p.add_argument("--token-file", required=True)
+    p.add_argument("--password-file", required=True)
+    p.add_argument("--pid-file", action="append")
+    p.add_argument("--pid", type=int, action="append")
+    p.add_argument("--users", default="bench0-24", help="bench0-24 or a,b,c")
+    p.add_argument("--bulk-prefix", default="benchapi")
+    p.add_argument("--bulk-count", type=int, default=1000)
+    p.add_argument("--backend-url", default="http://127.0.0.1:9555")
+    p.add_argument("--service-path", default="/services/bench/")
+    p.add_argument("--service-file", default="small.txt")
+    p.add_argument("--reference-proxy-url", default="http://127.0.0.1:9557",
+                   help="nginx proxying to the backend: the reference for the proxy share")
+    p.add_argument("--echo-url", default="http://127.0.0.1:9556")
+    p.add_argument("--echo-path", default="/services/echo/")
+    p.add_argument("--load-secs", type=int, default=10)
+    p.add_argument("--proxy-rounds", type=int, default=2)
+    p.add_argument("--ws-count", type=int, default=2000)
+    p.add_argument("--login-count", type=int, default=20)
+    p.add_argument("--login-concurrency", type=int, default=5)
+    p.add_argument("--seq-count", type=int, default=5)
+    p.add_argument("--conc-count", type=int, default=20)
+    p.add_argument("--idle-secs", type=int, default=60)
+    p.add_argument("--settle", type=int, default=5)
+    p.add_argument("--phases", default="rss,users,whoami,login,proxy,ws,spawn_seq,spawn_conc")
+    p.add_argument("--out", required=True)
+    a = p.parse_args()
+    m = re.fullmatch(r"([a-z_]+)(\d+)-(\d+)", a.users)
+    a.users = ([f"{m.group(1)}{i}" for i in range(int(m.group(2)), int(m.group(3)) + 1)]
+               if m else a.users.split(","))
+    with open(a.token_file) as f:
+        token = f.read().strip()
+    with open(a.password_file) as f:
+        a.password = f.read().strip()
+    hub = Hub(a.url, token)
+    roots = roots_of(a)
+    for u in a.users:  # the test users exist in the hub (409: already)
+        status, body = hub.call("POST", f"/users/{u}")
+        if status not in (201, 409):
+            log(f"cannot create user {u}: {status} {body}")
+            return 2
+    result = {"label": a.label, "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+              "phases": {}, "errors": {}}
+    for name in a.phases.split(","):
+        log(a.label, name)
+        try:
+            if name == "rss":
+                time.sleep(a.settle)
+                r = split_tree(roots)
+            elif name == "spawn_conc":
+                r = phase_spawn_conc(hub, a, roots)
+            else:
+                r = globals()[f"phase_{name}"](hub, a)
+            result["phases"][name] = r
+        except Exception as e:  # a phase that fails is recorded, the others still run
+            log(a.label, name, "failed:", repr(e))
+            result["errors"][name] = repr(e)
+    result["phases"].setdefault("rss_end", split_tree(roots))
+    with open(a.out, "w") as f:
+        json.dump(result, f, indent=1)
+    return 1 if result["errors"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
