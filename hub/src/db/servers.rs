@@ -3,6 +3,8 @@
 //!
 //! Only default servers exist so far (name `''`); the column is there for named servers.
 
+use std::collections::HashSet;
+
 use rusqlite::{params, OptionalExtension};
 
 use super::users::UserRow;
@@ -40,6 +42,29 @@ impl Servers<'_> {
             params![user, RecordedState::Starting, port, now_iso()],
         )?;
         Ok(())
+    }
+
+    /// Records a server as starting on the port `pick` chooses, given the ports every
+    /// recorded server holds: choice and record are one step under the database lock, so
+    /// two starts at once never get the same port. `None` if `pick` finds none.
+    pub fn starting_on(
+        &self,
+        user: &Username,
+        pick: impl FnOnce(&HashSet<u16>) -> Option<u16>,
+    ) -> DbResult<Option<u16>> {
+        let conn = self.0.lock();
+        let taken = conn
+            .prepare_cached("SELECT port FROM servers")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<HashSet<u16>, _>>()?;
+        let Some(port) = pick(&taken) else {
+            return Ok(None);
+        };
+        conn.execute(
+            "INSERT INTO servers (user_id, name, state, port, started) SELECT id, '', ?2, ?3, ?4 FROM users WHERE name = ?1",
+            params![user, RecordedState::Starting, port, now_iso()],
+        )?;
+        Ok(Some(port))
     }
 
     /// Records a server as running with its pid.

@@ -1,5 +1,6 @@
 //! A start, step by step, and what happens when the server ends.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -46,9 +47,11 @@ impl Servers {
         let servers = self.inner.db.servers();
         let name = &user.name;
         self.event(name, ProgressEvent::requested());
-        let port = pick_port(cfg.spawner.port_range)
+        let port = servers
+            .starting_on(name, |taken| {
+                pick_port(cfg.spawner.port_range, taken, ephemeral_ports())
+            })?
             .ok_or_else(|| HubError::helper("no free port in spawner.port_range"))?;
-        servers.starting(name, port)?;
         tracing::info!(user = %name, port, "server starting");
         let urls = cfg.urls();
         let prefix = urls.user_server(name);
@@ -137,13 +140,51 @@ fn owner_check(user: &Username, port: u16) -> Result<(), HubError> {
 }
 
 /// A port in `range` that is free on 127.0.0.1 now.
-fn pick_port(range: [u16; 2]) -> Option<u16> {
+/// The kernel's range of local ports for outgoing connections. A port picked there may be
+/// taken by a connection (a server's call to the Hub API, a proxied request) between the
+/// pick and the server's `listen`: seen with 20 starts at once ("port … is not available").
+fn ephemeral_ports() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut it = text.split_whitespace().map(str::parse::<u16>);
+    Some((it.next()?.ok()?, it.next()?.ok()?))
+}
+
+/// A free port in `range`, none of `taken`, outside `ephemeral` unless `range` lies wholly
+/// inside it; free means a listener can bind it now.
+fn pick_port(range: [u16; 2], taken: &HashSet<u16>, ephemeral: Option<(u16, u16)>) -> Option<u16> {
     use rand::Rng;
-    let mut rng = rand::rng();
-    (0..200).find_map(|_| {
-        let p = rng.random_range(range[0]..=range[1]);
-        std::net::TcpListener::bind(("127.0.0.1", p))
-            .ok()
-            .map(|_| p)
-    })
+    let outside = |p: u16| ephemeral.is_none_or(|(lo, hi)| p < lo || p > hi);
+    let avoid_ephemeral = (range[0]..=range[1]).any(outside);
+    let candidates: Vec<u16> = (range[0]..=range[1])
+        .filter(|p| !taken.contains(p) && (!avoid_ephemeral || outside(*p)))
+        .collect();
+    if candidates.is_empty() {
+        return None;
+    }
+    let start = rand::rng().random_range(0..candidates.len());
+    let (after, before) = candidates.split_at(start);
+    before
+        .iter()
+        .chain(after)
+        .copied()
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::*;
+
+    #[test]
+    fn ports_avoid_the_ephemeral_range_and_those_taken() {
+        let taken: HashSet<u16> = (61000..61990).collect();
+        for _ in 0..50 {
+            let p = pick_port([49152, 61999], &taken, Some((32768, 60999))).unwrap();
+            assert!((61990..=61999).contains(&p), "{p}");
+        }
+        // A range inside the ephemeral one is still used.
+        let p = pick_port([50000, 50010], &HashSet::new(), Some((32768, 60999))).unwrap();
+        assert!((50000..=50010).contains(&p));
+        let all: HashSet<u16> = (50000..=50010).collect();
+        assert_eq!(pick_port([50000, 50010], &all, None), None);
+    }
 }
