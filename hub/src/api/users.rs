@@ -111,8 +111,14 @@ pub async fn list(
     let (total, page) = if filter.is_none() && caller.may_all("read:users") {
         (users.count()?, users.with_servers(offset, Some(limit))?)
     } else {
-        let visible: Vec<_> = users
-            .with_servers(0, None)?
+        // A ready server has a row: `?state=ready` (what the idle culler asks) reads
+        // only the users with one.
+        let candidates = if q.get("state").is_some_and(|v| v == "ready") {
+            users.having_servers()?
+        } else {
+            users.with_servers(0, None)?
+        };
+        let visible: Vec<_> = candidates
             .into_iter()
             .filter(|(u, row)| {
                 caller.may(&u.name, "read:users")

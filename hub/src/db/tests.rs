@@ -158,6 +158,9 @@ fn a_page_of_users_comes_with_their_servers_in_one_query() {
     );
     assert!(page[1].1.is_none());
     assert_eq!(db.users().with_servers(0, None).unwrap().len(), 4);
+    let with_rows = db.users().having_servers().unwrap();
+    assert_eq!(with_rows.len(), 1);
+    assert_eq!(with_rows[0].0.name.as_str(), "bob");
     assert!(db.users().with_servers(9, Some(2)).unwrap().is_empty());
 }
 

@@ -104,10 +104,24 @@ impl Users<'_> {
         offset: usize,
         limit: Option<usize>,
     ) -> DbResult<Vec<(UserRow, Option<ServerRow>)>> {
+        self.joined("LEFT JOIN", offset, limit)
+    }
+
+    /// The same for the users that have a server row only (a running server has one).
+    pub fn having_servers(&self) -> DbResult<Vec<(UserRow, Option<ServerRow>)>> {
+        self.joined("JOIN", 0, None)
+    }
+
+    fn joined(
+        &self,
+        join: &str,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> DbResult<Vec<(UserRow, Option<ServerRow>)>> {
         let conn = self.0.lock();
         let mut st = conn.prepare_cached(&format!(
             "SELECT {USER_COLUMNS}, {SERVER_COLUMNS} FROM users u
-             LEFT JOIN servers s ON s.user_id = u.id AND s.name = ''
+             {join} servers s ON s.user_id = u.id AND s.name = ''
              ORDER BY u.name LIMIT ?1 OFFSET ?2"
         ))?;
         let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
