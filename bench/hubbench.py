@@ -67,7 +67,7 @@ def tree(table, roots):
 
 
 def is_server(cmd):
-    return "jupyterhub-singleuser" in cmd or "bench-server" in cmd
+    return "jupyterhub-singleuser" in cmd or "stand-in.py" in cmd
 
 
 def split_tree(roots):
@@ -75,7 +75,9 @@ def split_tree(roots):
     helpers, mediators: everything that is not a server or below one), servers."""
     t = proc_table()
     everything = tree(t, roots)
-    servers = {p for p in everything if is_server(t[p][4])}
+    # Servers anywhere: the anchor's mediator starts them and exits, so they end up
+    # outside the hub's tree.
+    servers = {p for p, v in t.items() if v[1] != 0 and is_server(v[4])}
     below_servers = tree(t, servers)
     extras = set()
     for p in everything - below_servers:

@@ -8,6 +8,7 @@
 #   sudo bench/run.sh [DIR]          DIR defaults to bench/results/<date>
 #   PHASES=rss,users,whoami sudo bench/run.sh    a subset (see bench/hubbench.py --phases)
 #   SIDES=sudohub sudo bench/run.sh  one side only (no ratios: for trying a change)
+#   SCALE=0 sudo bench/run.sh        without the scale run (bench/scale.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "bench/run.sh must run as root: sudo bench/run.sh" >&2; exit 1; }
@@ -99,9 +100,17 @@ for side in $SIDES; do
     --out "$OUT/$side.json" || rc=1
   bash "bench/$side.sh" stop
 done
+if [ "${SCALE:-1}" = 1 ] && [[ " $SIDES " == *" sudohub "* ]]; then
+  say "the scale run: 100, 1,000, 10,000 users; 5, 50, 500 servers"
+  bash bench/scale.sh "$OUT/scale.json" || rc=1
+fi
 stop_backends
 if [ -s "$OUT/anchor.json" ] && [ -s "$OUT/sudohub.json" ]; then
   python3 bench/report.py "$OUT/anchor.json" "$OUT/sudohub.json" > "$OUT/results.md"
+  if [ -s "$OUT/scale.json" ]; then
+    printf '\nScale run (sudohub alone):\n\n' >> "$OUT/results.md"
+    python3 bench/scale.py --pid-file /dev/null --markdown "$OUT/scale.json" >> "$OUT/results.md"
+  fi
   cat "$OUT/results.md"
   say "written: $OUT/results.md, $OUT/anchor.json, $OUT/sudohub.json"
 else
