@@ -19,6 +19,7 @@ pub mod checks;
 pub mod child;
 pub mod error;
 pub mod log;
+pub mod reap;
 pub mod reattach;
 pub mod request;
 pub mod supervise;

@@ -77,3 +77,11 @@ impl ActionLog {
         }
     }
 }
+
+/// How a signal's result reads in the action log: `ok`, or `error: <errno>`.
+pub fn result_text(r: nix::Result<()>) -> String {
+    match r {
+        Ok(()) => "ok".into(),
+        Err(e) => format!("error: {e}"),
+    }
+}

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, killpg, SigSet, Signal};
+use nix::sys::signal::{killpg, SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -181,7 +181,7 @@ impl Supervisor {
     fn on_server_exit(&mut self, pid: u32, status: ExitStatus) -> Flow {
         self.phase = Phase::Exited { pid, status };
         self.kill_at = None;
-        reap_descendants(pid);
+        crate::reap::reap_descendants(pid);
         let name = self.server_name.clone();
         self.log
             .action("exit", &name, Some(pid), &status.to_string());
@@ -326,7 +326,7 @@ impl Supervisor {
         let result = killpg(Pid::from_raw(pid as i32), Signal::SIGTERM);
         let name = self.server_name.clone();
         self.log
-            .action("stop", &name, Some(pid), &result_text(result));
+            .action("stop", &name, Some(pid), &crate::log::result_text(result));
         self.kill_at = Some(Instant::now() + grace);
     }
 
@@ -346,7 +346,7 @@ impl Supervisor {
                 let result = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
                 let name = self.server_name.clone();
                 self.log
-                    .action("kill", &name, Some(pid), &result_text(result));
+                    .action("kill", &name, Some(pid), &crate::log::result_text(result));
                 self.kill_at = None;
             }
         }
@@ -445,62 +445,8 @@ impl Supervisor {
 
     /// A refusal before anything was started: report it and exit with its code.
     fn fail(&mut self, e: HelperError) -> Flow {
-        let _ = writeln_stderr(&e);
+        eprintln!("sudohub-spawner: refused: {e}");
         let _ = self.send_error(&e);
         Flow::Exit(e.exit_code())
     }
-}
-
-fn writeln_stderr(e: &HelperError) -> std::io::Result<()> {
-    use std::io::Write;
-    writeln!(std::io::stderr(), "sudohub-spawner: refused: {e}")
-}
-
-fn result_text(r: nix::Result<()>) -> String {
-    match r {
-        Ok(()) => "ok".into(),
-        Err(e) => format!("error: {e}"),
-    }
-}
-
-/// After the server exits: kill what is left of its process group and every descendant
-/// that was re-parented to us (we are their subreaper), and reap them all, so that no
-/// process of the server outlives it. Bounded in time: a process stuck in the kernel
-/// cannot hold the helper forever.
-fn reap_descendants(server: u32) {
-    let _ = killpg(Pid::from_raw(server as i32), Signal::SIGKILL);
-    let me = std::process::id();
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until {
-        for pid in children_of(me) {
-            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-        }
-        match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
-            Err(Errno::ECHILD) => return,
-            Ok(WaitStatus::StillAlive) => std::thread::sleep(Duration::from_millis(10)),
-            _ => {}
-        }
-    }
-}
-
-/// Pids whose parent is `parent`, from /proc.
-fn children_of(parent: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s.rsplit_once(')')?
-                        .1
-                        .split_whitespace()
-                        .nth(1)?
-                        .parse::<u32>()
-                        .ok()
-                })
-                == Some(parent)
-        })
-        .collect()
 }
