@@ -277,23 +277,21 @@ def server_of(hub, user):
     return (m or {}).get("servers", {}).get("", None) if s == 200 else None
 
 
-def wait_ready(hub, user, every, timeout=300):
+def wait_for(check, every, timeout):
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        srv = server_of(hub, user)
-        if srv and srv.get("ready"):
+        if check():
             return True
         time.sleep(every)
     return False
+
+
+def wait_ready(hub, user, every, timeout=300):
+    return wait_for(lambda: (server_of(hub, user) or {}).get("ready"), every, timeout)
 
 
 def wait_gone(hub, user, every, timeout=120):
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if server_of(hub, user) is None:
-            return True
-        time.sleep(every)
-    return False
+    return wait_for(lambda: server_of(hub, user) is None, every, timeout)
 
 
 def phase_spawn_seq(hub, a):

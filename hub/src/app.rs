@@ -30,7 +30,7 @@ pub fn router(state: AppState) -> Router {
     // A nested router's "/" matches only the bare prefix, so the trailing-slash forms
     // JupyterHub serves are routed here explicitly.
     let to_hub_slash = urls.hub();
-    Router::new()
+    let routed = Router::new()
         .route(&format!("{}/", urls.api()), get(crate::api::version))
         .route(&to_hub_slash, get(crate::web::root))
         .route(
@@ -45,8 +45,14 @@ pub fn router(state: AppState) -> Router {
             &hub,
             crate::web::router().layer(middleware::from_fn(fetch::guard_pages)),
         )
-        .fallback(outside_hub)
-        .layer(middleware::from_fn_with_state(state.clone(), by_host))
+        .fallback(outside_hub);
+    // Only with `subdomain_host`: otherwise every request would pay for a look at `Host`.
+    let routed = if state.urls.subdomains().is_some() {
+        routed.layer(middleware::from_fn_with_state(state.clone(), by_host))
+    } else {
+        routed
+    };
+    routed
         .layer(middleware::from_fn(log_and_stamp))
         .with_state(state)
 }
@@ -62,7 +68,7 @@ async fn by_host(
     next: Next,
 ) -> Response {
     let Some(sub) = s.urls.subdomains() else {
-        return next.run(req).await;
+        return next.run(req).await; // not layered without subdomains; kept total
     };
     let host = req
         .headers()
