@@ -52,6 +52,19 @@ def proc_table():
     return out
 
 
+def pss(pid):
+    """Proportional set size: private pages plus a share of those mapped by several
+    processes (the helper's code and libc, once for all helpers)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def tree(table, roots):
     children = {}
     for pid, (ppid, *_r) in table.items():
@@ -79,14 +92,12 @@ def split_tree(roots):
     # outside the hub's tree.
     servers = {p for p, v in t.items() if v[1] != 0 and is_server(v[4])}
     below_servers = tree(t, servers)
+    # What exists once per server: sudo and what it runs, in the hub's tree, or a
+    # server's parent outside it (sudohub's helper leaves sudo and the hub's tree).
+    candidates = (everything - below_servers) | {t[s][0] for s in servers}
     extras = set()
-    for p in everything - below_servers:
-        if p in roots:
-            continue
-        cmd = t[p][4]
-        if "configurable-http-proxy" in cmd:
-            continue
-        # What exists once per server: sudo and what it runs.
+    for p in candidates - set(roots):
+        cmd = t.get(p, (0, 0, 0, 0, ""))[4]
         if cmd.startswith("sudo") or "sudospawner" in cmd or "sudohub-spawner" in cmd:
             extras.add(p)
     own = everything - below_servers - extras
@@ -95,6 +106,7 @@ def split_tree(roots):
         "hub_rss": rss(own),
         "hub_procs": sorted(t[p][4][:60] for p in own),
         "extra_rss": rss(extras),
+        "extra_pss": sum(pss(p) for p in extras),
         "extra_procs": len(extras),
         "servers": len(servers),
         "ticks": sum(t[p][3] for p in everything - below_servers),
@@ -349,6 +361,7 @@ def phase_spawn_conc(hub, a, roots):
     return {"ready": sum(v is not None for v in lat.values()), "all_ready_s": all_ready,
             "hub_rss_running": running["hub_rss"], "servers": running["servers"],
             "extra_rss_per_server": running["extra_rss"] / max(1, running["servers"]),
+            "extra_pss_per_server": running["extra_pss"] / max(1, running["servers"]),
             "extra_procs_per_server": running["extra_procs"] / max(1, running["servers"]),
             "idle_cpu_s": idle_cpu, "idle_secs": a.idle_secs, "stop_all_s": stop_all}
 

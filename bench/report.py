@@ -45,6 +45,8 @@ ROWS = [
     ("stop 20 at once (s)", "spawn_conc.stop_all_s", 1, "{:.1f}", "≤ 2", lambda s, a: s <= 2),
     ("extra RSS per running server (MiB)", "spawn_conc.extra_rss_per_server", 1 / MIB,
      "{:.1f}", "≤ 2", lambda s, a: s <= 2),
+    ("  the same, proportional set size (MiB)", "spawn_conc.extra_pss_per_server", 1 / MIB,
+     "{:.1f}", None, None),
     ("  extra processes per running server", "spawn_conc.extra_procs_per_server", 1, "{:.1f}",
      None, None),
     ("logins/s, 5 concurrent (PAM)", "login.per_s", 1, "{:.1f}", "≥ 2× anchor",

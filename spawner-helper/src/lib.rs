@@ -9,7 +9,8 @@
 //!    user, target user in the allowed group — before reading a single byte from the hub;
 //! 3. [`supervise::Supervisor`]: hello, one validated spawn request (server name, port,
 //!    allow-listed environment — never a command), start the configured command as this
-//!    user ([`child::launch`]), then report its exit the moment it happens, stop it on
+//!    user ([`child::launch`]) — first leaving sudo behind ([`supervise`] forks, so sudo
+//!    does not stay resident for the server's life) — then report its exit the moment it happens, stop it on
 //!    request, and re-attach to a restarted hub.
 #![deny(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]

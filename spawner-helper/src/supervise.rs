@@ -58,8 +58,7 @@ pub struct Supervisor {
 }
 
 impl Supervisor {
-    /// Blocks SIGCHLD and SIGTERM (they are read from a signalfd instead) and becomes the
-    /// subreaper of the server's descendants, so nothing it starts can outlive it unseen.
+    /// Blocks SIGCHLD and SIGTERM (they are read from a signalfd instead).
     pub fn new(v: Verified, log: ActionLog, channel: Channel) -> Result<Self, HelperError> {
         let internal =
             |what: &str, e: Errno| HelperError::new(ErrorKind::Internal, format!("{what}: {e}"));
@@ -70,7 +69,6 @@ impl Supervisor {
             .map_err(|e| internal("block signals", e))?;
         let signals = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
             .map_err(|e| internal("signalfd", e))?;
-        nix::sys::prctl::set_child_subreaper(true).map_err(|e| internal("subreaper", e))?;
         Ok(Self {
             v,
             log,
@@ -303,6 +301,11 @@ impl Supervisor {
                 return self.fail(e);
             }
         };
+        if let Err(e) = self.leave_sudo() {
+            self.log
+                .action("spawn", &name, None, &format!("failed: {}", e.message));
+            return self.fail(e);
+        }
         match child::launch(&self.v, &checked) {
             Ok(pid) => {
                 self.server_name = checked.server_name;
@@ -318,11 +321,30 @@ impl Supervisor {
         }
     }
 
+    /// The request is valid and the server is about to start: fork, so the process sudo
+    /// started exits and sudo with it (nothing of sudo stays resident for the server's
+    /// life), and become the subreaper of the server's descendants, so nothing it starts
+    /// can outlive it unseen (the attribute is not inherited through fork, so it is set
+    /// here, after it). Refusals all come before this, with their exit codes.
+    fn leave_sudo(&mut self) -> Result<(), HelperError> {
+        let internal = |what: &str, e: std::io::Error| {
+            HelperError::new(ErrorKind::Internal, format!("{what}: {e}"))
+        };
+        crate::sys::leave_sudo().map_err(|e| internal("cannot leave sudo behind", e))?;
+        nix::sys::prctl::set_child_subreaper(true).map_err(|e| internal("subreaper", e.into()))
+    }
+
     /// SIGTERM to the server's process group now, SIGKILL when the grace period is over.
     fn begin_stop(&mut self, grace: Duration) {
         let Phase::Running { pid } = self.phase else {
             return;
         };
+        if let Some(at) = self.kill_at {
+            // Stopping already: no second SIGTERM (a server may take that as "quit now");
+            // the sooner of the two deadlines stands.
+            self.kill_at = Some(at.min(Instant::now() + grace));
+            return;
+        }
         let result = killpg(Pid::from_raw(pid as i32), Signal::SIGTERM);
         let name = self.server_name.clone();
         self.log

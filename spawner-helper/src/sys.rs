@@ -23,6 +23,26 @@ pub fn ignore_signal(sig: Signal) -> io::Result<()> {
         .map_err(io::Error::from)
 }
 
+/// Leaves `sudo` behind: forks, the parent exits at once with status 0 (so `sudo`, which
+/// waits only for the process it started, exits too and frees its memory), and the child
+/// goes on in a session of its own. The channel to the hub is the socketpair on
+/// stdin/stdout, which the child keeps; sudo's exit status tells the hub nothing it needs.
+pub fn leave_sudo() -> io::Result<()> {
+    // SAFETY: the helper is single-threaded at this point (nothing has started a thread),
+    // so the child is a complete copy and may go on running Rust code normally.
+    match unsafe { nix::unistd::fork() }.map_err(io::Error::from)? {
+        nix::unistd::ForkResult::Parent { .. } => {
+            // SAFETY: `_exit` ends the process without running atexit handlers or
+            // flushing stdio buffers, which belong to the child now (nothing was written).
+            unsafe { libc::_exit(0) }
+        }
+        nix::unistd::ForkResult::Child => {
+            nix::unistd::setsid().map_err(io::Error::from)?;
+            Ok(())
+        }
+    }
+}
+
 /// What the child must do to itself before `exec`, computed in the parent so the child
 /// only makes system calls.
 pub struct ChildSetup {

@@ -269,6 +269,20 @@ fn server_runs_confined_as_the_user() {
         helper_st["Uid"].split_whitespace().next(),
         Some(uid.as_str())
     );
+    // sudo does not stay resident: the helper left it behind once its checks passed.
+    let helper_parent: u32 = helper_st["PPid"].parse().unwrap();
+    let parent_comm =
+        std::fs::read_to_string(format!("/proc/{helper_parent}/comm")).unwrap_or_default();
+    assert_ne!(
+        parent_comm.trim(),
+        "sudo",
+        "sudo stays as the helper's parent"
+    );
+    assert_eq!(
+        proc::stat_fields(helper_pid).unwrap()[3],
+        helper_pid.to_string(),
+        "the helper leads a session of its own"
+    );
     let mem = std::fs::metadata(format!("/proc/{helper_pid}/mem")).unwrap();
     assert_eq!(
         std::os::unix::fs::MetadataExt::uid(&mem),

@@ -27,7 +27,7 @@ pub use progress::{Progress, ProgressEvent};
 use crate::config::HubConfig;
 use crate::db::{Db, UserRow};
 use crate::proxy::RouteTable;
-use crate::spawner::{ServerHandle, Spawner};
+use crate::spawner::{Ending, ServerHandle, Spawner};
 use crate::types::{RecordedState, ServerState, Username};
 
 struct Live {
@@ -58,6 +58,9 @@ struct Inner {
     spawner: Arc<dyn Spawner>,
     routes: RouteTable,
     live: Mutex<HashMap<Username, Live>>,
+    /// Servers stopped (SIGTERM sent) whose exit is not reported yet: a new start of the
+    /// same user's server waits for it, so two never run side by side.
+    draining: Mutex<HashMap<Username, ServerHandle>>,
 }
 
 /// Why a start was not begun.
@@ -79,6 +82,7 @@ impl Servers {
                 spawner,
                 routes,
                 live: Mutex::new(HashMap::new()),
+                draining: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -161,7 +165,10 @@ impl Servers {
         Ok(())
     }
 
-    /// Stops `user`'s server and returns once it is gone.
+    /// Stops `user`'s server: its route goes at once, and the call returns once the
+    /// server has had its SIGTERM (its helper owns the grace period and the SIGKILL after
+    /// it). Row, token and OAuth client go then too; the exit is awaited in the
+    /// background, and by the next start of this user's server.
     pub async fn stop(&self, user: &Username) {
         let handle = {
             let mut live = self.live();
@@ -181,12 +188,53 @@ impl Servers {
         }
         tracing::info!(user = %user, "server stopping");
         if let Some(h) = handle {
-            match h.stop(self.grace()).await {
-                Ok(status) => tracing::info!(user = %user, %status, "server stopped by request"),
+            match h.terminate(self.grace()).await {
+                Ok(()) => self.drain(user, h),
                 Err(e) => tracing::warn!(user = %user, error = %e, "stop did not complete"),
             }
         }
         self.cleanup(user);
+    }
+
+    fn draining(&self) -> MutexGuard<'_, HashMap<Username, ServerHandle>> {
+        self.inner
+            .draining
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Awaits, in the background, the exit of a server that was sent its SIGTERM.
+    fn drain(&self, user: &Username, handle: ServerHandle) {
+        self.draining().insert(user.clone(), handle.clone());
+        let this = self.clone();
+        let user = user.clone();
+        tokio::spawn(async move {
+            match handle.ended().await {
+                Ending::Exited(status) => {
+                    tracing::info!(user = %user, %status, "server stopped by request")
+                }
+                Ending::Lost => {
+                    tracing::warn!(user = %user, "lost the helper of a stopping server")
+                }
+            }
+            let mut draining = this.draining();
+            if draining.get(&user).is_some_and(|h| h.pid() == handle.pid()) {
+                draining.remove(&user);
+            }
+        });
+    }
+
+    /// Before a start: waits (at most the grace period and a little) for the exit of the
+    /// user's previous server, if it is still in its grace period.
+    async fn previous_gone(&self, user: &Username) {
+        let Some(previous) = self.draining().get(user).cloned() else {
+            return;
+        };
+        tracing::info!(user = %user, pid = previous.pid(), "waiting for the previous server to exit");
+        let limit = self.grace() + Duration::from_secs(2);
+        if tokio::time::timeout(limit, previous.ended()).await.is_err() {
+            tracing::warn!(user = %user, "the previous server did not exit in time; starting anyway");
+        }
     }
 
     fn grace(&self) -> Duration {

@@ -47,6 +47,7 @@ impl Servers {
         let servers = self.inner.db.servers();
         let name = &user.name;
         self.event(name, ProgressEvent::requested());
+        self.previous_gone(name).await;
         let port = servers
             .starting_on(name, |taken| {
                 pick_port(cfg.spawner.port_range, taken, ephemeral_ports())
@@ -107,13 +108,15 @@ impl Servers {
         tokio::spawn(async move {
             match handle.ended().await {
                 Ending::Exited(status) => {
-                    tracing::info!(user = %user, %status, "server exited");
-                    // A stop in progress cleans up itself once its stop call returns.
-                    let stopping = this
-                        .live()
-                        .get(&user)
-                        .is_some_and(|l| l.state == ServerState::Stopping);
-                    if !stopping {
+                    // A stop cleans up itself; and once it has, a new server of this
+                    // user may be starting or running: only this server's own exit,
+                    // while it is the live one, cleans up.
+                    let current = this.live().get(&user).is_some_and(|l| {
+                        l.state != ServerState::Stopping
+                            && l.handle.as_ref().is_some_and(|h| h.pid() == handle.pid())
+                    });
+                    if current {
+                        tracing::info!(user = %user, %status, "server exited");
                         this.cleanup(&user);
                     }
                 }

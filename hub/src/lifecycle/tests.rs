@@ -134,6 +134,40 @@ async fn a_server_starts_is_routed_and_stops_leaving_nothing() {
         .is_none());
 }
 
+/// A stop returns once the server has had its SIGTERM, not once it has exited; a start
+/// right after waits for that exit, so the user's two servers never run side by side.
+#[tokio::test]
+async fn a_stop_returns_at_sigterm_and_a_restart_waits_for_the_exit() {
+    let w = world(Behaviour::LingerOnStop);
+    let name = &w.alice.name;
+    w.servers.start(&w.alice).unwrap();
+    until("running", || w.servers.state(name) == ServerState::Running).await;
+    settled(w.servers.stop(name)).await;
+    assert_eq!(w.servers.state(name), ServerState::Stopped);
+    assert!(w.routes.user(name).is_none());
+    assert!(w.db.servers().get(name).unwrap().is_none());
+    assert_eq!(
+        *w.fake.log.lock().unwrap(),
+        ["spawn 1000"],
+        "the stop waited for the exit"
+    );
+
+    w.servers.start(&w.alice).unwrap();
+    until("running again", || {
+        w.servers.state(name) == ServerState::Running
+    })
+    .await;
+    assert_eq!(
+        *w.fake.log.lock().unwrap(),
+        ["spawn 1000", "exit 1000", "spawn 1001"]
+    );
+    // The old server's exit report, arriving late, does not clean up the new one.
+    assert!(w.routes.user(name).is_some());
+    settled(w.servers.stop(name)).await;
+    until("the second exit", || w.fake.log.lock().unwrap().len() == 4).await;
+    assert_eq!(w.servers.state(name), ServerState::Stopped);
+}
+
 /// One HTTP/1.0 GET over a plain socket: the fake server's answer.
 async fn reqwest_free_get(target: std::net::SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -40,7 +40,13 @@ pub enum Behaviour {
     Refuse,
     /// Report the start, then the server's exit before it ever answers HTTP.
     ExitAtOnce,
+    /// Serve, and on a stop take [`LINGER`] to exit, as a server shutting down in its
+    /// grace period does (status requests are still answered meanwhile).
+    LingerOnStop,
 }
+
+/// How long a [`Behaviour::LingerOnStop`] server takes to exit after its stop.
+pub const LINGER: Duration = Duration::from_millis(600);
 
 /// The fake: every spawn gets a new pid; tests can make a server exit or its helper
 /// vanish.
@@ -52,6 +58,8 @@ pub struct FakeSpawner {
     enders: Mutex<HashMap<String, oneshot::Sender<bool>>>,
     /// Every spawn's arguments, in order.
     pub spawned: Mutex<Vec<SpawnArgs>>,
+    /// `spawn <pid>` and `exit <pid>`, in the order they happened.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 impl FakeSpawner {
@@ -62,6 +70,7 @@ impl FakeSpawner {
             next_pid: AtomicU32::new(1000),
             enders: Mutex::new(HashMap::new()),
             spawned: Mutex::new(Vec::new()),
+            log: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -99,9 +108,11 @@ impl Spawner for FakeSpawner {
             .unwrap()
             .insert(args.user.as_str().to_owned(), end_tx);
         self.spawned.lock().unwrap().push(args.clone());
+        self.log.lock().unwrap().push(format!("spawn {pid}"));
+        let log = self.log.clone();
         Box::pin(async move {
             let (hub, helper) = UnixStream::pair().map_err(SpawnerError::Exec)?;
-            tokio::spawn(fake_helper(helper, behaviour, pid, end_rx));
+            tokio::spawn(fake_helper(helper, behaviour, pid, end_rx, log));
             tokio::time::timeout(timeout, handshake(hub, &args))
                 .await
                 .map_err(|_| SpawnerError::Timeout)?
@@ -114,6 +125,7 @@ async fn fake_helper(
     behaviour: Behaviour,
     pid: u32,
     mut end: oneshot::Receiver<bool>,
+    log: Arc<Mutex<Vec<String>>>,
 ) {
     let Some(Request::Hello(_)) = read_request(&mut s).await else {
         return;
@@ -135,7 +147,7 @@ async fn fake_helper(
             let status = ExitStatus::Code(1);
             return reply(&mut s, &Reply::Exited { status }).await;
         }
-        Behaviour::Serve => {}
+        Behaviour::Serve | Behaviour::LingerOnStop => {}
     }
     let Ok(listener) = tokio::net::TcpListener::bind(("127.0.0.1", spawn.port)).await else {
         let e = ErrorReply::new(ErrorKind::Internal, "port taken");
@@ -151,18 +163,26 @@ async fn fake_helper(
             .await;
     });
     reply(&mut s, &Reply::Started { pid }).await;
+    let never = Duration::from_secs(24 * 3600);
+    let exit_at = tokio::time::sleep(never);
+    tokio::pin!(exit_at);
     let ending = loop {
         tokio::select! {
             req = read_request(&mut s) => match req {
                 Some(Request::Status) => reply(&mut s, &Reply::Status(ServerStatus::Running { pid })).await,
+                Some(Request::Stop { .. }) if behaviour == Behaviour::LingerOnStop => {
+                    exit_at.as_mut().reset(tokio::time::Instant::now() + LINGER);
+                }
                 Some(Request::Stop { .. }) => break Some(ExitStatus::Signal(15)),
                 _ => break None,
             },
+            () = &mut exit_at => break Some(ExitStatus::Signal(15)),
             by_itself = &mut end => break by_itself.unwrap_or(false).then_some(ExitStatus::Code(0)),
         }
     };
     let _ = stop_http.send(());
     if let Some(status) = ending {
+        log.lock().unwrap().push(format!("exit {pid}"));
         reply(&mut s, &Reply::Exited { status }).await;
     }
 }

@@ -88,6 +88,35 @@ impl ServerHandle {
         }
     }
 
+    /// Asks the helper to stop the server and returns once it has: the SIGTERM is sent
+    /// (confirmed by a status round trip, which the helper answers after the stop), and
+    /// the helper owns the grace period and the SIGKILL after it. The exit report still
+    /// arrives through [`ServerHandle::ended`]. A helper already gone counts as done.
+    pub async fn terminate(&self, grace: Duration) -> Result<(), SpawnerError> {
+        let (tx, rx) = oneshot::channel();
+        let ms = u32::try_from(grace.as_millis()).unwrap_or(u32::MAX);
+        if self.commands.send(Command::Stop(ms, tx)).await.is_err() {
+            return self.gone_or(SpawnerError::Disconnected);
+        }
+        match rx.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e),
+            Err(_) => return self.gone_or(SpawnerError::Disconnected),
+        }
+        match self.status().await {
+            Ok(_) => Ok(()),
+            Err(e) => self.gone_or(e),
+        }
+    }
+
+    /// `Ok` when the server's exit was reported (a stop raced with it), else `e`.
+    fn gone_or(&self, e: SpawnerError) -> Result<(), SpawnerError> {
+        match self.ending() {
+            Some(Ending::Exited(_)) => Ok(()),
+            _ => Err(e),
+        }
+    }
+
     /// Resolves as soon as supervision ends: with the exit status the helper pushed, or
     /// `Lost` when the connection broke.
     pub async fn ended(&self) -> Ending {
