@@ -36,6 +36,9 @@ pub struct Db {
     conn: Arc<Mutex<Connection>>,
     /// When expired tokens were last deleted (unix seconds).
     last_purge: Arc<AtomicI64>,
+    /// The number of users, with the `data_version` it was counted at: kept until this
+    /// hub adds or deletes a user, or another connection commits (see [`Users::count`]).
+    user_count: Arc<Mutex<Option<(i64, usize)>>>,
 }
 
 impl Db {
@@ -56,6 +59,7 @@ impl Db {
         let db = Self {
             conn: Arc::new(Mutex::new(conn)),
             last_purge: Arc::new(AtomicI64::new(0)),
+            user_count: Arc::new(Mutex::new(None)),
         };
         db.migrate()?;
         Ok(db)

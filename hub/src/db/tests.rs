@@ -164,6 +164,35 @@ fn a_page_of_users_comes_with_their_servers_in_one_query() {
     assert!(db.users().with_servers(9, Some(2)).unwrap().is_empty());
 }
 
+/// The kept count follows this hub's own changes and another connection's commits.
+#[test]
+fn the_user_count_is_kept_until_the_users_change() {
+    let dir = std::env::temp_dir().join(format!("sudohub-count-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("hub.sqlite");
+    let db = Db::open(&path).unwrap();
+    for n in ["alice", "bob"] {
+        db.users().ensure(&name(n), None).unwrap();
+    }
+    assert_eq!(db.users().count().unwrap(), 2);
+    db.users().ensure(&name("alice"), Some(true)).unwrap();
+    db.users().ensure(&name("carol"), None).unwrap();
+    assert_eq!(db.users().count().unwrap(), 3);
+    db.users().delete(&name("bob")).unwrap();
+    assert_eq!(db.users().count().unwrap(), 2);
+    // An admin's sqlite3 (another connection) adds a user.
+    let other = rusqlite::Connection::open(&path).unwrap();
+    other
+        .execute(
+            "INSERT INTO users (name, admin, created) VALUES ('dave', 0, '2026-01-01T00:00:00Z')",
+            [],
+        )
+        .unwrap();
+    assert_eq!(db.users().count().unwrap(), 3);
+    drop((db, other));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn expired_tokens_never_match() {
     let db = Db::in_memory().unwrap();
