@@ -9,7 +9,7 @@ use sudohub_protocol::spawner::ServerStatus;
 use super::{Live, Progress, Servers};
 use crate::reattach::{ReattachHandler, VerifiedClaim};
 use crate::spawner::ServerHandle;
-use crate::types::{RecordedState, ServerState};
+use crate::types::{RecordedState, ServerState, Username};
 
 /// How long helpers of servers recorded as running get to re-attach after a hub start
 /// before those servers are marked stopped.
@@ -25,33 +25,40 @@ impl Servers {
         if let Err(e) = self.inner.db.servers().repair() {
             tracing::error!(error = %e, "database repair failed");
         }
+        let mut awaited = Vec::new();
         for row in self.inner.db.servers().all().unwrap_or_default() {
-            let gone = row.pid.is_some_and(|pid| !process_exists(pid));
-            if row.state == RecordedState::Running && gone {
+            if row.state != RecordedState::Running {
+                continue;
+            }
+            if row.pid.is_some_and(|pid| !process_exists(pid)) {
                 tracing::warn!(user = %row.user, pid = ?row.pid, "server process is gone; marked stopped");
                 self.cleanup(&row.user);
+            } else {
+                awaited.push((row.user, row.pid));
             }
         }
         let this = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(REATTACH_GRACE).await;
-            this.forget_unattached();
+            this.forget_unattached(&awaited);
         });
     }
 
-    /// Marks stopped every server recorded as running whose helper has not re-attached.
-    fn forget_unattached(&self) {
-        let Ok(rows) = self.inner.db.servers().all() else {
-            return;
-        };
-        for row in rows {
-            let attached = self
-                .live()
-                .get(&row.user)
-                .is_some_and(|l| l.handle.is_some());
-            if !attached && row.state == RecordedState::Running {
-                tracing::warn!(user = %row.user, pid = ?row.pid, "no helper re-attached; server marked stopped");
-                self.cleanup(&row.user);
+    /// Marks stopped the servers that were recorded as running at hub start (`awaited`)
+    /// and whose helpers never re-attached. Only those: a server this hub started itself
+    /// meanwhile (its row says running before its route is added) is not touched, nor is
+    /// one whose row has changed since.
+    pub(super) fn forget_unattached(&self, awaited: &[(Username, Option<u32>)]) {
+        for (user, pid) in awaited {
+            if self.live().contains_key(user) {
+                continue;
+            }
+            let Ok(Some(row)) = self.inner.db.servers().get(user) else {
+                continue;
+            };
+            if row.state == RecordedState::Running && row.pid == *pid {
+                tracing::warn!(user = %user, pid = ?pid, "no helper re-attached; server marked stopped");
+                self.cleanup(user);
             }
         }
     }

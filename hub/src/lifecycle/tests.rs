@@ -237,6 +237,43 @@ async fn an_exit_is_cleaned_up_at_once_and_a_lost_helper_awaits_reattach() {
     assert!(w.db.servers().get(name).unwrap().is_some());
 }
 
+/// The re-attach deadline after a hub start forgets only the servers recorded at that
+/// start: a spawn in flight then (its row says running before its route is added) is not
+/// taken for an orphan.
+#[tokio::test]
+async fn the_reattach_deadline_spares_a_spawn_in_flight() {
+    let w = world(Behaviour::SlowToAnswer);
+    let name = &w.alice.name;
+    let bob =
+        w.db.users()
+            .ensure(&Username::parse("bob").unwrap(), None)
+            .unwrap();
+    w.db.servers().starting(&bob.name, 20001).unwrap();
+    w.db.servers()
+        .running(&bob.name, std::process::id())
+        .unwrap();
+    let awaited = vec![(bob.name.clone(), Some(std::process::id()))];
+
+    w.servers.start(&w.alice).unwrap();
+    until("alice's row says running", || {
+        w.db.servers()
+            .get(name)
+            .unwrap()
+            .is_some_and(|r| r.state == RecordedState::Running)
+    })
+    .await;
+    assert_eq!(w.servers.state(name), ServerState::Starting);
+    w.servers.forget_unattached(&awaited);
+    assert!(
+        w.db.servers().get(&bob.name).unwrap().is_none(),
+        "bob never re-attached"
+    );
+    assert!(w.db.servers().get(name).unwrap().is_some());
+    until("running", || w.servers.state(name) == ServerState::Running).await;
+    assert!(w.routes.user(name).is_some());
+    assert!(w.db.tokens().lookup(&server_token(&w)).unwrap().is_some());
+}
+
 #[tokio::test]
 async fn reattach_claims_must_match_the_record() {
     let w = world(Behaviour::Serve);

@@ -43,6 +43,9 @@ pub enum Behaviour {
     /// Serve, and on a stop take [`LINGER`] to exit, as a server shutting down in its
     /// grace period does (status requests are still answered meanwhile).
     LingerOnStop,
+    /// Report the start, and answer HTTP only [`LINGER`] later, as a server still
+    /// importing its modules does.
+    SlowToAnswer,
 }
 
 /// How long a [`Behaviour::LingerOnStop`] server takes to exit after its stop.
@@ -147,6 +150,10 @@ async fn fake_helper(
             let status = ExitStatus::Code(1);
             return reply(&mut s, &Reply::Exited { status }).await;
         }
+        Behaviour::SlowToAnswer => {
+            reply(&mut s, &Reply::Started { pid }).await;
+            tokio::time::sleep(LINGER).await;
+        }
         Behaviour::Serve | Behaviour::LingerOnStop => {}
     }
     let Ok(listener) = tokio::net::TcpListener::bind(("127.0.0.1", spawn.port)).await else {
@@ -162,7 +169,9 @@ async fn fake_helper(
             })
             .await;
     });
-    reply(&mut s, &Reply::Started { pid }).await;
+    if behaviour != Behaviour::SlowToAnswer {
+        reply(&mut s, &Reply::Started { pid }).await;
+    }
     let never = Duration::from_secs(24 * 3600);
     let exit_at = tokio::time::sleep(never);
     tokio::pin!(exit_at);
