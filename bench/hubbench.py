@@ -307,69 +307,74 @@ def wait_gone(hub, user, every, timeout=120):
     return wait_for(lambda: server_of(hub, user) is None, every, timeout)
 
 
-def phase_singleuser(hub, a):
-    """jupyterhub-singleuser's own start, without any hub starting it: run as a bench user
-    with the environment a spawner gives it (calling this hub's API), from exec to the
-    first 200 of its /api, polled every 10 ms. A spawn minus this is the hub's part."""
-    u = a.users[-1]
+def singleuser_alone(hub, a, u, token):
+    """jupyterhub-singleuser's own start, without any hub starting it: run as `u` with the
+    environment a spawner gives it (calling this hub's API), from exec to the first 200
+    of its /api, polled every 10 ms."""
     pw = subprocess.run(["getent", "passwd", u], capture_output=True, text=True).stdout
     home = pw.split(":")[5] if pw.count(":") >= 6 else "/tmp"
-    s, tok = hub.call("POST", f"/users/{u}/tokens", {"note": "singleuser alone"})
-    if s not in (200, 201):
-        raise RuntimeError(f"token: {s} {tok}")
     prefix = f"/user/{u}/"
-    times = []
-    for i in range(a.seq_count):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        env = {"HOME": home, "USER": u, "PATH": os.path.dirname(a.singleuser) + ":/usr/bin:/bin",
-               "LANG": "C.UTF-8", "JUPYTERHUB_API_TOKEN": tok["token"],
-               "JUPYTERHUB_API_URL": f"{hub.url}/hub/api", "JUPYTERHUB_BASE_URL": "/",
-               "JUPYTERHUB_CLIENT_ID": f"jupyterhub-user-{u}", "JUPYTERHUB_USER": u,
-               "JUPYTERHUB_SERVER_NAME": "", "JUPYTERHUB_SERVICE_PREFIX": prefix,
-               "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
-               "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}{prefix}"}
-        t = time.monotonic()
-        proc = subprocess.Popen(["runuser", "-u", u, "--", "env", "-i",
-                                 *[f"{k}={v}" for k, v in env.items()], a.singleuser],
-                                cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {"HOME": home, "USER": u, "PATH": os.path.dirname(a.singleuser) + ":/usr/bin:/bin",
+           "LANG": "C.UTF-8", "JUPYTERHUB_API_TOKEN": token,
+           "JUPYTERHUB_API_URL": f"{hub.url}/hub/api", "JUPYTERHUB_BASE_URL": "/",
+           "JUPYTERHUB_CLIENT_ID": f"jupyterhub-user-{u}", "JUPYTERHUB_USER": u,
+           "JUPYTERHUB_SERVER_NAME": "", "JUPYTERHUB_SERVICE_PREFIX": prefix,
+           "JUPYTERHUB_OAUTH_CALLBACK_URL": f"{prefix}oauth_callback",
+           "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}{prefix}"}
+    t = time.monotonic()
+    proc = subprocess.Popen(["runuser", "-u", u, "--", "env", "-i",
+                             *[f"{k}={v}" for k, v in env.items()], a.singleuser],
+                            cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
 
-        def answers():
-            try:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-                c.request("GET", f"{prefix}api")
-                ok = c.getresponse().status == 200
-                c.close()
-                return ok
-            except OSError:
-                return False
-        ok = wait_for(answers, 0.01, 120)
-        times.append(time.monotonic() - t)
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
-        if not ok:
-            raise RuntimeError("jupyterhub-singleuser never answered")
-    return {"own_start_s": times, "own_start_median_s": statistics.median(times)}
+    def answers():
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            c.request("GET", f"{prefix}api")
+            ok = c.getresponse().status == 200
+            c.close()
+            return ok
+        except OSError:
+            return False
+    ok = wait_for(answers, 0.01, 120)
+    took = time.monotonic() - t
+    os.killpg(proc.pid, 15)
+    proc.wait(timeout=30)
+    if not ok:
+        raise RuntimeError("jupyterhub-singleuser never answered")
+    return took
 
 
 def phase_spawn_seq(hub, a):
+    """Each user: jupyterhub-singleuser started alone first, then through the hub (POST
+    to ready); the hub's part is the median of the differences, pair by pair."""
     users = a.users[: a.seq_count]
-    starts, stops = [], []
+    starts, stops, alone = [], [], []
     for u in users:
+        if a.singleuser:
+            s, tok = hub.call("POST", f"/users/{u}/tokens", {"note": "singleuser alone"})
+            if s not in (200, 201):
+                raise RuntimeError(f"token: {s} {tok}")
+            alone.append(singleuser_alone(hub, a, u, tok["token"]))
         t = time.monotonic()
         s, _ = hub.call("POST", f"/users/{u}/server")
-        if s not in (201, 202) or not wait_ready(hub, u, 0.02):
+        if s not in (201, 202) or not wait_ready(hub, u, 0.01):
             raise RuntimeError(f"spawn {u}: {s}")
         starts.append(time.monotonic() - t)
     for u in users:
         t = time.monotonic()
         hub.call("DELETE", f"/users/{u}/server")
-        wait_gone(hub, u, 0.02)
+        wait_gone(hub, u, 0.01)
         stops.append(time.monotonic() - t)
-    return {"start_s": starts, "start_median_s": statistics.median(starts),
-            "stop_s": stops, "stop_median_s": statistics.median(stops)}
+    r = {"start_s": starts, "start_median_s": statistics.median(starts),
+         "stop_s": stops, "stop_median_s": statistics.median(stops)}
+    if alone:
+        r.update({"own_start_s": alone, "own_start_median_s": statistics.median(alone),
+                  "over_own_s": statistics.median(x - y for x, y in zip(starts, alone))})
+    return r
 
 
 def phase_spawn_conc(hub, a, roots):
@@ -452,9 +457,9 @@ def main():
     p.add_argument("--idle-secs", type=int, default=60)
     p.add_argument("--settle", type=int, default=5)
     p.add_argument("--singleuser", default="/opt/sudohub/venv/bin/jupyterhub-singleuser",
-                   help="the jupyterhub-singleuser both hubs start (same version)")
-    p.add_argument("--phases",
-                   default="rss,users,whoami,login,proxy,ws,singleuser,spawn_seq,spawn_conc")
+                   help="the jupyterhub-singleuser both hubs start (same version), run alone "
+                        "before each sequential spawn; '' to skip")
+    p.add_argument("--phases", default="rss,users,whoami,login,proxy,ws,spawn_seq,spawn_conc")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     m = re.fullmatch(r"([a-z_]+)(\d+)-(\d+)", a.users)
@@ -488,9 +493,6 @@ def main():
             log(a.label, name, "failed:", repr(e))
             result["errors"][name] = repr(e)
     result["phases"].setdefault("rss_end", split_tree(roots))
-    seq, alone = result["phases"].get("spawn_seq"), result["phases"].get("singleuser")
-    if seq and alone:
-        seq["over_own_s"] = seq["start_median_s"] - alone["own_start_median_s"]
     with open(a.out, "w") as f:
         json.dump(result, f, indent=1)
     return 1 if result["errors"] else 0

@@ -101,6 +101,11 @@ impl Urls {
         format!("{}user/{}/", self.base, quote(user.as_str()))
     }
 
+    /// `<base>services/<name>/`: where the hub proxies a service.
+    pub fn service(&self, name: &str) -> String {
+        format!("{}services/{}/", self.base, quote(name))
+    }
+
     /// Where a browser finds a user's default server: [`Self::user_server`], preceded by
     /// the server's own origin with `subdomain_host` (JupyterHub's `user.url`).
     pub fn user_url(&self, user: &Username) -> String {

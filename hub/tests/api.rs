@@ -3,7 +3,6 @@
 //! in the database directly, and the "servers" are small local HTTP servers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use base64::Engine;
@@ -11,86 +10,12 @@ use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use sudohub::app::router;
-use sudohub::auth::cookies::LOGIN_COOKIE;
 use sudohub::config::HubConfig;
 use sudohub::db::NewToken;
-use sudohub::state::AppState;
-use sudohub::types::{RecordedState, TokenKind, Username};
+use sudohub::types::{RecordedState, TokenKind};
 
-fn state(cfg: HubConfig) -> Result<AppState, sudohub::state::StateError> {
-    AppState::new(cfg)
-}
-
-fn u(name: &str) -> Username {
-    Username::parse(name).unwrap()
-}
-
-struct Hub {
-    addr: SocketAddr,
-    state: AppState,
-    dir: PathBuf,
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-async fn hub(base_url: &str, extra: &str) -> Hub {
-    let dir =
-        std::env::temp_dir().join(format!("sudohub-api-{}-{}", std::process::id(), rand_id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let text = format!(
-        "bind = \"{addr}\"\nbase_url = \"{base_url}\"\ndb = \"{d}/db.sqlite\"\ncookie_secret_file = \"{d}/secret\"\n{extra}",
-        d = dir.display()
-    );
-    let cfg = HubConfig::parse(&text, &dir.join("hub.toml")).unwrap();
-    let st = state(cfg).unwrap();
-    let app = router(st.clone()).into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    Hub {
-        addr,
-        state: st,
-        dir,
-    }
-}
-
-fn rand_id() -> String {
-    sudohub::secrets::new_session_id()[..8].to_owned()
-}
-
-fn client() -> reqwest::Client {
-    // reqwest's TLS is built without a provider (ring is the one the hub uses).
-    let _ = tokio_rustls::rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .redirect(Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap()
-}
-
-/// A logged-in user: the cookie header a browser would send to the hub.
-fn login(h: &Hub, name: &str) -> (String, String) {
-    let user = h.state.db.users().ensure(&u(name), Some(false)).unwrap();
-    let secret = sudohub::secrets::new_session_id();
-    let sid = sudohub::secrets::new_session_id();
-    h.state.db.sessions().add(&secret, user.id, &sid).unwrap();
-    (
-        format!(
-            "jupyterhub-hub-login={}",
-            h.state.key.sign(LOGIN_COOKIE, &secret)
-        ),
-        sid,
-    )
-}
-
-fn url(h: &Hub, path: &str) -> String {
-    format!("http://{}{path}", h.addr)
-}
+mod common;
+use common::*;
 
 #[tokio::test]
 async fn version_and_whoami_status_codes() {
@@ -120,11 +45,18 @@ async fn version_and_whoami_status_codes() {
     assert_eq!(r.headers()["location"], "/hub/");
     let r = c.get(url(&h, "/hub/")).send().await.unwrap();
     assert_eq!(r.headers()["location"], "/hub/login?next=%2Fhub%2F");
+    // Unknown paths and methods answer JupyterHub's JSON error with a message.
     let r = c.get(url(&h, "/hub/api/nope")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     assert_eq!(
         r.json::<Value>().await.unwrap(),
-        serde_json::json!({"status": 404, "message": null})
+        serde_json::json!({"status": 404, "message": "No such API endpoint: /hub/api/nope"})
+    );
+    let r = c.put(url(&h, "/hub/api/users")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        serde_json::json!({"status": 405, "message": "Method PUT is not allowed on /hub/api/users"})
     );
 }
 
@@ -1020,10 +952,6 @@ async fn servers_awaiting_reattach_answer_503_and_dead_ones_are_stopped() {
 }
 
 /// Sends a request and reads its JSON body.
-async fn json_of(r: reqwest::RequestBuilder) -> Value {
-    r.send().await.unwrap().json().await.unwrap()
-}
-
 /// `/hub/api/users/<name>/tokens`, as admins' scripts use it: issue (201, the secret once),
 /// list, read and revoke (204, then the token no longer authenticates). Requests the hub
 /// cannot honour (narrower scopes, unknown fields, bad expiry, bad JSON) get 400 and issue

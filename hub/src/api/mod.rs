@@ -7,12 +7,13 @@ mod activity;
 pub mod models;
 mod oauth;
 mod servers;
+mod services;
 mod tokens;
 mod users;
 
-use axum::extract::{FromRequestParts, Path};
+use axum::extract::{FromRequestParts, OriginalUri, Path};
 use axum::http::request::Parts;
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -28,20 +29,26 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(version))
         .route("/health", get(|| async { StatusCode::OK }))
+        .route("/info", get(info))
         .route("/user", get(users::whoami))
         .route("/oauth2/authorize", get(oauth::authorize))
         .route("/oauth2/token", post(oauth::token))
-        .route("/users", get(users::list))
+        .route("/users", get(users::list).post(users::create_many))
         .route(
             "/users/{name}",
             get(users::get_one)
                 .post(users::create)
+                .patch(users::update)
                 .delete(users::delete),
         )
         .route("/users/{name}/activity", post(activity::report))
+        .route("/services", get(services::list))
+        .route("/services/{name}", get(services::get_one))
         .route(
             "/users/{name}/server",
-            post(servers::start).delete(servers::stop),
+            get(servers::get_one)
+                .post(servers::start)
+                .delete(servers::stop),
         )
         .route("/users/{name}/server/progress", get(servers::progress))
         .route(
@@ -52,13 +59,27 @@ pub fn router() -> Router<AppState> {
             "/users/{name}/tokens/{id}",
             get(tokens::get_one).delete(tokens::delete_one),
         )
-        .fallback(|| async {
-            let body = ErrorBody {
-                status: 404,
-                message: None,
-            };
-            (StatusCode::NOT_FOUND, Json(body))
+        .fallback(|OriginalUri(uri): OriginalUri| async move {
+            json_error(
+                StatusCode::NOT_FOUND,
+                format!("No such API endpoint: {}", uri.path()),
+            )
         })
+        .method_not_allowed_fallback(|method: Method, OriginalUri(uri): OriginalUri| async move {
+            json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("Method {method} is not allowed on {}", uri.path()),
+            )
+        })
+}
+
+/// An error answer in JupyterHub's shape, for requests no handler took.
+fn json_error(status: StatusCode, message: String) -> Response {
+    let body = ErrorBody {
+        status: status.as_u16(),
+        message: Some(&message),
+    };
+    (status, Json(body)).into_response()
 }
 
 /// `GET <base>hub/api`: the version, without authentication (compat §1.3).
@@ -72,6 +93,27 @@ pub async fn version() -> Response {
         axum::http::HeaderValue::from_static("*"),
     );
     r
+}
+
+/// `GET <base>hub/api/info` (`read:hub`): versions and the spawner and authenticator.
+async fn info(caller: crate::auth::Caller) -> Result<Json<models::Info>, HubError> {
+    caller.require_admin("read:hub")?;
+    let version = env!("CARGO_PKG_VERSION");
+    Ok(Json(models::Info {
+        version: JUPYTERHUB_VERSION,
+        python: format!("sudohub {version}"),
+        sys_executable: std::env::current_exe()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        spawner: models::ClassInfo {
+            class: "sudohub.SudoHelperSpawner",
+            version,
+        },
+        authenticator: models::ClassInfo {
+            class: "sudohub.PamHelperAuthenticator",
+            version,
+        },
+    }))
 }
 
 /// The user named in the path: `/users/{name}/…`. A name that is no valid user name

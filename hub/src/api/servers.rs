@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, BoxStream, StreamExt};
 use tokio::sync::watch;
 
+use super::models::ServerModel;
 use super::users::existing;
 use super::UserPath;
 use crate::auth::Caller;
@@ -25,6 +26,24 @@ const SLOW_SPAWN: Duration = Duration::from_secs(10);
 const SLOW_STOP: Duration = Duration::from_secs(10);
 /// Interval of the progress stream's keep-alive comments.
 const KEEP_ALIVE: Duration = Duration::from_secs(8);
+
+/// `GET /users/<name>/server` (JupyterHub 6): the default server's model, stopped or not.
+pub async fn get_one(
+    State(s): State<AppState>,
+    caller: Caller,
+    UserPath(name): UserPath,
+) -> Result<axum::Json<ServerModel>, HubError> {
+    caller.require(&name, "read:servers", true)?;
+    let user = existing(&s, &name)?;
+    let row = s.db.servers().get(&name)?;
+    let state = s.servers.state_given(&name, row.as_ref().map(|r| r.state));
+    Ok(axum::Json(ServerModel::default_of(
+        &s.urls,
+        &user,
+        &state,
+        row.as_ref(),
+    )))
+}
 
 /// `POST /users/<name>/server`: 201 once running, 202 while still starting.
 pub async fn start(

@@ -3,15 +3,18 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::models::{CreateUser, NextPage, Paginated, Pagination, ServiceModel, UserModel, WhoAmI};
+use super::models::{
+    CreateUser, CreateUsers, NextPage, Paginated, Pagination, PatchUser, ServiceModel,
+    ServiceWhoAmI, UserModel, WhoAmI,
+};
 use super::{json_body, UserPath};
 use crate::auth::Caller;
-use crate::db::{ServerRow, UserRow};
+use crate::db::{HavingServer, ServerRow, SortBy, UserQuery, UserRow};
 use crate::error::HubError;
 use crate::state::AppState;
 use crate::types::{ServerState, Username};
@@ -19,13 +22,14 @@ use crate::types::{ServerState, Username};
 /// The user model of `u`, with the live state of their server.
 pub(super) fn model(s: &AppState, u: &UserRow) -> Result<UserModel, HubError> {
     let row = s.db.servers().get(&u.name)?;
-    Ok(model_with(s, u, row.as_ref()))
+    Ok(model_with(s, u, row.as_ref(), false))
 }
 
-/// The model of `u` whose server row was read with it.
-fn model_with(s: &AppState, u: &UserRow, row: Option<&ServerRow>) -> UserModel {
+/// The model of `u` whose server row was read with it; `with_stopped`: a stopped
+/// default server is listed too (`include_stopped_servers`).
+fn model_with(s: &AppState, u: &UserRow, row: Option<&ServerRow>, with_stopped: bool) -> UserModel {
     let state = s.servers.state_given(&u.name, row.map(|r| r.state));
-    UserModel::new(&s.urls, u, &state, row)
+    UserModel::new(&s.urls, u, &state, row, with_stopped)
 }
 
 /// A user by name, or 404 saying so.
@@ -46,35 +50,76 @@ pub async fn whoami(State(s): State<AppState>, caller: Caller) -> Result<Respons
             session_id: token.and_then(|t| t.session_id),
         })
         .into_response(),
-        Caller::Service { name, admin } => Json(ServiceModel {
-            kind: "service",
-            name,
-            admin,
-            roles: Vec::new(),
-            scopes: Vec::new(),
-            token_id: None,
-            session_id: None,
-        })
-        .into_response(),
+        Caller::Service { name, .. } => {
+            let svc = s
+                .cfg
+                .services
+                .iter()
+                .find(|svc| svc.name == name)
+                .ok_or_else(|| HubError::internal("a service token names no service"))?;
+            Json(ServiceWhoAmI {
+                service: ServiceModel::of(&s.urls, svc),
+                scopes,
+                token_id: None,
+                session_id: None,
+            })
+            .into_response()
+        }
     })
 }
 
-/// Which server states a listing keeps.
-type StateFilter = fn(&ServerState) -> bool;
+/// The listing a `GET /users` asks for: the database query, the `ready` refinement
+/// (a live state only this hub knows), and the page.
+struct ListRequest {
+    query: UserQuery,
+    ready_only: bool,
+    offset: usize,
+    limit: usize,
+}
 
-/// The `?state=` filter of the user list.
-fn state_filter(q: &HashMap<String, String>) -> Result<Option<StateFilter>, HubError> {
-    Ok(match q.get("state").map(String::as_str) {
-        None => None,
-        Some("ready") => Some(|st| *st == ServerState::Running),
-        Some("active") => Some(ServerState::is_active),
-        Some("inactive") => Some(|st| !st.is_active()),
-        Some(bad) => {
-            return Err(HubError::bad_request(format!(
-                "Unrecognized state filter: {bad:?}"
-            )))
-        }
-    })
+impl ListRequest {
+    /// Parses JupyterHub's parameters: `state`, `name_filter`, `sort`, `offset`, `limit`
+    /// (default 50 with the pagination envelope, else 200; at most 200).
+    fn parse(q: &HashMap<String, String>, paginated: bool) -> Result<Self, HubError> {
+        let (having, ready_only) = match q.get("state").map(String::as_str) {
+            None => (HavingServer::Any, false),
+            Some("active") => (HavingServer::Active, false),
+            Some("ready") => (HavingServer::Active, true),
+            Some("inactive") => (HavingServer::Inactive, false),
+            Some(bad) => {
+                return Err(HubError::bad_request(format!(
+                    "Unrecognized state filter: {bad:?}"
+                )))
+            }
+        };
+        let raw_sort = q.get("sort").map_or("id", String::as_str);
+        let (descending, key) = match raw_sort.strip_prefix('-') {
+            Some(k) => (true, k),
+            None => (false, raw_sort),
+        };
+        let sort = match key {
+            "id" => SortBy::Id,
+            "name" => SortBy::Name,
+            "last_activity" => SortBy::LastActivity,
+            _ => {
+                return Err(HubError::bad_request(format!(
+                    "sort must be 'id', 'name', or 'last_activity', not '{raw_sort}'"
+                )))
+            }
+        };
+        let name_contains = q.get("name_filter").filter(|f| !f.is_empty()).cloned();
+        Ok(Self {
+            query: UserQuery {
+                sort,
+                descending,
+                name_contains,
+                having,
+            },
+            ready_only,
+            offset: number(q, "offset", 0)?,
+            limit: number(q, "limit", if paginated { 50 } else { 200 })?.clamp(1, 200),
+        })
+    }
 }
 
 /// A whole-number query parameter; negative values count from zero as JupyterHub's do.
@@ -84,18 +129,22 @@ fn number(q: &HashMap<String, String>, key: &str, default: usize) -> Result<usiz
         Some(v) => v
             .parse::<i64>()
             .map(|n| usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX))
-            .map_err(|_| HubError::bad_request(format!("{key} must be an integer"))),
+            .map_err(|_| {
+                HubError::bad_request("Invalid argument type, offset and limit must be integers")
+            }),
     }
 }
 
-/// `GET /users`: the users the caller may read, filtered and paginated.
+/// `GET /users`: the users the caller may read, filtered, sorted and paginated as
+/// JupyterHub does (a `ready` filter applies to the page, and the total counts the
+/// active users, as there).
 pub async fn list(
     State(s): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, HubError> {
-    let filter = state_filter(&q)?;
     let paginated = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -103,66 +152,84 @@ pub async fn list(
             a.split(',')
                 .any(|t| t.trim() == "application/jupyterhub-pagination+json")
         });
-    let offset = number(&q, "offset", 0)?;
-    let limit = number(&q, "limit", if paginated { 50 } else { 200 })?.clamp(1, 200);
+    let req = ListRequest::parse(&q, paginated)?;
+    let with_stopped = q
+        .get("include_stopped_servers")
+        .is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "false"));
     let users = s.db.users();
-    // An admin's unfiltered page is one query for the page and a count, whatever the
-    // number of users; anything else is one query and a filter in memory.
-    let (total, page) = if filter.is_none() && caller.may_all("read:users") {
-        (users.count()?, users.with_servers(offset, Some(limit))?)
+    let (total, page) = if caller.may_all("read:users") {
+        (
+            users.count_matching(&req.query)?,
+            users.page(&req.query, req.offset, Some(req.limit))?,
+        )
     } else {
-        // A ready server has a row: `?state=ready` (what the idle culler asks) reads
-        // only the users with one.
-        let candidates = if q.get("state").is_some_and(|v| v == "ready") {
-            users.having_servers()?
-        } else {
-            users.with_servers(0, None)?
-        };
-        let visible: Vec<_> = candidates
+        // A caller who may read some users only: their rows, paginated here.
+        let visible: Vec<_> = users
+            .page(&req.query, 0, None)?
             .into_iter()
-            .filter(|(u, row)| {
-                caller.may(&u.name, "read:users")
-                    && filter.is_none_or(|f| {
-                        f(&s.servers
-                            .state_given(&u.name, row.as_ref().map(|r| r.state)))
-                    })
-            })
+            .filter(|(u, _)| caller.may(&u.name, "read:users"))
             .collect();
         let total = visible.len();
-        (
-            total,
-            visible.into_iter().skip(offset).take(limit).collect(),
-        )
+        let page = visible
+            .into_iter()
+            .skip(req.offset)
+            .take(req.limit)
+            .collect();
+        (total, page)
     };
     let items: Vec<UserModel> = page
         .iter()
-        .map(|(u, row)| model_with(&s, u, row.as_ref()))
+        .filter(|(u, row)| {
+            !req.ready_only
+                || s.servers
+                    .state_given(&u.name, row.as_ref().map(|r| r.state))
+                    == ServerState::Running
+        })
+        .map(|(u, row)| model_with(&s, u, row.as_ref(), with_stopped))
         .collect();
     if !paginated {
         return Ok(Json(items).into_response());
     }
-    let next = (offset + limit < total).then(|| {
-        let host = headers
-            .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("127.0.0.1");
-        NextPage {
-            offset: offset + limit,
-            limit,
-            url: format!(
-                "http://{host}{}/users?limit={limit}&offset={}",
-                s.urls.api(),
-                offset + limit
-            ),
-        }
+    let next_offset = req.offset + req.limit;
+    let next = (next_offset < total).then(|| NextPage {
+        offset: next_offset,
+        limit: req.limit,
+        url: next_url(&s, &headers, &uri, next_offset, req.limit),
     });
     let pagination = Pagination {
-        offset,
-        limit,
+        offset: req.offset,
+        limit: req.limit,
         total,
         next,
     };
     Ok(Json(Paginated { items, pagination }).into_response())
+}
+
+/// The URL of the next page: this request's, every other parameter kept (a filtered
+/// walk stays filtered), `offset` and `limit` replaced.
+fn next_url(s: &AppState, headers: &HeaderMap, uri: &Uri, offset: usize, limit: usize) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let scheme = if s.cfg.tls()
+        || headers
+            .get("x-forwarded-proto")
+            .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"))
+    {
+        "https"
+    } else {
+        "http"
+    };
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        if k != "offset" && k != "limit" {
+            query.append_pair(&k, &v);
+        }
+    }
+    query.append_pair("offset", &offset.to_string());
+    query.append_pair("limit", &limit.to_string());
+    format!("{scheme}://{host}{}?{}", uri.path(), query.finish())
 }
 
 /// `GET /users/<name>`.
@@ -217,4 +284,94 @@ pub async fn delete(
     s.db.users().delete(&name)?;
     tracing::info!(user = %name, by = %caller.describe(), "user deleted via API");
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /users`: admins add several users at once (JupyterHub's bulk create). Names
+/// that exist already are skipped; an invalid name refuses the whole request.
+pub async fn create_many(
+    State(s): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Response, HubError> {
+    caller.require_admin("admin:users")?;
+    let req: CreateUsers = json_body(&body)?
+        .ok_or_else(|| HubError::bad_request("Must specify at least one user to create"))?;
+    if req.usernames.is_empty() {
+        return Err(HubError::bad_request(
+            "Must specify at least one user to create",
+        ));
+    }
+    let mut names = Vec::with_capacity(req.usernames.len());
+    let mut invalid = Vec::new();
+    for raw in &req.usernames {
+        match Username::parse(raw) {
+            Ok(n) if !names.contains(&n) => names.push(n),
+            Ok(_) => {}
+            Err(_) => invalid.push(format!("{raw:?}")),
+        }
+    }
+    match invalid.as_slice() {
+        [] => {}
+        [one] => return Err(HubError::bad_request(format!("Invalid username: {one}"))),
+        many => {
+            return Err(HubError::bad_request(format!(
+                "Invalid usernames: {}",
+                many.join(", ")
+            )))
+        }
+    }
+    let admin = req.admin.unwrap_or(false);
+    let created = s.db.users().create_many(&names, admin)?;
+    if created.is_empty() {
+        return Err(HubError::conflict(format!(
+            "All {} users already exist",
+            req.usernames.len()
+        )));
+    }
+    for u in &created {
+        tracing::info!(user = %u.name, admin, by = %caller.describe(), "user created via API");
+    }
+    let models = created
+        .iter()
+        .map(|u| model(&s, u))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((StatusCode::CREATED, Json(models)).into_response())
+}
+
+/// `PATCH /users/<name>`: admins change a user's admin flag or name. A rename needs the
+/// server stopped, and revokes what was issued to the old name (see
+/// [`crate::db::Users::rename`]).
+pub async fn update(
+    State(s): State<AppState>,
+    caller: Caller,
+    UserPath(name): UserPath,
+    body: Bytes,
+) -> Result<Json<UserModel>, HubError> {
+    caller.require_admin("admin:users")?;
+    let req: PatchUser = json_body(&body)?
+        .ok_or_else(|| HubError::bad_request("Must specify at least one field to modify."))?;
+    existing(&s, &name)?;
+    let mut current = name.clone();
+    if let Some(raw) = req.name.as_deref().filter(|n| *n != name.as_str()) {
+        let to = Username::parse(raw)
+            .map_err(|_| HubError::bad_request(format!("Invalid username: {raw:?}")))?;
+        if s.servers.state(&name) != ServerState::Stopped {
+            return Err(HubError::bad_request(format!(
+                "Stop {name}'s server before renaming them"
+            )));
+        }
+        if !s.db.users().rename(&name, &to)? {
+            return Err(HubError::bad_request(format!(
+                "User {to} already exists, username must be unique"
+            )));
+        }
+        tracing::info!(user = %name, to = %to, by = %caller.describe(), "user renamed via API; their sessions and tokens revoked");
+        current = to;
+    }
+    if let Some(admin) = req.admin {
+        s.db.users().set_admin(&current, admin)?;
+        tracing::info!(user = %current, admin, by = %caller.describe(), "admin flag set via API");
+    }
+    let u = existing(&s, &current)?;
+    Ok(Json(model(&s, &u)?))
 }

@@ -131,6 +131,21 @@ impl Caller {
     pub fn scopes(&self) -> Vec<String> {
         match self {
             Self::User { user, .. } => scopes(user, self.kind().unwrap_or(TokenKind::Api)),
+            Self::Service { admin: true, .. } => {
+                let mut v: Vec<String> = [
+                    "access:servers",
+                    "admin:servers",
+                    "admin:users",
+                    "list:services",
+                    "list:users",
+                    "read:hub",
+                    "read:services",
+                ]
+                .map(String::from)
+                .to_vec();
+                v.sort();
+                v
+            }
             Self::Service { .. } => Vec::new(),
         }
     }

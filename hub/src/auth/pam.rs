@@ -49,8 +49,8 @@ impl Default for PamClientConfig {
 pub struct Authenticated {
     /// The Unix user name.
     pub name: Username,
-    /// Admin rights from `admin_users` / `admin_groups`.
-    pub admin: bool,
+    /// Admin rights from `admin_users` / `admin_groups`; `None`: as recorded.
+    pub admin: Option<bool>,
 }
 
 /// Why a login failed. The browser is shown [`AuthError::user_message`] only; the

@@ -6,21 +6,30 @@ use crate::types::Username;
 /// What the rules say about one user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// May log in; `admin` says whether as an admin.
+    /// May log in; `admin` says whether as an admin, or `None` when the rules do not
+    /// decide and the admin flag already recorded (set through the API, say) stands.
     Allowed {
-        /// Admin rights.
-        admin: bool,
+        /// Admin rights, if the rules decide them.
+        admin: Option<bool>,
     },
     /// May not log in.
     NotAllowed,
 }
 
-/// Judges `user`, a member of `groups`, as JupyterHub's Authenticator does: admins are
-/// allowed; otherwise the user must be listed or in an allowed group.
+/// Judges `user`, a member of `groups`, as JupyterHub's PAMAuthenticator does: admins are
+/// allowed; otherwise the user must be listed or in an allowed group. Admin rights:
+/// `admin_users` grants them; `admin_groups`, when set, decides them either way; with
+/// neither, they are left as recorded.
 pub fn judge(rules: &AuthRules, user: &Username, groups: &[String]) -> Verdict {
     let in_any = |list: &[String]| groups.iter().any(|g| list.contains(g));
-    let admin = rules.admin_users.contains(user) || in_any(&rules.admin_groups);
-    if admin || rules.allowed_users.contains(user) || in_any(&rules.allowed_groups) {
+    let admin = if rules.admin_users.contains(user) {
+        Some(true)
+    } else if rules.admin_groups.is_empty() {
+        None
+    } else {
+        Some(in_any(&rules.admin_groups))
+    };
+    if admin == Some(true) || rules.allowed_users.contains(user) || in_any(&rules.allowed_groups) {
         Verdict::Allowed { admin }
     } else {
         Verdict::NotAllowed
@@ -69,17 +78,34 @@ mod tests {
         };
         assert_eq!(
             judge(&r, &u("a"), &groups(&["jupyterhub"])),
-            Verdict::Allowed { admin: false }
+            Verdict::Allowed { admin: Some(false) }
         );
         assert_eq!(judge(&r, &u("a"), &groups(&["users"])), Verdict::NotAllowed);
         assert_eq!(
             judge(&r, &u("a"), &groups(&["wheel"])),
-            Verdict::Allowed { admin: true }
+            Verdict::Allowed { admin: Some(true) }
         );
-        assert_eq!(judge(&r, &u("boss"), &[]), Verdict::Allowed { admin: true });
+        assert_eq!(
+            judge(&r, &u("boss"), &[]),
+            Verdict::Allowed { admin: Some(true) }
+        );
         assert_eq!(
             judge(&r, &u("guest"), &[]),
-            Verdict::Allowed { admin: false }
+            Verdict::Allowed { admin: Some(false) }
+        );
+        // Without admin_groups the rules grant (admin_users) but never take away: an
+        // admin flag set through the API survives the next login.
+        let r = AuthRules {
+            admin_users: names(&["boss"]),
+            ..AuthRules::default()
+        };
+        assert_eq!(
+            judge(&r, &u("a"), &groups(&["jupyterhub"])),
+            Verdict::Allowed { admin: None }
+        );
+        assert_eq!(
+            judge(&r, &u("boss"), &[]),
+            Verdict::Allowed { admin: Some(true) }
         );
     }
 

@@ -10,6 +10,7 @@ mod oauth;
 mod servers;
 mod sessions;
 mod tokens;
+mod user_list;
 mod users;
 
 use std::path::Path;
@@ -22,6 +23,7 @@ pub use oauth::{CodeRow, OAuth, OAuthClient, CODE_SECS, OAUTH_TOKEN_SECS};
 pub use servers::{ServerRow, Servers};
 pub use sessions::{Sessions, SESSION_SECS};
 pub use tokens::{NewToken, TokenRow, TokenSummary, Tokens};
+pub use user_list::{HavingServer, SortBy, UserQuery};
 pub use users::{UserRow, Users};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.

@@ -148,7 +148,11 @@ fn a_page_of_users_comes_with_their_servers_in_one_query() {
     db.servers().starting(&name("bob"), 50003).unwrap();
     db.servers().running(&name("bob"), 7).unwrap();
     assert_eq!(db.users().count().unwrap(), 4);
-    let page = db.users().with_servers(1, Some(2)).unwrap();
+    let by_name = UserQuery {
+        sort: SortBy::Name,
+        ..UserQuery::default()
+    };
+    let page = db.users().page(&by_name, 1, Some(2)).unwrap();
     let names: Vec<&str> = page.iter().map(|(u, _)| u.name.as_str()).collect();
     assert_eq!(names, ["bob", "carol"]);
     let bob = page[0].1.as_ref().unwrap();
@@ -157,14 +161,66 @@ fn a_page_of_users_comes_with_their_servers_in_one_query() {
         ("bob", RecordedState::Running, 50003, Some(7))
     );
     assert!(page[1].1.is_none());
-    assert_eq!(db.users().with_servers(0, None).unwrap().len(), 4);
-    let with_rows = db.users().having_servers().unwrap();
-    assert_eq!(with_rows.len(), 1);
-    assert_eq!(with_rows[0].0.name.as_str(), "bob");
-    assert!(db.users().with_servers(9, Some(2)).unwrap().is_empty());
+    assert!(db.users().page(&by_name, 9, Some(2)).unwrap().is_empty());
+    let names_of = |q: &UserQuery| -> Vec<String> {
+        let page = db.users().page(q, 0, None).unwrap();
+        page.iter()
+            .map(|(u, _)| u.name.as_str().to_owned())
+            .collect()
+    };
+    // JupyterHub's default order is creation order.
+    assert_eq!(
+        names_of(&UserQuery::default()),
+        ["carol", "alice", "bob", "dave"]
+    );
+    let desc = UserQuery {
+        descending: true,
+        ..by_name.clone()
+    };
+    assert_eq!(names_of(&desc), ["dave", "carol", "bob", "alice"]);
+    let active = UserQuery {
+        having: HavingServer::Active,
+        ..UserQuery::default()
+    };
+    assert_eq!(names_of(&active), ["bob"]);
+    assert_eq!(db.users().count_matching(&active).unwrap(), 1);
+    let inactive = UserQuery {
+        having: HavingServer::Inactive,
+        ..by_name.clone()
+    };
+    assert_eq!(names_of(&inactive), ["alice", "carol", "dave"]);
+    assert_eq!(db.users().count_matching(&inactive).unwrap(), 3);
 }
 
-/// The kept count follows this hub's own changes and another connection's commits.
+/// The name filter is a substring match, case-insensitive, with `%` and `_` taken
+/// literally (never as wildcards someone could use to list everyone).
+#[test]
+fn the_name_filter_matches_substrings_only() {
+    let db = Db::in_memory().unwrap();
+    for n in ["alice", "malice", "bob", "a_b", "axb"] {
+        db.users().ensure(&name(n), None).unwrap();
+    }
+    let filter = |f: &str| -> Vec<String> {
+        let q = UserQuery {
+            sort: SortBy::Name,
+            name_contains: Some(f.to_owned()),
+            ..UserQuery::default()
+        };
+        assert_eq!(
+            db.users().count_matching(&q).unwrap(),
+            db.users().page(&q, 0, None).unwrap().len()
+        );
+        let page = db.users().page(&q, 0, None).unwrap();
+        page.iter()
+            .map(|(u, _)| u.name.as_str().to_owned())
+            .collect()
+    };
+    assert_eq!(filter("LIC"), ["alice", "malice"]);
+    assert_eq!(filter("_"), ["a_b"]);
+    assert!(filter("%").is_empty());
+    assert!(filter("zz").is_empty());
+}
+
 #[test]
 fn the_user_count_is_kept_until_the_users_change() {
     let dir = std::env::temp_dir().join(format!("sudohub-count-{}", std::process::id()));

@@ -2,7 +2,6 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::servers::{server_row_at, ServerRow, SERVER_COLUMNS};
 use super::{Db, DbResult};
 use crate::timestamp::now_iso;
 use crate::types::Username;
@@ -122,36 +121,72 @@ impl Users<'_> {
         *self.cached_count() = None;
     }
 
-    /// Users in name order with their default server's row, from `offset`, at most
-    /// `limit` of them (`None`: all): one query, whatever the page.
-    pub fn with_servers(
-        &self,
-        offset: usize,
-        limit: Option<usize>,
-    ) -> DbResult<Vec<(UserRow, Option<ServerRow>)>> {
-        let conn = self.0.lock();
-        // The page is cut from the name index alone, then joined: OFFSET walks only
-        // index entries (cheap) instead of joining every row it skips.
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT {USER_COLUMNS}, {SERVER_COLUMNS}
-             FROM (SELECT * FROM users ORDER BY name LIMIT ?1 OFFSET ?2) u
-             LEFT JOIN servers s ON s.user_id = u.id AND s.name = ''
-             ORDER BY u.name"
-        ))?;
-        let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        let offset = i64::try_from(offset).unwrap_or(i64::MAX);
-        with_server_rows(&mut st, [limit, offset])
+    /// Adds the users of `names` that do not exist yet, all at once (one transaction:
+    /// all or none); returns the rows added, in the order given.
+    pub fn create_many(&self, names: &[Username], admin: bool) -> DbResult<Vec<UserRow>> {
+        let mut conn = self.0.lock();
+        let tx = conn.transaction()?;
+        let mut ids = Vec::new();
+        {
+            let mut st = tx.prepare_cached(
+                "INSERT INTO users (name, admin, created) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(name) DO NOTHING",
+            )?;
+            for name in names {
+                if st.execute(params![name, admin, now_iso()])? > 0 {
+                    ids.push(tx.last_insert_rowid());
+                }
+            }
+        }
+        tx.commit()?;
+        if !ids.is_empty() {
+            self.recount();
+        }
+        drop(conn);
+        let mut rows = Vec::with_capacity(ids.len());
+        for id in ids {
+            rows.extend(self.by_id(id)?);
+        }
+        Ok(rows)
     }
 
-    /// The same for the users that have a server row only (a running server has one).
-    /// Read from the servers table, so it costs what the number of servers does.
-    pub fn having_servers(&self) -> DbResult<Vec<(UserRow, Option<ServerRow>)>> {
+    /// Sets a user's admin flag; whether the user exists.
+    pub fn set_admin(&self, name: &Username, admin: bool) -> DbResult<bool> {
         let conn = self.0.lock();
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT {USER_COLUMNS}, {SERVER_COLUMNS} FROM servers s
-             JOIN users u ON u.id = s.user_id WHERE s.name = '' ORDER BY u.name"
-        ))?;
-        with_server_rows(&mut st, [])
+        Ok(conn.execute(
+            "UPDATE users SET admin = ?2 WHERE name = ?1",
+            params![name, admin],
+        )? > 0)
+    }
+
+    /// Renames a user. The name is the Unix account a server runs as, so every login
+    /// session, token and OAuth client issued to the old name is revoked in the same
+    /// transaction: nothing issued to one account ever acts as another. `false` if the
+    /// new name is taken.
+    pub fn rename(&self, from: &Username, to: &Username) -> DbResult<bool> {
+        let mut conn = self.0.lock();
+        let tx = conn.transaction()?;
+        let Some(id) = tx
+            .query_row("SELECT id FROM users WHERE name = ?1", [from], |r| {
+                r.get::<_, i64>(0)
+            })
+            .optional()?
+        else {
+            return Ok(false);
+        };
+        let taken = tx
+            .query_row("SELECT 1 FROM users WHERE name = ?1", [to], |_| Ok(()))
+            .optional()?
+            .is_some();
+        if taken {
+            return Ok(false);
+        }
+        for table in ["sessions", "api_tokens", "oauth_codes", "oauth_clients"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [id])?;
+        }
+        tx.execute("UPDATE users SET name = ?2 WHERE id = ?1", params![id, to])?;
+        tx.commit()?;
+        Ok(true)
     }
 
     /// Deletes a user and everything of theirs.
@@ -182,17 +217,4 @@ impl Users<'_> {
         }
         tx.commit()
     }
-}
-
-/// The rows of a query selecting [`USER_COLUMNS`] then [`SERVER_COLUMNS`].
-fn with_server_rows(
-    st: &mut rusqlite::CachedStatement<'_>,
-    params: impl rusqlite::Params,
-) -> DbResult<Vec<(UserRow, Option<ServerRow>)>> {
-    let rows = st
-        .query_map(params, |r| {
-            Ok((UserRow::from_row(r, 0)?, server_row_at(r, 5)?))
-        })?
-        .collect();
-    rows
 }

@@ -136,9 +136,9 @@ pub async fn submit(
 fn start_session(
     s: &AppState,
     name: &Username,
-    admin: bool,
+    admin: Option<bool>,
 ) -> Result<[axum::http::HeaderValue; 2], HubError> {
-    let user = s.db.users().ensure(name, Some(admin))?;
+    let user = s.db.users().ensure(name, admin)?;
     let secret = new_session_id();
     let sid = new_session_id();
     s.db.sessions().add(&secret, user.id, &sid)?;

@@ -8,12 +8,8 @@ use crate::db::{ServerRow, TokenSummary, UserRow};
 use crate::types::{ServerState, Username};
 use crate::urls::Urls;
 
-/// `GET /hub/api`.
-#[derive(Debug, Serialize)]
-pub struct Version {
-    /// The JupyterHub version whose API this is.
-    pub version: &'static str,
-}
+mod hub;
+pub use hub::{ClassInfo, Info, ServiceModel, ServiceWhoAmI, Version};
 
 /// The server model (compat §2.3).
 #[derive(Debug, Serialize)]
@@ -24,10 +20,10 @@ pub struct ServerModel {
     pub display_name: String,
     /// `<user>/<name>`.
     pub full_name: String,
-    /// Last activity, or the start time.
-    pub last_activity: String,
-    /// When it started.
-    pub started: String,
+    /// Last activity, or the start time (`null` for a stopped server).
+    pub last_activity: Option<String>,
+    /// When it started (`null` for a stopped server).
+    pub started: Option<String>,
     /// `spawn` or `stop` while a transition runs.
     pub pending: Option<&'static str>,
     /// Running and routed.
@@ -44,6 +40,38 @@ pub struct ServerModel {
     pub full_url: Option<String>,
     /// Absolute progress URL (only with subdomains).
     pub full_progress_url: Option<String>,
+}
+
+impl ServerModel {
+    /// The model of `u`'s default server, in `state` and recorded as `row` (none: stopped).
+    pub fn default_of(
+        urls: &Urls,
+        u: &UserRow,
+        state: &ServerState,
+        row: Option<&ServerRow>,
+    ) -> Self {
+        let url = urls.user_url(&u.name);
+        let ready = *state == ServerState::Running;
+        let started = row.map(|r| r.started.clone());
+        let absolute = url.starts_with("http").then(|| url.clone());
+        Self {
+            name: String::new(),
+            display_name: String::new(),
+            full_name: format!("{}/", u.name),
+            last_activity: row
+                .and_then(|r| r.last_activity.clone())
+                .or_else(|| started.clone()),
+            started,
+            pending: state.pending(),
+            ready,
+            stopped: !(ready || state.pending().is_some()),
+            url,
+            user_options: BTreeMap::new(),
+            progress_url: urls.progress(&u.name),
+            full_url: absolute,
+            full_progress_url: None,
+        }
+    }
 }
 
 /// The user model (compat §2.3).
@@ -74,33 +102,21 @@ pub struct UserModel {
 }
 
 impl UserModel {
-    /// The model of `u`, whose default server is in `state` and recorded as `row`.
-    pub fn new(urls: &Urls, u: &UserRow, state: &ServerState, row: Option<&ServerRow>) -> Self {
+    /// The model of `u`, whose default server is in `state` and recorded as `row`;
+    /// `with_stopped`: a stopped default server is listed too, as JupyterHub's
+    /// `include_stopped_servers` does.
+    pub fn new(
+        urls: &Urls,
+        u: &UserRow,
+        state: &ServerState,
+        row: Option<&ServerRow>,
+        with_stopped: bool,
+    ) -> Self {
         let url = urls.user_url(&u.name);
         let ready = *state == ServerState::Running;
         let mut servers = BTreeMap::new();
-        if let Some(row) = row {
-            servers.insert(
-                String::new(),
-                ServerModel {
-                    name: String::new(),
-                    display_name: String::new(),
-                    full_name: format!("{}/", u.name),
-                    last_activity: row
-                        .last_activity
-                        .clone()
-                        .unwrap_or_else(|| row.started.clone()),
-                    started: row.started.clone(),
-                    pending: state.pending(),
-                    ready,
-                    stopped: !(ready || state.pending().is_some()),
-                    url: url.clone(),
-                    user_options: BTreeMap::new(),
-                    progress_url: urls.progress(&u.name),
-                    full_url: None,
-                    full_progress_url: None,
-                },
-            );
+        if row.is_some() || with_stopped {
+            servers.insert(String::new(), ServerModel::default_of(urls, u, state, row));
         }
         Self {
             kind: "user",
@@ -133,25 +149,6 @@ pub struct WhoAmI {
     /// `a<id>` of the token, if one was used.
     pub token_id: Option<String>,
     /// The login session the token was issued in.
-    pub session_id: Option<String>,
-}
-
-/// `GET /hub/api/user` for a service.
-#[derive(Debug, Serialize)]
-pub struct ServiceModel {
-    /// Always `service`.
-    pub kind: &'static str,
-    /// Its name.
-    pub name: String,
-    /// Admin rights.
-    pub admin: bool,
-    /// Roles (none).
-    pub roles: Vec<String>,
-    /// Scopes (none listed).
-    pub scopes: Vec<String>,
-    /// Always null.
-    pub token_id: Option<String>,
-    /// Always null.
     pub session_id: Option<String>,
 }
 
@@ -262,7 +259,28 @@ pub struct TokenRequest {
 
 /// The body of `POST /users/<name>`.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateUser {
+    /// Admin rights.
+    pub admin: Option<bool>,
+}
+
+/// The body of `POST /users` (bulk).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUsers {
+    /// The names to add.
+    pub usernames: Vec<String>,
+    /// Admin rights, for all of them.
+    pub admin: Option<bool>,
+}
+
+/// The body of `PATCH /users/<name>`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchUser {
+    /// A new name.
+    pub name: Option<String>,
     /// Admin rights.
     pub admin: Option<bool>,
 }

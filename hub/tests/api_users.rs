@@ -1,0 +1,322 @@
+//! The parts of JupyterHub's REST API admins' scripts and the idle culler lean on: bulk
+//! creation, PATCH, the users list's filters, sorting and pagination (the next-page URL
+//! keeps the filter), the single server model, `/info` and `/services`. Each with what a
+//! caller without the right gets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use sudohub::db::NewToken;
+use sudohub::types::TokenKind;
+
+const ADMIN: &str = "token admin-service-token";
+const SERVICES: &str =
+    "[[services]]\nname = \"ops\"\napi_token = \"admin-service-token\"\nadmin = true\n\
+     [[services]]\nname = \"grader\"\nurl = \"http://127.0.0.1:9\"\n";
+
+/// An API token of `name` (created as a user if needed).
+fn token_of(h: &Hub, name: &str) -> String {
+    let user = h.state.db.users().ensure(&u(name), None).unwrap();
+    let secret = format!("{name}-api-token-0123456789");
+    h.state
+        .db
+        .tokens()
+        .add(&NewToken {
+            secret: &secret,
+            user_id: user.id,
+            kind: TokenKind::Api,
+            client_id: None,
+            session_id: None,
+            note: "test",
+            expires_in: None,
+        })
+        .unwrap();
+    format!("token {secret}")
+}
+
+/// `GET path` with `auth` as the Authorization header.
+async fn get_as(h: &Hub, path: &str, auth: &str) -> (StatusCode, Value) {
+    send(
+        client()
+            .get(url(h, path))
+            .header("Authorization", auth.to_owned()),
+    )
+    .await
+}
+
+async fn send(r: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let r = r.send().await.unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn bulk_creation_and_patch() {
+    let h = hub("/", SERVICES).await;
+    let c = client();
+    let post = |body: &str, auth: &str| {
+        c.post(url(&h, "/hub/api/users"))
+            .header("Authorization", auth.to_owned())
+            .body(body.to_owned())
+    };
+    let (st, v) = send(post(
+        r#"{"usernames": ["ann", "ben", "ann"], "admin": true}"#,
+        ADMIN,
+    ))
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["ann", "ben"]);
+    assert_eq!(v[0]["admin"], true);
+    // Existing names are skipped; all existing is a conflict.
+    let (st, v) = send(post(r#"{"usernames": ["ann", "cat"]}"#, ADMIN)).await;
+    assert_eq!((st, v.as_array().unwrap().len()), (StatusCode::CREATED, 1));
+    let (st, v) = send(post(r#"{"usernames": ["ann", "cat"]}"#, ADMIN)).await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    assert_eq!(v["message"], "All 2 users already exist");
+    // One invalid name refuses the whole request: nothing is created.
+    let (st, v) = send(post(r#"{"usernames": ["dan", "-rf"]}"#, ADMIN)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(v["message"].as_str().unwrap().contains("-rf"), "{v}");
+    assert!(h.state.db.users().get(&u("dan")).unwrap().is_none());
+    for (body, says) in [
+        ("{}", "`usernames`"),
+        (r#"{"usernames": []}"#, "at least one"),
+        (r#"{"usernames": ["x"], "groups": ["g"]}"#, "groups"),
+        (r#"{"usernames": "x"}"#, "`usernames`"),
+    ] {
+        let (st, v) = send(post(body, ADMIN)).await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}");
+        assert!(v["message"].as_str().unwrap().contains(says), "{body}: {v}");
+    }
+    let ben = token_of(&h, "ben");
+    h.state.db.users().set_admin(&u("ben"), false).unwrap();
+    let (st, _) = send(post(r#"{"usernames": ["eve"]}"#, &ben)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // PATCH: the admin flag, then a rename that revokes what the old name held.
+    let patch = |who: &str, body: &str, auth: &str| {
+        c.patch(url(&h, &format!("/hub/api/users/{who}")))
+            .header("Authorization", auth.to_owned())
+            .body(body.to_owned())
+    };
+    let (st, v) = send(patch("ben", r#"{"admin": true}"#, ADMIN)).await;
+    assert_eq!((st, v["admin"].clone()), (StatusCode::OK, json!(true)));
+    let (st, v) = send(
+        c.get(url(&h, "/hub/api/user"))
+            .header("Authorization", ben.clone()),
+    )
+    .await;
+    assert_eq!((st, v["name"].clone()), (StatusCode::OK, json!("ben")));
+    let (st, v) = send(patch("ben", r#"{"name": "benedict"}"#, ADMIN)).await;
+    assert_eq!(
+        (st, v["name"].clone()),
+        (StatusCode::OK, json!("benedict")),
+        "{v}"
+    );
+    let (st, _) = get_as(&h, "/hub/api/user", &ben).await;
+    assert_eq!(
+        st,
+        StatusCode::FORBIDDEN,
+        "a token issued to ben acts as benedict"
+    );
+    for (who, body, status, says) in [
+        (
+            "benedict",
+            r#"{"name": "ann"}"#,
+            StatusCode::BAD_REQUEST,
+            "already exists",
+        ),
+        (
+            "benedict",
+            r#"{"name": "Bad Name"}"#,
+            StatusCode::BAD_REQUEST,
+            "Invalid username",
+        ),
+        (
+            "benedict",
+            r#"{"roles": []}"#,
+            StatusCode::BAD_REQUEST,
+            "roles",
+        ),
+        (
+            "benedict",
+            "",
+            StatusCode::BAD_REQUEST,
+            "at least one field",
+        ),
+        (
+            "nobody",
+            r#"{"admin": true}"#,
+            StatusCode::NOT_FOUND,
+            "nobody",
+        ),
+    ] {
+        let (st, v) = send(patch(who, body, ADMIN)).await;
+        assert_eq!(st, status, "{body}: {v}");
+        assert!(v["message"].as_str().unwrap().contains(says), "{body}: {v}");
+    }
+    // A user whose server is recorded cannot be renamed.
+    h.state.db.servers().starting(&u("ann"), 50010).unwrap();
+    let (st, v) = send(patch("ann", r#"{"name": "anna"}"#, ADMIN)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(v["message"].as_str().unwrap().contains("Stop"), "{v}");
+}
+
+#[tokio::test]
+async fn the_users_list_filters_sorts_and_pages_like_jupyterhub() {
+    let h = hub("/", SERVICES).await;
+    let c = client();
+    for n in ["zoe", "amy", "max", "ann", "bob"] {
+        h.state.db.users().ensure(&u(n), None).unwrap();
+    }
+    // amy and max have a server recorded running (max's is not ready: no live route, and
+    // this hub never started it, so it counts as starting).
+    for (n, port) in [("amy", 50001), ("max", 50002)] {
+        h.state.db.servers().starting(&u(n), port).unwrap();
+    }
+    h.state.db.servers().running(&u("amy"), 1).unwrap();
+    let names = |v: &Value| -> Vec<String> {
+        let items = v.get("items").unwrap_or(v);
+        items
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let get = |q: &str| {
+        c.get(url(&h, &format!("/hub/api/users{q}")))
+            .header("Authorization", ADMIN)
+    };
+    let paged = |q: &str| get(q).header("Accept", "application/jupyterhub-pagination+json");
+
+    // Creation order by default, as JupyterHub's `sort=id`.
+    let (_, v) = send(get("")).await;
+    assert_eq!(names(&v), ["zoe", "amy", "max", "ann", "bob"]);
+    let (_, v) = send(get("?sort=name")).await;
+    assert_eq!(names(&v), ["amy", "ann", "bob", "max", "zoe"]);
+    let (_, v) = send(get("?sort=-name&name_filter=A")).await;
+    assert_eq!(names(&v), ["max", "ann", "amy"]);
+    let (_, v) = send(get("?state=active&sort=name")).await;
+    assert_eq!(names(&v), ["amy", "max"]);
+    let (_, v) = send(get("?state=inactive&sort=name")).await;
+    assert_eq!(names(&v), ["ann", "bob", "zoe"]);
+    let (st, v) = send(get("?sort=age")).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(
+        v["message"].as_str().unwrap().contains("sort must be"),
+        "{v}"
+    );
+
+    // Walking the pages of a filtered list stays filtered: the next URL keeps every
+    // parameter (the idle culler walks `state=active` this way).
+    let mut walked = Vec::new();
+    let mut next = Some(url(&h, "/hub/api/users?state=inactive&sort=name&limit=1"));
+    while let Some(u) = next {
+        let (st, v) = send(
+            c.get(&u)
+                .header("Authorization", ADMIN)
+                .header("Accept", "application/jupyterhub-pagination+json"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        assert_eq!(v["_pagination"]["total"], 3);
+        walked.extend(names(&v));
+        next = v["_pagination"]["next"]["url"].as_str().map(str::to_owned);
+        if let Some(n) = &next {
+            assert!(
+                n.contains("state=inactive") && n.contains("sort=name"),
+                "{n}"
+            );
+        }
+    }
+    assert_eq!(walked, ["ann", "bob", "zoe"]);
+    let (_, v) = send(paged("?limit=2&offset=4")).await;
+    assert_eq!(names(&v), ["bob"]);
+    assert!(v["_pagination"]["next"].is_null());
+
+    // `include_stopped_servers` lists the stopped default server too.
+    let (_, v) = send(get("?name_filter=zoe")).await;
+    assert_eq!(v[0]["servers"], json!({}));
+    let (_, v) = send(get("?name_filter=zoe&include_stopped_servers=1")).await;
+    let zoe = &v[0]["servers"][""];
+    assert_eq!(
+        (zoe["stopped"].clone(), zoe["ready"].clone()),
+        (json!(true), json!(false))
+    );
+    assert!(zoe["started"].is_null());
+    assert_eq!(zoe["url"], "/user/zoe/");
+
+    // The single server model (JupyterHub 6): stopped or not.
+    let (st, v) = get_as(&h, "/hub/api/users/zoe/server", ADMIN).await;
+    assert_eq!((st, v["stopped"].clone()), (StatusCode::OK, json!(true)));
+    let (_, v) = get_as(&h, "/hub/api/users/max/server", ADMIN).await;
+    assert_eq!(
+        (v["pending"].clone(), v["ready"].clone()),
+        (json!("spawn"), json!(false))
+    );
+    let bob = token_of(&h, "bob");
+    let (st, _) = send(
+        c.get(url(&h, "/hub/api/users/zoe/server"))
+            .header("Authorization", bob.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // A user sees only themself in the list.
+    let (_, v) = get_as(&h, "/hub/api/users", &bob).await;
+    assert_eq!(names(&v), ["bob"]);
+}
+
+#[tokio::test]
+async fn info_services_and_a_service_whoami() {
+    let h = hub("/", SERVICES).await;
+    let c = client();
+    let (st, v) = get_as(&h, "/hub/api/info", ADMIN).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["version"], sudohub::JUPYTERHUB_VERSION);
+    assert!(v["spawner"]["class"].is_string() && v["authenticator"]["version"].is_string());
+    let amy = token_of(&h, "amy");
+    let (st, _) = send(
+        c.get(url(&h, "/hub/api/info"))
+            .header("Authorization", amy.clone()),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    let (st, v) = get_as(&h, "/hub/api/services", ADMIN).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["grader"]["prefix"], "/services/grader/");
+    assert_eq!(v["grader"]["url"], "http://127.0.0.1:9");
+    assert_eq!(
+        (v["ops"]["admin"].clone(), v["ops"]["roles"].clone()),
+        (json!(true), json!(["admin"]))
+    );
+    let (st, v) = get_as(&h, "/hub/api/services/grader", ADMIN).await;
+    assert_eq!((st, v["kind"].clone()), (StatusCode::OK, json!("service")));
+    let (st, _) = get_as(&h, "/hub/api/services/nope", ADMIN).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = get_as(&h, "/hub/api/services", &amy).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    let (st, v) = get_as(&h, "/hub/api/user", ADMIN).await;
+    assert_eq!(st, StatusCode::OK);
+    for key in [
+        "kind", "name", "admin", "roles", "url", "prefix", "command", "pid", "info", "display",
+        "scopes",
+    ] {
+        assert!(v.get(key).is_some(), "{key} missing: {v}");
+    }
+    assert!(v["scopes"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("list:users")));
+}
