@@ -8,6 +8,8 @@ VENV=${SUDOHUB_VENV:-/opt/sudohub/venv}
 # Pinned: the hub speaks exactly what these versions expect (../shared/jupyterhub-compat.md).
 JUPYTERHUB_VERSION=6.1.1
 JUPYTERLAB_VERSION=4.6.6
+# The idle culler admins run as a managed service ([[services]] command in hub.toml).
+IDLE_CULLER_VERSION=2.0.0
 
 packages=(sudo passwd util-linux procps libpam0g-dev libpam-modules libclang-dev clang pkg-config
           python3 python3-venv ca-certificates systemd nginx-light curl openssl)
@@ -22,14 +24,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-want="jupyterhub==$JUPYTERHUB_VERSION jupyterlab==$JUPYTERLAB_VERSION"
-have=$("$VENV/bin/python" -m pip list --format=freeze 2>/dev/null || true)
-if ! grep -qx "jupyterhub==$JUPYTERHUB_VERSION" <<<"$have" \
-   || ! grep -qx "jupyterlab==$JUPYTERLAB_VERSION" <<<"$have"; then
-  echo "deps: creating $VENV with $want"
+want=(jupyterhub==$JUPYTERHUB_VERSION jupyterlab==$JUPYTERLAB_VERSION
+      jupyterhub-idle-culler==$IDLE_CULLER_VERSION)
+have=$("$VENV/bin/python" -m pip list --format=freeze 2>/dev/null | tr "_" "-" || true)
+lacking=()
+for w in "${want[@]}"; do
+  grep -qix "$w" <<<"$have" || lacking+=("$w")
+done
+if [ ${#lacking[@]} -gt 0 ]; then
+  echo "deps: installing ${lacking[*]} into $VENV"
   install -d -m 0755 -o root -g root "$(dirname "$VENV")"
-  /usr/bin/python3 -m venv "$VENV"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check $want
+  [ -x "$VENV/bin/python" ] || /usr/bin/python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${want[@]}"
 fi
 # Every user's server runs from this venv: readable and executable by all, writable by root only.
 chmod -R u=rwX,go=rX "$VENV"

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -39,11 +39,15 @@ pub fn router(state: AppState) -> Router {
         )
         .nest(
             &urls.api(),
-            crate::api::router().layer(middleware::from_fn(fetch::guard_api)),
+            crate::api::router()
+                .route_layer(middleware::from_fn(tag_handler))
+                .layer(middleware::from_fn(fetch::guard_api)),
         )
         .nest(
             &hub,
-            crate::web::router().layer(middleware::from_fn(fetch::guard_pages)),
+            crate::web::router()
+                .route_layer(middleware::from_fn(tag_handler))
+                .layer(middleware::from_fn(fetch::guard_pages)),
         )
         .fallback(outside_hub);
     // Only with `subdomain_host`: otherwise every request would pay for a look at `Host`.
@@ -53,8 +57,31 @@ pub fn router(state: AppState) -> Router {
         routed
     };
     routed
-        .layer(middleware::from_fn(log_and_stamp))
+        .layer(middleware::from_fn_with_state(state.clone(), log_and_stamp))
         .with_state(state)
+}
+
+/// The route pattern that answered (`/hub/api/users/{name}`), the `handler` label of
+/// `jupyterhub_request_duration_seconds`: bounded, and free of user names.
+#[derive(Debug, Clone)]
+struct Handler(String);
+
+async fn tag_handler(req: Request, next: Next) -> Response {
+    let pattern = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let mut resp = next.run(req).await;
+    if let Some(p) = pattern {
+        resp.extensions_mut().insert(Handler(p));
+    }
+    resp
+}
+
+/// Counts a request the proxy carried (or answered for a target that failed).
+fn count_proxied(s: &AppState, route: &crate::proxy::Route, resp: &Response) {
+    let upstream_failed = resp.extensions().get::<Proxied>().is_none();
+    s.metrics.proxied(route.user.is_some(), upstream_failed);
 }
 
 /// With `subdomain_host`, a request to a server's own origin (`<label>.<domain>`) is that
@@ -88,7 +115,9 @@ async fn by_host(
             s.activity.seen(&user);
             route.own_origin = true;
             let scheme = req.extensions().get::<Scheme>().map_or("http", |s| s.0);
-            return s.proxy.forward(req, &route, client, scheme).await;
+            let resp = s.proxy.forward(req, &route, client, scheme).await;
+            count_proxied(&s, &route, &resp);
+            return resp;
         }
     }
     // Not this server's (or it is not running): the hub's origin sorts it out, with the
@@ -124,7 +153,9 @@ async fn outside_hub(
             s.activity.seen(user);
         }
         let scheme = req.extensions().get::<Scheme>().map_or("http", |s| s.0);
-        return s.proxy.forward(req, &route, client, scheme).await;
+        let resp = s.proxy.forward(req, &route, client, scheme).await;
+        count_proxied(&s, &route, &resp);
+        return resp;
     }
     let Some(rest) = path.strip_prefix(s.urls.base()) else {
         return (StatusCode::NOT_FOUND, "not found").into_response();
@@ -165,7 +196,7 @@ const HUB_HEADERS: &[(&str, &str)] = &[
 /// without query string — it may hold tokens —, status, duration), the
 /// `X-JupyterHub-Version` header on every response, and the [`HUB_HEADERS`] on the
 /// hub's own.
-async fn log_and_stamp(req: Request, next: Next) -> Response {
+async fn log_and_stamp(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let started = Instant::now();
@@ -181,7 +212,15 @@ async fn log_and_stamp(req: Request, next: Next) -> Response {
         "x-jupyterhub-version",
         HeaderValue::from_static(JUPYTERHUB_VERSION),
     );
-    let (status, ms) = (resp.status().as_u16(), started.elapsed().as_millis() as u64);
+    let took = started.elapsed();
+    let (status, ms) = (resp.status().as_u16(), took.as_millis() as u64);
+    if !proxied {
+        let handler = resp
+            .extensions()
+            .get::<Handler>()
+            .map_or("default", |h| h.0.as_str());
+        s.metrics.request(method.as_str(), handler, status, took);
+    }
     if proxied && status < 500 {
         // Traffic to users' servers: as configurable-http-proxy, no line per request
         // unless asked for (RUST_LOG=sudohub=debug); errors always.

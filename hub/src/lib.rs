@@ -9,6 +9,7 @@
 pub mod error;
 pub mod helper_output;
 pub mod hosts;
+pub mod metrics;
 pub mod secrets;
 pub mod templates;
 pub mod timestamp;
@@ -25,6 +26,7 @@ pub mod spawner;
 pub mod tls;
 // The life cycle of servers.
 pub mod lifecycle;
+pub mod managed;
 // What handlers share.
 pub mod state;
 // What answers requests.

@@ -115,9 +115,10 @@ pub async fn serve(cfg: HubConfig) -> Result<(), StartupError> {
         None => None,
     };
     tracing::info!(%bind, tls = tls.is_some(), base_url = %state.cfg.base_url, "sudohub listening");
-    serve_on(state, listener, tls, internal, shutdown_signal())
-        .await
-        .map_err(|e| StartupError::Listen(bind, e))?;
+    let managed = crate::managed::Managed::start(&state.cfg);
+    let served = serve_on(state, listener, tls, internal, shutdown_signal()).await;
+    managed.stop().await;
+    served.map_err(|e| StartupError::Listen(bind, e))?;
     tracing::info!("sudohub stopped; user servers keep running");
     Ok(())
 }

@@ -13,6 +13,7 @@ use crate::auth::{CookieKey, PamAuthenticator, PamClientConfig};
 use crate::config::HubConfig;
 use crate::db::Db;
 use crate::lifecycle::Servers;
+use crate::metrics::Metrics;
 use crate::proxy::{ActivityLog, Proxy, RouteTable};
 use crate::spawner::{Spawner, SpawnerClient};
 use crate::urls::Urls;
@@ -40,6 +41,8 @@ pub struct AppState {
     pub activity: ActivityLog,
     /// The proxy.
     pub proxy: Proxy,
+    /// What `/hub/metrics` reports.
+    pub metrics: Metrics,
 }
 
 /// Why the shared state cannot be built.
@@ -70,7 +73,8 @@ impl AppState {
     }
 
     /// The state of a hub that spawns with `spawner`.
-    pub fn with_spawner(cfg: HubConfig, spawner: Arc<dyn Spawner>) -> Result<Self, StateError> {
+    pub fn with_spawner(mut cfg: HubConfig, spawner: Arc<dyn Spawner>) -> Result<Self, StateError> {
+        crate::managed::give_tokens(&mut cfg);
         let cfg = Arc::new(cfg);
         let urls = cfg.urls();
         let db = Db::open(&cfg.db).map_err(StateError::Db)?;
@@ -89,7 +93,14 @@ impl AppState {
             },
             cfg.auth.clone(),
         ));
-        let servers = Servers::new(cfg.clone(), db.clone(), routes.clone(), spawner);
+        let metrics = Metrics::new();
+        let servers = Servers::new(
+            cfg.clone(),
+            db.clone(),
+            routes.clone(),
+            spawner,
+            metrics.clone(),
+        );
         let proxy = Proxy::new(
             urls.clone(),
             Duration::from_secs(cfg.proxy.response_timeout_secs),
@@ -107,6 +118,7 @@ impl AppState {
             routes,
             activity: ActivityLog::default(),
             proxy,
+            metrics,
         })
     }
 }

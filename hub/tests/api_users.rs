@@ -320,3 +320,58 @@ async fn info_services_and_a_service_whoami() {
         .unwrap()
         .contains(&json!("list:users")));
 }
+
+/// `/hub/metrics` with JupyterHub's names, behind `read:metrics` unless
+/// `authenticate_prometheus = false`.
+#[tokio::test]
+async fn metrics_are_scraped_with_jupyterhubs_names() {
+    let h = hub("/", SERVICES).await;
+    let c = client();
+    for n in ["amy", "bob", "cat"] {
+        h.state.db.users().ensure(&u(n), None).unwrap();
+    }
+    let recent = sudohub::timestamp::now_iso();
+    h.state.db.users().touch(&u("amy"), false, &recent).unwrap();
+    // Some traffic to count.
+    let (st, _) = get_as(&h, "/hub/api/users", ADMIN).await;
+    assert_eq!(st, StatusCode::OK);
+    let amy = token_of(&h, "amy");
+    let scrape = |auth: Option<String>| {
+        let mut r = c.get(url(&h, "/hub/metrics"));
+        if let Some(a) = auth {
+            r = r.header("Authorization", a);
+        }
+        r.send()
+    };
+    assert_eq!(scrape(None).await.unwrap().status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        scrape(Some(amy)).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let r = scrape(Some(ADMIN.replace("token ", "Bearer ")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/openmetrics-text"));
+    let text = r.text().await.unwrap();
+    for line in [
+        "jupyterhub_total_users 3",
+        "jupyterhub_running_servers 0",
+        "jupyterhub_active_users{period=\"24h\"} 1",
+        "jupyterhub_active_users{period=\"30d\"} 1",
+        "jupyterhub_request_duration_seconds_count{method=\"GET\",handler=\"/hub/api/users\",code=\"200\"} 1",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    assert!(
+        text.contains("jupyterhub_server_spawn_duration_seconds_count{status=\"failure\"} 0"),
+        "{text}"
+    );
+
+    let open = hub("/", "authenticate_prometheus = false\n").await;
+    let r = c.get(url(&open, "/hub/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}

@@ -179,6 +179,27 @@ async fn login(w: &World, b: &Browser, user: &str, password: &str) -> Page {
     .await
 }
 
+/// Replaces the hub's config (root-owned, readable by the hub's group, as installed).
+fn write_config(w: &World, text: &str) {
+    fs::write_owned(
+        &w.config,
+        text.as_bytes(),
+        Uid::from_raw(0),
+        w.hub_user.gid,
+        0o640,
+    );
+}
+
+/// A plain HTTP client for the API: no redirects followed, no proxy from the environment.
+fn api_client() -> reqwest::Client {
+    sudohub_tests::tls::install_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
+}
+
 fn hub_log(w: &World) -> String {
     std::fs::read_to_string(w.state_dir.join("hub.log")).unwrap_or_default()
 }
@@ -1036,13 +1057,7 @@ async fn a_squatted_port_gets_no_route() {
         "http_timeout_secs = 90",
         &format!("http_timeout_secs = 30\nport_range = [{port}, {port}]"),
     );
-    fs::write_owned(
-        &w.config,
-        text.as_bytes(),
-        Uid::from_raw(0),
-        w.hub_user.gid,
-        0o640,
-    );
+    write_config(&w, &text);
     // Carol waits for alice's spawn to begin (her helper appears), then binds the port
     // in the moment between the hub's choice and the server's own bind.
     let mut squatter = w
@@ -1065,12 +1080,7 @@ async fn a_squatted_port_gets_no_route() {
         .unwrap();
     let _hub = start_hub(&w);
 
-    sudohub_tests::tls::install_provider();
-    let c = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap();
+    let c = api_client();
     let api = |path: &str| {
         c.post(url(&w, &format!("/hub/api/users/{}{path}", w.alice.name)))
             .header("Authorization", format!("token {}", w.service_token))
@@ -1098,4 +1108,97 @@ async fn a_squatted_port_gets_no_route() {
     assert!(r.status().is_redirection(), "{}", r.status());
     let _ = squatter.kill();
     let _ = squatter.wait();
+}
+
+/// The unmodified `jupyterhub-idle-culler` from PyPI, run by the hub as a managed
+/// service (its token and `JUPYTERHUB_API_URL` from the hub, nothing else), lists the
+/// users, finds alice's server idle and stops it through the REST API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_idle_culler_stops_an_idle_server() {
+    let w = world();
+    let python = "/opt/sudohub/venv/bin/python3";
+    let has_culler = std::process::Command::new(python)
+        .args(["-c", "import jupyterhub_idle_culler"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        has_culler,
+        "jupyterhub-idle-culler is missing: ./test.sh installs it (scripts/deps.sh)"
+    );
+    let mut text = std::fs::read_to_string(&w.config).unwrap();
+    text.push_str(&format!(
+        "[[services]]\nname = \"idle-culler\"\nadmin = true\n\
+         command = [\"{python}\", \"-m\", \"jupyterhub_idle_culler\", \"--timeout=8\", \"--cull-every=2\"]\n"
+    ));
+    write_config(&w, &text);
+    let _hub = start_hub(&w);
+
+    let c = api_client();
+    let api = |method: reqwest::Method, path: &str| {
+        c.request(
+            method,
+            url(&w, &format!("/hub/api/users/{}{path}", w.alice.name)),
+        )
+        .header("Authorization", format!("token {}", w.service_token))
+    };
+    assert_eq!(
+        api(reqwest::Method::POST, "")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::CREATED
+    );
+    let r = api(reqwest::Method::POST, "/server").send().await.unwrap();
+    assert!(r.status().is_success(), "{}\n{}", r.status(), hub_log(&w));
+    let model = || async {
+        api(reqwest::Method::GET, "")
+            .send()
+            .await
+            .unwrap()
+            .json::<serde_json::Value>()
+            .await
+            .unwrap()
+    };
+    let mut ready = false;
+    for _ in 0..900 {
+        if model().await["servers"][""]["ready"] == true {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the server never became ready:\n{}", hub_log(&w));
+    let pid = proc::pids_of_uid(w.alice.uid.as_raw());
+    assert!(!pid.is_empty());
+
+    // Idle for 8 s, culled within a few 2 s rounds after that.
+    let mut culled = false;
+    for _ in 0..600 {
+        if model().await["servers"] == serde_json::json!({}) {
+            culled = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = hub_log(&w);
+    assert!(culled, "the culler did not stop the idle server:\n{log}");
+    assert!(log.contains("managed service started"), "{log}");
+    assert!(
+        log.contains("method=GET path=/hub/api/users status=200"),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "method=DELETE path=/hub/api/users/{}/server",
+            w.alice.name
+        )),
+        "{log}"
+    );
+    let gone = sudohub_tests::wait_for(Duration::from_secs(20), || {
+        proc::pids_of_uid(w.alice.uid.as_raw())
+            .is_empty()
+            .then_some(())
+    });
+    assert!(gone.is_some(), "alice's server is still running");
 }

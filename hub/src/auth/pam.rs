@@ -105,6 +105,19 @@ impl std::fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
+impl AuthError {
+    /// The `result` label of `sudohub_login_failures`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Denied(_) => "denied",
+            Self::RateLimited { .. } => "rate_limited",
+            Self::NotAllowed => "not_allowed",
+            Self::Invalid(_) => "invalid",
+            Self::Helper(_) | Self::Timeout => "error",
+        }
+    }
+}
+
 /// Checks logins with PAM and the group rules.
 #[derive(Debug)]
 pub struct PamAuthenticator {

@@ -82,6 +82,15 @@ pub struct HubConfig {
     /// External services proxied at `/services/<name>/` (`c.JupyterHub.services`).
     #[serde(default)]
     pub services: Vec<ServiceSection>,
+    /// Whether `/hub/metrics` needs a token with `read:metrics` (an admin's or an admin
+    /// service's); `false` serves it to anyone who can reach the hub
+    /// (`c.JupyterHub.authenticate_prometheus`).
+    #[serde(default = "default_true")]
+    pub authenticate_prometheus: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_bind() -> SocketAddr {
@@ -213,24 +222,13 @@ impl HubConfig {
         if s.start_timeout_secs == 0 || s.http_timeout_secs == 0 {
             return bad("spawner.start_timeout_secs", "timeouts must be above 0");
         }
+        let mut names = std::collections::HashSet::new();
         for svc in &self.services {
-            if svc.name.is_empty()
-                || !svc
-                    .name
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || c == b'-' || c == b'_')
-            {
-                return bad("services.name", "must be letters, digits, '-' or '_'");
+            if let Err((key, message)) = svc.validate() {
+                return bad(key, message);
             }
-            if let Some(t) = &svc.api_token {
-                if !(8..=64).contains(&t.len()) {
-                    return bad("services.api_token", "must be 8 to 64 characters");
-                }
-            }
-            if let Some(u) = &svc.url {
-                if !u.starts_with("http://") {
-                    return bad("services.url", "must be an http:// URL");
-                }
+            if !names.insert(svc.name.as_str()) {
+                return bad("services.name", "names a service twice");
             }
         }
         Ok(())

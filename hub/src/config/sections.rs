@@ -134,6 +134,69 @@ pub struct ServiceSection {
     /// Whether that token has admin rights.
     #[serde(default)]
     pub admin: bool,
+    /// A managed service: the program (absolute path) and its arguments, which the hub
+    /// runs as its own user, restarts with a back-off when it dies and stops with
+    /// itself. It gets a token (`api_token`, or one made at each hub start) and
+    /// JupyterHub's `JUPYTERHUB_*` variables in its environment.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Extra environment variables of a managed service.
+    #[serde(default)]
+    pub environment: std::collections::BTreeMap<String, String>,
+    /// Working directory of a managed service (default: `/`).
+    #[serde(default)]
+    pub cwd: Option<std::path::PathBuf>,
+}
+
+impl ServiceSection {
+    /// Checks one entry: the key at fault and what is wrong with it.
+    pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        let plain = |s: &str, extra: &[u8]| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || c == b'_' || extra.contains(&c))
+        };
+        if !plain(&self.name, b"-") {
+            return Err(("services.name", "must be letters, digits, '-' or '_'"));
+        }
+        if self
+            .api_token
+            .as_ref()
+            .is_some_and(|t| !(8..=64).contains(&t.len()))
+        {
+            return Err(("services.api_token", "must be 8 to 64 characters"));
+        }
+        if self.url.as_ref().is_some_and(|u| !u.starts_with("http://")) {
+            return Err(("services.url", "must be an http:// URL"));
+        }
+        if let Some(cmd) = &self.command {
+            if !cmd.first().is_some_and(|p| p.starts_with('/')) {
+                return Err((
+                    "services.command",
+                    "must start with an absolute program path",
+                ));
+            }
+            if cmd.iter().any(|a| a.contains('\0')) {
+                return Err(("services.command", "must not contain NUL bytes"));
+            }
+        } else if !self.environment.is_empty() || self.cwd.is_some() {
+            return Err(("services.command", "is needed for environment and cwd"));
+        }
+        if self
+            .environment
+            .iter()
+            .any(|(k, v)| !plain(k, b"") || k.starts_with("JUPYTERHUB_") || v.contains('\0'))
+        {
+            return Err((
+                "services.environment",
+                "names must be letters, digits or '_', not JUPYTERHUB_*, values without NUL",
+            ));
+        }
+        if self.cwd.as_ref().is_some_and(|c| !c.is_absolute()) {
+            return Err(("services.cwd", "must be an absolute path"));
+        }
+        Ok(())
+    }
 }
 
 impl Default for PamSection {

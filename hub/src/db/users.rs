@@ -189,6 +189,13 @@ impl Users<'_> {
         Ok(true)
     }
 
+    /// How many users were active at `since` (ISO 8601) or later.
+    pub fn active_since(&self, since: &str) -> DbResult<usize> {
+        let conn = self.0.lock();
+        let mut st = conn.prepare_cached("SELECT COUNT(*) FROM users WHERE last_activity >= ?1")?;
+        st.query_row([since], |r| r.get(0))
+    }
+
     /// Deletes a user and everything of theirs.
     pub fn delete(&self, name: &Username) -> DbResult<bool> {
         let conn = self.0.lock();

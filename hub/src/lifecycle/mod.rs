@@ -26,6 +26,7 @@ pub use progress::{Progress, ProgressEvent};
 
 use crate::config::HubConfig;
 use crate::db::{Db, UserRow};
+use crate::metrics::{Metrics, StopStatus};
 use crate::proxy::RouteTable;
 use crate::spawner::{Ending, ServerHandle, Spawner};
 use crate::types::{RecordedState, ServerState, Username};
@@ -57,6 +58,7 @@ struct Inner {
     db: Db,
     spawner: Arc<dyn Spawner>,
     routes: RouteTable,
+    metrics: Metrics,
     live: Mutex<HashMap<Username, Live>>,
     /// Servers stopped (SIGTERM sent) whose exit is not reported yet: a new start of the
     /// same user's server waits for it, so two never run side by side.
@@ -74,13 +76,20 @@ pub enum StartError {
 
 impl Servers {
     /// The server manager, starting servers with `spawner`.
-    pub fn new(cfg: Arc<HubConfig>, db: Db, routes: RouteTable, spawner: Arc<dyn Spawner>) -> Self {
+    pub fn new(
+        cfg: Arc<HubConfig>,
+        db: Db,
+        routes: RouteTable,
+        spawner: Arc<dyn Spawner>,
+        metrics: Metrics,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 cfg,
                 db,
                 spawner,
                 routes,
+                metrics,
                 live: Mutex::new(HashMap::new()),
                 draining: Mutex::new(HashMap::new()),
             }),
@@ -140,6 +149,14 @@ impl Servers {
         self.live().get(user).map(|l| l.progress.subscribe())
     }
 
+    /// How many servers are running and routed now.
+    pub fn running_count(&self) -> usize {
+        self.live()
+            .values()
+            .filter(|l| l.state == ServerState::Running)
+            .count()
+    }
+
     /// Begins a spawn of `user`'s default server in the background.
     pub fn start(&self, user: &UserRow) -> Result<(), StartError> {
         {
@@ -187,13 +204,19 @@ impl Servers {
             tracing::error!(user = %user, error = %e, "cannot record the stop");
         }
         tracing::info!(user = %user, "server stopping");
+        let began = std::time::Instant::now();
+        let mut status = StopStatus::success;
         if let Some(h) = handle {
             match h.terminate(self.grace()).await {
                 Ok(()) => self.drain(user, h),
-                Err(e) => tracing::warn!(user = %user, error = %e, "stop did not complete"),
+                Err(e) => {
+                    status = StopStatus::failure;
+                    tracing::warn!(user = %user, error = %e, "stop did not complete")
+                }
             }
         }
         self.cleanup(user);
+        self.inner.metrics.stopped(status, began.elapsed());
     }
 
     fn draining(&self) -> MutexGuard<'_, HashMap<Username, ServerHandle>> {

@@ -78,6 +78,21 @@ fn process_exists(pid: u32) -> bool {
 
 impl ReattachHandler for Servers {
     fn verify(&self, claim: &VerifiedClaim) -> Result<(), String> {
+        let verdict = self.verify_claim(claim);
+        if verdict.is_err() {
+            self.inner.metrics.reattached(false);
+        }
+        verdict
+    }
+
+    fn adopt(&self, claim: VerifiedClaim, stream: tokio::net::UnixStream) {
+        self.inner.metrics.reattached(true);
+        self.adopt_claim(claim, stream);
+    }
+}
+
+impl Servers {
+    fn verify_claim(&self, claim: &VerifiedClaim) -> Result<(), String> {
         if !claim.server_name.is_empty() {
             return Err("named servers are not supported yet".into());
         }
@@ -114,7 +129,7 @@ impl ReattachHandler for Servers {
         super::listener::owned_by(row.port, uid)
     }
 
-    fn adopt(&self, claim: VerifiedClaim, stream: tokio::net::UnixStream) {
+    fn adopt_claim(&self, claim: VerifiedClaim, stream: tokio::net::UnixStream) {
         let Ok(Some(row)) = self.inner.db.servers().get(&claim.user) else {
             return;
         };

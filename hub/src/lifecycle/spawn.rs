@@ -9,6 +9,7 @@ use super::readiness::wait_http;
 use super::{ProgressEvent, Servers};
 use crate::db::UserRow;
 use crate::error::HubError;
+use crate::metrics::SpawnStatus;
 use crate::secrets::new_api_token;
 use crate::spawner::{Ending, ServerHandle, SpawnArgs};
 use crate::types::{ServerState, Username};
@@ -26,7 +27,15 @@ impl Servers {
 
     pub(super) async fn run_spawn(&self, user: UserRow) {
         let name = &user.name;
-        if let Err(e) = self.spawn_steps(&user).await {
+        let began = std::time::Instant::now();
+        let result = self.spawn_steps(&user).await;
+        let status = if result.is_ok() {
+            SpawnStatus::success
+        } else {
+            SpawnStatus::failure
+        };
+        self.inner.metrics.spawned(status, began.elapsed());
+        if let Err(e) = result {
             tracing::warn!(user = %name, error = %e, "spawn failed");
             let reason = e.public_message().to_owned();
             if let Err(e) = self.inner.db.servers().stopped(name) {
@@ -71,12 +80,12 @@ impl Servers {
             env: server_env(cfg, name, &token),
         };
         let start_timeout = Duration::from_secs(cfg.spawner.start_timeout_secs);
-        let handle = self
-            .inner
-            .spawner
-            .spawn(args, start_timeout)
-            .await
-            .map_err(|e| HubError::helper(e.to_string()))?;
+        let asked = std::time::Instant::now();
+        let handle = self.inner.spawner.spawn(args, start_timeout).await;
+        self.inner
+            .metrics
+            .helper_start(handle.is_ok(), asked.elapsed());
+        let handle = handle.map_err(|e| HubError::helper(e.to_string()))?;
         let pid = handle.pid();
         servers.running(name, pid)?;
         let http_timeout = Duration::from_secs(cfg.spawner.http_timeout_secs);

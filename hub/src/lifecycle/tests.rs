@@ -30,7 +30,13 @@ fn world(behaviour: Behaviour) -> World {
     let db = Db::in_memory().unwrap();
     let routes = RouteTable::new();
     let fake = FakeSpawner::new(behaviour);
-    let servers = Servers::new(Arc::new(cfg), db.clone(), routes.clone(), fake.clone());
+    let servers = Servers::new(
+        Arc::new(cfg),
+        db.clone(),
+        routes.clone(),
+        fake.clone(),
+        crate::metrics::Metrics::new(),
+    );
     let alice = db.users().ensure(&me(), None).unwrap();
     World {
         servers,

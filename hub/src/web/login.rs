@@ -107,13 +107,14 @@ pub async fn submit(
     let who = match who {
         Ok(a) => a,
         Err(e) => {
+            s.metrics.login_failed(e.metric_label());
             return page(
                 &s,
                 StatusCode::FORBIDDEN,
                 &next,
                 &xsrf,
                 Some(&e.user_message()),
-            )
+            );
         }
     };
     match start_session(&s, &who.name, who.admin) {

@@ -6,6 +6,7 @@
 
 mod home;
 mod login;
+mod metrics;
 mod spawn;
 mod token;
 mod user;
@@ -41,6 +42,7 @@ pub fn router() -> Router<AppState> {
         .route("/token", get(token::page).post(token::create))
         .route("/token/revoke", post(token::revoke))
         .route("/health", get(|| async { StatusCode::OK }))
+        .route("/metrics", get(metrics::scrape))
 }
 
 /// A 403 page saying `message`.
