@@ -377,8 +377,41 @@ def phase_spawn_seq(hub, a):
     return r
 
 
+def alone_at_once(hub, a, users):
+    """The floor of starting these servers at once on this machine: as many
+    jupyterhub-singleuser started together with no hub starting them; seconds until all
+    answer."""
+    tokens = {}
+    for u in users:
+        s, tok = hub.call("POST", f"/users/{u}/tokens", {"note": "singleuser alone"})
+        if s not in (200, 201):
+            raise RuntimeError(f"token: {s} {tok}")
+        tokens[u] = tok["token"]
+    barrier = threading.Barrier(len(users))
+    errors = []
+
+    def go(u):
+        barrier.wait()
+        try:
+            singleuser_alone(hub, a, u, tokens[u])
+        except Exception as e:  # reported after all are done
+            errors.append(repr(e))
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=go, args=(u,)) for u in users]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    if errors:
+        raise RuntimeError(f"singleuser alone: {errors[0]}")
+    # singleuser_alone stops each server as soon as it answered: the last answer ends it.
+    return time.monotonic() - t0
+
+
 def phase_spawn_conc(hub, a, roots):
     users = a.users[a.seq_count: a.seq_count + a.conc_count]
+    alone = alone_at_once(hub, a, users) if a.singleuser else None
+    time.sleep(2)
     barrier = threading.Barrier(len(users))
     lat = {}
 
@@ -412,6 +445,7 @@ def phase_spawn_conc(hub, a, roots):
         wait_gone(hub, u, 0.1)
     stop_all = time.monotonic() - t
     return {"ready": sum(v is not None for v in lat.values()), "all_ready_s": all_ready,
+            "all_alone_s": alone,
             "hub_rss_running": running["hub_rss"], "servers": running["servers"],
             "extra_rss_per_server": running["extra_rss"] / max(1, running["servers"]),
             "extra_pss_per_server": running["extra_pss"] / max(1, running["servers"]),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The markdown table of one bench/run.sh run: each figure for the anchor and sudohub,
 their ratio (same run), the goal of issue #12 and whether it is met.
-Usage: report.py anchor.json sudohub.json"""
+Usage: report.py anchor.json sudohub.json [pam.json]"""
 
 import json
 import sys
@@ -44,6 +44,8 @@ ROWS = [
      lambda s, a: s <= 0.1),
     ("20 spawns at once, all ready (s)", "spawn_conc.all_ready_s", 1, "{:.1f}",
      "≤ 0.5× anchor", lambda s, a: s <= 0.5 * a),
+    ("  20 jupyterhub-singleuser alone at once, all answering (s)", "spawn_conc.all_alone_s", 1,
+     "{:.1f}", None, None),
     ("stop one, median (s)", "spawn_seq.stop_median_s", 1, "{:.2f}", "≤ 0.2",
      lambda s, a: s <= 0.2),
     ("stop 20 at once (s)", "spawn_conc.stop_all_s", 1, "{:.1f}", "≤ 2", lambda s, a: s <= 2),
@@ -61,6 +63,7 @@ ROWS = [
 
 def main():
     a, s = (json.load(open(p)) for p in sys.argv[1:3])
+    pam = json.load(open(sys.argv[3])) if len(sys.argv) > 3 else None
     secs = get(s, "phases.spawn_conc.idle_secs") or "?"
     print(f"Measured {s.get('started', '?')} on this machine, the anchor first, then sudohub.")
     print()
@@ -76,6 +79,11 @@ def main():
             met = "yes" if test(sv * scale, (av or 0) * scale) else "**no**"
         print(f"| {name.replace('idle with', f'{secs} s idle with')} | {cell(av)} | {cell(sv)} "
               f"| {ratio} | {goal or ''} | {met} |")
+    if pam:
+        print(f"\nOne password check (sudohub-pam as the hub runs it, {pam['checks']} checks): "
+              f"{pam['cpu_ms_per_check']} ms of CPU ({pam['user_ms']} user, {pam['sys_ms']} "
+              f"system): at most {pam['bound_per_s']} checks/s on {pam['cores']} cores, "
+              "whichever hub asks.")
     for side in (a, s):
         if side.get("errors"):
             print(f"\n{side['label']}: phases that failed: {side['errors']}")

@@ -99,6 +99,11 @@ for side in $SIDES; do
   python3 bench/hubbench.py --label "$side" --pid-file "$pidfile" "${common[@]}" \
     --out "$OUT/$side.json" || rc=1
   bash "bench/$side.sh" stop
+  if [ "$side" = sudohub ]; then
+    say "the CPU of one password check"
+    python3 bench/pamcost.py --helper /opt/sudohub-bench/usr/lib/sudohub/sudohub-pam \
+      --as sudohub-bench --user bench0 --password-file /etc/hubbench/password > "$OUT/pam.json" || rc=1
+  fi
 done
 if [ "${SCALE:-1}" = 1 ] && [[ " $SIDES " == *" sudohub "* ]]; then
   say "the scale run: 100, 1,000, 10,000 users; 5, 50, 500 servers"
@@ -106,7 +111,9 @@ if [ "${SCALE:-1}" = 1 ] && [[ " $SIDES " == *" sudohub "* ]]; then
 fi
 stop_backends
 if [ -s "$OUT/anchor.json" ] && [ -s "$OUT/sudohub.json" ]; then
-  python3 bench/report.py "$OUT/anchor.json" "$OUT/sudohub.json" > "$OUT/results.md"
+  pam=()
+  [ -s "$OUT/pam.json" ] && pam=("$OUT/pam.json")
+  python3 bench/report.py "$OUT/anchor.json" "$OUT/sudohub.json" "${pam[@]}" > "$OUT/results.md"
   if [ -s "$OUT/scale.json" ]; then
     printf '\nScale run (sudohub alone):\n\n' >> "$OUT/results.md"
     python3 bench/scale.py --pid-file /dev/null --markdown "$OUT/scale.json" >> "$OUT/results.md"
