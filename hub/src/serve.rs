@@ -116,7 +116,14 @@ pub async fn serve(cfg: HubConfig) -> Result<(), StartupError> {
     };
     tracing::info!(%bind, tls = tls.is_some(), base_url = %state.cfg.base_url, "sudohub listening");
     let managed = crate::managed::Managed::start(&state.cfg);
-    let served = serve_on(state, listener, tls, internal, shutdown_signal()).await;
+    let asked = state.shutdown.clone();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown_signal() => {}
+            () = asked.notified() => tracing::info!("stopping: asked through the API"),
+        }
+    };
+    let served = serve_on(state, listener, tls, internal, stop).await;
     managed.stop().await;
     served.map_err(|e| StartupError::Listen(bind, e))?;
     tracing::info!("sudohub stopped; user servers keep running");

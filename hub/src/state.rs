@@ -43,6 +43,8 @@ pub struct AppState {
     pub proxy: Proxy,
     /// What `/hub/metrics` reports.
     pub metrics: Metrics,
+    /// Notified to stop the hub (`POST /hub/api/shutdown`).
+    pub shutdown: Arc<tokio::sync::Notify>,
 }
 
 /// Why the shared state cannot be built.
@@ -119,6 +121,7 @@ impl AppState {
             activity: ActivityLog::default(),
             proxy,
             metrics,
+            shutdown: Arc::new(tokio::sync::Notify::new()),
         })
     }
 }

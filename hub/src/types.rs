@@ -14,6 +14,65 @@ use serde::{Deserialize, Serialize};
 #[serde(try_from = "String", into = "String")]
 pub struct Username(String);
 
+/// A hub group's name (JupyterHub's groups): 1 to 255 characters, none of them `/`, a
+/// control character or whitespace at either end, so it is one path segment of the API.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct GroupName(String);
+
+impl GroupName {
+    /// Parses a group name as it comes from outside.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        let ok = (1..=255).contains(&name.chars().count())
+            && name.trim() == name
+            && !name.chars().any(|c| c == '/' || c.is_control());
+        if ok {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(format!(
+                "invalid group name {name:?}: 1 to 255 characters, no '/', no control characters, no spaces at the ends"
+            ))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for GroupName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<GroupName> for String {
+    fn from(g: GroupName) -> Self {
+        g.0
+    }
+}
+
+impl fmt::Display for GroupName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl rusqlite::ToSql for GroupName {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        self.0.to_sql()
+    }
+}
+
+impl rusqlite::types::FromSql for GroupName {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let s = String::column_result(v)?;
+        Self::parse(&s).map_err(|e| rusqlite::types::FromSqlError::Other(e.into()))
+    }
+}
+
 /// Why a string is not a [`Username`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidUsername(pub String);

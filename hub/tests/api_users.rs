@@ -375,3 +375,80 @@ async fn metrics_are_scraped_with_jupyterhubs_names() {
     let r = c.get(url(&open, "/hub/metrics")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
+
+/// `/proxy` shows the routing table; `/shutdown` stops the hub (not the servers);
+/// `/authorizations/token/<token>` names a token's owner, as old services ask.
+#[tokio::test]
+async fn proxy_table_shutdown_and_token_owner() {
+    let h = hub("/", SERVICES).await;
+    let c = client();
+    h.state.db.users().ensure(&u("amy"), None).unwrap();
+    h.state
+        .routes
+        .set_user(&u("amy"), "127.0.0.1:50123".parse().unwrap());
+    let (st, v) = get_as(&h, "/hub/api/proxy", ADMIN).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["/user/amy/"]["target"], "http://127.0.0.1:50123");
+    assert_eq!(v["/user/amy/"]["data"]["user"], "amy");
+    assert_eq!(v["/services/grader/"]["data"]["service"], "grader");
+    assert_eq!(v["/"]["data"]["hub"], true);
+    let amy = token_of(&h, "amy");
+    let (st, _) = get_as(&h, "/hub/api/proxy", &amy).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = send(
+        c.patch(url(&h, "/hub/api/proxy"))
+            .header("Authorization", ADMIN),
+    )
+    .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(v["message"].as_str().unwrap().contains("built into"), "{v}");
+
+    // The deprecated token lookup.
+    let secret = amy.trim_start_matches("token ");
+    let (st, v) = get_as(
+        &h,
+        &format!("/hub/api/authorizations/token/{secret}"),
+        ADMIN,
+    )
+    .await;
+    assert_eq!((st, v["name"].clone()), (StatusCode::OK, json!("amy")));
+    let (st, v) = get_as(
+        &h,
+        "/hub/api/authorizations/token/admin-service-token",
+        &amy,
+    )
+    .await;
+    assert_eq!((st, v["kind"].clone()), (StatusCode::OK, json!("service")));
+    let (st, _) = get_as(&h, "/hub/api/authorizations/token/nope-nope-nope", ADMIN).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, v) = send(
+        c.post(url(&h, "/hub/api/authorizations/token"))
+            .header("Authorization", ADMIN),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    assert!(v["message"].as_str().unwrap().contains("removed"), "{v}");
+
+    // Shutdown: refused to users and for a proxy that would outlive the hub; accepted
+    // from an admin, and the hub is told to stop.
+    let shutdown = |body: &str, auth: &str| {
+        c.post(url(&h, "/hub/api/shutdown"))
+            .header("Authorization", auth.to_owned())
+            .body(body.to_owned())
+    };
+    let (st, _) = send(shutdown("", &amy)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = send(shutdown(r#"{"proxy": false}"#, ADMIN)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let (st, v) = send(shutdown(r#"{"servers": "yes"}"#, ADMIN)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST, "{v}");
+    let told = h.state.shutdown.clone();
+    let (st, v) = send(shutdown(r#"{"servers": false}"#, ADMIN)).await;
+    assert_eq!(
+        (st, v["message"].clone()),
+        (StatusCode::ACCEPTED, json!("Shutting down Hub"))
+    );
+    tokio::time::timeout(std::time::Duration::from_secs(5), told.notified())
+        .await
+        .expect("the hub was not told to stop");
+}

@@ -4,12 +4,16 @@
 //! [`models`]; every error is a [`HubError`] answered as `{"status", "message"}`.
 
 mod activity;
+mod groups;
+mod hub;
 pub mod models;
 mod oauth;
 mod servers;
 mod services;
 mod tokens;
 mod users;
+
+use std::collections::HashMap;
 
 use axum::extract::{FromRequestParts, OriginalUri, Path};
 use axum::http::request::Parts;
@@ -42,6 +46,28 @@ pub fn router() -> Router<AppState> {
                 .delete(users::delete),
         )
         .route("/users/{name}/activity", post(activity::report))
+        .route(
+            "/proxy",
+            get(hub::routes).post(hub::sync).patch(hub::repoint),
+        )
+        .route("/shutdown", post(hub::shutdown))
+        .route("/authorizations/token", post(hub::token_create_removed))
+        .route("/authorizations/token/{token}", get(hub::token_owner))
+        .route("/groups", get(groups::list).post(groups::create_many))
+        .route(
+            "/groups/{name}",
+            get(groups::get_one)
+                .post(groups::create)
+                .delete(groups::delete),
+        )
+        .route(
+            "/groups/{name}/users",
+            post(groups::add_users).delete(groups::remove_users),
+        )
+        .route(
+            "/groups/{name}/properties",
+            axum::routing::put(groups::set_properties),
+        )
         .route("/services", get(services::list))
         .route("/services/{name}", get(services::get_one))
         .route(
@@ -136,6 +162,35 @@ impl<S: Send + Sync> FromRequestParts<S> for UserPath {
             .map(Self)
             .map_err(|_| HubError::not_found(format!("No such user: {raw}")))
     }
+}
+
+/// A whole-number query parameter; negative values count from zero as JupyterHub's do.
+pub(super) fn number(
+    q: &HashMap<String, String>,
+    key: &str,
+    default: usize,
+) -> Result<usize, HubError> {
+    match q.get(key) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<i64>()
+            .map(|n| usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX))
+            .map_err(|_| {
+                HubError::bad_request("Invalid argument type, offset and limit must be integers")
+            }),
+    }
+}
+
+/// Whether the client asked for JupyterHub's pagination envelope (`Accept:
+/// application/jupyterhub-pagination+json`).
+pub(super) fn accepts_pagination(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| {
+            a.split(',')
+                .any(|t| t.trim() == "application/jupyterhub-pagination+json")
+        })
 }
 
 /// Parses a JSON request body into `T`; `None` for an empty body. Errors name what is

@@ -12,7 +12,7 @@ use super::models::{
     CreateUser, CreateUsers, NextPage, Paginated, Pagination, PatchUser, ServiceModel,
     ServiceWhoAmI, UserModel, WhoAmI,
 };
-use super::{json_body, UserPath};
+use super::{accepts_pagination, json_body, number, UserPath};
 use crate::auth::Caller;
 use crate::db::{HavingServer, ServerRow, SortBy, UserQuery, UserRow};
 use crate::error::HubError;
@@ -22,14 +22,22 @@ use crate::types::{ServerState, Username};
 /// The user model of `u`, with the live state of their server.
 pub(super) fn model(s: &AppState, u: &UserRow) -> Result<UserModel, HubError> {
     let row = s.db.servers().get(&u.name)?;
-    Ok(model_with(s, u, row.as_ref(), false))
+    let mut groups = s.db.groups().of_users(&[u.id])?;
+    let groups = groups.remove(&u.id).unwrap_or_default();
+    Ok(model_with(s, u, row.as_ref(), false, groups))
 }
 
 /// The model of `u` whose server row was read with it; `with_stopped`: a stopped
 /// default server is listed too (`include_stopped_servers`).
-fn model_with(s: &AppState, u: &UserRow, row: Option<&ServerRow>, with_stopped: bool) -> UserModel {
+fn model_with(
+    s: &AppState,
+    u: &UserRow,
+    row: Option<&ServerRow>,
+    with_stopped: bool,
+    groups: Vec<String>,
+) -> UserModel {
     let state = s.servers.state_given(&u.name, row.map(|r| r.state));
-    UserModel::new(&s.urls, u, &state, row, with_stopped)
+    UserModel::new(&s.urls, u, &state, row, with_stopped, groups)
 }
 
 /// A user by name, or 404 saying so.
@@ -122,19 +130,6 @@ impl ListRequest {
     }
 }
 
-/// A whole-number query parameter; negative values count from zero as JupyterHub's do.
-fn number(q: &HashMap<String, String>, key: &str, default: usize) -> Result<usize, HubError> {
-    match q.get(key) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<i64>()
-            .map(|n| usize::try_from(n.unsigned_abs()).unwrap_or(usize::MAX))
-            .map_err(|_| {
-                HubError::bad_request("Invalid argument type, offset and limit must be integers")
-            }),
-    }
-}
-
 /// `GET /users`: the users the caller may read, filtered, sorted and paginated as
 /// JupyterHub does (a `ready` filter applies to the page, and the total counts the
 /// active users, as there).
@@ -145,13 +140,7 @@ pub async fn list(
     OriginalUri(uri): OriginalUri,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, HubError> {
-    let paginated = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| {
-            a.split(',')
-                .any(|t| t.trim() == "application/jupyterhub-pagination+json")
-        });
+    let paginated = accepts_pagination(&headers);
     let req = ListRequest::parse(&q, paginated)?;
     let with_stopped = q
         .get("include_stopped_servers")
@@ -177,6 +166,8 @@ pub async fn list(
             .collect();
         (total, page)
     };
+    let ids: Vec<i64> = page.iter().map(|(u, _)| u.id).collect();
+    let mut groups = s.db.groups().of_users(&ids)?;
     let items: Vec<UserModel> = page
         .iter()
         .filter(|(u, row)| {
@@ -185,7 +176,10 @@ pub async fn list(
                     .state_given(&u.name, row.as_ref().map(|r| r.state))
                     == ServerState::Running
         })
-        .map(|(u, row)| model_with(&s, u, row.as_ref(), with_stopped))
+        .map(|(u, row)| {
+            let g = groups.remove(&u.id).unwrap_or_default();
+            model_with(&s, u, row.as_ref(), with_stopped, g)
+        })
         .collect();
     if !paginated {
         return Ok(Json(items).into_response());

@@ -6,6 +6,7 @@
 //! [`Db`] opens and migrates the file; each table group is reached through its own small
 //! view (`db.users()`, `db.servers()`, `db.tokens()`, `db.oauth()`, `db.sessions()`).
 
+mod groups;
 mod oauth;
 mod servers;
 mod sessions;
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+pub use groups::{GroupError, GroupRow, Groups};
 pub use oauth::{CodeRow, OAuth, OAuthClient, CODE_SECS, OAUTH_TOKEN_SECS};
 pub use servers::{ServerRow, Servers};
 pub use sessions::{Sessions, SESSION_SECS};
@@ -27,7 +29,7 @@ pub use user_list::{HavingServer, SortBy, UserQuery};
 pub use users::{UserRow, Users};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
 
 /// Errors from the database.
 pub type DbResult<T> = Result<T, rusqlite::Error>;
@@ -101,6 +103,11 @@ impl Db {
     pub fn version(&self) -> DbResult<usize> {
         self.lock()
             .pragma_query_value(None, "user_version", |r| r.get(0))
+    }
+
+    /// Groups and their members.
+    pub fn groups(&self) -> Groups<'_> {
+        Groups(self)
     }
 
     /// The users table.

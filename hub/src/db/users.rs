@@ -189,6 +189,16 @@ impl Users<'_> {
         Ok(true)
     }
 
+    /// The users with a server recorded.
+    pub fn having_servers_names(&self) -> DbResult<Vec<Username>> {
+        let conn = self.0.lock();
+        let mut st = conn.prepare_cached(
+            "SELECT u.name FROM servers s JOIN users u ON u.id = s.user_id ORDER BY u.name",
+        )?;
+        let names = st.query_map([], |r| r.get(0))?.collect();
+        names
+    }
+
     /// How many users were active at `since` (ISO 8601) or later.
     pub fn active_since(&self, since: &str) -> DbResult<usize> {
         let conn = self.0.lock();

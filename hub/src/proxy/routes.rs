@@ -34,6 +34,9 @@ impl Route {
     }
 }
 
+/// Routes by owner, with their targets.
+pub type Targets<K> = Vec<(K, SocketAddr)>;
+
 /// Routes of running servers and configured services. Cheap to clone.
 #[derive(Debug, Clone, Default)]
 pub struct RouteTable {
@@ -66,6 +69,21 @@ impl RouteTable {
         if let Ok(mut m) = self.services.write() {
             m.insert(name.to_owned(), target);
         }
+    }
+
+    /// Every route: users' servers and services, with their targets.
+    pub fn all(&self) -> (Targets<Username>, Targets<String>) {
+        let users = self
+            .users
+            .read()
+            .map(|m| m.iter().map(|(u, a)| (u.clone(), *a)).collect())
+            .unwrap_or_default();
+        let services = self
+            .services
+            .read()
+            .map(|m| m.iter().map(|(n, a)| (n.clone(), *a)).collect())
+            .unwrap_or_default();
+        (users, services)
     }
 
     /// The user's route, if any.

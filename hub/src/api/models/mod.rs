@@ -85,7 +85,7 @@ pub struct UserModel {
     pub admin: bool,
     /// `["user"]` or `["admin", "user"]`.
     pub roles: Vec<&'static str>,
-    /// Hub groups (none yet).
+    /// Hub groups the user is a member of.
     pub groups: Vec<String>,
     /// The default server's URL when it is ready.
     pub server: Option<String>,
@@ -111,6 +111,7 @@ impl UserModel {
         state: &ServerState,
         row: Option<&ServerRow>,
         with_stopped: bool,
+        groups: Vec<String>,
     ) -> Self {
         let url = urls.user_url(&u.name);
         let ready = *state == ServerState::Running;
@@ -127,7 +128,7 @@ impl UserModel {
             } else {
                 vec!["user"]
             },
-            groups: Vec::new(),
+            groups,
             server: ready.then_some(url),
             pending: state.pending(),
             created: u.created.clone(),
