@@ -27,6 +27,8 @@ pub mod tls;
 // The life cycle of servers.
 pub mod lifecycle;
 pub mod managed;
+// What runs on its own schedule over the servers.
+pub mod culler;
 // What handlers share.
 pub mod state;
 // What answers requests.

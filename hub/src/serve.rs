@@ -116,6 +116,11 @@ pub async fn serve(cfg: HubConfig) -> Result<(), StartupError> {
     };
     tracing::info!(%bind, tls = tls.is_some(), base_url = %state.cfg.base_url, "sudohub listening");
     let managed = crate::managed::Managed::start(&state.cfg);
+    if let Some(culler) =
+        crate::culler::Culler::new(&state.cfg.culler, state.db.clone(), state.servers.clone())
+    {
+        culler.spawn();
+    }
     let asked = state.shutdown.clone();
     let stop = async move {
         tokio::select! {

@@ -11,7 +11,7 @@ use serde::Deserialize;
 mod sections;
 
 pub use sections::{
-    AuthRules, PamSection, ProxySection, ServiceSection, SpawnerSection, TrustedNet,
+    AuthRules, CullerSection, PamSection, ProxySection, ServiceSection, SpawnerSection, TrustedNet,
 };
 
 use crate::urls::Urls;
@@ -82,6 +82,9 @@ pub struct HubConfig {
     /// External services proxied at `/services/<name>/` (`c.JupyterHub.services`).
     #[serde(default)]
     pub services: Vec<ServiceSection>,
+    /// The built-in idle culler.
+    #[serde(default)]
+    pub culler: CullerSection,
     /// Whether `/hub/metrics` needs a token with `read:metrics` (an admin's or an admin
     /// service's); `false` serves it to anyone who can reach the hub
     /// (`c.JupyterHub.authenticate_prometheus`).
@@ -221,6 +224,9 @@ impl HubConfig {
         }
         if s.start_timeout_secs == 0 || s.http_timeout_secs == 0 {
             return bad("spawner.start_timeout_secs", "timeouts must be above 0");
+        }
+        if let Err((key, message)) = self.culler.validate() {
+            return bad(key, message);
         }
         let mut names = std::collections::HashSet::new();
         for svc in &self.services {

@@ -119,6 +119,68 @@ pub struct SpawnerSection {
     pub port_range: [u16; 2],
 }
 
+/// `[culler]`: the built-in idle culler (what `jupyterhub-idle-culler` does, without
+/// running it). Off unless `timeout` is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CullerSection {
+    /// Seconds without activity after which a server is stopped (`--timeout`); unset:
+    /// no culling.
+    #[serde(default)]
+    pub timeout: Option<u64>,
+    /// Seconds between passes (`--cull-every`); default: half the timeout, at least 10.
+    #[serde(default)]
+    pub every: Option<u64>,
+    /// Seconds after its start when a server is stopped however active (`--max-age`);
+    /// unset: never.
+    #[serde(default)]
+    pub max_age: Option<u64>,
+    /// Whether admins' servers are culled too (`--cull-admin-users`).
+    #[serde(default = "default_true")]
+    pub cull_admin_users: bool,
+    /// Whether users with no server and no activity for `timeout` are deleted from the
+    /// hub (`--cull-users`; their Unix accounts are untouched).
+    #[serde(default)]
+    pub cull_users: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl CullerSection {
+    /// Checks the values: the key at fault and what is wrong.
+    pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        if self.timeout == Some(0) {
+            return Err((
+                "culler.timeout",
+                "must be above 0 (leave it out to cull nothing)",
+            ));
+        }
+        if self.every == Some(0) {
+            return Err(("culler.every", "must be above 0"));
+        }
+        if self.max_age == Some(0) {
+            return Err((
+                "culler.max_age",
+                "must be above 0 (leave it out for no limit)",
+            ));
+        }
+        if self.timeout.is_none()
+            && (self.every.is_some() || self.max_age.is_some() || self.cull_users)
+        {
+            return Err(("culler.timeout", "is needed for every other culler setting"));
+        }
+        Ok(())
+    }
+
+    /// Seconds between passes.
+    pub fn every_secs(&self) -> u64 {
+        self.every
+            .unwrap_or_else(|| (self.timeout.unwrap_or(600) / 2).max(10))
+    }
+}
+
 /// One `[[services]]` entry: an external service routed at `/services/<name>/`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -10,7 +10,7 @@ use sudohub_protocol::spawner::ServerStatus;
 
 use super::*;
 use crate::reattach::{ReattachHandler, VerifiedClaim};
-use crate::spawner::fake::{Behaviour, FakeSpawner};
+use crate::spawner::fake::{test_user, Behaviour, FakeSpawner};
 use crate::types::TokenKind;
 
 struct World {
@@ -37,7 +37,7 @@ fn world(behaviour: Behaviour) -> World {
         fake.clone(),
         crate::metrics::Metrics::new(),
     );
-    let alice = db.users().ensure(&me(), None).unwrap();
+    let alice = db.users().ensure(&test_user(), None).unwrap();
     World {
         servers,
         db,
@@ -45,16 +45,6 @@ fn world(behaviour: Behaviour) -> World {
         fake,
         alice,
     }
-}
-
-/// The user running the tests: the fake server's socket is theirs, so the check that a
-/// route only goes to the user's own socket passes for them.
-fn me() -> Username {
-    let name = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .unwrap()
-        .unwrap()
-        .name;
-    Username::parse(&name).unwrap()
 }
 
 /// Waits (at most 10 s) until `cond` holds.

@@ -17,6 +17,17 @@ use tokio::sync::oneshot;
 use super::client::handshake;
 use super::{ServerHandle, SpawnArgs, Spawner, SpawnerError};
 
+/// The user running the tests: the fake's servers listen as that user, so the check
+/// that a route only goes to the user's own socket passes for them.
+pub fn test_user() -> crate::types::Username {
+    let name = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_default();
+    crate::types::Username::parse(&name).unwrap()
+}
+
 /// Reads one request frame, as a helper does.
 pub async fn read_request(s: &mut UnixStream) -> Option<Request> {
     let mut header = [0u8; HEADER_LEN];
