@@ -22,6 +22,8 @@ pub enum StartupError {
     Reattach(crate::reattach::ReattachError),
     /// The TLS certificate or key.
     Tls(crate::tls::TlsError),
+    /// A template of `template_paths`.
+    Templates(String),
 }
 
 impl std::fmt::Display for StartupError {
@@ -34,6 +36,7 @@ impl std::fmt::Display for StartupError {
             Self::Listen(a, e) => write!(f, "cannot listen on {a}: {e}"),
             Self::Reattach(e) => write!(f, "{e}"),
             Self::Tls(e) => write!(f, "{e}"),
+            Self::Templates(e) => write!(f, "{e}"),
         }
     }
 }
@@ -82,6 +85,7 @@ pub async fn serve(cfg: HubConfig) -> Result<(), StartupError> {
         return Err(StartupError::Root);
     }
     let bind = cfg.bind;
+    crate::templates::install(&cfg.template_paths).map_err(StartupError::Templates)?;
     let tls = match (&cfg.ssl_cert, &cfg.ssl_key) {
         (Some(cert), Some(key)) => {
             Some(crate::tls::server_config(cert, key).map_err(StartupError::Tls)?)

@@ -24,20 +24,60 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("confirm.html", include_str!("../templates/confirm.html")),
 ];
 
+static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+
 fn env() -> &'static Environment<'static> {
-    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
     ENV.get_or_init(|| {
-        let mut env = Environment::new();
-        env.set_formatter(html_formatter);
-        for (name, source) in TEMPLATES {
-            if let Err(e) = env.add_template(name, source) {
-                // A template that does not parse is a build mistake; the unit test below
-                // parses them all, and a page that uses it reports the error.
-                tracing::error!(template = name, error = %e, "template does not parse");
-            }
-        }
-        env
+        build(&[]).unwrap_or_else(|e| {
+            // Only overrides can fail, and there are none here; the unit test below
+            // parses every embedded template.
+            tracing::error!(error = %e, "templates");
+            Environment::new()
+        })
     })
+}
+
+/// The embedded templates, each replaced by a file of the same name in the first of
+/// `overrides` that has one (JupyterHub's `template_paths`); a file that names no
+/// embedded template is added too (for `{% include %}`). An override that cannot be read
+/// or does not parse is an error naming the file, so a bad one stops the hub at start
+/// instead of breaking a page later.
+pub fn build(overrides: &[std::path::PathBuf]) -> Result<Environment<'static>, String> {
+    let mut env = Environment::new();
+    env.set_formatter(html_formatter);
+    for (name, source) in TEMPLATES {
+        env.add_template(name, source)
+            .map_err(|e| format!("embedded template {name}: {e}"))?;
+    }
+    // Later directories first, so the first one that has a file wins.
+    for dir in overrides.iter().rev() {
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| format!("template_paths {}: {e}", dir.display()))?;
+        for entry in entries {
+            let path = entry
+                .map_err(|e| format!("template_paths {}: {e}", dir.display()))?
+                .path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            if !name.ends_with(".html") || !path.is_file() {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path)
+                .map_err(|e| format!("template {}: {e}", path.display()))?;
+            env.add_template_owned(name, source)
+                .map_err(|e| format!("template {}: {e}", path.display()))?;
+        }
+    }
+    Ok(env)
+}
+
+/// Uses `overrides` (checked: see [`build`]) for every page from now on. Called once at
+/// start, before the first page; later calls change nothing.
+pub fn install(overrides: &[std::path::PathBuf]) -> Result<(), String> {
+    let env = build(overrides)?;
+    let _ = ENV.set(env);
+    Ok(())
 }
 
 /// minijinja's HTML escaping, except that `/` stays `/`: escaping it buys nothing in
@@ -213,6 +253,37 @@ mod tests {
         for (name, _) in TEMPLATES {
             assert!(env().get_template(name).is_ok(), "{name}");
         }
+    }
+
+    /// `template_paths`: a file replaces the built-in page of its name (the first
+    /// directory wins), still autoescaped; a bad one is an error naming the file.
+    #[test]
+    fn overrides_replace_pages_and_bad_ones_are_refused() {
+        let root = std::env::temp_dir().join(format!("sudohub-tpl-{}", std::process::id()));
+        let (first, second) = (root.join("first"), root.join("second"));
+        std::fs::create_dir_all(&first).unwrap();
+        std::fs::create_dir_all(&second).unwrap();
+        std::fs::write(
+            first.join("message.html"),
+            "{% extends \"base.html\" %}{% block body %}OURS {{ message }}{% endblock %}",
+        )
+        .unwrap();
+        std::fs::write(second.join("message.html"), "SECOND").unwrap();
+        let env = build(&[first.clone(), second.clone()]).unwrap();
+        let html = env
+            .get_template("message.html")
+            .unwrap()
+            .render(minijinja::context! { title => "t", message => "<b>" })
+            .unwrap();
+        assert!(html.contains("OURS &lt;b&gt;"), "{html}");
+        assert!(env.get_template("login.html").is_ok(), "the others stay");
+
+        std::fs::write(second.join("home.html"), "{% if %}").unwrap();
+        let e = build(&[first.clone(), second.clone()]).unwrap_err();
+        assert!(e.contains("home.html"), "{e}");
+        let e = build(&[root.join("missing")]).unwrap_err();
+        assert!(e.contains("missing"), "{e}");
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

@@ -1202,3 +1202,35 @@ async fn the_real_idle_culler_stops_an_idle_server() {
     });
     assert!(gone.is_some(), "alice's server is still running");
 }
+
+/// `template_paths`: the installed hub serves an admin's own login page, with the
+/// page's values (its form action, its XSRF token) in it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn template_paths_replace_the_login_page() {
+    let w = world_with("/", |hub_user, dir| {
+        let templates = dir.join("templates");
+        std::fs::create_dir_all(&templates).unwrap();
+        std::fs::write(
+            templates.join("login.html"),
+            "<form action=\"{{ action }}\">CUSTOM LOGIN<input name=\"_xsrf\" value=\"{{ xsrf }}\"></form>",
+        )
+        .unwrap();
+        fs::chown_mode(&templates, hub_user.uid, hub_user.gid, 0o755);
+        format!("template_paths = [{:?}]\n", templates.display().to_string())
+    });
+    let _hub = start_hub(&w);
+    let b = Browser::new();
+    let page = b.get(&url(&w, "/hub/login?next=%2Fhub%2Fhome")).await;
+    assert!(page.body.contains("CUSTOM LOGIN"), "{}", page.body);
+    assert!(
+        page.body
+            .contains("action=\"/hub/login?next=%2Fhub%2Fhome\""),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.xsrf_field().is_some_and(|x| !x.is_empty()),
+        "{}",
+        page.body
+    );
+}

@@ -82,6 +82,10 @@ pub struct HubConfig {
     /// External services proxied at `/services/<name>/` (`c.JupyterHub.services`).
     #[serde(default)]
     pub services: Vec<ServiceSection>,
+    /// Directories whose `.html` files replace the built-in templates of the same name
+    /// (`c.JupyterHub.template_paths`); the first directory that has a file wins.
+    #[serde(default)]
+    pub template_paths: Vec<PathBuf>,
     /// The built-in idle culler.
     #[serde(default)]
     pub culler: CullerSection,
@@ -224,6 +228,9 @@ impl HubConfig {
         }
         if s.start_timeout_secs == 0 || s.http_timeout_secs == 0 {
             return bad("spawner.start_timeout_secs", "timeouts must be above 0");
+        }
+        if self.template_paths.iter().any(|p| !p.is_absolute()) {
+            return bad("template_paths", "must be absolute directories");
         }
         if let Err((key, message)) = self.culler.validate() {
             return bad(key, message);
