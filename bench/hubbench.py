@@ -142,6 +142,18 @@ class Hub:
             return r.status, data.decode(errors="replace")
 
 
+def together(fn, items):
+    """Runs fn(item) for every item, each in its own thread, all at once; the seconds
+    until the last one is done."""
+    t0 = time.monotonic()
+    ts = [threading.Thread(target=fn, args=(i,)) for i in items]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    return time.monotonic() - t0
+
+
 def wrk(url, token=None, conns=8, secs=10):
     cmd = ["wrk", "-t1", f"-c{conns}", f"-d{secs}s", "--latency", url]
     if token:
@@ -220,13 +232,7 @@ def phase_login(hub, a):
             with lock:
                 results.append(ok)
 
-    t0 = time.monotonic()
-    ts = [threading.Thread(target=worker, args=(u,)) for u in users]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    wall = time.monotonic() - t0
+    wall = together(worker, users)
     return {"logins": len(results), "ok": sum(results), "per_s": len(results) / wall}
 
 
@@ -396,16 +402,11 @@ def alone_at_once(hub, a, users):
             singleuser_alone(hub, a, u, tokens[u])
         except Exception as e:  # reported after all are done
             errors.append(repr(e))
-    t0 = time.monotonic()
-    ts = [threading.Thread(target=go, args=(u,)) for u in users]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    # singleuser_alone stops each server as soon as it answered: the last answer ends it.
+    took = together(go, users)
     if errors:
         raise RuntimeError(f"singleuser alone: {errors[0]}")
-    # singleuser_alone stops each server as soon as it answered: the last answer ends it.
-    return time.monotonic() - t0
+    return took
 
 
 def phase_spawn_conc(hub, a, roots):
@@ -422,25 +423,14 @@ def phase_spawn_conc(hub, a, roots):
         ok = s in (201, 202) and wait_ready(hub, u, 0.25)
         lat[u] = time.monotonic() - t if ok else None
 
-    t0 = time.monotonic()
-    ts = [threading.Thread(target=go, args=(u,)) for u in users]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    all_ready = time.monotonic() - t0
+    all_ready = together(go, users)
     time.sleep(2)
     running = split_tree(roots)
     t1 = split_tree(roots)["ticks"]
     time.sleep(a.idle_secs)
     idle_cpu = (split_tree(roots)["ticks"] - t1) / CLK_TCK
     t = time.monotonic()
-    threads = [threading.Thread(target=hub.call, args=("DELETE", f"/users/{u}/server"))
-               for u in users]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
+    together(lambda u: hub.call("DELETE", f"/users/{u}/server"), users)
     for u in users:
         wait_gone(hub, u, 0.1)
     stop_all = time.monotonic() - t

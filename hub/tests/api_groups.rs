@@ -180,6 +180,19 @@ async fn groups_members_and_properties() {
     // Paginated like the users list.
     let (_, v) = call(&h, Method::GET, "/groups?limit=1", "", ADMIN).await;
     assert_eq!(v.as_array().unwrap().len(), 1);
+    let v = json_of(
+        client()
+            .get(url(&h, "/hub/api/groups?limit=1"))
+            .header("Authorization", ADMIN)
+            .header("Accept", "application/jupyterhub-pagination+json"),
+    )
+    .await;
+    assert_eq!(v["_pagination"]["total"], 2);
+    let next = v["_pagination"]["next"]["url"].as_str().unwrap();
+    assert!(
+        next.starts_with("http://") && next.ends_with("/hub/api/groups?offset=1&limit=1"),
+        "{next}"
+    );
 
     // None of it for a user.
     let user = {

@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{OriginalUri, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::{accepts_pagination, json_body, number};
+use super::{accepts_pagination, json_body, number, Page};
 use crate::auth::Caller;
 use crate::db::{GroupError, GroupRow};
 use crate::error::HubError;
@@ -80,6 +80,7 @@ pub async fn list(
     State(s): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, HubError> {
     caller.require_admin("list:groups")?;
@@ -91,13 +92,12 @@ pub async fn list(
     if !paginated {
         return Ok(Json(items).into_response());
     }
-    let next = (offset + limit < total).then(|| {
-        serde_json::json!({"offset": offset + limit, "limit": limit,
-            "url": format!("{}/groups?offset={}&limit={limit}", s.urls.api(), offset + limit)})
-    });
-    Ok(Json(serde_json::json!({"items": items,
-        "_pagination": {"offset": offset, "limit": limit, "total": total, "next": next}}))
-    .into_response())
+    let page = Page {
+        offset,
+        limit,
+        total,
+    };
+    Ok(Json(page.envelope(&s, &headers, &uri, items)).into_response())
 }
 
 /// `POST /groups` (`admin:groups`): several groups at once, all or none.

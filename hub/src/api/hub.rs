@@ -91,7 +91,16 @@ pub async fn shutdown(
     let stop_servers = req.servers.unwrap_or(false);
     tracing::warn!(by = %caller.describe(), stop_servers, "shutdown requested through the API");
     let servers = s.servers.clone();
-    let users: Vec<_> = s.db.users().having_servers_names()?;
+    let active = crate::db::UserQuery {
+        having: crate::db::HavingServer::Active,
+        ..Default::default()
+    };
+    let users: Vec<_> =
+        s.db.users()
+            .page(&active, 0, None)?
+            .into_iter()
+            .map(|(u, _)| u.name)
+            .collect();
     let trigger = s.shutdown.clone();
     tokio::spawn(async move {
         if stop_servers {
@@ -118,11 +127,7 @@ pub async fn token_owner(
     tracing::warn!(
         "/authorizations/token/:token is deprecated since JupyterHub 2.0; use /api/user"
     );
-    if let Some(svc) = s.cfg.services.iter().find(|svc| {
-        svc.api_token
-            .as_deref()
-            .is_some_and(|t| crate::secrets::same(t, &token))
-    }) {
+    if let Some(svc) = crate::auth::service_by_token(&s.cfg, &token) {
         return Ok(Json(ServiceModel::of(&s.urls, svc)).into_response());
     }
     let row =

@@ -193,6 +193,73 @@ pub(super) fn accepts_pagination(headers: &axum::http::HeaderMap) -> bool {
         })
 }
 
+/// Where a page of a list is in the whole.
+pub(super) struct Page {
+    offset: usize,
+    limit: usize,
+    total: usize,
+}
+
+impl Page {
+    /// JupyterHub's pagination envelope around `items`, with the next page's URL.
+    fn envelope<T>(
+        &self,
+        s: &crate::state::AppState,
+        headers: &axum::http::HeaderMap,
+        uri: &axum::http::Uri,
+        items: Vec<T>,
+    ) -> models::Paginated<T> {
+        let next_offset = self.offset + self.limit;
+        let next = (next_offset < self.total).then(|| models::NextPage {
+            offset: next_offset,
+            limit: self.limit,
+            url: next_url(s, headers, uri, next_offset, self.limit),
+        });
+        models::Paginated {
+            items,
+            pagination: models::Pagination {
+                offset: self.offset,
+                limit: self.limit,
+                total: self.total,
+                next,
+            },
+        }
+    }
+}
+
+/// The URL of the next page: this request's, every other parameter kept (a filtered
+/// walk stays filtered), `offset` and `limit` replaced.
+fn next_url(
+    s: &crate::state::AppState,
+    headers: &axum::http::HeaderMap,
+    uri: &axum::http::Uri,
+    offset: usize,
+    limit: usize,
+) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    let scheme = if s.cfg.tls()
+        || headers
+            .get("x-forwarded-proto")
+            .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"))
+    {
+        "https"
+    } else {
+        "http"
+    };
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
+        if k != "offset" && k != "limit" {
+            query.append_pair(&k, &v);
+        }
+    }
+    query.append_pair("offset", &offset.to_string());
+    query.append_pair("limit", &limit.to_string());
+    format!("{scheme}://{host}{}?{}", uri.path(), query.finish())
+}
+
 /// Parses a JSON request body into `T`; `None` for an empty body. Errors name what is
 /// wrong: not JSON, not an object, or which field has the wrong type.
 pub fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<Option<T>, HubError> {

@@ -4,15 +4,14 @@ use std::collections::HashMap;
 
 use axum::body::Bytes;
 use axum::extract::{OriginalUri, Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::models::{
-    CreateUser, CreateUsers, NextPage, Paginated, Pagination, PatchUser, ServiceModel,
-    ServiceWhoAmI, UserModel, WhoAmI,
+    CreateUser, CreateUsers, PatchUser, ServiceModel, ServiceWhoAmI, UserModel, WhoAmI,
 };
-use super::{accepts_pagination, json_body, number, UserPath};
+use super::{accepts_pagination, json_body, number, Page, UserPath};
 use crate::auth::Caller;
 use crate::db::{HavingServer, ServerRow, SortBy, UserQuery, UserRow};
 use crate::error::HubError;
@@ -184,46 +183,12 @@ pub async fn list(
     if !paginated {
         return Ok(Json(items).into_response());
     }
-    let next_offset = req.offset + req.limit;
-    let next = (next_offset < total).then(|| NextPage {
-        offset: next_offset,
-        limit: req.limit,
-        url: next_url(&s, &headers, &uri, next_offset, req.limit),
-    });
-    let pagination = Pagination {
+    let page = Page {
         offset: req.offset,
         limit: req.limit,
         total,
-        next,
     };
-    Ok(Json(Paginated { items, pagination }).into_response())
-}
-
-/// The URL of the next page: this request's, every other parameter kept (a filtered
-/// walk stays filtered), `offset` and `limit` replaced.
-fn next_url(s: &AppState, headers: &HeaderMap, uri: &Uri, offset: usize, limit: usize) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
-    let scheme = if s.cfg.tls()
-        || headers
-            .get("x-forwarded-proto")
-            .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"))
-    {
-        "https"
-    } else {
-        "http"
-    };
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()) {
-        if k != "offset" && k != "limit" {
-            query.append_pair(&k, &v);
-        }
-    }
-    query.append_pair("offset", &offset.to_string());
-    query.append_pair("limit", &limit.to_string());
-    format!("{scheme}://{host}{}?{}", uri.path(), query.finish())
+    Ok(Json(page.envelope(&s, &headers, &uri, items)).into_response())
 }
 
 /// `GET /users/<name>`.

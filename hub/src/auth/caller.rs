@@ -11,6 +11,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 
 use super::session::{AuthState, Session};
+use crate::config::{HubConfig, ServiceSection};
 use crate::db::{TokenRow, UserRow};
 use crate::error::HubError;
 use crate::secrets::same;
@@ -212,16 +213,19 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     .then_some(tok)
 }
 
+/// The configured service whose `api_token` is `tok` (compared in constant time).
+pub fn service_by_token<'a>(cfg: &'a HubConfig, tok: &str) -> Option<&'a ServiceSection> {
+    cfg.services
+        .iter()
+        .find(|svc| svc.api_token.as_deref().is_some_and(|t| same(t, tok)))
+}
+
 /// Authenticates an API request: token first, else the login cookie with an XSRF token
 /// (`?_xsrf=` or `X-XSRFToken`).
 pub fn identify<S: AuthState>(state: &S, parts: &Parts) -> Option<Caller> {
     let (cfg, db, key) = (state.config(), state.db(), state.cookie_key());
     if let Some(tok) = bearer(&parts.headers) {
-        if let Some(svc) = cfg
-            .services
-            .iter()
-            .find(|svc| svc.api_token.as_deref().is_some_and(|t| same(t, tok)))
-        {
+        if let Some(svc) = service_by_token(cfg, tok) {
             return Some(Caller::Service {
                 name: svc.name.clone(),
                 admin: svc.admin,

@@ -19,7 +19,7 @@ pub mod session;
 pub mod xsrf;
 
 pub use crate::config::AuthRules;
-pub use caller::Caller;
+pub use caller::{service_by_token, Caller};
 pub use cookies::CookieKey;
 pub use pam::{AuthError, Authenticated, PamAuthenticator, PamClientConfig};
 pub use session::Session;
