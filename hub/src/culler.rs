@@ -70,7 +70,8 @@ impl Culler {
             having: HavingServer::Active,
             ..UserQuery::default()
         };
-        for (user, row) in self.db.users().page(&active, 0, None)? {
+        let page = self.db.users().page(&active, 0, None)?;
+        for (user, row) in page {
             let Some(row) = row else { continue };
             if user.admin && !self.cfg.cull_admin_users {
                 continue;

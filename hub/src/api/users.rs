@@ -20,8 +20,8 @@ use crate::types::{ServerState, Username};
 
 /// The user model of `u`, with the live state of their server.
 pub(super) fn model(s: &AppState, u: &UserRow) -> Result<UserModel, HubError> {
-    let row = s.db.servers().get(&u.name)?;
-    let mut groups = s.db.groups().of_users(&[u.id])?;
+    let (row, mut groups) =
+        s.db.read(|db| Ok((db.servers().get(&u.name)?, db.groups().of_users(&[u.id])?)))?;
     let groups = groups.remove(&u.id).unwrap_or_default();
     Ok(model_with(s, u, row.as_ref(), false, groups))
 }

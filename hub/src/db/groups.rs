@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::{Db, DbResult};
+use super::DbResult;
 use crate::timestamp::now_iso;
 use crate::types::{GroupName, Username};
 
@@ -41,7 +41,7 @@ impl From<rusqlite::Error> for GroupError {
 }
 
 /// The groups tables.
-pub struct Groups<'a>(pub(super) &'a Db);
+pub struct Groups<'a>(pub(super) super::Src<'a>);
 
 impl Groups<'_> {
     /// Groups in creation order, from `offset`, at most `limit`; and how many there are.
@@ -91,8 +91,8 @@ impl Groups<'_> {
 
     /// Creates the groups `names`, each with the members `users`: all or none.
     pub fn create(&self, names: &[GroupName], users: &[Username]) -> Result<(), GroupError> {
-        let mut conn = self.0.lock();
-        let tx = conn.transaction()?;
+        let conn = self.0.lock();
+        let tx = conn.unchecked_transaction()?;
         let ids = user_ids(&tx, users)?;
         for name in names {
             let added = tx.execute(
@@ -130,8 +130,8 @@ impl Groups<'_> {
         users: &[Username],
         add: bool,
     ) -> Result<(), GroupError> {
-        let mut conn = self.0.lock();
-        let tx = conn.transaction()?;
+        let conn = self.0.lock();
+        let tx = conn.unchecked_transaction()?;
         let group: i64 = tx
             .query_row("SELECT id FROM groups WHERE name = ?1", [name], |r| {
                 r.get(0)

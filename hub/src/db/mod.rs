@@ -6,6 +6,14 @@
 //! [`Db`] opens and migrates the file; each table group is reached through its own small
 //! view (`db.users()`, `db.servers()`, `db.tokens()`, `db.oauth()`, `db.sessions()`).
 
+/// The columns every query that reads a [`UserRow`] selects, in its order (a macro, so
+/// that hot queries are `concat!`ed once at compile time).
+macro_rules! user_columns {
+    () => {
+        "u.id, u.name, u.admin, u.created, u.last_activity"
+    };
+}
+
 mod groups;
 mod oauth;
 mod servers;
@@ -14,6 +22,7 @@ mod tokens;
 mod user_list;
 mod users;
 
+use std::ops::Deref;
 use std::path::Path;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -69,6 +78,18 @@ impl Db {
         Ok(db)
     }
 
+    /// Runs `f` on views that share one lock of the connection and one read transaction:
+    /// what several statements read is consistent, and the connection is locked once
+    /// (a whoami reads a token, a server and groups on every call).
+    pub fn read<R>(&self, f: impl FnOnce(&Snapshot<'_>) -> DbResult<R>) -> DbResult<R> {
+        let conn = self.lock();
+        let tx =
+            rusqlite::Transaction::new_unchecked(&conn, rusqlite::TransactionBehavior::Deferred)?;
+        let out = f(&Snapshot(Src::Held(self, &tx)))?;
+        tx.commit()?;
+        Ok(out)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions
         // roll back), so a poisoned lock is still safe to use.
@@ -107,32 +128,101 @@ impl Db {
 
     /// Groups and their members.
     pub fn groups(&self) -> Groups<'_> {
-        Groups(self)
+        Groups(Src::Own(self))
     }
 
     /// The users table.
     pub fn users(&self) -> Users<'_> {
-        Users(self)
+        Users(Src::Own(self))
     }
 
     /// Servers, with their server tokens and OAuth clients.
     pub fn servers(&self) -> Servers<'_> {
-        Servers(self)
+        Servers(Src::Own(self))
     }
 
     /// API, server and OAuth tokens.
     pub fn tokens(&self) -> Tokens<'_> {
-        Tokens(self)
+        Tokens(Src::Own(self))
     }
 
     /// OAuth clients and codes.
     pub fn oauth(&self) -> OAuth<'_> {
-        OAuth(self)
+        OAuth(Src::Own(self))
     }
 
     /// Login sessions.
     pub fn sessions(&self) -> Sessions<'_> {
-        Sessions(self)
+        Sessions(Src::Own(self))
+    }
+}
+
+/// The views of one [`Db::read`]: their statements run in its transaction.
+pub struct Snapshot<'a>(Src<'a>);
+
+impl Snapshot<'_> {
+    /// Groups and their members.
+    pub fn groups(&self) -> Groups<'_> {
+        Groups(self.0)
+    }
+
+    /// The users table.
+    pub fn users(&self) -> Users<'_> {
+        Users(self.0)
+    }
+
+    /// Servers.
+    pub fn servers(&self) -> Servers<'_> {
+        Servers(self.0)
+    }
+
+    /// API, server and OAuth tokens.
+    pub fn tokens(&self) -> Tokens<'_> {
+        Tokens(self.0)
+    }
+}
+
+/// Where a view's statements run: each under its own lock of the connection, or inside
+/// the lock and transaction a [`Db::read`] holds.
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    Own(&'a Db),
+    Held(&'a Db, &'a Connection),
+}
+
+impl<'a> Src<'a> {
+    fn lock(&self) -> Conn<'a> {
+        match *self {
+            Self::Own(db) => Conn::Guard(db.lock()),
+            Self::Held(_, conn) => Conn::Held(conn),
+        }
+    }
+}
+
+impl Deref for Src<'_> {
+    type Target = Db;
+
+    fn deref(&self) -> &Db {
+        match *self {
+            Self::Own(db) | Self::Held(db, _) => db,
+        }
+    }
+}
+
+/// A locked connection: its own guard, or the one a [`Db::read`] holds.
+enum Conn<'a> {
+    Guard(MutexGuard<'a, Connection>),
+    Held(&'a Connection),
+}
+
+impl Deref for Conn<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        match self {
+            Self::Guard(g) => g,
+            Self::Held(c) => c,
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{Db, DbResult};
+use super::DbResult;
 use crate::secrets::hash;
 use crate::timestamp::unix_now;
 
@@ -40,7 +40,7 @@ pub struct CodeRow {
 }
 
 /// OAuth clients and codes.
-pub struct OAuth<'a>(pub(super) &'a Db);
+pub struct OAuth<'a>(pub(super) super::Src<'a>);
 
 impl OAuth<'_> {
     /// A client by id.
@@ -74,8 +74,8 @@ impl OAuth<'_> {
 
     /// Takes a code out (single use): returns it only if it existed and had not expired.
     pub fn take_code(&self, code: &str) -> DbResult<Option<CodeRow>> {
-        let mut conn = self.0.lock();
-        let tx = conn.transaction()?;
+        let conn = self.0.lock();
+        let tx = conn.unchecked_transaction()?;
         let row = tx
             .query_row(
                 "SELECT client_id, user_id, redirect_uri, session_id, challenge, challenge_method, expires_at

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use rusqlite::{params, OptionalExtension};
 
 use super::users::UserRow;
-use super::{Db, DbResult};
+use super::DbResult;
 use crate::secrets::hash;
 use crate::timestamp::now_iso;
 use crate::types::{RecordedState, TokenKind, Username};
@@ -32,7 +32,7 @@ pub struct ServerRow {
 }
 
 /// The servers table.
-pub struct Servers<'a>(pub(super) &'a Db);
+pub struct Servers<'a>(pub(super) super::Src<'a>);
 
 impl Servers<'_> {
     /// Records a spawn that is starting.
@@ -88,8 +88,8 @@ impl Servers<'_> {
     /// A server has stopped: its row, its API token and its OAuth client (with the
     /// client's codes and tokens) go, in one transaction.
     pub fn stopped(&self, user: &Username) -> DbResult<()> {
-        let mut conn = self.0.lock();
-        let tx = conn.transaction()?;
+        let conn = self.0.lock();
+        let tx = conn.unchecked_transaction()?;
         let client = Urls::client_id(user);
         tx.execute(
             "DELETE FROM servers WHERE name = '' AND user_id = (SELECT id FROM users WHERE name = ?1)",
@@ -133,8 +133,8 @@ impl Servers<'_> {
         redirect_uri: &str,
         description: &str,
     ) -> DbResult<()> {
-        let mut conn = self.0.lock();
-        let tx = conn.transaction()?;
+        let conn = self.0.lock();
+        let tx = conn.unchecked_transaction()?;
         let client = Urls::client_id(&user.name);
         tx.execute(
             "DELETE FROM api_tokens WHERE kind = ?2 AND client_id = ?1",

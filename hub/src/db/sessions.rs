@@ -2,8 +2,8 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::users::{UserRow, USER_COLUMNS};
-use super::{Db, DbResult};
+use super::users::UserRow;
+use super::DbResult;
 use crate::secrets::hash;
 use crate::timestamp::{now_iso, unix_now};
 use crate::types::TokenKind;
@@ -12,7 +12,7 @@ use crate::types::TokenKind;
 pub const SESSION_SECS: i64 = 14 * 86400;
 
 /// Login sessions.
-pub struct Sessions<'a>(pub(super) &'a Db);
+pub struct Sessions<'a>(pub(super) super::Src<'a>);
 
 impl Sessions<'_> {
     /// Starts a login session; the caller keeps the secret.
@@ -26,23 +26,23 @@ impl Sessions<'_> {
 
     /// The user and session id of a live login session.
     pub fn get(&self, secret: &str) -> DbResult<Option<(UserRow, String)>> {
-        self.0
-            .lock()
-            .query_row(
-                &format!(
-                    "SELECT {USER_COLUMNS}, s.session_id FROM sessions s JOIN users u ON u.id = s.user_id
-                     WHERE s.hash = ?1 AND s.expires_at >= ?2"
-                ),
-                params![hash(secret), unix_now()],
-                |r| Ok((UserRow::from_row(r, 0)?, r.get(5)?)),
-            )
-            .optional()
+        let conn = self.0.lock();
+        let mut st = conn.prepare_cached(concat!(
+            "SELECT ",
+            user_columns!(),
+            ", s.session_id FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.hash = ?1 AND s.expires_at >= ?2"
+        ))?;
+        st.query_row(params![hash(secret), unix_now()], |r| {
+            Ok((UserRow::from_row(r, 0)?, r.get(5)?))
+        })
+        .optional()
     }
 
     /// Ends a login session and revokes the OAuth tokens issued in it (compat §1.7).
     pub fn end(&self, secret: &str) -> DbResult<()> {
-        let mut conn = self.0.lock();
-        let tx = conn.transaction()?;
+        let conn = self.0.lock();
+        let tx = conn.unchecked_transaction()?;
         let sid: Option<String> = tx
             .query_row(
                 "SELECT session_id FROM sessions WHERE hash = ?1",

@@ -266,3 +266,21 @@ fn expired_tokens_never_match() {
         .unwrap();
     assert!(db.tokens().lookup("expiredtoken1").unwrap().is_none());
 }
+
+#[test]
+fn a_read_sees_one_snapshot_and_refuses_to_write() {
+    let db = Db::in_memory().unwrap();
+    let alice = db.users().ensure(&name("alice"), None).unwrap();
+    db.servers().starting(&alice.name, 50001).unwrap();
+    let (row, user) = db
+        .read(|s| Ok((s.servers().get(&alice.name)?, s.users().get(&alice.name)?)))
+        .unwrap();
+    assert_eq!(row.unwrap().port, 50001);
+    assert_eq!(user.unwrap().id, alice.id);
+    // A write inside a read is an error (a nested transaction), not a deadlock, and
+    // leaves the connection usable.
+    let err = db.read(|s| s.servers().stopped(&alice.name));
+    assert!(err.is_err(), "{err:?}");
+    db.servers().stopped(&alice.name).unwrap();
+    assert!(db.servers().get(&alice.name).unwrap().is_none());
+}

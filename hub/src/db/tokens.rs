@@ -2,8 +2,8 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::users::{UserRow, USER_COLUMNS};
-use super::{Db, DbResult};
+use super::users::UserRow;
+use super::DbResult;
 use crate::secrets::hash;
 use crate::timestamp::{now_iso, unix_now};
 use crate::types::TokenKind;
@@ -59,7 +59,7 @@ pub struct NewToken<'a> {
 }
 
 /// The tokens table.
-pub struct Tokens<'a>(pub(super) &'a Db);
+pub struct Tokens<'a>(pub(super) super::Src<'a>);
 
 impl Tokens<'_> {
     /// Stores a token; returns its row id.
@@ -89,9 +89,10 @@ impl Tokens<'_> {
                 [now],
             )?;
         }
-        let mut st = conn.prepare_cached(&format!(
-            "SELECT t.id, t.kind, t.client_id, t.session_id, {USER_COLUMNS}
-             FROM api_tokens t JOIN users u ON u.id = t.user_id
+        let mut st = conn.prepare_cached(concat!(
+            "SELECT t.id, t.kind, t.client_id, t.session_id, ",
+            user_columns!(),
+            " FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.hash = ?1 AND (t.expires_at IS NULL OR t.expires_at >= ?2)"
         ))?;
         st.query_row(params![hash(secret), now], |r| {

@@ -2,7 +2,7 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{Db, DbResult};
+use super::DbResult;
 use crate::timestamp::now_iso;
 use crate::types::Username;
 
@@ -22,7 +22,7 @@ pub struct UserRow {
 }
 
 /// The columns [`UserRow::from_row`] reads, in order, for a table aliased `u`.
-pub(super) const USER_COLUMNS: &str = "u.id, u.name, u.admin, u.created, u.last_activity";
+pub(super) const USER_COLUMNS: &str = user_columns!();
 
 impl UserRow {
     /// Reads [`USER_COLUMNS`] starting at column `at`.
@@ -38,7 +38,7 @@ impl UserRow {
 }
 
 /// The users table.
-pub struct Users<'a>(pub(super) &'a Db);
+pub struct Users<'a>(pub(super) super::Src<'a>);
 
 impl Users<'_> {
     /// Gets or creates a user; `admin`, if given, is written either way.
@@ -124,8 +124,8 @@ impl Users<'_> {
     /// Adds the users of `names` that do not exist yet, all at once (one transaction:
     /// all or none); returns the rows added, in the order given.
     pub fn create_many(&self, names: &[Username], admin: bool) -> DbResult<Vec<UserRow>> {
-        let mut conn = self.0.lock();
-        let tx = conn.transaction()?;
+        let conn = self.0.lock();
+        let tx = conn.unchecked_transaction()?;
         let mut ids = Vec::new();
         {
             let mut st = tx.prepare_cached(
@@ -164,8 +164,8 @@ impl Users<'_> {
     /// transaction: nothing issued to one account ever acts as another. `false` if the
     /// new name is taken.
     pub fn rename(&self, from: &Username, to: &Username) -> DbResult<bool> {
-        let mut conn = self.0.lock();
-        let tx = conn.transaction()?;
+        let conn = self.0.lock();
+        let tx = conn.unchecked_transaction()?;
         let Some(id) = tx
             .query_row("SELECT id FROM users WHERE name = ?1", [from], |r| {
                 r.get::<_, i64>(0)
@@ -219,8 +219,8 @@ impl Users<'_> {
     /// Moves a user's (and, with `server`, their default server's) `last_activity`
     /// forward, never back.
     pub fn touch(&self, name: &Username, server: bool, at: &str) -> DbResult<()> {
-        let mut conn = self.0.lock();
-        let tx = conn.transaction()?;
+        let conn = self.0.lock();
+        let tx = conn.unchecked_transaction()?;
         tx.execute(
             "UPDATE users SET last_activity = ?2 WHERE name = ?1 AND (last_activity IS NULL OR last_activity < ?2)",
             params![name, at],

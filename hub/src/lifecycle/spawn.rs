@@ -53,11 +53,13 @@ impl Servers {
     /// that fails leaves nothing behind: `run_spawn` removes the row, token and client.
     async fn spawn_steps(&self, user: &UserRow) -> Result<(), HubError> {
         let cfg = &self.inner.cfg;
-        let servers = self.inner.db.servers();
         let name = &user.name;
         self.event(name, ProgressEvent::requested());
         self.previous_gone(name).await;
-        let port = servers
+        let port = self
+            .inner
+            .db
+            .servers()
             .starting_on(name, |taken| {
                 pick_port(cfg.spawner.port_range, taken, ephemeral_ports())
             })?
@@ -66,7 +68,7 @@ impl Servers {
         let urls = cfg.urls();
         let prefix = urls.user_server(name);
         let token = new_api_token();
-        servers.register_client(
+        self.inner.db.servers().register_client(
             user,
             &token,
             &urls.oauth_callback(name),
@@ -87,7 +89,7 @@ impl Servers {
             .helper_start(handle.is_ok(), asked.elapsed());
         let handle = handle.map_err(|e| HubError::helper(e.to_string()))?;
         let pid = handle.pid();
-        servers.running(name, pid)?;
+        self.inner.db.servers().running(name, pid)?;
         let http_timeout = Duration::from_secs(cfg.spawner.http_timeout_secs);
         let ready = wait_http(port, &prefix, http_timeout, &handle)
             .await
