@@ -22,6 +22,7 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("token.html", include_str!("../templates/token.html")),
     ("ready.html", include_str!("../templates/ready.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),
+    ("admin.html", include_str!("../templates/admin.html")),
 ];
 
 static ENV: OnceLock<Environment<'static>> = OnceLock::new();

@@ -16,6 +16,9 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'~')
     .remove(b'@');
 
+/// What the OAuth client id of a user's server starts with; their name follows.
+pub const CLIENT_PREFIX: &str = "jupyterhub-user-";
+
 /// Percent-encodes a name for a URL path segment.
 pub fn quote(s: &str) -> String {
     utf8_percent_encode(s, SEGMENT).to_string()
@@ -144,7 +147,7 @@ impl Urls {
 
     /// The OAuth client id of a user's default server (compat §1.2).
     pub fn client_id(user: &Username) -> String {
-        format!("jupyterhub-user-{}", quote(user.as_str()))
+        format!("{CLIENT_PREFIX}{}", quote(user.as_str()))
     }
 
     /// Whether `next` is a safe place to send a browser after login: a path on this hub

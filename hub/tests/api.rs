@@ -130,31 +130,32 @@ async fn oauth_code_flow_with_pkce() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
-    let get_code = || async {
-        let r = c
+    let code_for = |cookie: String| {
+        let req = c
             .get(authorize("/jl/user/alice/oauth_callback"))
-            .header("Cookie", &cookie)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let loc = r.headers()["location"].to_str().unwrap().to_owned();
-        assert!(
-            loc.starts_with("/jl/user/alice/oauth_callback?code="),
-            "{loc}"
-        );
-        assert!(loc.ends_with("&state=xyz"));
-        let code = loc
-            .split("code=")
-            .nth(1)
-            .unwrap()
-            .split('&')
-            .next()
-            .unwrap()
-            .to_owned();
-        assert_eq!(code.len(), 30);
-        code
+            .header("Cookie", cookie);
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::SEE_OTHER);
+            let loc = r.headers()["location"].to_str().unwrap().to_owned();
+            assert!(
+                loc.starts_with("/jl/user/alice/oauth_callback?code="),
+                "{loc}"
+            );
+            assert!(loc.ends_with("&state=xyz"));
+            let code = loc
+                .split("code=")
+                .nth(1)
+                .unwrap()
+                .split('&')
+                .next()
+                .unwrap()
+                .to_owned();
+            assert_eq!(code.len(), 30);
+            code
+        }
     };
+    let get_code = || code_for(cookie.clone());
     let exchange =
         |code: String, verifier: String, secret: &'static str, redirect: &'static str| {
             let c = c.clone();
@@ -218,15 +219,13 @@ async fn oauth_code_flow_with_pkce() {
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "a code is single-use");
 
     // whoami with the OAuth token: the fields and scopes the server checks (compat §1.4d).
-    let who: Value = c
-        .get(url(&h, "/jl/hub/api/user"))
-        .header("Authorization", format!("Bearer {access}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let who_is = |bearer: String| {
+        let req = c
+            .get(url(&h, "/jl/hub/api/user"))
+            .header("Authorization", bearer);
+        async move { req.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let who = who_is(format!("Bearer {access}")).await;
     assert_eq!(who["name"], "alice");
     assert_eq!(who["kind"], "user");
     assert_eq!(who["session_id"], sid.as_str());
@@ -267,6 +266,49 @@ async fn oauth_code_flow_with_pkce() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(whoami().await.unwrap().status(), StatusCode::FORBIDDEN);
+
+    // An admin may open alice's server (JupyterHub's `access:servers`): the token that
+    // server gets names the admin, opens alice's server only, and cannot act as an admin.
+    h.state.db.users().set_admin(&u("bob"), true).unwrap();
+    let code = code_for(bob_cookie.clone()).await;
+    let r = exchange(
+        code,
+        "a".repeat(43),
+        api_token,
+        "/jl/user/alice/oauth_callback",
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let admin_access = r.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bearer = format!("Bearer {admin_access}");
+    let who = who_is(bearer.clone()).await;
+    assert_eq!(who["name"], "bob");
+    let scopes = who["scopes"].as_array().unwrap();
+    assert!(
+        scopes.contains(&Value::from("access:servers!server=alice/")),
+        "{who}"
+    );
+    assert!(
+        !scopes.contains(&Value::from("access:servers!server=bob/")),
+        "{who}"
+    );
+    assert!(
+        !scopes
+            .iter()
+            .any(|s| s == "admin:users" || s == "access:servers"),
+        "{who}"
+    );
+    let r = c
+        .post(url(&h, "/jl/hub/api/users/alice/tokens"))
+        .header("Authorization", &bearer)
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

@@ -210,6 +210,11 @@ async fn the_users_list_filters_sorts_and_pages_like_jupyterhub() {
     assert_eq!(names(&v), ["amy", "max"]);
     let (_, v) = send(get("?state=inactive&sort=name")).await;
     assert_eq!(names(&v), ["ann", "bob", "zoe"]);
+    // sudohub's own key, for the admin page: those with a server first, then by name.
+    let (_, v) = send(get("?sort=running")).await;
+    assert_eq!(names(&v), ["amy", "max", "ann", "bob", "zoe"]);
+    let (_, v) = send(get("?sort=-running&limit=3")).await;
+    assert_eq!(names(&v), ["ann", "bob", "zoe"]);
     let (st, v) = send(get("?sort=age")).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(

@@ -10,8 +10,7 @@
 //! signed in as herself.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 use serde_json::Value;
 use sudohub::auth::cookies::LOGIN_COOKIE;
@@ -20,30 +19,7 @@ use sudohub::state::AppState;
 use sudohub::types::Username;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn browser_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("browser")
-}
-
-/// Fails (never skips) when the browser or its driver is missing: `./test.sh` installs
-/// both (scripts/deps.sh).
-fn require_browser() {
-    for (what, ok) in [
-        ("/usr/bin/chromium", Path::new("/usr/bin/chromium").exists()),
-        (
-            "tests/browser/node_modules/playwright-core",
-            browser_dir().join("node_modules/playwright-core").exists(),
-        ),
-        (
-            "node",
-            Command::new("node").arg("--version").output().is_ok(),
-        ),
-    ] {
-        assert!(
-            ok,
-            "{what} is missing: run ./test.sh, which installs it (scripts/deps.sh)"
-        );
-    }
-}
+use sudohub_tests::chromium::{browser_dir, require_browser};
 
 /// Mallory's "server": whatever she wants on `/user/mallory/…`, here the hostile page,
 /// sent with cookies meant to overwrite alice's login and fix her session id.
@@ -135,26 +111,7 @@ fn browse(h: &Hub, script: &str, login: &str, sid: &str, env: &[(&str, &str)]) -
 
 /// The same, with the hub at `base` (`scheme://host:port`).
 fn browse_at(base: &str, script: &str, login: &str, sid: &str, env: &[(&str, &str)]) -> Value {
-    let cookies = serde_json::json!([
-        {"name": LOGIN_COOKIE, "value": login, "path": "/hub/"},
-        {"name": "jupyterhub-session-id", "value": sid, "path": "/"},
-    ]);
-    let out = Command::new("node")
-        .arg(browser_dir().join(script))
-        .env("SUDOHUB_BASE", base)
-        .env("SUDOHUB_COOKIES", cookies.to_string())
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the browser run failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_str(stdout.trim()).unwrap();
-    println!("{}", serde_json::to_string_pretty(&report).unwrap());
-    report
+    sudohub_tests::chromium::run(base, script, login, sid, env)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,6 +120,8 @@ async fn a_hostile_page_on_the_hubs_origin_cannot_act_for_its_visitor() {
     let h = hub().await;
     // Alice is signed in; mallory's server is running (her route points at her page).
     let (alice, login, sid) = signed_in(&h, "alice");
+    // An admin, so that the admin page (which holds an API token) is hers to load.
+    h.state.db.users().set_admin(&alice.name, true).unwrap();
     let mallory = Username::parse("mallory").unwrap();
     h.state.db.users().ensure(&mallory, Some(false)).unwrap();
     h.state.routes.set_user(&mallory, mallory_server().await);
@@ -182,6 +141,8 @@ async fn a_hostile_page_on_the_hubs_origin_cannot_act_for_its_visitor() {
     assert_eq!(r["fetch_token_page"]["status"], 403, "{r}");
     assert!(r["fetch_token_page"]["xsrf"].is_null(), "{r}");
     assert_eq!(r["fetch_home"], 403, "{r}");
+    assert_eq!(r["fetch_admin"]["status"], 403, "{r}");
+    assert_eq!(r["fetch_admin"]["token"], false, "{r}");
     assert!(r["iframe"]["xsrf"].is_null(), "{r}");
     // The API refuses the login cookie from a script, XSRF token or not.
     assert_eq!(r["api_whoami"], 403, "{r}");
@@ -374,4 +335,140 @@ async fn the_user_still_uses_the_hubs_pages_by_clicking() {
         h.state.db.sessions().get(&secret).unwrap().is_none(),
         "signed out"
     );
+}
+
+/// An admin manages users and groups on `/hub/admin` in chromium, by clicking and typing;
+/// every change is checked in the hub's database. The page acts through the REST API with
+/// its own session-bound token and never sends the login cookie to the API; signing out
+/// revokes that token. A non-admin gets 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_manages_users_and_groups_on_the_admin_page() {
+    require_browser();
+    let h = hub().await;
+    let (_, login, sid) = signed_in(&h, "alice");
+    let users = h.state.db.users();
+    let alice = Username::parse("alice").unwrap();
+    users.set_admin(&alice, true).unwrap();
+    for i in 0..60 {
+        let name = Username::parse(&format!("user{i:03}")).unwrap();
+        users.ensure(&name, Some(false)).unwrap();
+    }
+    let report = browse(&h, "admin.mjs", &login, &sid, &[]);
+    assert!(report["failure"].is_null(), "{report}");
+    assert_eq!(report["pageStatus"], 200);
+    let steps = report["steps"].as_array().unwrap();
+    let at = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no step {name}: {report}"))
+    };
+    let names = |name: &str| -> Vec<String> {
+        at(name)["names"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Server-side pages of 50, sorted by name (the page's default).
+    let first = names("first page");
+    assert_eq!(first.len(), 50);
+    assert_eq!(first[0], "alice");
+    assert_eq!(at("first page")["range"], "1–50 of 61");
+    assert_eq!(names("next page").len(), 11);
+    assert_eq!(at("next page")["range"], "51–61 of 61");
+    assert_eq!(names("previous page"), first);
+    let found: Vec<String> = (50..60).map(|i| format!("user{i:03}")).collect();
+    assert_eq!(names("search"), found);
+    assert_eq!(names("sorted by name"), found);
+    assert_eq!(
+        names("search cleared, created order")[..2],
+        ["alice", "user000"]
+    );
+    assert_eq!(names("stopped only").len(), 50, "nobody runs a server");
+    assert!(names("running only").is_empty());
+    assert!(at("stop all with nothing running")["status"]
+        .as_str()
+        .unwrap()
+        .contains("No server to stop"));
+    // Added, with the admin flag.
+    assert!(names("add users").contains(&"newa".to_owned()));
+    for n in ["newa", "newb"] {
+        let row = users.get(&Username::parse(n).unwrap()).unwrap().unwrap();
+        assert!(row.admin, "{n}");
+    }
+    // A bad name: the API's own message, shown as an error; nothing made.
+    let bad = at("a bad name is refused");
+    assert_eq!(bad["error"], true, "{bad}");
+    assert!(
+        bad["status"].as_str().unwrap().contains("\"Bad!\""),
+        "{bad}"
+    );
+    // Renamed and made admin; deleted.
+    let renamed = users
+        .get(&Username::parse("user000x").unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(renamed.admin);
+    assert!(users
+        .get(&Username::parse("user000").unwrap())
+        .unwrap()
+        .is_none());
+    assert!(users
+        .get(&Username::parse("user001").unwrap())
+        .unwrap()
+        .is_none());
+    assert!(report["dialogs"][0]
+        .as_str()
+        .unwrap()
+        .contains("Delete user user001?"));
+    // Groups: made, members added and removed, properties set, one deleted.
+    let physics = h
+        .state
+        .db
+        .groups()
+        .get(&sudohub::types::GroupName::parse("physics").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(physics.users, [Username::parse("user003").unwrap()]);
+    assert_eq!(physics.properties["course"], "PHY101");
+    assert!(h
+        .state
+        .db
+        .groups()
+        .get(&sudohub::types::GroupName::parse("scratch").unwrap())
+        .unwrap()
+        .is_none());
+    // Every API call carried the page's token and no cookie.
+    let calls = report["requests"].as_array().unwrap();
+    assert!(calls.len() > 20, "{report}");
+    for c in calls {
+        assert_eq!(c["token"], true, "{c}");
+        assert_eq!(c["cookie"], false, "{c}");
+    }
+    // The page's token is alice's, hidden from her token list, and ends with her session.
+    let token = report["token"].as_str().unwrap();
+    let row = h.state.db.tokens().lookup(token).unwrap().unwrap();
+    assert_eq!(row.user.name, alice);
+    assert!(h
+        .state
+        .db
+        .tokens()
+        .api_tokens(row.user.id)
+        .unwrap()
+        .is_empty());
+    let secret = h.state.key.verify(LOGIN_COOKIE, &login).unwrap();
+    h.state.db.sessions().end(&secret).unwrap();
+    assert!(h.state.db.tokens().lookup(token).unwrap().is_none());
+    // Not for others.
+    let (_, bob_login, _) = signed_in(&h, "bob");
+    sudohub_tests::tls::install_provider();
+    let resp = reqwest::Client::new()
+        .get(format!("http://{}/hub/admin", h.addr))
+        .header("cookie", format!("{LOGIN_COOKIE}={bob_login}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 403);
 }

@@ -1234,3 +1234,81 @@ async fn template_paths_replace_the_login_page() {
         page.body
     );
 }
+
+/// In chromium, admin alice starts bob's server from `/hub/admin`, opens it with "Access
+/// server" (the hub's OAuth lets an admin in; JupyterLab loads in a tab with no opener),
+/// and stops it with "Stop all" after confirming. Bob's processes are gone at the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_page_starts_opens_and_stops_a_users_server() {
+    sudohub_tests::chromium::require_browser();
+    let w = world();
+    let text = std::fs::read_to_string(&w.config).unwrap().replacen(
+        "[auth]\n",
+        &format!("[auth]\nadmin_users = [\"{}\"]\n", w.alice.name),
+        1,
+    );
+    write_config(&w, &text);
+    let _hub = start_hub(&w);
+    let c = api_client();
+    let made = c
+        .post(url(&w, &format!("/hub/api/users/{}", w.bob.name)))
+        .header("Authorization", format!("token {}", w.service_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(made.status(), StatusCode::CREATED);
+    let b = Browser::new();
+    let signed = login(&w, &b, &w.alice.name, PASSWORD).await;
+    let hub = url(&w, "/hub/");
+    let login_cookie = b
+        .cookie(&hub, sudohub::auth::cookies::LOGIN_COOKIE)
+        .unwrap_or_else(|| panic!("not signed in: {signed:?}\n{}", hub_log(&w)));
+    let sid = b
+        .cookie(&hub, "jupyterhub-session-id")
+        .expect("a session id");
+    let base = format!("http://{}", w.addr);
+    let report = sudohub_tests::chromium::run(
+        &base,
+        "admin_server.mjs",
+        &login_cookie,
+        &sid,
+        &[("SUDOHUB_USER", &w.bob.name)],
+    );
+    let log = hub_log(&w);
+    assert!(report["failure"].is_null(), "{report}\n{log}");
+    assert_eq!(report["before"], "stopped");
+    assert_eq!(report["started"], "running");
+    let access = &report["access"];
+    assert!(
+        access["url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{base}/user/{}/lab", w.bob.name)),
+        "{report}"
+    );
+    assert_eq!(
+        access["opener"], true,
+        "the tab cannot reach the admin page"
+    );
+    assert!(
+        log.contains(&format!(
+            "OAuth code issued user={} client=jupyterhub-user-{}",
+            w.alice.name, w.bob.name
+        )),
+        "{log}"
+    );
+    assert_eq!(report["stopped"], "stopped", "{report}");
+    assert!(
+        report["dialogs"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("Stop the servers of 1 user(s)"),
+        "{report}"
+    );
+    let gone = sudohub_tests::wait_for(Duration::from_secs(20), || {
+        proc::pids_of_uid(w.bob.uid.as_raw())
+            .is_empty()
+            .then_some(())
+    });
+    assert!(gone.is_some(), "bob's server is still running");
+}

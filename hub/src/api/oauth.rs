@@ -48,7 +48,8 @@ pub async fn authorize(
     if &client.redirect_uri != redirect_uri {
         return bad_request("redirect_uri does not match the registered one");
     }
-    if client.user_id != sess.user.id {
+    // One's own server, or any server for an admin (JupyterHub's `access:servers`).
+    if client.user_id != sess.user.id && !sess.user.admin {
         let msg = format!("You do not have permission to access this server ({client_id}).");
         return Message::error("Forbidden", &msg).respond(StatusCode::FORBIDDEN);
     }

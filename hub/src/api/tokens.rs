@@ -99,15 +99,9 @@ pub async fn create(
         }
     });
     let secret = crate::secrets::new_api_token();
-    let id = s.db.tokens().add(&NewToken {
-        user_id: user.id,
-        secret: &secret,
-        kind: TokenKind::Api,
-        client_id: None,
-        session_id: None,
-        note: &note,
-        expires_in: req.expires_in,
-    })?;
+    let id =
+        s.db.tokens()
+            .add(&NewToken::api(user.id, &secret, &note, req.expires_in))?;
     tracing::info!(user = %name, by = %requester, token_id = %format!("a{id}"), "api token issued");
     let summary = TokenSummary {
         id,

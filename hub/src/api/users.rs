@@ -108,9 +108,10 @@ impl ListRequest {
             "id" => SortBy::Id,
             "name" => SortBy::Name,
             "last_activity" => SortBy::LastActivity,
+            "running" => SortBy::Running,
             _ => {
                 return Err(HubError::bad_request(format!(
-                    "sort must be 'id', 'name', or 'last_activity', not '{raw_sort}'"
+                    "sort must be 'id', 'name', 'last_activity' or 'running', not '{raw_sort}'"
                 )))
             }
         };

@@ -131,6 +131,26 @@ impl Caller {
     /// single-user server checks against its access scopes.
     pub fn scopes(&self) -> Vec<String> {
         match self {
+            // An OAuth token opens the server it was issued for: its owner's, or another
+            // user's that an admin opened (the client id names that server's user).
+            Self::User {
+                user,
+                token: Some(t),
+            } if t.kind == TokenKind::OAuth => {
+                let server_of = t
+                    .client_id
+                    .as_deref()
+                    .and_then(|c| c.strip_prefix(crate::urls::CLIENT_PREFIX))
+                    .unwrap_or(user.name.as_str());
+                let mut v = scopes(user, TokenKind::OAuth);
+                let own = format!("access:servers!server={}/", user.name);
+                if server_of != user.name.as_str() {
+                    v.retain(|sc| *sc != own);
+                    v.push(format!("access:servers!server={server_of}/"));
+                    v.sort();
+                }
+                v
+            }
             Self::User { user, .. } => scopes(user, self.kind().unwrap_or(TokenKind::Api)),
             Self::Service { admin: true, .. } => {
                 let mut v: Vec<String> = [

@@ -6,7 +6,6 @@ use super::users::UserRow;
 use super::DbResult;
 use crate::secrets::hash;
 use crate::timestamp::{now_iso, unix_now};
-use crate::types::TokenKind;
 
 /// How long a login session lasts (JupyterHub's `cookie_max_age_days` = 14).
 pub const SESSION_SECS: i64 = 14 * 86400;
@@ -51,10 +50,8 @@ impl Sessions<'_> {
             )
             .optional()?;
         if let Some(sid) = sid {
-            tx.execute(
-                "DELETE FROM api_tokens WHERE kind = ?2 AND session_id = ?1",
-                params![sid, TokenKind::OAuth],
-            )?;
+            // OAuth tokens issued in the session, and the admin page's tokens.
+            tx.execute("DELETE FROM api_tokens WHERE session_id = ?1", [sid])?;
         }
         tx.execute("DELETE FROM sessions WHERE hash = ?1", [hash(secret)])?;
         tx.commit()

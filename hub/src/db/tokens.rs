@@ -58,6 +58,21 @@ pub struct NewToken<'a> {
     pub expires_in: Option<i64>,
 }
 
+impl<'a> NewToken<'a> {
+    /// An API token of `user_id`'s, carrying their rights, bound to no session.
+    pub fn api(user_id: i64, secret: &'a str, note: &'a str, expires_in: Option<i64>) -> Self {
+        Self {
+            user_id,
+            secret,
+            kind: TokenKind::Api,
+            client_id: None,
+            session_id: None,
+            note,
+            expires_in,
+        }
+    }
+}
+
 /// The tokens table.
 pub struct Tokens<'a>(pub(super) super::Src<'a>);
 
@@ -107,12 +122,14 @@ impl Tokens<'_> {
         .optional()
     }
 
-    /// A user's own API tokens that have not expired, oldest first.
+    /// A user's own API tokens that have not expired, oldest first; the admin page's,
+    /// bound to a login session and ending with it, are not listed.
     pub fn api_tokens(&self, user_id: i64) -> DbResult<Vec<TokenSummary>> {
         let conn = self.0.lock();
         let mut st = conn.prepare(
             "SELECT id, note, created, expires_at FROM api_tokens
-             WHERE user_id = ?1 AND kind = ?2 AND (expires_at IS NULL OR expires_at >= ?3) ORDER BY id",
+             WHERE user_id = ?1 AND kind = ?2 AND session_id IS NULL
+               AND (expires_at IS NULL OR expires_at >= ?3) ORDER BY id",
         )?;
         let rows = st
             .query_map(params![user_id, TokenKind::Api, unix_now()], |r| {

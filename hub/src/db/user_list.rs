@@ -17,6 +17,9 @@ pub enum SortBy {
     Name,
     /// By last activity; users never active come first in ascending order.
     LastActivity,
+    /// Users with a server first, each part by name (`-running`: those without first).
+    /// An addition of sudohub's, for the admin page; JupyterHub has no such key.
+    Running,
 }
 
 /// Which users, by their server (`?state=`).
@@ -83,6 +86,12 @@ impl UserQuery {
             // SQLite puts NULL first ascending and last descending, as JupyterHub does.
             (SortBy::LastActivity, false) => "u.last_activity, u.id",
             (SortBy::LastActivity, true) => "u.last_activity DESC, u.id DESC",
+            (SortBy::Running, false) => {
+                "EXISTS (SELECT 1 FROM servers s1 WHERE s1.user_id = u.id AND s1.name = '') DESC, u.name"
+            }
+            (SortBy::Running, true) => {
+                "EXISTS (SELECT 1 FROM servers s1 WHERE s1.user_id = u.id AND s1.name = ''), u.name"
+            }
         }
     }
 }

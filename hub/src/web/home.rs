@@ -22,6 +22,7 @@ pub async fn root(State(s): State<AppState>, sess: Session) -> Response {
 struct HomeUrls {
     logout: String,
     token: String,
+    admin: String,
     server: String,
     stop: String,
     pending: String,
@@ -60,6 +61,7 @@ pub async fn home(State(s): State<AppState>, sess: Session) -> Response {
         urls: HomeUrls {
             logout: u.hub_page("logout"),
             token: u.hub_page("token"),
+            admin: u.hub_page("admin"),
             server: u.user_url(name),
             stop: u.hub_page("stop"),
             pending: u.spawn_pending(name, None),

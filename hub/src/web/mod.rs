@@ -4,6 +4,7 @@
 //! login takes a [`Session`](crate::auth::Session), a form that changes state an
 //! [`XsrfForm`](crate::auth::XsrfForm).
 
+mod admin;
 mod home;
 mod login;
 mod metrics;
@@ -28,6 +29,7 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", get(login::logout_page).post(login::logout))
         .route("/home", get(home::home))
+        .route("/admin", get(admin::page))
         .route("/spawn", get(spawn::page_self).post(spawn::spawn_self))
         .route(
             "/spawn/{user}",

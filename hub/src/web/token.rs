@@ -11,7 +11,6 @@ use crate::db::{NewToken, TokenSummary};
 use crate::secrets::new_api_token;
 use crate::state::AppState;
 use crate::templates::{self, Message};
-use crate::types::TokenKind;
 
 /// Longest note kept, in characters.
 const MAX_NOTE: usize = 200;
@@ -92,15 +91,9 @@ pub async fn create(State(s): State<AppState>, form: XsrfForm) -> Response {
         }
     };
     let token = new_api_token();
-    let added = s.db.tokens().add(&NewToken {
-        user_id: sess.user.id,
-        secret: &token,
-        kind: TokenKind::Api,
-        client_id: None,
-        session_id: None,
-        note: &note,
-        expires_in,
-    });
+    let added =
+        s.db.tokens()
+            .add(&NewToken::api(sess.user.id, &token, &note, expires_in));
     if let Err(e) = added {
         return error_page(&e.into());
     }
