@@ -21,7 +21,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -98,15 +98,29 @@ pub fn take_turn(dir: &Path, shadow_gid: u32, uid: u32, user: &str) -> Result<Tu
             .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
     };
+    let bad = |e: std::io::Error| Refusal::BadState(format!("{}: {e}", path.display()));
+    // Group-writable whatever the caller's umask, so that a record stays usable when the
+    // hub's account is made anew with another uid (a reinstall): `fchmod` on the new file.
+    let made = || -> std::io::Result<File> {
+        let f = open(true)?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o660))?;
+        Ok(f)
+    };
     // A file made now starts clean; one that exists but says nothing readable was cut
-    // short by someone: it counts as failures, never as none.
-    let (file, new) = match open(true) {
+    // short by someone: it counts as failures, never as none. One this account cannot
+    // open (left by an earlier hub account, before records were group-writable) is
+    // replaced, and counts as failures too.
+    let (file, new) = match made() {
         Ok(f) => (f, true),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => (
-            open(false).map_err(|e| Refusal::BadState(format!("{}: {e}", path.display())))?,
-            false,
-        ),
-        Err(e) => return Err(Refusal::BadState(format!("{}: {e}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match open(false) {
+            Ok(f) => (f, false),
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                std::fs::remove_file(&path).map_err(bad)?;
+                (made().map_err(bad)?, false)
+            }
+            Err(e) => return Err(bad(e)),
+        },
+        Err(e) => return Err(bad(e)),
     };
     let mut file = Flock::lock(file, FlockArg::LockExclusive)
         .map_err(|(_, e)| Refusal::BadState(format!("{}: lock: {e}", path.display())))?;

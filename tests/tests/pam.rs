@@ -431,6 +431,58 @@ fn checks_are_paced_per_account_where_the_hub_cannot_reset_them() {
     }
 }
 
+/// A hub account made anew gets another uid (a reinstall): records its predecessor wrote
+/// must not stop logins. Records are group-writable whatever the umask; one the helper
+/// cannot open (an older one, 0640, of another uid) is replaced and counts as failures.
+#[test]
+fn records_of_an_earlier_hub_account_do_not_stop_logins() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::time::{Duration, Instant};
+    let w = world();
+    let dir = std::path::Path::new(sudohub_tests::system::TEST_PAM_STATE_DIR);
+    let dave = TestUser::create(&unique_name("spv"), &[&w._group.name], Some(PASSWORD));
+    let record = dir.join(dave.uid.as_raw().to_string());
+    std::fs::write(&record, format!("{} 0 0", dave.name)).unwrap();
+    std::fs::set_permissions(&record, std::fs::Permissions::from_mode(0o640)).unwrap();
+    nix::unistd::chown(&record, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let started = Instant::now();
+    let o = check(&w, &dave.name, PASSWORD);
+    assert_eq!(o.answer, PamAnswer::Ok, "{}", o.stderr);
+    assert!(
+        started.elapsed() >= Duration::from_secs(3),
+        "an unreadable record counts as failures: {:?}",
+        started.elapsed()
+    );
+    let m = std::fs::metadata(&record).unwrap();
+    assert_eq!(m.uid(), w.hub.uid.as_raw(), "replaced by the helper");
+    assert_eq!(m.mode() & 0o777, 0o660);
+    // A record made now is 0660 too, under the hub's umask 0077.
+    let erin = TestUser::create(&unique_name("spe"), &[&w._group.name], Some(PASSWORD));
+    let out = w
+        .hub
+        .command("sh")
+        .args([
+            "-c",
+            "umask 077; exec \"$0\"",
+            &w.helpers.pam().display().to_string(),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = out;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&request(&erin.name, PASSWORD))
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let m = std::fs::metadata(dir.join(erin.uid.as_raw().to_string())).unwrap();
+    assert_eq!(m.mode() & 0o777, 0o660);
+}
+
 #[test]
 fn hub_client_applies_rules_and_rate_limits() {
     use sudohub_tests::{run_test_as, INNER};
