@@ -15,6 +15,8 @@ pub mod templates;
 pub mod timestamp;
 pub mod types;
 pub mod urls;
+// What a credential may do (JupyterHub's scopes), built on the types above.
+pub mod scopes;
 // Configuration and state.
 pub mod config;
 pub mod db;

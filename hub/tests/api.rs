@@ -1011,13 +1011,8 @@ async fn tokens_api_issues_lists_and_revokes() {
             .db
             .tokens()
             .add(&NewToken {
-                user_id: user,
-                secret: &t,
                 kind,
-                client_id: None,
-                session_id: None,
-                note: "test",
-                expires_in: None,
+                ..NewToken::api(user, &t, "test", None)
             })
             .unwrap();
         t
@@ -1073,7 +1068,10 @@ async fn tokens_api_issues_lists_and_revokes() {
     assert_eq!(r["note"], "Requested via api");
 
     for (body, says) in [
-        (r#"{"scopes": ["read:users"]}"#, "scopes"),
+        (
+            r#"{"scopes": ["read:everything"]}"#,
+            "unknown scope: read:everything",
+        ),
         (r#"{"roles": ["user"]}"#, "roles"),
         (r#"{"nope": 1}"#, "nope"),
         (r#"{"expires_in": -5}"#, "expires_in"),

@@ -200,15 +200,12 @@ async fn groups_members_and_properties() {
         h.state
             .db
             .tokens()
-            .add(&sudohub::db::NewToken {
-                secret: "amy-api-token-0123456789",
-                user_id: amy.id,
-                kind: sudohub::types::TokenKind::Api,
-                client_id: None,
-                session_id: None,
-                note: "t",
-                expires_in: None,
-            })
+            .add(&sudohub::db::NewToken::api(
+                amy.id,
+                "amy-api-token-0123456789",
+                "t",
+                None,
+            ))
             .unwrap();
         "token amy-api-token-0123456789"
     };

@@ -10,7 +10,6 @@ use common::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sudohub::db::NewToken;
-use sudohub::types::TokenKind;
 
 const ADMIN: &str = "token admin-service-token";
 const SERVICES: &str =
@@ -24,15 +23,7 @@ fn token_of(h: &Hub, name: &str) -> String {
     h.state
         .db
         .tokens()
-        .add(&NewToken {
-            secret: &secret,
-            user_id: user.id,
-            kind: TokenKind::Api,
-            client_id: None,
-            session_id: None,
-            note: "test",
-            expires_in: None,
-        })
+        .add(&NewToken::api(user.id, &secret, "test", None))
         .unwrap();
     format!("token {secret}")
 }

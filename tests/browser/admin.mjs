@@ -3,7 +3,8 @@
 // bad name, asks to stop all with nothing running, and manages groups (create, members,
 // properties, delete). Prints JSON of what each step showed; tests/tests/browser.rs
 // checks it against the hub's database. On failure it saves a screenshot and says where.
-// Environment: as session.mjs, plus SUDOHUB_SHOTS (a directory for screenshots).
+// Environment: as session.mjs, plus SUDOHUB_SHOTS (a directory for screenshots) and
+// SUDOHUB_SHOTS_ALWAYS=1 to keep a screenshot of each tab at the end.
 import { base, withSignedInBrowser } from './session.mjs';
 
 const report = { steps: [] };
@@ -20,8 +21,8 @@ await withSignedInBrowser(async (context) => {
     }
   });
 
-  const names = () => page.$$eval('#users-table tbody tr', (trs) => trs.map((t) => t.dataset.user));
-  const groups = () => page.$$eval('#groups-table tbody tr', (trs) => trs.map((t) => ({
+  const names = () => page.$$eval('#users-table tbody tr[data-user]', (trs) => trs.map((t) => t.dataset.user));
+  const groups = () => page.$$eval('#groups-table tbody tr[data-group]', (trs) => trs.map((t) => ({
     name: t.dataset.group,
     members: [...t.querySelectorAll('.member')].map((m) => m.firstChild.textContent),
   })));
@@ -108,6 +109,11 @@ await withSignedInBrowser(async (context) => {
     });
     await step('delete a group', 'groups',
       () => page.click('tr[data-group="scratch"] button:has-text("Delete group")'));
+    if (process.env.SUDOHUB_SHOTS_ALWAYS) { // for a look at the page: both tabs
+      await page.screenshot({ path: `${process.env.SUDOHUB_SHOTS}/admin-groups.png`, fullPage: true });
+      await settled('users', () => page.click('#tab-users'));
+      await page.screenshot({ path: `${process.env.SUDOHUB_SHOTS}/admin-users.png` });
+    }
   } catch (e) {
     const shot = `${process.env.SUDOHUB_SHOTS || '/tmp'}/admin-${Date.now()}.png`;
     await page.screenshot({ path: shot, fullPage: true }).catch(() => {});

@@ -1112,7 +1112,8 @@ async fn a_squatted_port_gets_no_route() {
 
 /// The unmodified `jupyterhub-idle-culler` from PyPI, run by the hub as a managed
 /// service (its token and `JUPYTERHUB_API_URL` from the hub, nothing else), lists the
-/// users, finds alice's server idle and stops it through the REST API.
+/// users, finds alice's server idle and stops it through the REST API, holding only the
+/// scopes its documentation asks for (a `[[roles]]` entry, not `admin = true`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_idle_culler_stops_an_idle_server() {
     let w = world();
@@ -1127,8 +1128,10 @@ async fn the_real_idle_culler_stops_an_idle_server() {
     );
     let mut text = std::fs::read_to_string(&w.config).unwrap();
     text.push_str(&format!(
-        "[[services]]\nname = \"idle-culler\"\nadmin = true\n\
-         command = [\"{python}\", \"-m\", \"jupyterhub_idle_culler\", \"--timeout=8\", \"--cull-every=2\"]\n"
+        "[[services]]\nname = \"idle-culler\"\n\
+         command = [\"{python}\", \"-m\", \"jupyterhub_idle_culler\", \"--timeout=8\", \"--cull-every=2\"]\n\
+         [[roles]]\nname = \"idle-culler\"\nservices = [\"idle-culler\"]\n\
+         scopes = [\"list:users\", \"read:users:activity\", \"read:servers\", \"delete:servers\"]\n"
     ));
     write_config(&w, &text);
     let _hub = start_hub(&w);

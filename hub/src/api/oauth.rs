@@ -160,6 +160,7 @@ pub async fn token(State(s): State<AppState>, Form(f): Form<HashMap<String, Stri
         session_id: code.session_id.as_deref(),
         note: "",
         expires_in: Some(OAUTH_TOKEN_SECS),
+        scopes: None,
     });
     if let Err(e) = stored {
         HubError::from(e).log();

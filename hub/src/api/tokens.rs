@@ -2,9 +2,11 @@
 //! JupyterHub's `UserTokenListAPIHandler` and `UserTokenAPIHandler` do, for admins'
 //! scripts (`POST` a token for a service account, `DELETE` it when done).
 //!
-//! A token issued here carries its owner's rights, like one made on `/hub/token`. Asking
-//! for narrower `scopes` or `roles` is refused with a clear error rather than silently
-//! ignored: a script that believes it made a read-only token must not get a full one.
+//! A token issued here carries its owner's rights, like one made on `/hub/token`, or the
+//! `scopes` asked for (JupyterHub's strings, filters included), each of which the owner
+//! must hold; at every use it holds only what its owner still holds. `roles` are refused
+//! with a clear error rather than ignored: a script that believes it made a narrow token
+//! must not get a full one.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -15,12 +17,12 @@ use axum::Json;
 use super::models::{TokenList, TokenModel, TokenRequest};
 use super::users::existing;
 use super::{json_body, UserPath};
-use crate::auth::caller::scopes;
+use crate::auth::caller::user_scopes;
 use crate::auth::Caller;
 use crate::db::{NewToken, TokenSummary, UserRow};
 use crate::error::HubError;
+use crate::scopes::ScopeSet;
 use crate::state::AppState;
-use crate::types::TokenKind;
 
 /// Longest note accepted, in characters.
 const MAX_NOTE: usize = 1000;
@@ -37,8 +39,15 @@ fn authorize(
     existing(s, name)
 }
 
-fn model(user: &UserRow, t: &TokenSummary) -> TokenModel {
-    TokenModel::new(&user.name, t, scopes(user, TokenKind::Api))
+/// The model of `t`: its own scopes, or its owner's.
+fn model(s: &AppState, user: &UserRow, t: &TokenSummary) -> TokenModel {
+    let scopes = match &t.scopes {
+        Some(own) => ScopeSet::parse(own, Some(&user.name))
+            .unwrap_or_default()
+            .strings(),
+        None => user_scopes(s, user).strings(),
+    };
+    TokenModel::new(&user.name, t, scopes)
 }
 
 /// `GET /users/<name>/tokens`.
@@ -50,18 +59,16 @@ pub async fn list(
     let user = authorize(&s, &caller, &name, "read:tokens")?;
     let api_tokens = s.db.tokens().api_tokens(user.id)?;
     Ok(Json(TokenList {
-        api_tokens: api_tokens.iter().map(|t| model(&user, t)).collect(),
+        api_tokens: api_tokens.iter().map(|t| model(&s, &user, t)).collect(),
     }))
 }
 
 /// Checks a `POST` body field by field.
 fn validate(req: &TokenRequest) -> Result<(), HubError> {
-    for (key, list) in [("scopes", &req.scopes), ("roles", &req.roles)] {
-        if list.as_ref().is_some_and(|l| !l.is_empty()) {
-            return Err(HubError::bad_request(format!(
-                "`{key}` are not supported: tokens carry their owner's permissions"
-            )));
-        }
+    if req.roles.as_ref().is_some_and(|l| !l.is_empty()) {
+        return Err(HubError::bad_request(
+            "`roles` on tokens are not supported: ask for `scopes`",
+        ));
     }
     if req
         .note
@@ -98,18 +105,31 @@ pub async fn create(
             format!("Requested via api by {requester}")
         }
     });
+    let asked = req.scopes.filter(|l| !l.is_empty());
+    if let Some(list) = &asked {
+        let set = ScopeSet::parse(list, Some(&user.name)).map_err(HubError::bad_request)?;
+        let missing = set.missing_from(&user_scopes(&s, &user), |_, _| false);
+        if !missing.is_empty() {
+            return Err(HubError::forbidden(format!(
+                "Not assigning requested scopes {} not held by user {name}",
+                missing.join(", ")
+            )));
+        }
+    }
     let secret = crate::secrets::new_api_token();
-    let id =
-        s.db.tokens()
-            .add(&NewToken::api(user.id, &secret, &note, req.expires_in))?;
+    let id = s.db.tokens().add(&NewToken {
+        scopes: asked.as_deref(),
+        ..NewToken::api(user.id, &secret, &note, req.expires_in)
+    })?;
     tracing::info!(user = %name, by = %requester, token_id = %format!("a{id}"), "api token issued");
     let summary = TokenSummary {
         id,
         note,
         created: crate::timestamp::now_iso(),
         expires_at: req.expires_in.map(|e| crate::timestamp::unix_now() + e),
+        scopes: asked,
     };
-    let mut m = model(&user, &summary);
+    let mut m = model(&s, &user, &summary);
     m.token = Some(secret);
     Ok((StatusCode::CREATED, Json(m)).into_response())
 }
@@ -138,7 +158,7 @@ pub async fn get_one(
 ) -> Result<Json<TokenModel>, HubError> {
     let user = authorize(&s, &caller, &name, "read:tokens")?;
     let t = find(&s, &user, &id)?;
-    Ok(Json(model(&user, &t)))
+    Ok(Json(model(&s, &user, &t)))
 }
 
 /// `DELETE /users/<name>/tokens/<id>`: 204.

@@ -20,9 +20,7 @@ use crate::types::{ServerState, Username};
 
 /// The user model of `u`, with the live state of their server.
 pub(super) fn model(s: &AppState, u: &UserRow) -> Result<UserModel, HubError> {
-    let (row, mut groups) =
-        s.db.read(|db| Ok((db.servers().get(&u.name)?, db.groups().of_users(&[u.id])?)))?;
-    let groups = groups.remove(&u.id).unwrap_or_default();
+    let (row, groups) = s.db.user_extras(u)?;
     Ok(model_with(s, u, row.as_ref(), false, groups))
 }
 
@@ -50,7 +48,7 @@ pub(super) fn existing(s: &AppState, name: &Username) -> Result<UserRow, HubErro
 pub async fn whoami(State(s): State<AppState>, caller: Caller) -> Result<Response, HubError> {
     let scopes = caller.scopes();
     Ok(match caller {
-        Caller::User { user, token } => Json(WhoAmI {
+        Caller::User { user, token, .. } => Json(WhoAmI {
             user: model(&s, &user)?,
             scopes,
             token_id: token.as_ref().map(|t| format!("a{}", t.id)),

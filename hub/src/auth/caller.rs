@@ -11,13 +11,16 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 
 use super::session::{AuthState, Session};
+use crate::config::roles;
 use crate::config::{HubConfig, ServiceSection};
+use crate::db::Db;
 use crate::db::{TokenRow, UserRow};
 use crate::error::HubError;
+use crate::scopes::ScopeSet;
 use crate::secrets::same;
-use crate::types::{TokenKind, Username};
+use crate::types::{GroupName, TokenKind, Username};
 
-/// Who is calling the API.
+/// Who is calling the API, and the scopes their credential holds.
 // One per request, moved into the handler: boxing the user variant would buy nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
@@ -28,31 +31,22 @@ pub enum Caller {
         user: UserRow,
         /// The token, if token-authenticated.
         token: Option<TokenRow>,
+        /// What it may do.
+        scopes: ScopeSet,
     },
     /// A configured service token.
     Service {
         /// Its name.
         name: String,
-        /// Admin rights.
-        admin: bool,
+        /// What it may do.
+        scopes: ScopeSet,
     },
 }
 
 impl Caller {
-    /// What the caller's credential is: a cookie counts as an API token (all of its
-    /// user's rights).
-    fn kind(&self) -> Option<TokenKind> {
+    fn held(&self) -> &ScopeSet {
         match self {
-            Self::User { token, .. } => Some(token.as_ref().map_or(TokenKind::Api, |t| t.kind)),
-            Self::Service { .. } => None,
-        }
-    }
-
-    /// Whether the caller has admin rights.
-    pub fn is_admin(&self) -> bool {
-        match self {
-            Self::User { user, .. } => user.admin && self.kind() == Some(TokenKind::Api),
-            Self::Service { admin, .. } => *admin,
+            Self::User { scopes, .. } | Self::Service { scopes, .. } => scopes,
         }
     }
 
@@ -72,36 +66,27 @@ impl Caller {
         }
     }
 
-    /// Whether the caller holds `scope` on `name`'s resources. A login cookie or an API
-    /// token carries all of its user's rights (and an admin's, everyone's). The tokens a
-    /// single-user server holds carry only what JupyterHub gives them: a server token may
-    /// read its user and report activity, an OAuth token may read its user. An admin who
-    /// opens someone's server hands that server an OAuth token: it must not be usable to
-    /// act as the admin, nor to mint tokens that could.
+    /// Whether the caller holds `scope` on `name`'s resources (unfiltered, or filtered to
+    /// that user, their default server or one of their groups). Reading a user's model
+    /// (`read:users`) is also allowed by one of its parts, as JupyterHub's handler allows
+    /// it: a server's own tokens hold `read:users:name` of their user.
     pub fn may(&self, name: &Username, scope: &str) -> bool {
-        match self {
-            Self::User { user, .. } => {
-                let own = user.name == *name;
-                match self.kind() {
-                    Some(TokenKind::Api) => own || self.is_admin(),
-                    Some(TokenKind::Server) => {
-                        own && matches!(scope, "users:activity" | "read:users")
-                    }
-                    _ => own && scope == "read:users",
-                }
-            }
-            Self::Service { admin, .. } => *admin,
-        }
+        let held = self.held();
+        held.allows(scope, name, &[])
+            || (scope == "read:users"
+                && [
+                    "read:users:name",
+                    "read:users:groups",
+                    "read:users:activity",
+                ]
+                .iter()
+                .any(|part| held.allows(part, name, &[])))
     }
 
-    /// Whether the caller holds `scope` on every user's resources (an admin's API token,
-    /// an admin service): then lists need not be filtered user by user.
+    /// Whether the caller holds `scope` on every user's resources: then lists need not
+    /// be filtered user by user.
     pub fn may_all(&self, scope: &str) -> bool {
-        let _ = scope;
-        match self {
-            Self::User { .. } => self.kind() == Some(TokenKind::Api) && self.is_admin(),
-            Self::Service { admin, .. } => *admin,
-        }
+        self.held().allows_all(scope)
     }
 
     /// `Ok` if the caller holds `scope` on `name`'s resources; else JupyterHub's answer:
@@ -118,57 +103,19 @@ impl Caller {
         }
     }
 
-    /// `Ok` for admins; else 403 naming `scope`.
+    /// `Ok` if the caller holds `scope` unfiltered (what an admin holds); else 403
+    /// naming it.
     pub fn require_admin(&self, scope: &str) -> Result<(), HubError> {
-        if self.is_admin() {
+        if self.may_all(scope) {
             Ok(())
         } else {
             Err(missing_scope(scope))
         }
     }
 
-    /// The scopes a request of this caller holds (compat §1.4d, §2.5): what the
-    /// single-user server checks against its access scopes.
+    /// The scopes this request holds, as whoami reports them (compat §1.4d, §2.5).
     pub fn scopes(&self) -> Vec<String> {
-        match self {
-            // An OAuth token opens the server it was issued for: its owner's, or another
-            // user's that an admin opened (the client id names that server's user).
-            Self::User {
-                user,
-                token: Some(t),
-            } if t.kind == TokenKind::OAuth => {
-                let server_of = t
-                    .client_id
-                    .as_deref()
-                    .and_then(|c| c.strip_prefix(crate::urls::CLIENT_PREFIX))
-                    .unwrap_or(user.name.as_str());
-                let mut v = scopes(user, TokenKind::OAuth);
-                let own = format!("access:servers!server={}/", user.name);
-                if server_of != user.name.as_str() {
-                    v.retain(|sc| *sc != own);
-                    v.push(format!("access:servers!server={server_of}/"));
-                    v.sort();
-                }
-                v
-            }
-            Self::User { user, .. } => scopes(user, self.kind().unwrap_or(TokenKind::Api)),
-            Self::Service { admin: true, .. } => {
-                let mut v: Vec<String> = [
-                    "access:servers",
-                    "admin:servers",
-                    "admin:users",
-                    "list:services",
-                    "list:users",
-                    "read:hub",
-                    "read:services",
-                ]
-                .map(String::from)
-                .to_vec();
-                v.sort();
-                v
-            }
-            Self::Service { .. } => Vec::new(),
-        }
+        self.held().strings()
     }
 }
 
@@ -178,15 +125,13 @@ fn missing_scope(scope: &str) -> HubError {
     ))
 }
 
-/// The scopes of a credential of `kind` belonging to `user`.
-pub fn scopes(user: &UserRow, kind: TokenKind) -> Vec<String> {
-    let n = &user.name;
-    let mut v: Vec<String> = match kind {
-        TokenKind::OAuth => vec![
-            format!("access:servers!server={n}/"),
-            format!("read:users:groups!user={n}"),
-            format!("read:users:name!user={n}"),
-        ],
+/// The scopes a server's own credentials hold (compat §1.4d): a server token may report
+/// its user's activity and read its user; an OAuth token, issued to a server when someone
+/// opens it, opens that server and reads its bearer's name and groups. An admin who opens
+/// someone's server hands that server such a token: it cannot act as the admin.
+fn server_credential(user: &Username, kind: TokenKind, server_of: &str) -> Vec<String> {
+    let n = user;
+    match kind {
         TokenKind::Server => vec![
             format!("access:servers!server={n}/"),
             format!("read:users:activity!user={n}"),
@@ -194,31 +139,70 @@ pub fn scopes(user: &UserRow, kind: TokenKind) -> Vec<String> {
             format!("read:users:name!user={n}"),
             format!("users:activity!user={n}"),
         ],
-        TokenKind::Api => {
-            let mut v = vec![
-                format!("access:servers!user={n}"),
-                format!("read:users!user={n}"),
-                format!("servers!user={n}"),
-                format!("tokens!user={n}"),
-                format!("users:activity!user={n}"),
-            ];
-            if user.admin {
-                v.extend(
-                    [
-                        "admin:users",
-                        "admin:servers",
-                        "access:servers",
-                        "list:users",
-                        "read:hub",
-                    ]
-                    .map(String::from),
-                );
-            }
-            v
-        }
+        _ => vec![
+            format!("access:servers!server={server_of}/"),
+            format!("read:users:groups!user={n}"),
+            format!("read:users:name!user={n}"),
+        ],
+    }
+}
+
+/// What `user` holds by default and by `[[roles]]`, with group filters resolved to the
+/// members (so a check needs no database).
+pub fn user_scopes<S: AuthState>(state: &S, user: &UserRow) -> ScopeSet {
+    let (cfg, db) = (state.config(), state.db());
+    let groups = if roles::any_group_roles(&cfg.roles) {
+        let mut of = db.groups().of_users(&[user.id]).unwrap_or_default();
+        of.remove(&user.id)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|g| GroupName::parse(g).ok())
+            .collect()
+    } else {
+        Vec::new()
     };
-    v.sort();
-    v
+    let mut set = roles::user_scopes(&cfg.roles, &user.name, user.admin, &groups);
+    resolve_groups(db, &mut set);
+    set
+}
+
+fn resolve_groups(db: &Db, set: &mut ScopeSet) {
+    if set.has_group_filters() {
+        set.resolve_groups(|g| {
+            db.groups()
+                .get(g)
+                .ok()
+                .flatten()
+                .map(|row| row.users)
+                .unwrap_or_default()
+        });
+    }
+}
+
+/// What a token holds: a server's credentials their fixed scopes; an API token its
+/// owner's, or the scopes it was made with as far as its owner still holds them.
+pub fn token_scopes<S: AuthState>(state: &S, row: &TokenRow) -> ScopeSet {
+    let fixed = |kind| {
+        let server_of = row
+            .client_id
+            .as_deref()
+            .and_then(|c| c.strip_prefix(crate::urls::CLIENT_PREFIX))
+            .unwrap_or(row.user.name.as_str());
+        let list = server_credential(&row.user.name, kind, server_of);
+        ScopeSet::parse(&list, None).unwrap_or_default()
+    };
+    match row.kind {
+        TokenKind::Api => {
+            let owner = user_scopes(state, &row.user);
+            match &row.scopes {
+                None => owner,
+                Some(asked) => ScopeSet::parse(asked, Some(&row.user.name))
+                    .unwrap_or_default()
+                    .within(&owner, |_, _| false),
+            }
+        }
+        kind => fixed(kind),
+    }
 }
 
 /// The token in `Authorization: token X` or `bearer X` (any case); `?token=` is not
@@ -246,14 +230,17 @@ pub fn identify<S: AuthState>(state: &S, parts: &Parts) -> Option<Caller> {
     let (cfg, db, key) = (state.config(), state.db(), state.cookie_key());
     if let Some(tok) = bearer(&parts.headers) {
         if let Some(svc) = service_by_token(cfg, tok) {
+            let mut scopes = roles::service_scopes(&cfg.roles, &svc.name, svc.admin);
+            resolve_groups(db, &mut scopes);
             return Some(Caller::Service {
                 name: svc.name.clone(),
-                admin: svc.admin,
+                scopes,
             });
         }
         let row = db.tokens().lookup(tok).ok()??;
         return Some(Caller::User {
             user: row.user.clone(),
+            scopes: token_scopes(state, &row),
             token: Some(row),
         });
     }
@@ -268,7 +255,8 @@ pub fn identify<S: AuthState>(state: &S, parts: &Parts) -> Option<Caller> {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         })?;
-    same(&sent, &session.xsrf(key)).then_some(Caller::User {
+    same(&sent, &session.xsrf(key)).then(|| Caller::User {
+        scopes: user_scopes(state, &session.user),
         user: session.user,
         token: None,
     })

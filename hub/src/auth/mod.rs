@@ -5,7 +5,7 @@
 //! database ([`rules`]). Guessing is slowed per user name and per client address
 //! ([`ratelimit`]). Browsers carry a signed login cookie ([`cookies`], [`session`]) and
 //! prove forms are theirs with an XSRF token ([`xsrf`]); API callers are identified by
-//! token or cookie ([`caller`]). Requests only a hostile script on the hub's origin
+//! token or cookie ([`caller`]) and hold JupyterHub's scopes ([`crate::scopes`]). Requests only a hostile script on the hub's origin
 //! would send are refused by their fetch metadata ([`fetch`]).
 
 pub mod caller;

@@ -8,8 +8,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+pub mod roles;
 mod sections;
 
+pub use roles::RoleSection;
 pub use sections::{
     AuthRules, CullerSection, PamSection, ProxySection, ServiceSection, SpawnerSection, TrustedNet,
 };
@@ -89,6 +91,9 @@ pub struct HubConfig {
     /// The built-in idle culler.
     #[serde(default)]
     pub culler: CullerSection,
+    /// Roles: scopes given to users, groups and services (`c.JupyterHub.load_roles`).
+    #[serde(default)]
+    pub roles: Vec<RoleSection>,
     /// Whether `/hub/metrics` needs a token with `read:metrics` (an admin's or an admin
     /// service's); `false` serves it to anyone who can reach the hub
     /// (`c.JupyterHub.authenticate_prometheus`).
@@ -242,6 +247,16 @@ impl HubConfig {
             }
             if !names.insert(svc.name.as_str()) {
                 return bad("services.name", "names a service twice");
+            }
+        }
+        let services: Vec<&str> = self.services.iter().map(|s| s.name.as_str()).collect();
+        let mut roles = std::collections::HashSet::new();
+        for role in &self.roles {
+            if let Err(e) = role.validate(&services) {
+                return bad("roles", &e);
+            }
+            if !roles.insert(role.name.as_str()) {
+                return bad("roles.name", "names a role twice");
             }
         }
         Ok(())

@@ -14,6 +14,7 @@ macro_rules! user_columns {
     };
 }
 
+mod cache;
 mod groups;
 mod oauth;
 mod servers;
@@ -22,9 +23,9 @@ mod tokens;
 mod user_list;
 mod users;
 
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::Connection;
@@ -38,7 +39,11 @@ pub use user_list::{HavingServer, SortBy, UserQuery};
 pub use users::{UserRow, Users};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+];
 
 /// Errors from the database.
 pub type DbResult<T> = Result<T, rusqlite::Error>;
@@ -52,7 +57,17 @@ pub struct Db {
     /// The number of users, with the `data_version` it was counted at: kept until this
     /// hub adds or deletes a user, or another connection commits (see [`Users::count`]).
     user_count: Arc<Mutex<Option<(i64, usize)>>>,
+    /// The connection's `total_changes` when it was last released (see [`cache`]).
+    changes: Arc<AtomicU64>,
+    /// Token rows by hash, with their expiry.
+    token_cache: Arc<cache::ReadCache<(TokenRow, Option<i64>)>>,
+    /// A user's default server row and groups, by user id.
+    extras_cache: Arc<cache::ReadCache<UserExtras>>,
 }
+
+/// What a user's model needs besides their row: their default server's row and their
+/// groups' names.
+pub type UserExtras = (Option<ServerRow>, Vec<String>);
 
 impl Db {
     /// Opens (creating if needed) and migrates the database at `path`.
@@ -73,6 +88,9 @@ impl Db {
             conn: Arc::new(Mutex::new(conn)),
             last_purge: Arc::new(AtomicI64::new(0)),
             user_count: Arc::new(Mutex::new(None)),
+            changes: Arc::new(AtomicU64::new(0)),
+            token_cache: Arc::new(cache::ReadCache::new()),
+            extras_cache: Arc::new(cache::ReadCache::new()),
         };
         db.migrate()?;
         Ok(db)
@@ -90,10 +108,33 @@ impl Db {
         Ok(out)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
+    /// A user's default server row and groups, read in one snapshot; kept while the
+    /// database does not change (see [`cache`]).
+    pub fn user_extras(&self, user: &UserRow) -> DbResult<UserExtras> {
+        let key = user.id.to_string();
+        if let Some(v) = self
+            .extras_cache
+            .get(&key, self.changes.load(Ordering::Acquire))
+        {
+            return Ok(v);
+        }
+        let (changes, extras) = self.read(|db| {
+            let row = db.servers().get(&user.name)?;
+            let mut groups = db.groups().of_users(&[user.id])?;
+            let groups = groups.remove(&user.id).unwrap_or_default();
+            Ok((db.changes(), (row, groups)))
+        })?;
+        self.extras_cache.put(key, changes, extras.clone());
+        Ok(extras)
+    }
+
+    fn lock(&self) -> Locked<'_> {
         // A panic while holding the lock cannot leave SQLite half-written (transactions
         // roll back), so a poisoned lock is still safe to use.
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        Locked {
+            guard: self.conn.lock().unwrap_or_else(|p| p.into_inner()),
+            changes: &self.changes,
+        }
     }
 
     /// Whether a periodic clean-up last ran `every` seconds or more before `now`; if so,
@@ -157,10 +198,43 @@ impl Db {
     }
 }
 
+/// The locked connection. Releasing it publishes its `total_changes`, so that
+/// [`cache`] entries read before a write are not used after it.
+struct Locked<'a> {
+    guard: MutexGuard<'a, Connection>,
+    changes: &'a AtomicU64,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        self.changes
+            .store(self.guard.total_changes(), Ordering::Release);
+    }
+}
+
+impl Deref for Locked<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        &self.guard
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.guard
+    }
+}
+
 /// The views of one [`Db::read`]: their statements run in its transaction.
 pub struct Snapshot<'a>(Src<'a>);
 
 impl Snapshot<'_> {
+    /// The connection's change count, for entries of [`cache`] read in this snapshot.
+    fn changes(&self) -> u64 {
+        self.0.lock().total_changes()
+    }
+
     /// Groups and their members.
     pub fn groups(&self) -> Groups<'_> {
         Groups(self.0)
@@ -211,7 +285,7 @@ impl Deref for Src<'_> {
 
 /// A locked connection: its own guard, or the one a [`Db::read`] holds.
 enum Conn<'a> {
-    Guard(MutexGuard<'a, Connection>),
+    Guard(Locked<'a>),
     Held(&'a Connection),
 }
 

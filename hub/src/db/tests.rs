@@ -42,6 +42,7 @@ fn tokens_are_stored_hashed_and_server_cleanup_is_complete() {
             session_id: Some("sid"),
             note: "",
             expires_in: Some(60),
+            scopes: None,
         })
         .unwrap();
     assert!(oauth > 0);
@@ -132,6 +133,7 @@ fn sessions_end_with_their_oauth_tokens() {
         session_id: Some("sid1"),
         note: "",
         expires_in: None,
+        scopes: None,
     };
     db.tokens().add(&token).unwrap();
     db.sessions().end("secret").unwrap();
@@ -262,6 +264,7 @@ fn expired_tokens_never_match() {
             session_id: None,
             note: "",
             expires_in: Some(-10),
+            scopes: None,
         })
         .unwrap();
     assert!(db.tokens().lookup("expiredtoken1").unwrap().is_none());
@@ -283,4 +286,32 @@ fn a_read_sees_one_snapshot_and_refuses_to_write() {
     assert!(err.is_err(), "{err:?}");
     db.servers().stopped(&alice.name).unwrap();
     assert!(db.servers().get(&alice.name).unwrap().is_none());
+}
+
+#[test]
+fn kept_reads_end_with_any_write() {
+    let db = Db::in_memory().unwrap();
+    let alice = db.users().ensure(&name("alice"), None).unwrap();
+    let id = db
+        .tokens()
+        .add(&NewToken::api(alice.id, "tok-a", "n", None))
+        .unwrap();
+    // Read twice (the second from the cache), then revoked: gone at once.
+    assert!(db.tokens().lookup("tok-a").unwrap().is_some());
+    assert!(db.tokens().lookup("tok-a").unwrap().is_some());
+    assert!(db.tokens().delete_api(alice.id, id).unwrap());
+    assert!(db.tokens().lookup("tok-a").unwrap().is_none());
+    // A user's server and groups: a change is seen by the next read.
+    assert_eq!(db.user_extras(&alice).unwrap(), (None, vec![]));
+    db.servers().starting(&alice.name, 50002).unwrap();
+    assert_eq!(db.user_extras(&alice).unwrap().0.unwrap().port, 50002);
+    db.servers().stopped(&alice.name).unwrap();
+    assert_eq!(db.user_extras(&alice).unwrap().0, None);
+    // A token that expires while kept is not found after its expiry.
+    db.tokens()
+        .add(&NewToken::api(alice.id, "tok-b", "n", Some(0)))
+        .unwrap();
+    assert!(db.tokens().lookup("tok-b").unwrap().is_some());
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert!(db.tokens().lookup("tok-b").unwrap().is_none());
 }

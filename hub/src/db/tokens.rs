@@ -24,6 +24,8 @@ pub struct TokenRow {
     pub client_id: Option<String>,
     /// The login session it was issued in.
     pub session_id: Option<String>,
+    /// Its own scopes, as asked for when it was made; `None`: its owner's.
+    pub scopes: Option<Vec<String>>,
 }
 
 /// An API token as its owner's token list shows it.
@@ -37,6 +39,14 @@ pub struct TokenSummary {
     pub created: String,
     /// Expiry (Unix seconds).
     pub expires_at: Option<i64>,
+    /// Its own scopes; `None`: its owner's.
+    pub scopes: Option<Vec<String>>,
+}
+
+/// A stored scope list (JSON), or `None` for NULL or a value that does not parse (the
+/// token then holds nothing of its own: see `auth::caller`).
+fn scopes_of(raw: Option<String>) -> Option<Vec<String>> {
+    raw.map(|r| serde_json::from_str(&r).unwrap_or_default())
 }
 
 /// A token to store.
@@ -56,6 +66,8 @@ pub struct NewToken<'a> {
     pub note: &'a str,
     /// Seconds until it expires; `None`: never.
     pub expires_in: Option<i64>,
+    /// Its own scopes (a subset of its owner's); `None`: its owner's.
+    pub scopes: Option<&'a [String]>,
 }
 
 impl<'a> NewToken<'a> {
@@ -69,6 +81,7 @@ impl<'a> NewToken<'a> {
             session_id: None,
             note,
             expires_in,
+            scopes: None,
         }
     }
 }
@@ -81,20 +94,29 @@ impl Tokens<'_> {
     pub fn add(&self, t: &NewToken<'_>) -> DbResult<i64> {
         let conn = self.0.lock();
         conn.execute(
-            "INSERT INTO api_tokens (user_id, hash, kind, client_id, session_id, note, created, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            "INSERT INTO api_tokens (user_id, hash, kind, client_id, session_id, note, created, expires_at, scopes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             params![t.user_id, hash(t.secret), t.kind, t.client_id, t.session_id, t.note, now_iso(),
-                    t.expires_in.map(|s| unix_now() + s)],
+                    t.expires_in.map(|s| unix_now() + s),
+                    t.scopes.map(|l| serde_json::Value::from(l.to_vec()).to_string())],
         )?;
         Ok(conn.last_insert_rowid())
     }
 
-    /// Looks a bearer token up; expired tokens are deleted and not found.
+    /// Looks a bearer token up; expired tokens are deleted and not found. A token found
+    /// is kept (see [`super::cache`]) until the database changes.
     pub fn lookup(&self, secret: &str) -> DbResult<Option<TokenRow>> {
         if secret.len() > MAX_TOKEN_LEN {
             return Ok(None);
         }
         let now = unix_now();
+        let key = hash(secret);
+        let changes = self.0.changes.load(std::sync::atomic::Ordering::Acquire);
+        if let Some((row, expires_at)) = self.0.token_cache.get(&key, changes) {
+            if expires_at.is_none_or(|e| e >= now) {
+                return Ok(Some(row));
+            }
+        }
         let conn = self.0.lock();
         // Expired tokens never match; their rows go at most once a minute, so that a
         // lookup (every API call, every server's whoami) is one read, not a write.
@@ -105,21 +127,30 @@ impl Tokens<'_> {
             )?;
         }
         let mut st = conn.prepare_cached(concat!(
-            "SELECT t.id, t.kind, t.client_id, t.session_id, ",
+            "SELECT t.id, t.kind, t.client_id, t.session_id, t.expires_at, t.scopes, ",
             user_columns!(),
             " FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.hash = ?1 AND (t.expires_at IS NULL OR t.expires_at >= ?2)"
         ))?;
-        st.query_row(params![hash(secret), now], |r| {
-            Ok(TokenRow {
-                id: r.get(0)?,
-                kind: r.get(1)?,
-                client_id: r.get(2)?,
-                session_id: r.get(3)?,
-                user: UserRow::from_row(r, 4)?,
+        let found = st
+            .query_row(params![key, now], |r| {
+                let row = TokenRow {
+                    id: r.get(0)?,
+                    kind: r.get(1)?,
+                    client_id: r.get(2)?,
+                    session_id: r.get(3)?,
+                    scopes: scopes_of(r.get(5)?),
+                    user: UserRow::from_row(r, 6)?,
+                };
+                Ok((row, r.get::<_, Option<i64>>(4)?))
             })
-        })
-        .optional()
+            .optional()?;
+        if let Some(entry) = &found {
+            self.0
+                .token_cache
+                .put(key, conn.total_changes(), entry.clone());
+        }
+        Ok(found.map(|(row, _)| row))
     }
 
     /// A user's own API tokens that have not expired, oldest first; the admin page's,
@@ -127,7 +158,7 @@ impl Tokens<'_> {
     pub fn api_tokens(&self, user_id: i64) -> DbResult<Vec<TokenSummary>> {
         let conn = self.0.lock();
         let mut st = conn.prepare(
-            "SELECT id, note, created, expires_at FROM api_tokens
+            "SELECT id, note, created, expires_at, scopes FROM api_tokens
              WHERE user_id = ?1 AND kind = ?2 AND session_id IS NULL
                AND (expires_at IS NULL OR expires_at >= ?3) ORDER BY id",
         )?;
@@ -138,6 +169,7 @@ impl Tokens<'_> {
                     note: r.get(1)?,
                     created: r.get(2)?,
                     expires_at: r.get(3)?,
+                    scopes: scopes_of(r.get(4)?),
                 })
             })?
             .collect();

@@ -52,7 +52,7 @@ pub async fn wait_http(
             return Err(failed(
                 http::StatusCode::GATEWAY_TIMEOUT,
                 format!(
-                    "the server did not answer HTTP within {} s (spawner.http_timeout_secs)",
+                    "the server did not answer HTTP within {} s (spawner.http_timeout_secs); its log is ~/.local/state/sudohub/default.log",
                     timeout.as_secs()
                 ),
             ));

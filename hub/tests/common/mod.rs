@@ -90,3 +90,15 @@ pub fn url(h: &Hub, path: &str) -> String {
 pub async fn json_of(r: reqwest::RequestBuilder) -> Value {
     r.send().await.unwrap().json().await.unwrap()
 }
+
+/// The `name` of each model in a list answer (or in its `items`).
+#[allow(dead_code)]
+pub fn names_of(v: &serde_json::Value) -> Vec<String> {
+    v.get("items")
+        .unwrap_or(v)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap().to_owned())
+        .collect()
+}
