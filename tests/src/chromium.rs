@@ -48,6 +48,15 @@ pub fn run(base: &str, script: &str, login: &str, sid: &str, env: &[(&str, &str)
         {"name": LOGIN_COOKIE, "value": login, "path": "/hub/"},
         {"name": "jupyterhub-session-id", "value": sid, "path": "/"},
     ]);
+    run_with(base, script, &cookies, env)
+}
+
+/// [`run`] in a browser that is not signed in.
+pub fn run_signed_out(base: &str, script: &str, env: &[(&str, &str)]) -> Value {
+    run_with(base, script, &serde_json::json!([]), env)
+}
+
+fn run_with(base: &str, script: &str, cookies: &Value, env: &[(&str, &str)]) -> Value {
     let out = Command::new("node")
         .arg(browser_dir().join(script))
         .env("SUDOHUB_BASE", base)

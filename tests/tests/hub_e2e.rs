@@ -1315,3 +1315,65 @@ async fn the_admin_page_starts_opens_and_stops_a_users_server() {
     });
     assert!(gone.is_some(), "bob's server is still running");
 }
+
+/// In chromium, as a user would: sign in on the login page, the progress page, JupyterLab,
+/// a notebook cell that prints the kernel's uid (alice's), sign out. Then the server is
+/// stopped through the API and alice's processes are gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_signs_in_runs_a_cell_in_jupyterlab_and_signs_out() {
+    sudohub_tests::chromium::require_browser();
+    let w = world();
+    let _hub = start_hub(&w);
+    let base = format!("http://{}", w.addr);
+    let report = sudohub_tests::chromium::run_signed_out(
+        &base,
+        "lab.mjs",
+        &[
+            ("SUDOHUB_USER", &w.alice.name),
+            ("SUDOHUB_PASSWORD", PASSWORD),
+        ],
+    );
+    let log = hub_log(&w);
+    assert!(report["failure"].is_null(), "{report}\n{log}");
+    assert_eq!(report["sawProgressPage"], true, "{report}");
+    assert_eq!(report["progressBar"], true, "{report}");
+    assert!(
+        report["labUrl"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("{base}/user/{}/lab", w.alice.name)),
+        "{report}"
+    );
+    assert_eq!(
+        report["output"],
+        format!("uid {}", w.alice.uid.as_raw()),
+        "{report}"
+    );
+    assert!(
+        report["afterLogout"]
+            .as_str()
+            .unwrap()
+            .ends_with("/hub/login"),
+        "{report}"
+    );
+    assert!(
+        report["homeAfterLogout"]
+            .as_str()
+            .unwrap()
+            .contains("/hub/login"),
+        "signed out: {report}"
+    );
+    let stop = api_client()
+        .delete(url(&w, &format!("/hub/api/users/{}/server", w.alice.name)))
+        .header("Authorization", format!("token {}", w.service_token))
+        .send()
+        .await
+        .unwrap();
+    assert!(stop.status().is_success(), "{}", stop.status());
+    let gone = sudohub_tests::wait_for(Duration::from_secs(20), || {
+        proc::pids_of_uid(w.alice.uid.as_raw())
+            .is_empty()
+            .then_some(())
+    });
+    assert!(gone.is_some(), "alice's server is still running");
+}
