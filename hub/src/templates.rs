@@ -212,10 +212,39 @@ impl<'a> Message<'a> {
         self
     }
 
-    /// The page, answered with `status`.
+    /// The page, answered with `status`. An error status is shown on the page; a 503
+    /// (a server down or reconnecting) reloads itself every [`RETRY_503_SECS`] unless the
+    /// page says where to go instead.
     pub fn respond(&self, status: StatusCode) -> Response {
-        page(status, "message.html", self)
+        let mut shown = self.clone();
+        if status == StatusCode::SERVICE_UNAVAILABLE && shown.refresh.is_none() {
+            shown.refresh = Some(Refresh {
+                seconds: RETRY_503_SECS,
+                url: String::new(),
+            });
+        }
+        let ctx = Shown {
+            message: shown,
+            code: status.is_client_error() || status.is_server_error(),
+            status: status.as_u16(),
+            reason: status.canonical_reason().unwrap_or(""),
+        };
+        page(status, "message.html", ctx)
     }
+}
+
+/// Seconds between the reloads of a 503 page.
+pub const RETRY_503_SECS: u32 = 5;
+
+/// A message page with its status.
+#[derive(Serialize)]
+struct Shown<'a> {
+    #[serde(flatten)]
+    message: Message<'a>,
+    /// Whether to show the status (an error).
+    code: bool,
+    status: u16,
+    reason: &'static str,
 }
 
 /// A page asking the user to confirm an action with one button: the form posts to
@@ -285,6 +314,39 @@ mod tests {
         let e = build(&[root.join("missing")]).unwrap_err();
         assert!(e.contains("missing"), "{e}");
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// Error pages show their status; a 503 reloads itself unless it says where to go;
+    /// a plain message shows no status.
+    #[test]
+    fn error_pages_show_their_status_and_a_503_retries() {
+        let body = |r: Response| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let bytes = rt
+                .block_on(axum::body::to_bytes(r.into_body(), 1 << 20))
+                .unwrap();
+            String::from_utf8(bytes.to_vec()).unwrap()
+        };
+        let html = body(Message::error("Forbidden", "No.").respond(StatusCode::FORBIDDEN));
+        assert!(html.contains("403 · Forbidden"), "{html}");
+        assert!(!html.contains("http-equiv=\"refresh\""), "{html}");
+        let html = body(Message::error("Down", "Down.").respond(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(html.contains("503 · Service Unavailable"), "{html}");
+        assert!(
+            html.contains("<meta http-equiv=\"refresh\" content=\"5\">"),
+            "{html}"
+        );
+        assert!(html.contains("tries again every 5 s"), "{html}");
+        let html = body(
+            Message::new("Reconnecting", "Soon.")
+                .refresh(2, "/user/a/")
+                .respond(StatusCode::SERVICE_UNAVAILABLE),
+        );
+        assert!(html.contains("content=\"2; url=/user/a/\""), "{html}");
+        let html = body(Message::new("Done", "Fine.").respond(StatusCode::OK));
+        assert!(!html.contains("200"), "{html}");
     }
 
     #[test]
