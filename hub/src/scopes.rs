@@ -111,6 +111,17 @@ const SELF: &[&str] = &[
     "access:servers",
 ];
 
+/// The scopes a `!server=` filter applies to.
+const SERVER_SCOPES: &[&str] = &[
+    "admin:servers",
+    "admin:server_state",
+    "servers",
+    "read:servers",
+    "start:servers",
+    "delete:servers",
+    "access:servers",
+];
+
 /// Which resources a scope covers.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Filter {
@@ -272,7 +283,11 @@ impl ScopeSet {
                     Filter::All => true,
                     Filter::User(u) => u == user,
                     Filter::Group(g) => groups.contains(g),
-                    Filter::Server(u, server) => u == user && server.is_empty(),
+                    // A server filter covers that server, not its user's other
+                    // resources (JupyterHub applies it to server scopes only).
+                    Filter::Server(u, server) => {
+                        u == user && server.is_empty() && SERVER_SCOPES.contains(&scope)
+                    }
                     Filter::Service(_) => false,
                 }
         })

@@ -150,6 +150,15 @@ impl Urls {
         format!("{CLIENT_PREFIX}{}", quote(user.as_str()))
     }
 
+    /// The user whose server an OAuth client id names (the inverse of [`Self::client_id`]).
+    pub fn client_owner(client_id: &str) -> Option<String> {
+        let raw = client_id.strip_prefix(CLIENT_PREFIX)?;
+        percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .ok()
+            .map(|c| c.into_owned())
+    }
+
     /// Whether `next` is a safe place to send a browser after login: a path on this hub
     /// under `base_url`, never another host (`//evil`, `/\evil`, `https://…`), or with
     /// `subdomain_host` the same under a user server's origin.
@@ -189,6 +198,10 @@ mod tests {
             "/jl/hub/api/users/alice/server/progress"
         );
         assert_eq!(Urls::client_id(&alice), "jupyterhub-user-alice");
+        let machine = Username::parse("host$").unwrap();
+        let id = Urls::client_id(&machine);
+        assert_eq!(Urls::client_owner(&id).as_deref(), Some("host$"), "{id}");
+        assert_eq!(Urls::client_owner("another-client"), None);
         assert_eq!(quote("a b@c~d/e"), "a%20b@c~d%2Fe");
     }
 

@@ -301,6 +301,19 @@ async fn oauth_code_flow_with_pkce() {
             .any(|s| s == "admin:users" || s == "access:servers"),
         "{who}"
     );
+    // Once bob is no admin, the token no longer opens alice's server.
+    h.state.db.users().set_admin(&u("bob"), false).unwrap();
+    let who = who_is(bearer.clone()).await;
+    assert_eq!(who["name"], "bob");
+    assert!(
+        !who["scopes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s.as_str().unwrap().starts_with("access:servers")),
+        "{who}"
+    );
+    h.state.db.users().set_admin(&u("bob"), true).unwrap();
     let r = c
         .post(url(&h, "/jl/hub/api/users/alice/tokens"))
         .header("Authorization", &bearer)
@@ -1075,6 +1088,7 @@ async fn tokens_api_issues_lists_and_revokes() {
         (r#"{"roles": ["user"]}"#, "roles"),
         (r#"{"nope": 1}"#, "nope"),
         (r#"{"expires_in": -5}"#, "expires_in"),
+        (r#"{"expires_in": 9223372036854775807}"#, "ten years"),
         (r#"{"note": 7}"#, "note"),
         ("{not json", "Invalid JSON"),
         ("[1]", "object"),

@@ -127,8 +127,27 @@ async fn every_admin_endpoint_needs_its_scope() {
 async fn a_role_gives_a_service_only_its_scopes() {
     let h = setup().await;
     let culler = "token-of-culler-0000";
-    let (st, v) = call(&h, "GET", "/hub/api/users?state=active", "", culler).await;
+    let (st, v) = call(&h, "GET", "/hub/api/users", "", culler).await;
     assert_eq!(st, StatusCode::OK, "{v}");
+    // Each model has only the fields its scopes give (JupyterHub's access map): activity
+    // and servers, not groups or creation time.
+    let erin = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "erin")
+        .cloned();
+    let (st, one) = call(&h, "GET", "/hub/api/users/erin", "", culler).await;
+    assert_eq!(st, StatusCode::OK);
+    for m in [erin.unwrap_or_default(), one] {
+        let keys: Vec<&str> = m.as_object().unwrap().keys().map(String::as_str).collect();
+        for k in ["kind", "name", "admin", "last_activity", "servers"] {
+            assert!(keys.contains(&k), "{k} in {keys:?}");
+        }
+        for k in ["groups", "created", "roles"] {
+            assert!(!keys.contains(&k), "{k} in {keys:?}");
+        }
+    }
     let (st, _) = call(&h, "GET", "/hub/api/users/erin/server", "", culler).await;
     assert_ne!(st, StatusCode::FORBIDDEN);
     for (method, path) in [
@@ -182,6 +201,21 @@ async fn user_and_group_filters() {
     let mut names = names_of(&v);
     names.sort_unstable();
     assert_eq!(names, ["dave", "erin"]);
+    // A token dave makes with the group filter holds it (its members resolved).
+    let (st, v) = call(
+        &h,
+        "POST",
+        "/hub/api/users/dave/tokens",
+        r#"{"scopes": ["read:users!group=physics"]}"#,
+        &dave,
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let grouped = v["token"].as_str().unwrap().to_owned();
+    let (st, _) = call(&h, "GET", "/hub/api/users/erin", "", &grouped).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = call(&h, "GET", "/hub/api/users/frank", "", &grouped).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
     // Leaving the group ends what the group gave, at once.
     let physics = sudohub::types::GroupName::parse("physics").unwrap();
     h.state

@@ -32,6 +32,8 @@ await withSignedInBrowser(async (context) => {
     await page.click('.jp-LauncherCard[data-category="Notebook"]', { timeout: 60000 });
     const cell = page.locator('.jp-Notebook .jp-Cell .cm-content').first();
     await cell.waitFor({ timeout: 60000 });
+    // The kernel must be up (the status bar says "Idle"): a cell run before that is lost.
+    await page.getByText(/\(ipykernel\) \| Idle/).first().waitFor({ timeout: 90000 });
     await cell.click();
     await page.keyboard.type("import os; print('uid', os.getuid())");
     await page.keyboard.press('Shift+Enter');

@@ -34,6 +34,7 @@ async fn mallory_server() -> SocketAddr {
                 let _ = conn.read(&mut [0u8; 8192]).await;
                 let head = format!(
                     "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\
+                     Cross-Origin-Opener-Policy: same-origin\r\n\
                      Set-Cookie: {LOGIN_COOKIE}=evil; Path=/hub/\r\n\
                      Set-Cookie: jupyterhub-session-id=0123456789abcdef0123456789abcdef; Path=/\r\n\
                      Set-Cookie: {LOGIN_COOKIE}=tossed; Domain=localhost; Path=/hub/\r\n\
@@ -148,10 +149,15 @@ async fn a_hostile_page_on_the_hubs_origin_cannot_act_for_its_visitor() {
     assert_eq!(r["api_whoami"], 403, "{r}");
     assert_eq!(r["api_new_token"], 403, "{r}");
     // A window the page opens itself would share the origin; the hub's pages carry
-    // `Cross-Origin-Opener-Policy: same-origin`, which a server's page lacks, so the
-    // browser puts the hub's window in a group of its own: the page cannot read it.
+    // `Cross-Origin-Opener-Policy: same-origin`, and the proxy drops that header from a
+    // server's page (mallory's sends it, to share a group with the hub's windows), so the
+    // browser puts the hub's window in a group of its own: the page cannot read it, nor
+    // the admin page's token.
     let w = &r["window"];
     assert_eq!(w["readable"], false, "{w}");
+    let w = &r["window_admin"];
+    assert_eq!(w["readable"], false, "{w}");
+    assert!(w["token"].is_null(), "{w}");
     // Nothing was made for alice.
     assert!(h.state.db.tokens().api_tokens(alice.id).unwrap().is_empty());
     // The proxy dropped mallory's cookies: alice is still herself, with her session.

@@ -18,7 +18,7 @@ use crate::secrets::{hash, new_oauth_secret, same};
 use crate::state::AppState;
 use crate::templates::Message;
 use crate::types::TokenKind;
-use crate::urls::query_escape;
+use crate::urls::{query_escape, Urls};
 
 fn bad_request(msg: &str) -> Response {
     Message::error("Bad request", msg).respond(StatusCode::BAD_REQUEST)
@@ -48,8 +48,21 @@ pub async fn authorize(
     if &client.redirect_uri != redirect_uri {
         return bad_request("redirect_uri does not match the registered one");
     }
-    // One's own server, or any server for an admin (JupyterHub's `access:servers`).
-    if client.user_id != sess.user.id && !sess.user.admin {
+    // One's own server, or another's with `access:servers` on it (an admin's, a role's).
+    let may_open = client.user_id == sess.user.id
+        || s.db
+            .users()
+            .by_id(client.user_id)
+            .ok()
+            .flatten()
+            .is_some_and(|owner| {
+                crate::auth::caller::user_scopes(&s, &sess.user).allows(
+                    "access:servers",
+                    &owner.name,
+                    &[],
+                )
+            });
+    if !may_open {
         let msg = format!("You do not have permission to access this server ({client_id}).");
         return Message::error("Forbidden", &msg).respond(StatusCode::FORBIDDEN);
     }
@@ -177,7 +190,7 @@ pub async fn token(State(s): State<AppState>, Form(f): Form<HashMap<String, Stri
         token_type: "Bearer",
         scope: format!(
             "read:users:groups!user read:users:name!user access:servers!server={}/",
-            user.name
+            Urls::client_owner(client_id).unwrap_or_else(|| user.name.to_string())
         ),
     })
     .into_response()

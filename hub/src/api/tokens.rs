@@ -26,6 +26,8 @@ use crate::state::AppState;
 
 /// Longest note accepted, in characters.
 const MAX_NOTE: usize = 1000;
+/// Longest lifetime a token may be asked for: ten years, in seconds.
+const MAX_EXPIRES_IN: i64 = 3650 * 86400;
 
 /// The user `name`, if the caller holds `scope` on them; reads hide what the caller may
 /// not see (404), writes say what is missing (403).
@@ -79,10 +81,13 @@ fn validate(req: &TokenRequest) -> Result<(), HubError> {
             "`note` is over {MAX_NOTE} characters"
         )));
     }
-    if req.expires_in.is_some_and(|e| e <= 0) {
-        return Err(HubError::bad_request(
-            "`expires_in` must be a whole number of seconds above 0",
-        ));
+    if req
+        .expires_in
+        .is_some_and(|e| !(1..=MAX_EXPIRES_IN).contains(&e))
+    {
+        return Err(HubError::bad_request(format!(
+            "`expires_in` must be a whole number of seconds from 1 to {MAX_EXPIRES_IN} (ten years)"
+        )));
     }
     Ok(())
 }

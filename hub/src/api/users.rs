@@ -166,7 +166,7 @@ pub async fn list(
     };
     let ids: Vec<i64> = page.iter().map(|(u, _)| u.id).collect();
     let mut groups = s.db.groups().of_users(&ids)?;
-    let items: Vec<UserModel> = page
+    let items: Vec<serde_json::Value> = page
         .iter()
         .filter(|(u, row)| {
             !req.ready_only
@@ -176,9 +176,13 @@ pub async fn list(
         })
         .map(|(u, row)| {
             let g = groups.remove(&u.id).unwrap_or_default();
-            model_with(&s, u, row.as_ref(), with_stopped, g)
+            visible(
+                &caller,
+                &u.name,
+                model_with(&s, u, row.as_ref(), with_stopped, g),
+            )
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     if !paginated {
         return Ok(Json(items).into_response());
     }
@@ -195,13 +199,23 @@ pub async fn get_one(
     State(s): State<AppState>,
     caller: Caller,
     UserPath(name): UserPath,
-) -> Result<Json<UserModel>, HubError> {
+) -> Result<Json<serde_json::Value>, HubError> {
     caller.require(&name, "read:users", true)?;
     let u =
         s.db.users()
             .get(&name)?
             .ok_or_else(|| HubError::not_found(format!("User {name} does not exist")))?;
-    Ok(Json(model(&s, &u)?))
+    Ok(Json(visible(&caller, &name, model(&s, &u)?)?))
+}
+
+/// `m` as the caller may see it: whole, or only the fields its scopes on `name` give.
+fn visible(caller: &Caller, name: &Username, m: UserModel) -> Result<serde_json::Value, HubError> {
+    let mut v =
+        serde_json::to_value(m).map_err(|e| HubError::internal(format!("user model: {e}")))?;
+    if let (Some(keys), Some(obj)) = (caller.user_model_keys(name), v.as_object_mut()) {
+        obj.retain(|k, _| keys.contains(&k.as_str()));
+    }
+    Ok(v)
 }
 
 /// `POST /users/<name>`: admins add a user (who still needs a Unix account in the

@@ -69,7 +69,8 @@ impl Caller {
     /// Whether the caller holds `scope` on `name`'s resources (unfiltered, or filtered to
     /// that user, their default server or one of their groups). Reading a user's model
     /// (`read:users`) is also allowed by one of its parts, as JupyterHub's handler allows
-    /// it: a server's own tokens hold `read:users:name` of their user.
+    /// it (a server's own tokens hold `read:users:name` of their user); the model then
+    /// has only the fields those parts give ([`Self::user_model_keys`]).
     pub fn may(&self, name: &Username, scope: &str) -> bool {
         let held = self.held();
         held.allows(scope, name, &[])
@@ -81,6 +82,46 @@ impl Caller {
                 ]
                 .iter()
                 .any(|part| held.allows(part, name, &[])))
+    }
+
+    /// Which fields of `name`'s user model the caller may read (JupyterHub's access map
+    /// in `user_model`): `None` for all of them (`read:users` and `read:servers`), else
+    /// those its parts of `read:users` and `read:servers` give.
+    pub fn user_model_keys(&self, name: &Username) -> Option<Vec<&'static str>> {
+        const ACCESS: &[(&str, &[&str])] = &[
+            (
+                "read:users",
+                &[
+                    "kind",
+                    "name",
+                    "user_info",
+                    "admin",
+                    "roles",
+                    "groups",
+                    "server",
+                    "pending",
+                    "created",
+                    "last_activity",
+                ],
+            ),
+            ("read:users:name", &["kind", "name", "user_info", "admin"]),
+            ("read:users:groups", &["kind", "name", "groups"]),
+            ("read:users:activity", &["kind", "name", "last_activity"]),
+            ("read:servers", &["kind", "name", "servers"]),
+            ("read:roles:users", &["kind", "name", "roles", "admin"]),
+        ];
+        let held = self.held();
+        if held.allows("read:users", name, &[]) && held.allows("read:servers", name, &[]) {
+            return None;
+        }
+        let mut keys: Vec<&'static str> = ACCESS
+            .iter()
+            .filter(|(scope, _)| held.allows(scope, name, &[]))
+            .flat_map(|(_, keys)| keys.iter().copied())
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        Some(keys)
     }
 
     /// Whether the caller holds `scope` on every user's resources: then lists need not
@@ -179,30 +220,30 @@ fn resolve_groups(db: &Db, set: &mut ScopeSet) {
     }
 }
 
-/// What a token holds: a server's credentials their fixed scopes; an API token its
-/// owner's, or the scopes it was made with as far as its owner still holds them.
+/// What a token holds: a server's credentials their fixed scopes, an API token its
+/// owner's or the scopes it was made with; each only as far as its owner holds them now
+/// (a demoted admin's OAuth token for another user's server opens it no more), with group
+/// filters resolved to the members.
 pub fn token_scopes<S: AuthState>(state: &S, row: &TokenRow) -> ScopeSet {
-    let fixed = |kind| {
-        let server_of = row
-            .client_id
-            .as_deref()
-            .and_then(|c| c.strip_prefix(crate::urls::CLIENT_PREFIX))
-            .unwrap_or(row.user.name.as_str());
-        let list = server_credential(&row.user.name, kind, server_of);
-        ScopeSet::parse(&list, None).unwrap_or_default()
-    };
-    match row.kind {
-        TokenKind::Api => {
-            let owner = user_scopes(state, &row.user);
-            match &row.scopes {
-                None => owner,
-                Some(asked) => ScopeSet::parse(asked, Some(&row.user.name))
-                    .unwrap_or_default()
-                    .within(&owner, |_, _| false),
-            }
+    let owner = user_scopes(state, &row.user);
+    let own = match row.kind {
+        TokenKind::Api => match &row.scopes {
+            None => return owner,
+            Some(asked) => ScopeSet::parse(asked, Some(&row.user.name)).unwrap_or_default(),
+        },
+        kind => {
+            let server_of = row
+                .client_id
+                .as_deref()
+                .and_then(crate::urls::Urls::client_owner)
+                .unwrap_or_else(|| row.user.name.to_string());
+            let list = server_credential(&row.user.name, kind, &server_of);
+            ScopeSet::parse(&list, None).unwrap_or_default()
         }
-        kind => fixed(kind),
-    }
+    };
+    let mut held = own.within(&owner, |_, _| false);
+    resolve_groups(state.db(), &mut held);
+    held
 }
 
 /// The token in `Authorization: token X` or `bearer X` (any case); `?token=` is not

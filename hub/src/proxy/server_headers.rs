@@ -14,10 +14,16 @@ const HUB_COOKIES: &[&str] = &[
 /// What a server's response may say about the rest of the origin, cut to its own
 /// prefix: its cookies ([`keep_own_cookies`]); a service worker only for its own paths
 /// (`Service-Worker-Allowed: /` would let it intercept the hub's pages, a fake login page
-/// included); and no `Clear-Site-Data`, which would sign the visitor out of the hub.
+/// included); no `Clear-Site-Data`, which would sign the visitor out of the hub; and no
+/// `Cross-Origin-Opener-Policy`: the hub's pages are kept out of reach of a server's
+/// windows only because their policy (`same-origin`) differs from the server page's (none),
+/// so a server page that claimed `same-origin` too would share a browsing context group
+/// with a hub page it opened, and read its XSRF token or the admin page's API token.
 pub fn keep_to_prefix(headers: &mut HeaderMap, prefix: &str) {
     keep_own_cookies(headers, prefix);
     headers.remove("clear-site-data");
+    headers.remove("cross-origin-opener-policy");
+    headers.remove("cross-origin-opener-policy-report-only");
     let allowed = headers
         .get("service-worker-allowed")
         .and_then(|v| v.to_str().ok())
@@ -133,6 +139,14 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("service-worker-allowed", HeaderValue::from_static("/"));
         h.insert("clear-site-data", HeaderValue::from_static("\"cookies\""));
+        h.insert(
+            "cross-origin-opener-policy",
+            HeaderValue::from_static("same-origin"),
+        );
+        h.insert(
+            "cross-origin-opener-policy-report-only",
+            HeaderValue::from_static("same-origin"),
+        );
         keep_to_prefix(&mut h, "/user/alice/");
         assert!(h.is_empty(), "{h:?}");
         h.insert(

@@ -50,6 +50,11 @@ fn filters_by_user_group_and_server() {
         !s.allows("delete:servers", &u("carol"), &[]),
         "a named server's scope is not the default server's"
     );
+    // A server filter covers the server, not its user: `read:servers!server=carol/`
+    // includes `read:users:name` in name only.
+    let s = ScopeSet::parse(&["read:servers!server=carol/"], None).unwrap();
+    assert!(s.allows("read:servers", &u("carol"), &[]));
+    assert!(!s.allows("read:users:name", &u("carol"), &[]));
 }
 
 #[test]
