@@ -351,27 +351,15 @@ impl ScopeSet {
     }
 
     /// The scopes of `self` that `holder` does not wholly hold, as JupyterHub writes them
-    /// (a token may not be made with them).
+    /// (a token may not be made with them): those [`Self::within`] narrows or drops.
     pub fn missing_from(
         &self,
         holder: &Self,
         member: impl Fn(&Username, &GroupName) -> bool,
     ) -> Vec<String> {
-        let wholly = |s: &Scope| {
-            holder.0.iter().any(|h| {
-                h.name == s.name
-                    && match (&h.filter, &s.filter) {
-                        (Filter::All, _) => true,
-                        (a, b) if a == b => true,
-                        (Filter::User(u), Filter::Server(su, _)) => u == su,
-                        (Filter::Group(g), Filter::User(u) | Filter::Server(u, _)) => member(u, g),
-                        _ => false,
-                    }
-            })
-        };
+        let kept = self.within(holder, member);
         self.0
-            .iter()
-            .filter(|s| !wholly(s))
+            .difference(&kept.0)
             .map(ToString::to_string)
             .collect()
     }
