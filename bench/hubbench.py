@@ -201,18 +201,25 @@ def ws_rtt(s):
 
 def phase_ws(hub, a):
     """Round trips direct and through the hub, taken in alternation (so that the
-    machine's drift hits both alike); `added_ms` is the median of the pairs' differences."""
+    machine's drift hits both alike), over `ws_rounds` fresh pairs of connections;
+    `added_ms` is the median over the rounds of each round's median difference."""
     e = urllib.parse.urlsplit(a.echo_url)
     path = a.echo_path + "ws"
-    d = ws_connect(e.hostname, e.port, path)
-    p = ws_connect(hub.host, hub.port, path)
-    for _ in range(200):  # warm both paths up
-        ws_rtt(d), ws_rtt(p)
-    pairs = [(ws_rtt(d), ws_rtt(p)) for _ in range(a.ws_count)]
-    d.close(), p.close()
-    return {"direct_ms": statistics.median(x for x, _ in pairs),
-            "proxied_ms": statistics.median(y for _, y in pairs),
-            "added_ms": statistics.median(y - x for x, y in pairs)}
+    rounds = []
+    for _ in range(a.ws_rounds):
+        d = ws_connect(e.hostname, e.port, path)
+        p = ws_connect(hub.host, hub.port, path)
+        for _ in range(200):  # warm both paths up
+            ws_rtt(d), ws_rtt(p)
+        pairs = [(ws_rtt(d), ws_rtt(p)) for _ in range(a.ws_count)]
+        d.close(), p.close()
+        rounds.append({"direct_ms": statistics.median(x for x, _ in pairs),
+                       "proxied_ms": statistics.median(y for _, y in pairs),
+                       "added_ms": statistics.median(y - x for x, y in pairs)})
+    return {"rounds": rounds,
+            "direct_ms": statistics.median(r["direct_ms"] for r in rounds),
+            "proxied_ms": statistics.median(r["proxied_ms"] for r in rounds),
+            "added_ms": statistics.median(r["added_ms"] for r in rounds)}
 
 
 def server_of(hub, user):
@@ -283,22 +290,23 @@ def phase_spawn_seq(hub, a):
     to ready); the hub's part is the median of the differences, pair by pair."""
     users = a.users[: a.seq_count]
     starts, stops, alone = [], [], []
-    for u in users:
-        if a.singleuser:
-            s, tok = hub.call("POST", f"/users/{u}/tokens", {"note": "singleuser alone"})
-            if s not in (200, 201):
-                raise RuntimeError(f"token: {s} {tok}")
-            alone.append(singleuser_alone(hub, a, u, tok["token"]))
-        t = time.monotonic()
-        s, _ = hub.call("POST", f"/users/{u}/server")
-        if s not in (201, 202) or not wait_ready(hub, u, 0.01):
-            raise RuntimeError(f"spawn {u}: {s}")
-        starts.append(time.monotonic() - t)
-    for u in users:
-        t = time.monotonic()
-        hub.call("DELETE", f"/users/{u}/server")
-        wait_gone(hub, u, 0.01)
-        stops.append(time.monotonic() - t)
+    for _ in range(a.seq_rounds):
+        for u in users:
+            if a.singleuser:
+                s, tok = hub.call("POST", f"/users/{u}/tokens", {"note": "singleuser alone"})
+                if s not in (200, 201):
+                    raise RuntimeError(f"token: {s} {tok}")
+                alone.append(singleuser_alone(hub, a, u, tok["token"]))
+            t = time.monotonic()
+            s, _ = hub.call("POST", f"/users/{u}/server")
+            if s not in (201, 202) or not wait_ready(hub, u, 0.01):
+                raise RuntimeError(f"spawn {u}: {s}")
+            starts.append(time.monotonic() - t)
+        for u in users:
+            t = time.monotonic()
+            hub.call("DELETE", f"/users/{u}/server")
+            wait_gone(hub, u, 0.01)
+            stops.append(time.monotonic() - t)
     r = {"start_s": starts, "start_median_s": statistics.median(starts),
          "stop_s": stops, "stop_median_s": statistics.median(stops)}
     if alone:
@@ -397,10 +405,13 @@ def main():
     p.add_argument("--echo-path", default="/services/echo/")
     p.add_argument("--load-secs", type=int, default=10)
     p.add_argument("--proxy-rounds", type=int, default=2)
-    p.add_argument("--ws-count", type=int, default=2000)
+    p.add_argument("--ws-count", type=int, default=1000)
+    p.add_argument("--ws-rounds", type=int, default=7)
     p.add_argument("--login-count", type=int, default=20)
     p.add_argument("--login-concurrency", type=int, default=5)
     p.add_argument("--seq-count", type=int, default=5)
+    p.add_argument("--seq-rounds", type=int, default=4,
+                   help="each of the seq-count users is started and stopped this many times")
     p.add_argument("--conc-count", type=int, default=20)
     p.add_argument("--idle-secs", type=int, default=60)
     p.add_argument("--settle", type=int, default=5)

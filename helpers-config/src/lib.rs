@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use env_allow::{hard_denied, EnvPattern, HARD_DENIED_ENV};
-pub use load::{is_posix_name, load_trusted, parse, ConfigError};
+pub use load::{is_posix_name, is_server_name, load_trusted, parse, server_log_name, ConfigError};
 
 /// Where the helpers read their configuration. Compiled in: a helper that took the path
 /// from its caller would let the hub pick the rules it is judged by.

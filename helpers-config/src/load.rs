@@ -274,6 +274,30 @@ pub fn is_posix_name(name: &str) -> bool {
         .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
+/// A named server's name, JupyterHub 6's rule (`is_valid_safe_slug`): 1–30 characters of
+/// `[a-z0-9-]`, starting with a letter, ending with a letter or digit, no `--`. Such a
+/// name is one URL path segment and a safe file name. The default server's name is `""`.
+pub fn is_server_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
+    (1..=30).contains(&b.len())
+        && b.iter().all(|c| alnum(c) || *c == b'-')
+        && b.first().is_some_and(u8::is_ascii_lowercase)
+        && b.last().is_some_and(alnum)
+        && !name.contains("--")
+}
+
+/// The file name of a server's log in the user's log directory: `default.log` for the
+/// default server, `server-<name>.log` for a named one (so that a server named `default`
+/// has a log of its own).
+pub fn server_log_name(server: &str) -> String {
+    if server.is_empty() {
+        "default.log".to_owned()
+    } else {
+        format!("server-{server}.log")
+    }
+}
+
 /// Deserialises an octal mode written as a string (`"0022"`), because TOML has no octal
 /// literal that every admin recognises.
 pub(crate) fn octal_mode<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {

@@ -81,7 +81,7 @@ async fn tag_handler(req: Request, next: Next) -> Response {
 /// Counts a request the proxy carried (or answered for a target that failed).
 fn count_proxied(s: &AppState, route: &crate::proxy::Route, resp: &Response) {
     let upstream_failed = resp.extensions().get::<Proxied>().is_none();
-    s.metrics.proxied(route.user.is_some(), upstream_failed);
+    s.metrics.proxied(route.server.is_some(), upstream_failed);
 }
 
 /// With `subdomain_host`, a request to a server's own origin (`<label>.<domain>`) is that
@@ -107,12 +107,12 @@ async fn by_host(
     };
     let path = req.uri().path().to_owned();
     if let Some(mut route) = s.routes.resolve(&path, s.urls.base()) {
-        if let Some(user) = route
-            .user
+        if let Some(server) = route
+            .server
             .clone()
-            .filter(|u| dns_label(u.as_str()) == label)
+            .filter(|k| dns_label(k.user.as_str()) == label)
         {
-            s.activity.seen(&user);
+            s.activity.seen(&server);
             route.own_origin = true;
             let scheme = req.extensions().get::<Scheme>().map_or("http", |s| s.0);
             let resp = s.proxy.forward(req, &route, client, scheme).await;
@@ -139,18 +139,18 @@ async fn outside_hub(
 ) -> Response {
     let path = req.uri().path().to_owned();
     if let Some(route) = s.routes.resolve(&path, s.urls.base()) {
-        if let (Some(user), Some(sub)) = (&route.user, s.urls.subdomains()) {
+        if let (Some(server), Some(sub)) = (&route.server, s.urls.subdomains()) {
             // Servers are never served on the hub's origin when they have their own.
             let query = req
                 .uri()
                 .query()
                 .map(|q| format!("?{q}"))
                 .unwrap_or_default();
-            let origin = sub.user_origin(user.as_str());
+            let origin = sub.user_origin(server.user.as_str());
             return Redirect::to(&format!("{origin}{path}{query}")).into_response();
         }
-        if let Some(user) = &route.user {
-            s.activity.seen(user);
+        if let Some(server) = &route.server {
+            s.activity.seen(server);
         }
         let scheme = req.extensions().get::<Scheme>().map_or("http", |s| s.0);
         let resp = s.proxy.forward(req, &route, client, scheme).await;

@@ -11,13 +11,13 @@ use crate::config::CullerSection;
 use crate::db::{Db, HavingServer, UserQuery};
 use crate::lifecycle::Servers;
 use crate::timestamp::parse;
-use crate::types::{ServerState, Username};
+use crate::types::{ServerKey, ServerState, Username};
 
 /// What one pass did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Pass {
     /// Servers stopped, with why.
-    pub stopped: Vec<(Username, String)>,
+    pub stopped: Vec<(ServerKey, String)>,
     /// Users deleted.
     pub deleted: Vec<Username>,
 }
@@ -66,17 +66,23 @@ impl Culler {
             let t = parse(at?)?;
             u64::try_from((now - t).whole_seconds()).ok()
         };
-        let active = UserQuery {
-            having: HavingServer::Active,
-            ..UserQuery::default()
-        };
-        let page = self.db.users().page(&active, 0, None)?;
-        for (user, row) in page {
-            let Some(row) = row else { continue };
-            if user.admin && !self.cfg.cull_admin_users {
+        // Every server, default and named, with its user's admin flag.
+        let mut admins = std::collections::HashMap::new();
+        let rows = self.db.servers().all()?;
+        for row in rows {
+            let key = row.key();
+            let admin = match admins.get(&key.user) {
+                Some(a) => *a,
+                None => {
+                    let a = self.db.users().get(&key.user)?.is_some_and(|u| u.admin);
+                    admins.insert(key.user.clone(), a);
+                    a
+                }
+            };
+            if admin && !self.cfg.cull_admin_users {
                 continue;
             }
-            if self.servers.state(&user.name) != ServerState::Running {
+            if self.servers.state(&key) != ServerState::Running {
                 continue; // starting or stopping: not this pass's business
             }
             let idle = secs_since(row.last_activity.as_deref().or(Some(&row.started)));
@@ -86,9 +92,9 @@ impl Culler {
                 (_, Some(a), Some(max)) if a >= max => format!("running for {a} s"),
                 _ => continue,
             };
-            tracing::info!(user = %user.name, reason = %why, "idle culler: stopping server");
-            self.servers.stop(&user.name).await;
-            done.stopped.push((user.name, why));
+            tracing::info!(server = %key, reason = %why, "idle culler: stopping server");
+            self.servers.stop(&key).await;
+            done.stopped.push((key, why));
         }
         if self.cfg.cull_users {
             let inactive = UserQuery {
@@ -119,15 +125,20 @@ mod tests {
     use crate::config::HubConfig;
     use crate::proxy::RouteTable;
     use crate::spawner::fake::{test_user, Behaviour, FakeSpawner};
+    use crate::types::ServerName;
 
-    async fn running(servers: &Servers, name: &Username) {
+    /// Starts `me`'s default server and waits until it runs; when it started.
+    async fn run(servers: &Servers, db: &Db, me: &crate::db::UserRow) -> OffsetDateTime {
+        let key = ServerKey::default_of(&me.name);
+        servers.start(me, &ServerName::DEFAULT).unwrap();
         for _ in 0..500 {
-            if servers.state(name) == ServerState::Running {
-                return;
+            if servers.state(&key) == ServerState::Running {
+                let row = db.servers().get(&key).unwrap().unwrap();
+                return parse(&row.started).unwrap();
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        panic!("{name}'s server never ran");
+        panic!("{key}'s server never ran");
     }
 
     /// Idle servers go, active ones stay, admins' stay when asked, old ones go with
@@ -149,9 +160,7 @@ mod tests {
         let culler = Culler::new(&cfg.culler, db.clone(), servers.clone()).unwrap();
         // The fake's servers listen as the user running the tests: one server only.
         let me = db.users().ensure(&test_user(), Some(false)).unwrap();
-        servers.start(&me).unwrap();
-        running(&servers, &me.name).await;
-        let started = parse(&db.servers().get(&me.name).unwrap().unwrap().started).unwrap();
+        let started = run(&servers, &db, &me).await;
         let idle_user = db
             .users()
             .ensure(&Username::parse("gone").unwrap(), None)
@@ -170,7 +179,9 @@ mod tests {
         assert_eq!(pass, Pass::default());
         // Activity moves the deadline.
         let later = crate::timestamp::iso(started + time::Duration::minutes(8));
-        db.users().touch(&me.name, true, &later).unwrap();
+        db.users()
+            .touch(&me.name, Some(&ServerName::DEFAULT), &later)
+            .unwrap();
         // Twelve minutes on: the server was active four minutes ago and stays; "gone",
         // idle since its creation and without a server, is deleted; the admin is not
         // (cull_admin_users = false).
@@ -193,7 +204,10 @@ mod tests {
             .unwrap();
         assert_eq!(pass.stopped.len(), 1, "{pass:?}");
         assert!(pass.stopped[0].1.starts_with("idle for 660"), "{pass:?}");
-        assert_eq!(servers.state(&me.name), ServerState::Stopped);
+        assert_eq!(
+            servers.state(&ServerKey::default_of(&me.name)),
+            ServerState::Stopped
+        );
         assert_eq!(pass.deleted, std::slice::from_ref(&me.name));
         assert!(db
             .users()
@@ -203,11 +217,11 @@ mod tests {
 
         // max_age: a server active a minute ago still goes once it is a day old.
         let me = db.users().ensure(&me.name, None).unwrap();
-        servers.start(&me).unwrap();
-        running(&servers, &me.name).await;
-        let started = parse(&db.servers().get(&me.name).unwrap().unwrap().started).unwrap();
+        let started = run(&servers, &db, &me).await;
         let recent = crate::timestamp::iso(started + time::Duration::seconds(86_340));
-        db.users().touch(&me.name, true, &recent).unwrap();
+        db.users()
+            .touch(&me.name, Some(&ServerName::DEFAULT), &recent)
+            .unwrap();
         let pass = culler
             .pass(started + time::Duration::seconds(86_401))
             .await

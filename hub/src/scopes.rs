@@ -277,6 +277,18 @@ impl ScopeSet {
     /// Whether `scope` is held on `user`'s resources, through no filter, theirs, their
     /// default server's or one of `groups` (the groups `user` is in).
     pub fn allows(&self, scope: &str, user: &Username, groups: &[GroupName]) -> bool {
+        self.allows_on(scope, user, "", groups)
+    }
+
+    /// Whether `scope` is held on `user`'s server `server` (`""`: the default one):
+    /// through no filter, the user's, that server's or one of `groups`.
+    pub fn allows_on(
+        &self,
+        scope: &str,
+        user: &Username,
+        server: &str,
+        groups: &[GroupName],
+    ) -> bool {
         self.0.iter().any(|s| {
             s.name == scope
                 && match &s.filter {
@@ -285,8 +297,8 @@ impl ScopeSet {
                     Filter::Group(g) => groups.contains(g),
                     // A server filter covers that server, not its user's other
                     // resources (JupyterHub applies it to server scopes only).
-                    Filter::Server(u, server) => {
-                        u == user && server.is_empty() && SERVER_SCOPES.contains(&scope)
+                    Filter::Server(u, named) => {
+                        u == user && named == server && SERVER_SCOPES.contains(&scope)
                     }
                     Filter::Service(_) => false,
                 }

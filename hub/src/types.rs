@@ -155,6 +155,107 @@ impl FromSql for Username {
     }
 }
 
+/// A server's name: `""` for a user's default server, else a named server's name by
+/// JupyterHub 6's rule (1–30 of `[a-z0-9-]`, a letter first, no `--`): one URL path
+/// segment, a file name, and nothing sudo or a shell could misread.
+#[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(into = "String")]
+pub struct ServerName(String);
+
+impl ServerName {
+    /// The default server's name.
+    pub const DEFAULT: Self = Self(String::new());
+
+    /// Parses a named server's name as it comes from outside (never `""`).
+    pub fn parse_named(name: &str) -> Result<Self, String> {
+        if sudohub_helpers_config::is_server_name(name) {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(format!(
+                "invalid server name {:?}: 1 to 30 of a-z, 0-9 and '-', starting with a letter, ending with a letter or digit, no '--'",
+                name.chars().take(40).collect::<String>()
+            ))
+        }
+    }
+
+    /// `""` (the default server) or a named server's name.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        if name.is_empty() {
+            Ok(Self::DEFAULT)
+        } else {
+            Self::parse_named(name)
+        }
+    }
+
+    /// Whether this is the default server.
+    pub fn is_default(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Borrow<str> for ServerName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<ServerName> for String {
+    fn from(n: ServerName) -> Self {
+        n.0
+    }
+}
+
+impl fmt::Display for ServerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl ToSql for ServerName {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        self.0.to_sql()
+    }
+}
+
+impl FromSql for ServerName {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        Self::parse(value.as_str()?).map_err(|e| FromSqlError::Other(e.into()))
+    }
+}
+
+/// One server: its owner and its name. Shown as JupyterHub's `full_name`, `<user>/<name>`
+/// (`alice/` for the default server), the form `!server=` filters use.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServerKey {
+    /// The owner.
+    pub user: Username,
+    /// `""` for the default server.
+    pub name: ServerName,
+}
+
+impl ServerKey {
+    /// `user`'s server called `name`.
+    pub fn new(user: Username, name: ServerName) -> Self {
+        Self { user, name }
+    }
+
+    /// `user`'s default server.
+    pub fn default_of(user: &Username) -> Self {
+        Self::new(user.clone(), ServerName::DEFAULT)
+    }
+}
+
+impl fmt::Display for ServerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.user, self.name)
+    }
+}
+
 /// Maps a small enum to and from its TEXT column, so a row with another value is an error
 /// at read time instead of a string compared in handlers.
 macro_rules! text_enum {

@@ -6,7 +6,7 @@
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 use crate::hosts::SubdomainHost;
-use crate::types::Username;
+use crate::types::{ServerKey, Username};
 
 /// What JupyterHub leaves unquoted in a path segment (`urllib.parse.quote(safe="@~")`).
 const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
@@ -98,10 +98,19 @@ impl Urls {
         format!("{}{}", self.hub_page("login"), query([("next", next)]))
     }
 
-    /// `<base>user/<name>/`: the path of a user's default server (its
-    /// `JUPYTERHUB_SERVICE_PREFIX`), on the hub's origin or on its own.
-    pub fn user_server(&self, user: &Username) -> String {
-        format!("{}user/{}/", self.base, quote(user.as_str()))
+    /// `<base>user/<name>/` for a user's default server, `<base>user/<name>/<server>/` for
+    /// a named one: its `JUPYTERHUB_SERVICE_PREFIX`, on the hub's origin or on its own.
+    pub fn server_prefix(&self, key: &ServerKey) -> String {
+        if key.name.is_default() {
+            format!("{}user/{}/", self.base, quote(key.user.as_str()))
+        } else {
+            format!(
+                "{}user/{}/{}/",
+                self.base,
+                quote(key.user.as_str()),
+                key.name
+            )
+        }
     }
 
     /// `<base>services/<name>/`: where the hub proxies a service.
@@ -109,25 +118,38 @@ impl Urls {
         format!("{}services/{}/", self.base, quote(name))
     }
 
-    /// Where a browser finds a user's default server: [`Self::user_server`], preceded by
-    /// the server's own origin with `subdomain_host` (JupyterHub's `user.url`).
-    pub fn user_url(&self, user: &Username) -> String {
+    /// Where a browser finds a server: [`Self::server_prefix`], preceded by the server's
+    /// own origin with `subdomain_host` (JupyterHub's `spawner.url`).
+    pub fn server_url(&self, key: &ServerKey) -> String {
         match &self.subdomains {
-            Some(s) => format!("{}{}", s.user_origin(user.as_str()), self.user_server(user)),
-            None => self.user_server(user),
+            Some(s) => format!(
+                "{}{}",
+                s.user_origin(key.user.as_str()),
+                self.server_prefix(key)
+            ),
+            None => self.server_prefix(key),
         }
     }
 
-    /// `<base>hub/spawn-pending/<name>`, with `next` if given.
-    pub fn spawn_pending(&self, user: &Username, next: Option<&str>) -> String {
-        let page = self.hub_page(&format!("spawn-pending/{}", quote(user.as_str())));
+    /// `<base>hub/spawn-pending/<name>[/<server>]`, with `next` if given.
+    pub fn spawn_pending(&self, key: &ServerKey, next: Option<&str>) -> String {
+        let page = self.hub_page(&format!("spawn-pending/{}", Self::user_and_server(key)));
         format!("{page}{}", query(next.map(|n| ("next", n))))
     }
 
-    /// `<base>hub/spawn/<name>?next=…`.
-    pub fn spawn_for(&self, user: &Username, next: &str) -> String {
-        let page = self.hub_page(&format!("spawn/{}", quote(user.as_str())));
+    /// `<base>hub/spawn/<name>[/<server>]?next=…`.
+    pub fn spawn_for(&self, key: &ServerKey, next: &str) -> String {
+        let page = self.hub_page(&format!("spawn/{}", Self::user_and_server(key)));
         format!("{page}{}", query([("next", next)]))
+    }
+
+    fn user_and_server(key: &ServerKey) -> String {
+        let user = quote(key.user.as_str());
+        if key.name.is_default() {
+            user
+        } else {
+            format!("{user}/{}", key.name)
+        }
     }
 
     /// `<base>hub/api/users/<name>`.
@@ -135,28 +157,31 @@ impl Urls {
         format!("{}/users/{}", self.api(), quote(user.as_str()))
     }
 
-    /// The SSE stream of a spawn's progress.
-    pub fn progress(&self, user: &Username) -> String {
-        format!("{}/server/progress", self.api_user(user))
+    /// The SSE stream of a spawn's progress: `…/server/progress` for the default
+    /// server, `…/servers/<server>/progress` for a named one.
+    pub fn progress(&self, key: &ServerKey) -> String {
+        let user = self.api_user(&key.user);
+        if key.name.is_default() {
+            format!("{user}/server/progress")
+        } else {
+            format!("{user}/servers/{}/progress", key.name)
+        }
     }
 
     /// Where a server's OAuth flow comes back to.
-    pub fn oauth_callback(&self, user: &Username) -> String {
-        format!("{}oauth_callback", self.user_url(user))
+    pub fn oauth_callback(&self, key: &ServerKey) -> String {
+        format!("{}oauth_callback", self.server_url(key))
     }
 
-    /// The OAuth client id of a user's default server (compat §1.2).
-    pub fn client_id(user: &Username) -> String {
-        format!("{CLIENT_PREFIX}{}", quote(user.as_str()))
-    }
-
-    /// The user whose server an OAuth client id names (the inverse of [`Self::client_id`]).
-    pub fn client_owner(client_id: &str) -> Option<String> {
-        let raw = client_id.strip_prefix(CLIENT_PREFIX)?;
-        percent_encoding::percent_decode_str(raw)
-            .decode_utf8()
-            .ok()
-            .map(|c| c.into_owned())
+    /// The OAuth client id of a server (compat §1.2): `jupyterhub-user-<name>`, and
+    /// `-<server>` after it for a named one. Not decodable (a user `a-b` and a server
+    /// `b` of user `a` look alike): the hub keeps each client's server in the database.
+    pub fn client_id(key: &ServerKey) -> String {
+        if key.name.is_default() {
+            format!("{CLIENT_PREFIX}{}", quote(key.user.as_str()))
+        } else {
+            format!("{CLIENT_PREFIX}{}-{}", quote(key.user.as_str()), key.name)
+        }
     }
 
     /// Whether `next` is a safe place to send a browser after login: a path on this hub
@@ -183,25 +208,36 @@ impl Urls {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::types::ServerName;
 
     #[test]
     fn urls_follow_base_url() {
         let u = Urls::new("/jl/");
-        let alice = Username::parse("alice").unwrap();
+        let alice = ServerKey::default_of(&Username::parse("alice").unwrap());
+        let gpu = ServerKey::new(alice.user.clone(), ServerName::parse("gpu").unwrap());
         assert_eq!(u.hub(), "/jl/hub/");
         assert_eq!(u.api(), "/jl/hub/api");
-        assert_eq!(u.user_server(&alice), "/jl/user/alice/");
+        assert_eq!(u.server_prefix(&alice), "/jl/user/alice/");
+        assert_eq!(u.server_prefix(&gpu), "/jl/user/alice/gpu/");
         assert_eq!(u.login("/jl/hub/"), "/jl/hub/login?next=%2Fjl%2Fhub%2F");
         assert_eq!(u.spawn_pending(&alice, None), "/jl/hub/spawn-pending/alice");
+        assert_eq!(
+            u.spawn_pending(&gpu, None),
+            "/jl/hub/spawn-pending/alice/gpu"
+        );
         assert_eq!(
             u.progress(&alice),
             "/jl/hub/api/users/alice/server/progress"
         );
+        assert_eq!(
+            u.progress(&gpu),
+            "/jl/hub/api/users/alice/servers/gpu/progress"
+        );
+        assert_eq!(u.oauth_callback(&gpu), "/jl/user/alice/gpu/oauth_callback");
         assert_eq!(Urls::client_id(&alice), "jupyterhub-user-alice");
-        let machine = Username::parse("host$").unwrap();
-        let id = Urls::client_id(&machine);
-        assert_eq!(Urls::client_owner(&id).as_deref(), Some("host$"), "{id}");
-        assert_eq!(Urls::client_owner("another-client"), None);
+        assert_eq!(Urls::client_id(&gpu), "jupyterhub-user-alice-gpu");
+        let machine = ServerKey::default_of(&Username::parse("host$").unwrap());
+        assert_eq!(Urls::client_id(&machine), "jupyterhub-user-host%24");
         assert_eq!(quote("a b@c~d/e"), "a%20b@c~d%2Fe");
     }
 
@@ -231,9 +267,9 @@ mod tests {
     fn subdomains_give_servers_full_urls() {
         let sub = SubdomainHost::parse("https://hub.org").unwrap();
         let u = Urls::new("/jl/").with_subdomains(Some(sub));
-        let alice = Username::parse("alice").unwrap();
-        assert_eq!(u.user_server(&alice), "/jl/user/alice/");
-        assert_eq!(u.user_url(&alice), "https://alice.hub.org/jl/user/alice/");
+        let alice = ServerKey::default_of(&Username::parse("alice").unwrap());
+        assert_eq!(u.server_prefix(&alice), "/jl/user/alice/");
+        assert_eq!(u.server_url(&alice), "https://alice.hub.org/jl/user/alice/");
         assert_eq!(
             u.oauth_callback(&alice),
             "https://alice.hub.org/jl/user/alice/oauth_callback"

@@ -84,6 +84,7 @@ async fn oauth_code_flow_with_pkce() {
         .servers()
         .register_client(
             &alice,
+            &sudohub::types::ServerName::DEFAULT,
             api_token,
             "/jl/user/alice/oauth_callback",
             "Server at /jl/user/alice/",
@@ -334,18 +335,19 @@ async fn activity_reports_and_user_listing() {
     let c = client();
     let alice = h.state.db.users().ensure(&u("alice"), Some(false)).unwrap();
     h.state.db.users().ensure(&u("bob"), Some(false)).unwrap();
-    h.state.db.servers().starting(&u("alice"), 50000).unwrap();
+    h.state.db.servers().starting(&k("alice"), 50000).unwrap();
     h.state
         .db
         .servers()
         .register_client(
             &alice,
+            &sudohub::types::ServerName::DEFAULT,
             "alicetoken-0123456789",
             "/user/alice/oauth_callback",
             "d",
         )
         .unwrap();
-    h.state.db.servers().running(&u("alice"), 1).unwrap();
+    h.state.db.servers().running(&k("alice"), 1).unwrap();
     let post = |body: &str, token: &str| {
         c.post(url(&h, "/hub/api/users/alice/activity"))
             .header("Authorization", format!("token {token}"))
@@ -544,7 +546,7 @@ async fn proxy_streams_and_reports_dead_upstreams() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, upstream).await.unwrap() });
-    h.state.routes.set_user(&u("alice"), up);
+    h.state.routes.set_server(&k("alice"), up);
     let c = client();
     let r = c
         .get(url(&h, "/user/alice/headers"))
@@ -624,7 +626,7 @@ async fn proxy_streams_and_reports_dead_upstreams() {
         .unwrap()
         .local_addr()
         .unwrap();
-    h.state.routes.set_user(&u("alice"), dead);
+    h.state.routes.set_server(&k("alice"), dead);
     let r = c.get(url(&h, "/user/alice/lab")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.text().await.unwrap().contains("appears to be down"));
@@ -646,7 +648,10 @@ async fn failed_spawn_is_reported_on_progress_and_page() {
     let c = client();
     let (cookie, sid) = login(&h, "alice");
     let user = h.state.db.users().get(&u("alice")).unwrap().unwrap();
-    h.state.servers.start(&user).unwrap();
+    h.state
+        .servers
+        .start(&user, &sudohub::types::ServerName::DEFAULT)
+        .unwrap();
     let xsrf = h.state.key.xsrf(&sid);
     let r = c
         .get(url(
@@ -676,7 +681,7 @@ async fn failed_spawn_is_reported_on_progress_and_page() {
         "{last}"
     );
     assert!(
-        h.state.db.servers().get(&u("alice")).unwrap().is_none(),
+        h.state.db.servers().get(&k("alice")).unwrap().is_none(),
         "a failed spawn leaves no server row"
     );
     // Without the XSRF token, a cookie alone does not authenticate the API.
@@ -720,7 +725,7 @@ async fn proxy_times_out_silent_upstreams_and_survives_dying_ones() {
             held.push(conn);
         }
     });
-    h.state.routes.set_user(&u("alice"), silent_addr);
+    h.state.routes.set_server(&k("alice"), silent_addr);
     let started = std::time::Instant::now();
     let r = c.get(url(&h, "/user/alice/lab")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::GATEWAY_TIMEOUT);
@@ -751,7 +756,7 @@ async fn proxy_times_out_silent_upstreams_and_survives_dying_ones() {
             drop(conn);
         }
     });
-    h.state.routes.set_user(&u("alice"), dying_addr);
+    h.state.routes.set_server(&k("alice"), dying_addr);
     let r = c
         .get(url(&h, "/user/alice/files/big"))
         .send()
@@ -892,7 +897,7 @@ async fn tls_serves_https_and_keeps_the_server_api_on_loopback() {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = l.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(l, upstream).await.unwrap() });
-    st.routes.set_user(&u("alice"), up);
+    st.routes.set_server(&k("alice"), up);
     let r = c
         .get(format!("https://{addr}/user/alice/headers"))
         .send()
@@ -956,28 +961,28 @@ async fn servers_awaiting_reattach_answer_503_and_dead_ones_are_stopped() {
     let (cookie, _) = login(&h, "alice");
     let _ = login(&h, "bob");
     // alice: recorded running with a live pid (this test process).
-    h.state.db.servers().starting(&u("alice"), 50001).unwrap();
+    h.state.db.servers().starting(&k("alice"), 50001).unwrap();
     h.state
         .db
         .servers()
-        .running(&u("alice"), std::process::id())
+        .running(&k("alice"), std::process::id())
         .unwrap();
     // bob: recorded running with a pid that exited.
     let mut child = std::process::Command::new("true").spawn().unwrap();
     let dead = child.id();
     child.wait().unwrap();
-    h.state.db.servers().starting(&u("bob"), 50002).unwrap();
-    h.state.db.servers().running(&u("bob"), dead).unwrap();
+    h.state.db.servers().starting(&k("bob"), 50002).unwrap();
+    h.state.db.servers().running(&k("bob"), dead).unwrap();
     h.state.servers.recover();
     assert!(
-        h.state.db.servers().get(&u("bob")).unwrap().is_none(),
+        h.state.db.servers().get(&k("bob")).unwrap().is_none(),
         "a server whose process is gone is forgotten at start-up"
     );
     assert_eq!(
         h.state
             .db
             .servers()
-            .get(&u("alice"))
+            .get(&k("alice"))
             .unwrap()
             .unwrap()
             .state,
@@ -1214,7 +1219,7 @@ async fn proxy_idle_limits_for_upgrades_and_bodies() {
             });
         }
     });
-    h.state.routes.set_user(&u("alice"), ws_addr);
+    h.state.routes.set_server(&k("alice"), ws_addr);
 
     // HTTP/1.0 with Upgrade headers: a plain answer, and the upstream saw no Upgrade.
     let mut raw = tokio::net::TcpStream::connect(h.addr).await.unwrap();
@@ -1274,7 +1279,7 @@ async fn proxy_idle_limits_for_upgrades_and_bodies() {
             held.push(conn);
         }
     });
-    h.state.routes.set_user(&u("alice"), stall_addr);
+    h.state.routes.set_server(&k("alice"), stall_addr);
     let started = Instant::now();
     let r = client()
         .get(url(&h, "/user/alice/files/slow"))
@@ -1305,7 +1310,7 @@ async fn proxy_idle_limits_for_upgrades_and_bodies() {
         }
         let _ = seen_tx.send((got, Instant::now()));
     });
-    h.state.routes.set_user(&u("alice"), upload_addr);
+    h.state.routes.set_server(&k("alice"), upload_addr);
     let mut raw = tokio::net::TcpStream::connect(h.addr).await.unwrap();
     raw.write_all(b"POST /user/alice/api/contents/x HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789")
         .await

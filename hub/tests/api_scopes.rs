@@ -7,9 +7,8 @@
 mod common;
 use common::*;
 
-use reqwest::{Method, StatusCode};
+use reqwest::StatusCode;
 use serde_json::{json, Value};
-use sudohub::db::NewToken;
 
 /// Services: `none` holds nothing; one service per scope of the admin endpoints below,
 /// holding only that scope through a role; `culler` holds what jupyterhub-idle-culler
@@ -66,19 +65,6 @@ const ADMIN_ENDPOINTS: &[(&str, &str, &str, &str)] = &[
     ("GET", "/hub/metrics", "", "read:metrics"),
 ];
 
-async fn call(h: &Hub, method: &str, path: &str, body: &str, token: &str) -> (StatusCode, Value) {
-    let r = client()
-        .request(Method::from_bytes(method.as_bytes()).unwrap(), url(h, path))
-        .header("Authorization", format!("token {token}"))
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
 async fn setup() -> Hub {
     let h = hub("/", &config()).await;
     let users = h.state.db.users();
@@ -92,17 +78,6 @@ async fn setup() -> Hub {
         .create(std::slice::from_ref(&physics), &[u("dave"), u("erin")])
         .unwrap();
     h
-}
-
-fn api_token(h: &Hub, name: &str) -> String {
-    let user = h.state.db.users().get(&u(name)).unwrap().unwrap();
-    let secret = sudohub::secrets::new_api_token();
-    h.state
-        .db
-        .tokens()
-        .add(&NewToken::api(user.id, &secret, "test", None))
-        .unwrap();
-    secret
 }
 
 #[tokio::test]

@@ -156,7 +156,7 @@ async fn bulk_creation_and_patch() {
         assert!(v["message"].as_str().unwrap().contains(says), "{body}: {v}");
     }
     // A user whose server is recorded cannot be renamed.
-    h.state.db.servers().starting(&u("ann"), 50010).unwrap();
+    h.state.db.servers().starting(&k("ann"), 50010).unwrap();
     let (st, v) = send(patch("ann", r#"{"name": "anna"}"#, ADMIN)).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
     assert!(v["message"].as_str().unwrap().contains("Stop"), "{v}");
@@ -172,9 +172,9 @@ async fn the_users_list_filters_sorts_and_pages_like_jupyterhub() {
     // amy and max have a server recorded running (max's is not ready: no live route, and
     // this hub never started it, so it counts as starting).
     for (n, port) in [("amy", 50001), ("max", 50002)] {
-        h.state.db.servers().starting(&u(n), port).unwrap();
+        h.state.db.servers().starting(&k(n), port).unwrap();
     }
-    h.state.db.servers().running(&u("amy"), 1).unwrap();
+    h.state.db.servers().running(&k("amy"), 1).unwrap();
     let names = |v: &Value| -> Vec<String> {
         let items = v.get("items").unwrap_or(v);
         items
@@ -327,7 +327,7 @@ async fn metrics_are_scraped_with_jupyterhubs_names() {
         h.state.db.users().ensure(&u(n), None).unwrap();
     }
     let recent = sudohub::timestamp::now_iso();
-    h.state.db.users().touch(&u("amy"), false, &recent).unwrap();
+    h.state.db.users().touch(&u("amy"), None, &recent).unwrap();
     // Some traffic to count.
     let (st, _) = get_as(&h, "/hub/api/users", ADMIN).await;
     assert_eq!(st, StatusCode::OK);
@@ -381,7 +381,7 @@ async fn proxy_table_shutdown_and_token_owner() {
     h.state.db.users().ensure(&u("amy"), None).unwrap();
     h.state
         .routes
-        .set_user(&u("amy"), "127.0.0.1:50123".parse().unwrap());
+        .set_server(&k("amy"), "127.0.0.1:50123".parse().unwrap());
     let (st, v) = get_as(&h, "/hub/api/proxy", ADMIN).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(v["/user/amy/"]["target"], "http://127.0.0.1:50123");

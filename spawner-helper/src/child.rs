@@ -79,13 +79,14 @@ fn open_log(home: &std::path::Path, cfg: &SpawnerConfig, server: &str) -> std::i
         .recursive(true)
         .mode(0o700)
         .create(&dir)?;
-    let name = if server.is_empty() { "default" } else { server };
-    let path: PathBuf = dir.join(format!("{name}.log"));
+    let file_name = sudohub_helpers_config::server_log_name(server);
+    let path: PathBuf = dir.join(&file_name);
     if let Ok(meta) = std::fs::symlink_metadata(&path) {
         if meta.len() > cfg.log_max_bytes {
-            std::fs::rename(&path, dir.join(format!("{name}.log.1")))?;
+            std::fs::rename(&path, dir.join(format!("{file_name}.1")))?;
         }
     }
+    let name = if server.is_empty() { "default" } else { server };
     let mut file = OpenOptions::new()
         .create(true)
         .append(true)

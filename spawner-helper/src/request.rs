@@ -26,7 +26,7 @@ pub fn check(req: Spawn, config: &SpawnerConfig) -> Result<Checked, HelperError>
     if !valid_server_name(&server_name) {
         return Err(HelperError::new(
             ErrorKind::BadValue,
-            format!("invalid server name {server_name:?}: 1-30 of [a-z0-9-], no leading, trailing or double '-'"),
+            format!("invalid server name {server_name:?}: 1-30 of [a-z0-9-], starting with a letter, ending with a letter or digit, no '--'"),
         ));
     }
     // Privileged ports are refused: the server must never look like a system service.
@@ -103,20 +103,10 @@ fn pin_hub_api(
     Ok(())
 }
 
-/// JupyterHub 6's named-server rule, plus the empty default name: 1–30 characters of
-/// `[a-z0-9-]`, starting with a letter or digit, ending with one, no `--`. Such a name is
-/// also a safe file name for the log.
+/// The default server's `""`, or a named server's name by JupyterHub 6's rule (see
+/// [`sudohub_helpers_config::is_server_name`]), which is also a safe file name.
 pub fn valid_server_name(name: &str) -> bool {
-    if name.is_empty() {
-        return true;
-    }
-    let b = name.as_bytes();
-    let alnum = |c: &u8| c.is_ascii_lowercase() || c.is_ascii_digit();
-    b.len() <= 30
-        && b.iter().all(|c| alnum(c) || *c == b'-')
-        && b.first().is_some_and(alnum)
-        && b.last().is_some_and(alnum)
-        && !name.contains("--")
+    name.is_empty() || sudohub_helpers_config::is_server_name(name)
 }
 
 fn valid_env_name(name: &str) -> bool {

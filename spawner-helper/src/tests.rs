@@ -101,7 +101,16 @@ mod request {
         }
         let e = check(spawn("", 80, &[]), &cfg).unwrap_err();
         assert_eq!(e.kind, ErrorKind::BadValue);
-        for bad in ["../x", "-a", "a-", "A", "a--b", "a/b", &"a".repeat(31)] {
+        for bad in [
+            "../x",
+            "-a",
+            "a-",
+            "A",
+            "a--b",
+            "a/b",
+            "1a",
+            &"a".repeat(31),
+        ] {
             assert!(!valid_server_name(bad), "{bad}");
         }
     }

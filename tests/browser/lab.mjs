@@ -2,10 +2,13 @@
 // watches the progress page, lands in JupyterLab, opens a notebook, runs a cell that prints the uid
 // the kernel runs as, and signs out. Prints JSON of what it saw; used by
 // tests/tests/hub_e2e.rs. Environment: as session.mjs (no cookies needed), plus
-// SUDOHUB_USER, SUDOHUB_PASSWORD and SUDOHUB_SHOTS (a directory for screenshots).
+// SUDOHUB_USER, SUDOHUB_PASSWORD and SUDOHUB_SHOTS (a directory for screenshots); with
+// SUDOHUB_SERVER_NAME, the server is a named one, added with the home page's form.
 import { base, withSignedInBrowser } from './session.mjs';
 
 const report = {};
+const named = process.env.SUDOHUB_SERVER_NAME || '';
+const labPath = named ? new RegExp(`/user/[^/]+/${named}/lab`) : /\/user\/[^/]+\/lab/;
 
 await withSignedInBrowser(async (context) => {
   const page = await context.newPage();
@@ -20,12 +23,18 @@ await withSignedInBrowser(async (context) => {
     // The spawn page: one click (a GET never starts anything), then the progress page
     // follows the spawn, then JupyterLab.
     await page.waitForURL(/\/hub\/spawn/, { timeout: 30000 });
-    await page.click('button:has-text("Start my server")');
+    if (named) {
+      await page.goto(base + '/hub/home');
+      await page.fill('#server_name', named);
+      await page.click('#new-server button');
+    } else {
+      await page.click('button:has-text("Start my server")');
+    }
     await page.waitForURL(/\/hub\/spawn-pending\/|\/lab/, { timeout: 30000 });
     if (page.url().includes('/spawn-pending/')) {
       report.progressBar = (await page.$('progress#bar')) !== null;
     }
-    await page.waitForURL(/\/user\/[^/]+\/lab/, { timeout: 120000 });
+    await page.waitForURL(labPath, { timeout: 120000 });
     await page.waitForSelector('#jp-main-dock-panel', { timeout: 60000 });
     report.labUrl = page.url();
     // A notebook from the launcher, one cell, its output.
@@ -35,11 +44,15 @@ await withSignedInBrowser(async (context) => {
     // The kernel must be up (the status bar says "Idle"): a cell run before that is lost.
     await page.getByText(/\(ipykernel\) \| Idle/).first().waitFor({ timeout: 90000 });
     await cell.click();
-    await page.keyboard.type("import os; print('uid', os.getuid())");
+    await page.keyboard.type("import os; print('uid', os.getuid(), os.environ['JUPYTERHUB_SERVER_NAME'] or '-')");
     await page.keyboard.press('Shift+Enter');
     const out = page.locator('.jp-OutputArea-output').first();
     await out.waitFor({ timeout: 90000 });
     report.output = (await out.innerText()).trim();
+    if (named) {
+      await page.goto(base + '/hub/home');
+      report.homeRow = (await page.locator(`tr[data-server="${named}"]`).innerText()).replace(/\s+/g, ' ');
+    }
     // Signing out: the hub's page, one click.
     await page.goto(base + '/hub/logout');
     await Promise.all([page.waitForNavigation(), page.click('button:has-text("Sign out")')]);

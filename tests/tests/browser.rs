@@ -125,7 +125,10 @@ async fn a_hostile_page_on_the_hubs_origin_cannot_act_for_its_visitor() {
     h.state.db.users().set_admin(&alice.name, true).unwrap();
     let mallory = Username::parse("mallory").unwrap();
     h.state.db.users().ensure(&mallory, Some(false)).unwrap();
-    h.state.routes.set_user(&mallory, mallory_server().await);
+    h.state.routes.set_server(
+        &sudohub::types::ServerKey::default_of(&mallory),
+        mallory_server().await,
+    );
     let report = browse(
         &h,
         "visit.mjs",
@@ -215,7 +218,10 @@ async fn a_hostile_server_on_its_own_origin_cannot_act_for_its_visitor() {
     let (alice, login, sid) = signed_in(&h, "alice");
     let mallory = Username::parse("mallory").unwrap();
     h.state.db.users().ensure(&mallory, Some(false)).unwrap();
-    h.state.routes.set_user(&mallory, mallory_server().await);
+    h.state.routes.set_server(
+        &sudohub::types::ServerKey::default_of(&mallory),
+        mallory_server().await,
+    );
     let page = format!("/user/mallory/evil.html?hub={hub_origin}");
     let report = browse_at(
         &hub_origin,

@@ -453,10 +453,7 @@ async fn login_spawn_lab_kernel_restart_and_stop() {
         "the server died with a SIGTERM to the hub"
     );
     let hub = start_hub(&w);
-    let again = sudohub_tests::wait_for(Duration::from_secs(30), || {
-        (hub_log(&w).matches("server re-attached").count() >= 2).then_some(())
-    });
-    assert!(again.is_some(), "no second re-attach:\n{}", hub_log(&w));
+    wait_reattached(&w, 2);
     let out = kernel::execute(&ws, Some(&cookie_header), "print('again')")
         .await
         .unwrap();
@@ -484,6 +481,157 @@ async fn login_spawn_lab_kernel_restart_and_stop() {
     assert_eq!(json.status(), StatusCode::FAILED_DEPENDENCY);
     drop(hub);
     let _ = &w.helpers;
+}
+
+/// With `allow_named_servers`: a named server started from the home page's form runs
+/// beside the default one (its own process, port, prefix, OAuth client and log), runs a
+/// kernel as its user, is not reachable by another user, re-attaches after a `kill -9`
+/// of the hub, and is stopped and removed alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_servers_run_beside_the_default_one() {
+    let w = world_with("/", |_, _| {
+        "allow_named_servers = true\nnamed_server_limit_per_user = 2\n".to_owned()
+    });
+    let hub = start_hub(&w);
+    let b = Browser::new();
+    let p = login(&w, &b, &w.alice.name, PASSWORD).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", hub_log(&w));
+    let default_path = format!("/user/{}/", w.alice.name);
+    follow_spawn(&w, &b, p.location().unwrap(), &default_path).await;
+
+    // The home page's form adds and starts "gpu".
+    let home = b.get(&url(&w, "/hub/home")).await;
+    assert!(
+        home.body.contains("You have no named servers."),
+        "{}",
+        home.body
+    );
+    let xsrf = home.xsrf_field().expect("home has forms");
+    let posted = b
+        .post_form(
+            &url(&w, "/hub/spawn"),
+            &[("_xsrf", &xsrf), ("server_name", "gpu")],
+        )
+        .await;
+    let gpu_path = format!("/user/{}/gpu/", w.alice.name);
+    let next = posted
+        .location()
+        .unwrap_or_else(|| panic!("{}", posted.body));
+    if !next.path().starts_with(&gpu_path) {
+        follow_spawn(&w, &b, next, &gpu_path).await;
+    }
+    open_lab(&w, &b, &url(&w, &format!("{gpu_path}lab")), "/hub/").await;
+    assert!(
+        hub_log(&w).contains(&format!("client=jupyterhub-user-{}-gpu", w.alice.name)),
+        "the named server's own OAuth client:\n{}",
+        hub_log(&w)
+    );
+    let gpu_url = url(&w, &gpu_path);
+    let kernel_id = create_kernel(&b, &gpu_url).await;
+    let cookies = b.cookie_header(&gpu_url).expect("cookies for the server");
+    let ws = format!("ws://{}{gpu_path}api/kernels/{kernel_id}/channels", w.addr);
+    let code = "import os; print(os.getuid(), os.environ['JUPYTERHUB_SERVER_NAME'])";
+    let out = kernel::execute(&ws, Some(&cookies), code).await.unwrap();
+    assert_eq!(out.trim(), format!("{} gpu", w.alice.uid));
+    let servers_of_alice = || {
+        proc::pids_of_uid(w.alice.uid.as_raw())
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                    .is_ok_and(|c| c.contains("jupyterhub-singleuser"))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(servers_of_alice().len(), 2, "two servers, two processes");
+    let log_dir = w.alice.home.join(".local/state/sudohub");
+    assert!(
+        log_dir.join("server-gpu.log").exists(),
+        "its own log in {log_dir:?}"
+    );
+    assert!(log_dir.join("default.log").exists());
+
+    // The API shows both, ready, each with its own URL.
+    let api = |path: &str| {
+        api_client()
+            .get(url(&w, path))
+            .header("Authorization", format!("token {}", w.service_token))
+    };
+    let me: serde_json::Value = api(&format!("/hub/api/users/{}", w.alice.name))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["servers"][""]["ready"], true, "{me}");
+    assert_eq!(me["servers"]["gpu"]["ready"], true, "{me}");
+    assert_eq!(me["servers"]["gpu"]["url"], gpu_path.as_str());
+
+    // Bob, signed in, cannot open alice's named server.
+    let b_bob = Browser::new();
+    assert_eq!(
+        login(&w, &b_bob, &w.bob.name, PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let hops = b_bob.follow(&url(&w, &format!("{gpu_path}lab")), 10).await;
+    assert_eq!(hops.last().unwrap().status, StatusCode::FORBIDDEN);
+
+    // kill -9 the hub: the named server re-attaches to the next hub and works.
+    hub.kill9();
+    let hub = start_hub(&w);
+    wait_reattached(&w, 2);
+    let out = kernel::execute(&ws, Some(&cookies), "print(6 * 7)")
+        .await
+        .unwrap();
+    assert_eq!(
+        out.trim(),
+        "42",
+        "the named server's kernel after the restart"
+    );
+
+    // Stopped and removed alone: the default server stays.
+    let gone = api_client()
+        .delete(url(
+            &w,
+            &format!("/hub/api/users/{}/servers/gpu", w.alice.name),
+        ))
+        .header("Authorization", format!("token {}", w.service_token))
+        .json(&serde_json::json!({"remove": true}))
+        .send()
+        .await
+        .unwrap();
+    assert!(gone.status().is_success(), "{}", gone.status());
+    let one = sudohub_tests::wait_for(Duration::from_secs(20), || {
+        (servers_of_alice().len() == 1).then_some(())
+    });
+    assert!(one.is_some(), "the named server's process is still there");
+    let status = api(&format!("{default_path}api/status"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        status.status(),
+        StatusCode::OK,
+        "the default server runs on"
+    );
+    let missing = api(&format!("/hub/api/users/{}/servers/gpu", w.alice.name))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    drop(hub);
+}
+
+/// Waits (at most 30 s) until the hub's log shows `count` re-attached servers.
+fn wait_reattached(w: &World, count: usize) {
+    let seen = sudohub_tests::wait_for(Duration::from_secs(30), || {
+        (hub_log(w).matches("server re-attached").count() >= count).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "fewer than {count} re-attaches:\n{}",
+        hub_log(w)
+    );
 }
 
 /// sudo processes on the machine (a re-attach must start none).
@@ -689,7 +837,9 @@ async fn follow_spawn(w: &World, b: &Browser, start: Url, server_path: &str) -> 
             "spawn took too long:\n{}",
             hub_log(w)
         );
-        if page.status == StatusCode::OK && page.body.contains("Start my server") {
+        if page.status == StatusCode::OK
+            && (page.body.contains("Start my server") || page.body.contains("Start this server"))
+        {
             // The spawn page: a GET starts nothing; the user presses the button.
             let xsrf = page
                 .xsrf_field()
@@ -1324,6 +1474,31 @@ async fn a_user_signs_in_runs_a_cell_in_jupyterlab_and_signs_out() {
     sudohub_tests::chromium::require_browser();
     let w = world();
     let _hub = start_hub(&w);
+    let report = lab_in_chromium(&w, "").await;
+    assert_eq!(report["sawProgressPage"], true, "{report}");
+    assert_eq!(report["progressBar"], true, "{report}");
+}
+
+/// In chromium: sign in, add a named server with the home page's form, follow its
+/// progress to JupyterLab at `/user/<name>/<server>/lab`, run a cell there (as alice, in
+/// the server named "lab2"), and find it running on the home page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_server_is_added_from_the_home_page_in_chromium() {
+    sudohub_tests::chromium::require_browser();
+    let w = world_with("/", |_, _| "allow_named_servers = true\n".to_owned());
+    let _hub = start_hub(&w);
+    let report = lab_in_chromium(&w, "lab2").await;
+    assert!(
+        report["homeRow"].as_str().unwrap().contains("running"),
+        "{report}"
+    );
+}
+
+/// tests/browser/lab.mjs for alice's default server (`server` empty) or her named server
+/// `server`: JupyterLab at the server's URL, a cell printing the kernel's uid (alice's)
+/// and server name, then signed out; the server is stopped through the API and alice's
+/// processes are gone. The report, for more checks.
+async fn lab_in_chromium(w: &World, server: &str) -> serde_json::Value {
     let base = format!("http://{}", w.addr);
     let report = sudohub_tests::chromium::run_signed_out(
         &base,
@@ -1331,22 +1506,30 @@ async fn a_user_signs_in_runs_a_cell_in_jupyterlab_and_signs_out() {
         &[
             ("SUDOHUB_USER", &w.alice.name),
             ("SUDOHUB_PASSWORD", PASSWORD),
+            ("SUDOHUB_SERVER_NAME", server),
         ],
     );
-    let log = hub_log(&w);
+    let log = hub_log(w);
     assert!(report["failure"].is_null(), "{report}\n{log}");
-    assert_eq!(report["sawProgressPage"], true, "{report}");
-    assert_eq!(report["progressBar"], true, "{report}");
+    let (prefix, api) = if server.is_empty() {
+        (format!("/user/{}/", w.alice.name), "server".to_owned())
+    } else {
+        (
+            format!("/user/{}/{server}/", w.alice.name),
+            format!("servers/{server}"),
+        )
+    };
     assert!(
         report["labUrl"]
             .as_str()
             .unwrap()
-            .starts_with(&format!("{base}/user/{}/lab", w.alice.name)),
+            .starts_with(&format!("{base}{prefix}lab")),
         "{report}"
     );
+    let shown = if server.is_empty() { "-" } else { server };
     assert_eq!(
         report["output"],
-        format!("uid {}", w.alice.uid.as_raw()),
+        format!("uid {} {shown}", w.alice.uid.as_raw()),
         "{report}"
     );
     assert!(
@@ -1364,7 +1547,7 @@ async fn a_user_signs_in_runs_a_cell_in_jupyterlab_and_signs_out() {
         "signed out: {report}"
     );
     let stop = api_client()
-        .delete(url(&w, &format!("/hub/api/users/{}/server", w.alice.name)))
+        .delete(url(w, &format!("/hub/api/users/{}/{api}", w.alice.name)))
         .header("Authorization", format!("token {}", w.service_token))
         .send()
         .await
@@ -1376,4 +1559,5 @@ async fn a_user_signs_in_runs_a_cell_in_jupyterlab_and_signs_out() {
             .then_some(())
     });
     assert!(gone.is_some(), "alice's server is still running");
+    report
 }

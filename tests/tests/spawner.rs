@@ -929,7 +929,7 @@ async fn hub_client_spawns_sees_exit_and_explains_sudo_refusals() {
     let port = free_port();
     let args = SpawnArgs {
         user: Username::parse(&w.member.name).unwrap(),
-        server_name: String::new(),
+        server_name: sudohub::types::ServerName::DEFAULT,
         port,
         env: standard_env(&w.member.name),
     };

@@ -10,6 +10,7 @@ use super::{json_body, UserPath};
 use crate::auth::Caller;
 use crate::error::HubError;
 use crate::state::AppState;
+use crate::types::{ServerKey, ServerName};
 
 /// How far in the future a reported time may be (clock skew).
 const MAX_SKEW: time::Duration = time::Duration::minutes(59);
@@ -24,7 +25,7 @@ fn timestamp(t: &str) -> Result<String, HubError> {
     Ok(crate::timestamp::iso(parsed))
 }
 
-/// Records the user's and their default server's last activity; never moves it back.
+/// Records the user's and their servers' last activity; never moves it back.
 pub async fn report(
     State(s): State<AppState>,
     caller: Caller,
@@ -42,20 +43,30 @@ pub async fn report(
     }
     // Everything is checked before anything is written.
     let user_ts = report.last_activity.as_deref().map(timestamp).transpose()?;
-    let mut server_ts = None;
+    let mut server_ts = Vec::new();
     for (server, v) in report.servers.iter().flatten() {
-        if !server.is_empty() || s.db.servers().get(&name)?.is_none() {
-            return Err(HubError::bad_request(format!(
-                "No such server {server:?} for user {name}"
-            )));
+        let no_such = || {
+            HubError::bad_request(format!(
+                "No such server {:?} for user {name}",
+                server.chars().take(40).collect::<String>()
+            ))
+        };
+        let key = ServerKey::new(
+            name.clone(),
+            ServerName::parse(server).map_err(|_| no_such())?,
+        );
+        if s.db.servers().get(&key)?.is_none() {
+            return Err(no_such());
         }
-        server_ts = v.last_activity.as_deref().map(timestamp).transpose()?;
+        if let Some(ts) = v.last_activity.as_deref().map(timestamp).transpose()? {
+            server_ts.push((key.name, ts));
+        }
     }
     if let Some(ts) = user_ts {
-        s.db.users().touch(&name, false, &ts)?;
+        s.db.users().touch(&name, None, &ts)?;
     }
-    if let Some(ts) = server_ts {
-        s.db.users().touch(&name, true, &ts)?;
+    for (server, ts) in server_ts {
+        s.db.users().touch(&name, Some(&server), &ts)?;
     }
     Ok(StatusCode::OK)
 }

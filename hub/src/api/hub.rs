@@ -29,12 +29,12 @@ pub async fn routes(State(s): State<AppState>, caller: Caller) -> Result<Json<Va
         json!({"routespec": hub, "target": s.cfg.api_url().trim_end_matches("hub/api").to_owned(),
                "data": {"hub": true}}),
     );
-    for (user, addr) in users {
-        let spec = s.urls.user_server(&user);
+    for (server, addr) in users {
+        let spec = s.urls.server_prefix(&server);
         table.insert(
             spec.clone(),
             json!({"routespec": spec, "target": format!("http://{addr}"),
-                   "data": {"user": user.as_str(), "server_name": ""}}),
+                   "data": {"user": server.user.as_str(), "server_name": server.name.as_str()}}),
         );
     }
     for (name, addr) in services {
@@ -91,21 +91,12 @@ pub async fn shutdown(
     let stop_servers = req.servers.unwrap_or(false);
     tracing::warn!(by = %caller.describe(), stop_servers, "shutdown requested through the API");
     let servers = s.servers.clone();
-    let active = crate::db::UserQuery {
-        having: crate::db::HavingServer::Active,
-        ..Default::default()
-    };
-    let users: Vec<_> =
-        s.db.users()
-            .page(&active, 0, None)?
-            .into_iter()
-            .map(|(u, _)| u.name)
-            .collect();
+    let all: Vec<_> = s.db.servers().all()?.iter().map(|r| r.key()).collect();
     let trigger = s.shutdown.clone();
     tokio::spawn(async move {
         if stop_servers {
-            for u in &users {
-                servers.stop(u).await;
+            for key in &all {
+                servers.stop(key).await;
             }
         }
         trigger.notify_one();

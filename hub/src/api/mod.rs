@@ -28,6 +28,8 @@ use crate::state::AppState;
 use crate::types::Username;
 use crate::JUPYTERHUB_VERSION;
 
+pub use servers::create_named;
+
 /// Routes relative to `<base>hub/api`.
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -77,6 +79,23 @@ pub fn router() -> Router<AppState> {
                 .delete(servers::stop),
         )
         .route("/users/{name}/server/progress", get(servers::progress))
+        .route(
+            "/users/{name}/servers/{server}",
+            get(servers::get_one)
+                .put(servers::create)
+                .post(servers::start)
+                .delete(servers::stop),
+        )
+        .route(
+            "/users/{name}/servers/",
+            get(servers::get_one)
+                .post(servers::start)
+                .delete(servers::stop),
+        )
+        .route(
+            "/users/{name}/servers/{server}/progress",
+            get(servers::progress),
+        )
         .route(
             "/users/{name}/tokens",
             get(tokens::list).post(tokens::create),

@@ -18,7 +18,7 @@ use crate::secrets::{hash, new_oauth_secret, same};
 use crate::state::AppState;
 use crate::templates::Message;
 use crate::types::TokenKind;
-use crate::urls::{query_escape, Urls};
+use crate::urls::query_escape;
 
 fn bad_request(msg: &str) -> Response {
     Message::error("Bad request", msg).respond(StatusCode::BAD_REQUEST)
@@ -56,9 +56,10 @@ pub async fn authorize(
             .ok()
             .flatten()
             .is_some_and(|owner| {
-                crate::auth::caller::user_scopes(&s, &sess.user).allows(
+                crate::auth::caller::user_scopes(&s, &sess.user).allows_on(
                     "access:servers",
                     &owner.name,
+                    client.server.as_str(),
                     &[],
                 )
             });
@@ -189,8 +190,13 @@ pub async fn token(State(s): State<AppState>, Form(f): Form<HashMap<String, Stri
         expires_in: OAUTH_TOKEN_SECS,
         token_type: "Bearer",
         scope: format!(
-            "read:users:groups!user read:users:name!user access:servers!server={}/",
-            Urls::client_owner(client_id).unwrap_or_else(|| user.name.to_string())
+            "read:users:groups!user read:users:name!user access:servers!server={}/{}",
+            s.db.users()
+                .by_id(client.user_id)
+                .ok()
+                .flatten()
+                .map_or_else(|| user.name.to_string(), |owner| owner.name.to_string()),
+            client.server
         ),
     })
     .into_response()

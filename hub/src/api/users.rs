@@ -9,32 +9,52 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 
 use super::models::{
-    CreateUser, CreateUsers, PatchUser, ServiceModel, ServiceWhoAmI, UserModel, WhoAmI,
+    CreateUser, CreateUsers, PatchUser, ServerModel, ServiceModel, ServiceWhoAmI, UserModel, WhoAmI,
 };
 use super::{accepts_pagination, json_body, number, Page, UserPath};
 use crate::auth::Caller;
-use crate::db::{HavingServer, ServerRow, SortBy, UserQuery, UserRow};
+use crate::db::{HavingServer, NamedRow, ServerRow, SortBy, UserQuery, UserRow};
 use crate::error::HubError;
 use crate::state::AppState;
-use crate::types::{ServerState, Username};
+use crate::types::{ServerKey, Username};
 
-/// The user model of `u`, with the live state of their server.
+/// The user model of `u`, with the live state of their servers.
 pub(super) fn model(s: &AppState, u: &UserRow) -> Result<UserModel, HubError> {
-    let (row, groups) = s.db.user_extras(u)?;
-    Ok(model_with(s, u, row.as_ref(), false, groups))
+    let extras = s.db.user_extras(u)?;
+    Ok(model_with(
+        s,
+        u,
+        extras.default.as_ref(),
+        false,
+        extras.groups,
+        &extras.named,
+    ))
 }
 
-/// The model of `u` whose server row was read with it; `with_stopped`: a stopped
-/// default server is listed too (`include_stopped_servers`).
+/// The model of `u` whose server rows were read with it; `with_stopped`: stopped
+/// servers are listed too (`include_stopped_servers`).
 fn model_with(
     s: &AppState,
     u: &UserRow,
     row: Option<&ServerRow>,
     with_stopped: bool,
     groups: Vec<String>,
+    named: &[NamedRow],
 ) -> UserModel {
-    let state = s.servers.state_given(&u.name, row.map(|r| r.state));
-    UserModel::new(&s.urls, u, &state, row, with_stopped, groups)
+    let state = s
+        .servers
+        .state_given(&ServerKey::default_of(&u.name), row.map(|r| r.state));
+    let named = named
+        .iter()
+        .map(|n| {
+            let key = ServerKey::new(u.name.clone(), n.name.clone());
+            let state = s
+                .servers
+                .state_given(&key, n.running.as_ref().map(|r| r.state));
+            ServerModel::named(&s.urls, &u.name, n, &state)
+        })
+        .collect();
+    UserModel::new(&s.urls, u, &state, row, with_stopped, groups, named)
 }
 
 /// A user by name, or 404 saying so.
@@ -140,9 +160,7 @@ pub async fn list(
 ) -> Result<Response, HubError> {
     let paginated = accepts_pagination(&headers);
     let req = ListRequest::parse(&q, paginated)?;
-    let with_stopped = q
-        .get("include_stopped_servers")
-        .is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "false"));
+    let with_stopped = include_stopped(&q);
     let users = s.db.users();
     let (total, page) = if caller.may_all("read:users") {
         (
@@ -166,21 +184,19 @@ pub async fn list(
     };
     let ids: Vec<i64> = page.iter().map(|(u, _)| u.id).collect();
     let mut groups = s.db.groups().of_users(&ids)?;
+    let mut named = s.db.named().of_users(&ids)?;
     let items: Vec<serde_json::Value> = page
         .iter()
-        .filter(|(u, row)| {
-            !req.ready_only
-                || s.servers
-                    .state_given(&u.name, row.as_ref().map(|r| r.state))
-                    == ServerState::Running
-        })
         .map(|(u, row)| {
             let g = groups.remove(&u.id).unwrap_or_default();
-            visible(
-                &caller,
-                &u.name,
-                model_with(&s, u, row.as_ref(), with_stopped, g),
-            )
+            let n = named.remove(&u.id).unwrap_or_default();
+            model_with(&s, u, row.as_ref(), with_stopped, g, &n)
+        })
+        // `ready`: users with a server that is running and routed.
+        .filter(|m| !req.ready_only || m.servers.values().any(|sv| sv.ready))
+        .map(|m| {
+            let name = m.name.clone();
+            visible(&caller, &name, m)
         })
         .collect::<Result<_, _>>()?;
     if !paginated {
@@ -199,13 +215,29 @@ pub async fn get_one(
     State(s): State<AppState>,
     caller: Caller,
     UserPath(name): UserPath,
+    Query(q): Query<HashMap<String, String>>,
 ) -> Result<Json<serde_json::Value>, HubError> {
     caller.require(&name, "read:users", true)?;
     let u =
         s.db.users()
             .get(&name)?
             .ok_or_else(|| HubError::not_found(format!("User {name} does not exist")))?;
-    Ok(Json(visible(&caller, &name, model(&s, &u)?)?))
+    let extras = s.db.user_extras(&u)?;
+    let m = model_with(
+        &s,
+        &u,
+        extras.default.as_ref(),
+        include_stopped(&q),
+        extras.groups,
+        &extras.named,
+    );
+    Ok(Json(visible(&caller, &name, m)?))
+}
+
+/// `?include_stopped_servers` (any value but `0` or `false`).
+fn include_stopped(q: &HashMap<String, String>) -> bool {
+    q.get("include_stopped_servers")
+        .is_some_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "0" | "false"))
 }
 
 /// `m` as the caller may see it: whole, or only the fields its scopes on `name` give.
@@ -239,7 +271,7 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(model(&s, &u)?)).into_response())
 }
 
-/// `DELETE /users/<name>`: stops their server and forgets them.
+/// `DELETE /users/<name>`: stops their servers and forgets them.
 pub async fn delete(
     State(s): State<AppState>,
     caller: Caller,
@@ -252,7 +284,7 @@ pub async fn delete(
     if s.db.users().get(&name)?.is_none() {
         return Err(HubError::not_found(format!("User {name} does not exist")));
     }
-    s.servers.stop(&name).await;
+    s.servers.stop_all_of(&name).await;
     s.db.users().delete(&name)?;
     tracing::info!(user = %name, by = %caller.describe(), "user deleted via API");
     Ok(StatusCode::NO_CONTENT)
@@ -327,9 +359,9 @@ pub async fn update(
     if let Some(raw) = req.name.as_deref().filter(|n| *n != name.as_str()) {
         let to = Username::parse(raw)
             .map_err(|_| HubError::bad_request(format!("Invalid username: {raw:?}")))?;
-        if s.servers.state(&name) != ServerState::Stopped {
+        if !s.servers.active_of(&name).is_empty() {
             return Err(HubError::bad_request(format!(
-                "Stop {name}'s server before renaming them"
+                "Stop {name}'s servers before renaming them"
             )));
         }
         if !s.db.users().rename(&name, &to)? {

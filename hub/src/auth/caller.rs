@@ -18,7 +18,7 @@ use crate::db::{TokenRow, UserRow};
 use crate::error::HubError;
 use crate::scopes::ScopeSet;
 use crate::secrets::same;
-use crate::types::{GroupName, TokenKind, Username};
+use crate::types::{GroupName, ServerKey, TokenKind, Username};
 
 /// Who is calling the API, and the scopes their credential holds.
 // One per request, moved into the handler: boxing the user variant would buy nothing.
@@ -133,15 +133,16 @@ impl Caller {
     /// `Ok` if the caller holds `scope` on `name`'s resources; else JupyterHub's answer:
     /// 404 when `hide` (so existence does not leak), or 403 naming the scope.
     pub fn require(&self, name: &Username, scope: &str, hide: bool) -> Result<(), HubError> {
-        if self.may(name, scope) {
-            Ok(())
-        } else if hide {
-            Err(HubError::not_found(
-                "No access to resources or resources not found",
-            ))
-        } else {
-            Err(missing_scope(scope))
-        }
+        verdict(self.may(name, scope), scope, hide)
+    }
+
+    /// [`Self::require`] for one server: a `!server=` filter on another server of the
+    /// same user does not reach it.
+    pub fn require_server(&self, key: &ServerKey, scope: &str, hide: bool) -> Result<(), HubError> {
+        let held = self
+            .held()
+            .allows_on(scope, &key.user, key.name.as_str(), &[]);
+        verdict(held, scope, hide)
     }
 
     /// `Ok` if the caller holds `scope` unfiltered (what an admin holds); else 403
@@ -160,6 +161,20 @@ impl Caller {
     }
 }
 
+/// `Ok` when `held`; else 404 when `hide` (so existence does not leak), or 403 naming
+/// `scope`.
+fn verdict(held: bool, scope: &str, hide: bool) -> Result<(), HubError> {
+    if held {
+        Ok(())
+    } else if hide {
+        Err(HubError::not_found(
+            "No access to resources or resources not found",
+        ))
+    } else {
+        Err(missing_scope(scope))
+    }
+}
+
 fn missing_scope(scope: &str) -> HubError {
     HubError::forbidden(format!(
         "Action is not authorized with current scopes; requires any of [{scope}]"
@@ -170,18 +185,18 @@ fn missing_scope(scope: &str) -> HubError {
 /// its user's activity and read its user; an OAuth token, issued to a server when someone
 /// opens it, opens that server and reads its bearer's name and groups. An admin who opens
 /// someone's server hands that server such a token: it cannot act as the admin.
-fn server_credential(user: &Username, kind: TokenKind, server_of: &str) -> Vec<String> {
+fn server_credential(user: &Username, kind: TokenKind, server: &ServerKey) -> Vec<String> {
     let n = user;
     match kind {
         TokenKind::Server => vec![
-            format!("access:servers!server={n}/"),
+            format!("access:servers!server={server}"),
             format!("read:users:activity!user={n}"),
             format!("read:users:groups!user={n}"),
             format!("read:users:name!user={n}"),
             format!("users:activity!user={n}"),
         ],
         _ => vec![
-            format!("access:servers!server={server_of}/"),
+            format!("access:servers!server={server}"),
             format!("read:users:groups!user={n}"),
             format!("read:users:name!user={n}"),
         ],
@@ -232,12 +247,11 @@ pub fn token_scopes<S: AuthState>(state: &S, row: &TokenRow) -> ScopeSet {
             Some(asked) => ScopeSet::parse(asked, Some(&row.user.name)).unwrap_or_default(),
         },
         kind => {
-            let server_of = row
-                .client_id
-                .as_deref()
-                .and_then(crate::urls::Urls::client_owner)
-                .unwrap_or_else(|| row.user.name.to_string());
-            let list = server_credential(&row.user.name, kind, &server_of);
+            let server = row
+                .server
+                .clone()
+                .unwrap_or_else(|| ServerKey::default_of(&row.user.name));
+            let list = server_credential(&row.user.name, kind, &server);
             ScopeSet::parse(&list, None).unwrap_or_default()
         }
     };

@@ -107,13 +107,23 @@ pub fn api_refusal(
     if !cookie || !meta.present() || meta.is_top_navigation() {
         return None;
     }
-    let progress = *method == Method::GET
-        && path.ends_with("/server/progress")
-        && meta.site.as_deref() == Some("same-origin");
+    let progress =
+        *method == Method::GET && is_progress(path) && meta.site.as_deref() == Some("same-origin");
     if progress {
         return None;
     }
     Some("the API does not accept the login cookie from scripts; use an API token")
+}
+
+/// `…/users/<name>/server/progress` or `…/users/<name>/servers/<server>/progress`.
+fn is_progress(path: &str) -> bool {
+    let Some(rest) = path.strip_suffix("/progress") else {
+        return false;
+    };
+    rest.ends_with("/server")
+        || rest
+            .rsplit_once('/')
+            .is_some_and(|(head, server)| !server.is_empty() && head.ends_with("/servers"))
 }
 
 /// Middleware for the hub's pages.
@@ -210,6 +220,26 @@ mod tests {
             None
         );
         assert!(api_refusal(post, "/users/a/server/progress", &cookie, &script).is_some());
+        assert_eq!(
+            api_refusal(
+                &Method::GET,
+                "/users/a/servers/gpu/progress",
+                &cookie,
+                &script
+            ),
+            None,
+            "a named server's progress page"
+        );
+        for other in [
+            "/users/a/servers/gpu",
+            "/users/a/servers//progress",
+            "/users/a/progress",
+        ] {
+            assert!(
+                api_refusal(&Method::GET, other, &cookie, &script).is_some(),
+                "{other}"
+            );
+        }
         let neighbour = meta("same-site", "cors", "empty", None);
         assert!(
             api_refusal(

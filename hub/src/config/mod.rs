@@ -99,6 +99,14 @@ pub struct HubConfig {
     /// (`c.JupyterHub.authenticate_prometheus`).
     #[serde(default = "default_true")]
     pub authenticate_prometheus: bool,
+    /// Whether users may have named servers beside their default one, each at
+    /// `/user/<name>/<server>/` (`c.JupyterHub.allow_named_servers`).
+    #[serde(default)]
+    pub allow_named_servers: bool,
+    /// Most named servers one user may have, stopped ones included; 0: no limit
+    /// (`c.JupyterHub.named_server_limit_per_user`).
+    #[serde(default)]
+    pub named_server_limit_per_user: usize,
 }
 
 fn default_true() -> bool {

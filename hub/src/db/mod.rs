@@ -16,6 +16,7 @@ macro_rules! user_columns {
 
 mod cache;
 mod groups;
+mod named;
 mod oauth;
 mod servers;
 mod sessions;
@@ -31,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use groups::{GroupError, GroupRow, Groups};
+pub use named::{Created, Named, NamedRow};
 pub use oauth::{CodeRow, OAuth, OAuthClient, CODE_SECS, OAUTH_TOKEN_SECS};
 pub use servers::{ServerRow, Servers};
 pub use sessions::{Sessions, SESSION_SECS};
@@ -43,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v1.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
+    include_str!("schema_v4.sql"),
 ];
 
 /// Errors from the database.
@@ -61,13 +64,20 @@ pub struct Db {
     changes: Arc<AtomicU64>,
     /// Token rows by hash, with their expiry.
     token_cache: Arc<cache::ReadCache<(TokenRow, Option<i64>)>>,
-    /// A user's default server row and groups, by user id.
+    /// A user's servers' rows and groups, by user id.
     extras_cache: Arc<cache::ReadCache<UserExtras>>,
 }
 
-/// What a user's model needs besides their row: their default server's row and their
-/// groups' names.
-pub type UserExtras = (Option<ServerRow>, Vec<String>);
+/// What a user's model needs besides their row.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserExtras {
+    /// Their default server's row, unless it is stopped.
+    pub default: Option<ServerRow>,
+    /// Their named servers.
+    pub named: Vec<NamedRow>,
+    /// Their groups' names.
+    pub groups: Vec<String>,
+}
 
 impl Db {
     /// Opens (creating if needed) and migrates the database at `path`.
@@ -108,8 +118,8 @@ impl Db {
         Ok(out)
     }
 
-    /// A user's default server row and groups, read in one snapshot; kept while the
-    /// database does not change (see [`cache`]).
+    /// A user's servers and groups, read in one snapshot; kept while the database does
+    /// not change (see [`cache`]).
     pub fn user_extras(&self, user: &UserRow) -> DbResult<UserExtras> {
         let key = user.id.to_string();
         if let Some(v) = self
@@ -119,10 +129,17 @@ impl Db {
             return Ok(v);
         }
         let (changes, extras) = self.read(|db| {
-            let row = db.servers().get(&user.name)?;
-            let mut groups = db.groups().of_users(&[user.id])?;
-            let groups = groups.remove(&user.id).unwrap_or_default();
-            Ok((db.changes(), (row, groups)))
+            let default = db
+                .servers()
+                .get(&crate::types::ServerKey::default_of(&user.name))?;
+            let named = db.named().of_users(&[user.id])?.remove(&user.id);
+            let groups = db.groups().of_users(&[user.id])?.remove(&user.id);
+            let extras = UserExtras {
+                default,
+                named: named.unwrap_or_default(),
+                groups: groups.unwrap_or_default(),
+            };
+            Ok((db.changes(), extras))
         })?;
         self.extras_cache.put(key, changes, extras.clone());
         Ok(extras)
@@ -180,6 +197,11 @@ impl Db {
     /// Servers, with their server tokens and OAuth clients.
     pub fn servers(&self) -> Servers<'_> {
         Servers(Src::Own(self))
+    }
+
+    /// Named servers, stopped or not.
+    pub fn named(&self) -> Named<'_> {
+        Named(Src::Own(self))
     }
 
     /// API, server and OAuth tokens.
@@ -248,6 +270,11 @@ impl Snapshot<'_> {
     /// Servers.
     pub fn servers(&self) -> Servers<'_> {
         Servers(self.0)
+    }
+
+    /// Named servers.
+    pub fn named(&self) -> Named<'_> {
+        Named(self.0)
     }
 
     /// API, server and OAuth tokens.

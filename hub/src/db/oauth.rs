@@ -5,6 +5,7 @@ use rusqlite::{params, OptionalExtension};
 use super::DbResult;
 use crate::secrets::hash;
 use crate::timestamp::unix_now;
+use crate::types::ServerName;
 
 /// How long an OAuth code is valid.
 pub const CODE_SECS: i64 = 300;
@@ -20,6 +21,8 @@ pub struct OAuthClient {
     pub secret_hash: String,
     /// The one redirect URI it may use.
     pub redirect_uri: String,
+    /// Which of the owner's servers it is (`""`: the default one).
+    pub server: ServerName,
 }
 
 /// A pending OAuth code.
@@ -48,13 +51,14 @@ impl OAuth<'_> {
         self.0
             .lock()
             .query_row(
-                "SELECT user_id, secret_hash, redirect_uri FROM oauth_clients WHERE id = ?1",
+                "SELECT user_id, secret_hash, redirect_uri, server FROM oauth_clients WHERE id = ?1",
                 [id],
                 |r| {
                     Ok(OAuthClient {
                         user_id: r.get(0)?,
                         secret_hash: r.get(1)?,
                         redirect_uri: r.get(2)?,
+                        server: r.get(3)?,
                     })
                 },
             )

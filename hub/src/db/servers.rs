@@ -1,7 +1,8 @@
 //! The `servers` table, with what belongs to a server's life: its API token and its
 //! OAuth client, created with it and removed with it in one transaction.
 //!
-//! Only default servers exist so far (name `''`); the column is there for named servers.
+//! A row is keyed by its user and name (`''` for the default server); a named server's
+//! lasting record (kept while it is stopped) is in [`super::named`].
 
 use std::collections::HashSet;
 
@@ -11,7 +12,7 @@ use super::users::UserRow;
 use super::DbResult;
 use crate::secrets::hash;
 use crate::timestamp::now_iso;
-use crate::types::{RecordedState, TokenKind, Username};
+use crate::types::{RecordedState, ServerKey, ServerName, TokenKind, Username};
 use crate::urls::Urls;
 
 /// A server row (one per running, starting or stopping server; none when stopped).
@@ -19,6 +20,8 @@ use crate::urls::Urls;
 pub struct ServerRow {
     /// Owner's name.
     pub user: Username,
+    /// `""` for the default server.
+    pub name: ServerName,
     /// Where it is in its life cycle.
     pub state: RecordedState,
     /// Port on 127.0.0.1.
@@ -31,17 +34,21 @@ pub struct ServerRow {
     pub last_activity: Option<String>,
 }
 
+impl ServerRow {
+    /// Which server this is.
+    pub fn key(&self) -> ServerKey {
+        ServerKey::new(self.user.clone(), self.name.clone())
+    }
+}
+
 /// The servers table.
 pub struct Servers<'a>(pub(super) super::Src<'a>);
 
 impl Servers<'_> {
-    /// Records a spawn that is starting.
-    pub fn starting(&self, user: &Username, port: u16) -> DbResult<()> {
-        self.0.lock().execute(
-            "INSERT INTO servers (user_id, name, state, port, started) SELECT id, '', ?2, ?3, ?4 FROM users WHERE name = ?1",
-            params![user, RecordedState::Starting, port, now_iso()],
-        )?;
-        Ok(())
+    /// Records a server as starting on `port` (the hub itself picks with
+    /// [`Self::starting_on`]).
+    pub fn starting(&self, key: &ServerKey, port: u16) -> DbResult<()> {
+        self.starting_on(key, |_| Some(port)).map(|_| ())
     }
 
     /// Records a server as starting on the port `pick` chooses, given the ports every
@@ -49,7 +56,7 @@ impl Servers<'_> {
     /// two starts at once never get the same port. `None` if `pick` finds none.
     pub fn starting_on(
         &self,
-        user: &Username,
+        key: &ServerKey,
         pick: impl FnOnce(&HashSet<u16>) -> Option<u16>,
     ) -> DbResult<Option<u16>> {
         let conn = self.0.lock();
@@ -61,39 +68,39 @@ impl Servers<'_> {
             return Ok(None);
         };
         conn.execute(
-            "INSERT INTO servers (user_id, name, state, port, started) SELECT id, '', ?2, ?3, ?4 FROM users WHERE name = ?1",
-            params![user, RecordedState::Starting, port, now_iso()],
+            "INSERT INTO servers (user_id, name, state, port, started) SELECT id, ?5, ?2, ?3, ?4 FROM users WHERE name = ?1",
+            params![key.user, RecordedState::Starting, port, now_iso(), key.name],
         )?;
         Ok(Some(port))
     }
 
     /// Records a server as running with its pid.
-    pub fn running(&self, user: &Username, pid: u32) -> DbResult<()> {
-        self.set(user, RecordedState::Running, Some(pid))
+    pub fn running(&self, key: &ServerKey, pid: u32) -> DbResult<()> {
+        self.set(key, RecordedState::Running, Some(pid))
     }
 
     /// Records a stop in progress.
-    pub fn stopping(&self, user: &Username) -> DbResult<()> {
-        self.set(user, RecordedState::Stopping, None)
+    pub fn stopping(&self, key: &ServerKey) -> DbResult<()> {
+        self.set(key, RecordedState::Stopping, None)
     }
 
-    fn set(&self, user: &Username, state: RecordedState, pid: Option<u32>) -> DbResult<()> {
+    fn set(&self, key: &ServerKey, state: RecordedState, pid: Option<u32>) -> DbResult<()> {
         self.0.lock().execute(
-            "UPDATE servers SET state = ?2, pid = COALESCE(?3, pid) WHERE name = '' AND user_id = (SELECT id FROM users WHERE name = ?1)",
-            params![user, state, pid],
+            "UPDATE servers SET state = ?2, pid = COALESCE(?3, pid) WHERE name = ?4 AND user_id = (SELECT id FROM users WHERE name = ?1)",
+            params![key.user, state, pid, key.name],
         )?;
         Ok(())
     }
 
     /// A server has stopped: its row, its API token and its OAuth client (with the
     /// client's codes and tokens) go, in one transaction.
-    pub fn stopped(&self, user: &Username) -> DbResult<()> {
+    pub fn stopped(&self, key: &ServerKey) -> DbResult<()> {
         let conn = self.0.lock();
         let tx = conn.unchecked_transaction()?;
-        let client = Urls::client_id(user);
+        let client = Urls::client_id(key);
         tx.execute(
-            "DELETE FROM servers WHERE name = '' AND user_id = (SELECT id FROM users WHERE name = ?1)",
-            [user],
+            "DELETE FROM servers WHERE name = ?2 AND user_id = (SELECT id FROM users WHERE name = ?1)",
+            params![key.user, key.name],
         )?;
         tx.execute(
             "DELETE FROM api_tokens WHERE kind IN (?2, ?3) AND client_id = ?1",
@@ -103,22 +110,34 @@ impl Servers<'_> {
         tx.commit()
     }
 
-    /// A user's default server, if it is not stopped.
-    pub fn get(&self, user: &Username) -> DbResult<Option<ServerRow>> {
+    /// A server, if it is not stopped.
+    pub fn get(&self, key: &ServerKey) -> DbResult<Option<ServerRow>> {
         let conn = self.0.lock();
         let mut st = conn.prepare_cached(
-            "SELECT u.name, s.state, s.port, s.pid, s.started, s.last_activity
-             FROM servers s JOIN users u ON u.id = s.user_id WHERE u.name = ?1 AND s.name = ''",
+            "SELECT u.name, s.name, s.state, s.port, s.pid, s.started, s.last_activity
+             FROM servers s JOIN users u ON u.id = s.user_id WHERE u.name = ?1 AND s.name = ?2",
         )?;
-        st.query_row([user], server_row).optional()
+        st.query_row(params![key.user, key.name], server_row)
+            .optional()
+    }
+
+    /// A user's servers that are not stopped, the default one first.
+    pub fn of_user(&self, user: &Username) -> DbResult<Vec<ServerRow>> {
+        let conn = self.0.lock();
+        let mut st = conn.prepare_cached(
+            "SELECT u.name, s.name, s.state, s.port, s.pid, s.started, s.last_activity
+             FROM servers s JOIN users u ON u.id = s.user_id WHERE u.name = ?1 ORDER BY s.name",
+        )?;
+        let rows = st.query_map([user], server_row)?.collect();
+        rows
     }
 
     /// All servers that are not stopped.
     pub fn all(&self) -> DbResult<Vec<ServerRow>> {
         let conn = self.0.lock();
         let mut st = conn.prepare(
-            "SELECT u.name, s.state, s.port, s.pid, s.started, s.last_activity
-             FROM servers s JOIN users u ON u.id = s.user_id WHERE s.name = '' ORDER BY u.name",
+            "SELECT u.name, s.name, s.state, s.port, s.pid, s.started, s.last_activity
+             FROM servers s JOIN users u ON u.id = s.user_id ORDER BY u.name, s.name",
         )?;
         let rows = st.query_map([], server_row)?.collect();
         rows
@@ -129,13 +148,14 @@ impl Servers<'_> {
     pub fn register_client(
         &self,
         user: &UserRow,
+        server: &ServerName,
         api_token: &str,
         redirect_uri: &str,
         description: &str,
     ) -> DbResult<()> {
         let conn = self.0.lock();
         let tx = conn.unchecked_transaction()?;
-        let client = Urls::client_id(&user.name);
+        let client = Urls::client_id(&ServerKey::new(user.name.clone(), server.clone()));
         tx.execute(
             "DELETE FROM api_tokens WHERE kind = ?2 AND client_id = ?1",
             params![client, TokenKind::Server],
@@ -145,9 +165,10 @@ impl Servers<'_> {
             params![user.id, hash(api_token), TokenKind::Server, client, description, now_iso()],
         )?;
         tx.execute(
-            "INSERT INTO oauth_clients (id, user_id, secret_hash, redirect_uri, description) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(id) DO UPDATE SET secret_hash = excluded.secret_hash, redirect_uri = excluded.redirect_uri",
-            params![client, user.id, hash(api_token), redirect_uri, description],
+            "INSERT INTO oauth_clients (id, user_id, secret_hash, redirect_uri, description, server) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(id) DO UPDATE SET user_id = excluded.user_id, server = excluded.server,
+               secret_hash = excluded.secret_hash, redirect_uri = excluded.redirect_uri",
+            params![client, user.id, hash(api_token), redirect_uri, description, server],
         )?;
         tx.commit()
     }
@@ -162,8 +183,8 @@ impl Servers<'_> {
             .filter(|s| s.state != RecordedState::Running)
             .collect();
         for s in &stale {
-            self.stopped(&s.user)?;
-            tracing::warn!(user = %s.user, state = s.state.as_str(),
+            self.stopped(&s.key())?;
+            tracing::warn!(server = %s.key(), state = s.state.as_str(),
                 "repair: server left half-done by the previous hub marked stopped");
         }
         Ok(stale)
@@ -173,16 +194,18 @@ impl Servers<'_> {
 fn server_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ServerRow> {
     Ok(ServerRow {
         user: r.get(0)?,
-        state: r.get(1)?,
-        port: r.get(2)?,
-        pid: r.get(3)?,
-        started: r.get(4)?,
-        last_activity: r.get(5)?,
+        name: r.get(1)?,
+        state: r.get(2)?,
+        port: r.get(3)?,
+        pid: r.get(4)?,
+        started: r.get(5)?,
+        last_activity: r.get(6)?,
     })
 }
 
 /// The columns [`server_row_at`] reads after a user's: `s` is the server, `u` its user.
-pub(super) const SERVER_COLUMNS: &str = "s.state, s.port, s.pid, s.started, s.last_activity";
+pub(super) const SERVER_COLUMNS: &str =
+    "s.state, s.port, s.pid, s.started, s.last_activity, s.name";
 
 /// A server row from [`SERVER_COLUMNS`] at column `at` (the user's name at `at - 4`,
 /// as [`super::users::USER_COLUMNS`] puts it), or `None` when a LEFT JOIN found none.
@@ -196,6 +219,7 @@ pub(super) fn server_row_at(
     };
     Ok(Some(ServerRow {
         user: r.get(at - 4)?,
+        name: r.get(at + 5)?,
         state,
         port: r.get(at + 1)?,
         pid: r.get(at + 2)?,

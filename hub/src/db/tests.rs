@@ -10,16 +10,17 @@ fn tokens_are_stored_hashed_and_server_cleanup_is_complete() {
     let db = Db::in_memory().unwrap();
     assert_eq!(db.version().unwrap(), MIGRATIONS.len());
     let alice = db.users().ensure(&name("alice"), None).unwrap();
-    db.servers().starting(&alice.name, 50000).unwrap();
+    db.servers().starting(&dk(&alice.name), 50000).unwrap();
     db.servers()
         .register_client(
             &alice,
+            &crate::types::ServerName::DEFAULT,
             "servertoken123",
             "/user/alice/oauth_callback",
             "Server at /user/alice/",
         )
         .unwrap();
-    db.servers().running(&alice.name, 42).unwrap();
+    db.servers().running(&dk(&alice.name), 42).unwrap();
     let t = db.tokens().lookup("servertoken123").unwrap().unwrap();
     assert_eq!((t.kind, t.user.name.as_str()), (TokenKind::Server, "alice"));
     // The clear token is nowhere in the table.
@@ -46,7 +47,7 @@ fn tokens_are_stored_hashed_and_server_cleanup_is_complete() {
         })
         .unwrap();
     assert!(oauth > 0);
-    db.servers().stopped(&alice.name).unwrap();
+    db.servers().stopped(&dk(&alice.name)).unwrap();
     assert!(db.tokens().lookup("servertoken123").unwrap().is_none());
     assert!(db.tokens().lookup("oauthtok").unwrap().is_none());
     assert!(db
@@ -54,7 +55,7 @@ fn tokens_are_stored_hashed_and_server_cleanup_is_complete() {
         .client("jupyterhub-user-alice")
         .unwrap()
         .is_none());
-    assert!(db.servers().get(&alice.name).unwrap().is_none());
+    assert!(db.servers().get(&dk(&alice.name)).unwrap().is_none());
 }
 
 #[test]
@@ -62,7 +63,13 @@ fn codes_are_single_use() {
     let db = Db::in_memory().unwrap();
     let alice = db.users().ensure(&name("alice"), None).unwrap();
     db.servers()
-        .register_client(&alice, "tok", "/cb", "d")
+        .register_client(
+            &alice,
+            &crate::types::ServerName::DEFAULT,
+            "tok",
+            "/cb",
+            "d",
+        )
         .unwrap();
     let row = CodeRow {
         client_id: "jupyterhub-user-alice".into(),
@@ -83,13 +90,13 @@ fn repair_ends_half_done_spawns_and_keeps_running_ones() {
     let (a, b) = (name("a"), name("b"));
     db.users().ensure(&a, None).unwrap();
     db.users().ensure(&b, None).unwrap();
-    db.servers().starting(&a, 50001).unwrap();
-    db.servers().starting(&b, 50002).unwrap();
-    db.servers().running(&b, 7).unwrap();
+    db.servers().starting(&dk(&a), 50001).unwrap();
+    db.servers().starting(&dk(&b), 50002).unwrap();
+    db.servers().running(&dk(&b), 7).unwrap();
     let fixed = db.servers().repair().unwrap();
     assert_eq!(fixed.len(), 1);
-    assert!(db.servers().get(&a).unwrap().is_none());
-    let row = db.servers().get(&b).unwrap().unwrap();
+    assert!(db.servers().get(&dk(&a)).unwrap().is_none());
+    let row = db.servers().get(&dk(&b)).unwrap().unwrap();
     assert_eq!((row.pid, row.state), (Some(7), RecordedState::Running));
 }
 
@@ -99,10 +106,10 @@ fn activity_only_moves_forward() {
     let a = name("a");
     db.users().ensure(&a, None).unwrap();
     db.users()
-        .touch(&a, false, "2026-01-02T00:00:00.000000Z")
+        .touch(&a, None, "2026-01-02T00:00:00.000000Z")
         .unwrap();
     db.users()
-        .touch(&a, false, "2026-01-01T00:00:00.000000Z")
+        .touch(&a, None, "2026-01-01T00:00:00.000000Z")
         .unwrap();
     assert_eq!(
         db.users()
@@ -147,8 +154,8 @@ fn a_page_of_users_comes_with_their_servers_in_one_query() {
     for n in ["carol", "alice", "bob", "dave"] {
         db.users().ensure(&name(n), None).unwrap();
     }
-    db.servers().starting(&name("bob"), 50003).unwrap();
-    db.servers().running(&name("bob"), 7).unwrap();
+    db.servers().starting(&dk(&name("bob")), 50003).unwrap();
+    db.servers().running(&dk(&name("bob")), 7).unwrap();
     assert_eq!(db.users().count().unwrap(), 4);
     let by_name = UserQuery {
         sort: SortBy::Name,
@@ -274,18 +281,23 @@ fn expired_tokens_never_match() {
 fn a_read_sees_one_snapshot_and_refuses_to_write() {
     let db = Db::in_memory().unwrap();
     let alice = db.users().ensure(&name("alice"), None).unwrap();
-    db.servers().starting(&alice.name, 50001).unwrap();
+    db.servers().starting(&dk(&alice.name), 50001).unwrap();
     let (row, user) = db
-        .read(|s| Ok((s.servers().get(&alice.name)?, s.users().get(&alice.name)?)))
+        .read(|s| {
+            Ok((
+                s.servers().get(&dk(&alice.name))?,
+                s.users().get(&alice.name)?,
+            ))
+        })
         .unwrap();
     assert_eq!(row.unwrap().port, 50001);
     assert_eq!(user.unwrap().id, alice.id);
     // A write inside a read is an error (a nested transaction), not a deadlock, and
     // leaves the connection usable.
-    let err = db.read(|s| s.servers().stopped(&alice.name));
+    let err = db.read(|s| s.servers().stopped(&dk(&alice.name)));
     assert!(err.is_err(), "{err:?}");
-    db.servers().stopped(&alice.name).unwrap();
-    assert!(db.servers().get(&alice.name).unwrap().is_none());
+    db.servers().stopped(&dk(&alice.name)).unwrap();
+    assert!(db.servers().get(&dk(&alice.name)).unwrap().is_none());
 }
 
 #[test]
@@ -302,11 +314,11 @@ fn kept_reads_end_with_any_write() {
     assert!(db.tokens().delete_api(alice.id, id).unwrap());
     assert!(db.tokens().lookup("tok-a").unwrap().is_none());
     // A user's server and groups: a change is seen by the next read.
-    assert_eq!(db.user_extras(&alice).unwrap(), (None, vec![]));
-    db.servers().starting(&alice.name, 50002).unwrap();
-    assert_eq!(db.user_extras(&alice).unwrap().0.unwrap().port, 50002);
-    db.servers().stopped(&alice.name).unwrap();
-    assert_eq!(db.user_extras(&alice).unwrap().0, None);
+    assert_eq!(db.user_extras(&alice).unwrap(), UserExtras::default());
+    db.servers().starting(&dk(&alice.name), 50002).unwrap();
+    assert_eq!(db.user_extras(&alice).unwrap().default.unwrap().port, 50002);
+    db.servers().stopped(&dk(&alice.name)).unwrap();
+    assert_eq!(db.user_extras(&alice).unwrap().default, None);
     // A token that expires while kept is not found after its expiry.
     db.tokens()
         .add(&NewToken::api(alice.id, "tok-b", "n", Some(0)))
@@ -314,4 +326,9 @@ fn kept_reads_end_with_any_write() {
     assert!(db.tokens().lookup("tok-b").unwrap().is_some());
     std::thread::sleep(std::time::Duration::from_millis(1100));
     assert!(db.tokens().lookup("tok-b").unwrap().is_none());
+}
+
+/// A user's default server.
+fn dk(user: &Username) -> crate::types::ServerKey {
+    crate::types::ServerKey::default_of(user)
 }

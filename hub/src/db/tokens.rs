@@ -6,7 +6,7 @@ use super::users::UserRow;
 use super::DbResult;
 use crate::secrets::hash;
 use crate::timestamp::{now_iso, unix_now};
-use crate::types::TokenKind;
+use crate::types::{ServerKey, TokenKind};
 
 /// Longest token looked up; anything longer cannot be one of ours.
 const MAX_TOKEN_LEN: usize = 256;
@@ -22,6 +22,8 @@ pub struct TokenRow {
     pub kind: TokenKind,
     /// The OAuth client for server and OAuth tokens.
     pub client_id: Option<String>,
+    /// The server that client is, while it is registered.
+    pub server: Option<ServerKey>,
     /// The login session it was issued in.
     pub session_id: Option<String>,
     /// Its own scopes, as asked for when it was made; `None`: its owner's.
@@ -129,7 +131,9 @@ impl Tokens<'_> {
         let mut st = conn.prepare_cached(concat!(
             "SELECT t.id, t.kind, t.client_id, t.session_id, t.expires_at, t.scopes, ",
             user_columns!(),
-            " FROM api_tokens t JOIN users u ON u.id = t.user_id
+            ", cu.name, c.server FROM api_tokens t JOIN users u ON u.id = t.user_id
+             LEFT JOIN oauth_clients c ON c.id = t.client_id
+             LEFT JOIN users cu ON cu.id = c.user_id
              WHERE t.hash = ?1 AND (t.expires_at IS NULL OR t.expires_at >= ?2)"
         ))?;
         let found = st
@@ -138,6 +142,10 @@ impl Tokens<'_> {
                     id: r.get(0)?,
                     kind: r.get(1)?,
                     client_id: r.get(2)?,
+                    server: match (r.get(11)?, r.get(12)?) {
+                        (Some(user), Some(name)) => Some(ServerKey::new(user, name)),
+                        _ => None,
+                    },
                     session_id: r.get(3)?,
                     scopes: scopes_of(r.get(5)?),
                     user: UserRow::from_row(r, 6)?,

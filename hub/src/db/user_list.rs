@@ -28,9 +28,9 @@ pub enum HavingServer {
     /// Everyone.
     #[default]
     Any,
-    /// Users with a server recorded (starting, running or stopping).
+    /// Users with a server recorded (starting, running or stopping), default or named.
     Active,
-    /// Users without one.
+    /// Users without any.
     Inactive,
 }
 
@@ -53,13 +53,13 @@ impl UserQuery {
     fn sql_from_where(&self) -> (String, Vec<String>) {
         let mut from = match self.having {
             // Driven from the servers table: costs what the number of servers does.
-            HavingServer::Active => {
-                "FROM servers s0 JOIN users u ON u.id = s0.user_id AND s0.name = '' WHERE 1"
+            HavingServer::Active => "FROM (SELECT DISTINCT user_id FROM servers) s0 \
+                 JOIN users u ON u.id = s0.user_id WHERE 1"
+                .to_owned(),
+            HavingServer::Inactive => {
+                "FROM users u WHERE NOT EXISTS (SELECT 1 FROM servers s0 WHERE s0.user_id = u.id)"
                     .to_owned()
             }
-            HavingServer::Inactive => "FROM users u WHERE NOT EXISTS \
-                 (SELECT 1 FROM servers s0 WHERE s0.user_id = u.id AND s0.name = '')"
-                .to_owned(),
             HavingServer::Any => "FROM users u WHERE 1".to_owned(),
         };
         let mut params = Vec::new();
@@ -87,10 +87,10 @@ impl UserQuery {
             (SortBy::LastActivity, false) => "u.last_activity, u.id",
             (SortBy::LastActivity, true) => "u.last_activity DESC, u.id DESC",
             (SortBy::Running, false) => {
-                "EXISTS (SELECT 1 FROM servers s1 WHERE s1.user_id = u.id AND s1.name = '') DESC, u.name"
+                "EXISTS (SELECT 1 FROM servers s1 WHERE s1.user_id = u.id) DESC, u.name"
             }
             (SortBy::Running, true) => {
-                "EXISTS (SELECT 1 FROM servers s1 WHERE s1.user_id = u.id AND s1.name = ''), u.name"
+                "EXISTS (SELECT 1 FROM servers s1 WHERE s1.user_id = u.id), u.name"
             }
         }
     }

@@ -4,7 +4,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::DbResult;
 use crate::timestamp::now_iso;
-use crate::types::Username;
+use crate::types::{ServerName, Username};
 
 /// A user row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -216,20 +216,25 @@ impl Users<'_> {
         Ok(deleted)
     }
 
-    /// Moves a user's (and, with `server`, their default server's) `last_activity`
-    /// forward, never back.
-    pub fn touch(&self, name: &Username, server: bool, at: &str) -> DbResult<()> {
+    /// Moves a user's (and, with `server`, that server's) `last_activity` forward, never
+    /// back.
+    pub fn touch(&self, name: &Username, server: Option<&ServerName>, at: &str) -> DbResult<()> {
         let conn = self.0.lock();
         let tx = conn.unchecked_transaction()?;
         tx.execute(
             "UPDATE users SET last_activity = ?2 WHERE name = ?1 AND (last_activity IS NULL OR last_activity < ?2)",
             params![name, at],
         )?;
-        if server {
+        if let Some(server) = server {
             tx.execute(
-                "UPDATE servers SET last_activity = ?2 WHERE name = '' AND user_id = (SELECT id FROM users WHERE name = ?1)
+                "UPDATE servers SET last_activity = ?2 WHERE name = ?3 AND user_id = (SELECT id FROM users WHERE name = ?1)
                  AND (last_activity IS NULL OR last_activity < ?2)",
-                params![name, at],
+                params![name, at, server],
+            )?;
+            tx.execute(
+                "UPDATE named_servers SET last_activity = ?2 WHERE name = ?3 AND user_id = (SELECT id FROM users WHERE name = ?1)
+                 AND (last_activity IS NULL OR last_activity < ?2)",
+                params![name, at, server],
             )?;
         }
         tx.commit()

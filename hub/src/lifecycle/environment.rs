@@ -3,16 +3,17 @@
 //! is not here because the helper builds it itself, pinned to 127.0.0.1.
 
 use crate::config::HubConfig;
-use crate::types::Username;
+use crate::types::ServerKey;
 use crate::urls::Urls;
 
-/// The variables for `user`'s default server, whose API token is `token`.
-pub fn server_env(cfg: &HubConfig, user: &Username, token: &str) -> Vec<(String, String)> {
+/// The variables for a server whose API token is `token`.
+pub fn server_env(cfg: &HubConfig, key: &ServerKey, token: &str) -> Vec<(String, String)> {
     let urls = cfg.urls();
-    let prefix = urls.user_server(user);
+    let prefix = urls.server_prefix(key);
     let api = cfg.api_url();
+    let user = &key.user;
     let scopes = serde_json::to_string(&[
-        format!("access:servers!server={user}/"),
+        format!("access:servers!server={key}"),
         format!("access:servers!user={user}"),
     ])
     .unwrap_or_else(|_| "[]".to_owned());
@@ -24,7 +25,7 @@ pub fn server_env(cfg: &HubConfig, user: &Username, token: &str) -> Vec<(String,
         .map(|p| p.trim_end_matches('/').to_owned())
         .or_else(|| urls.hub_origin());
     let server_public = match urls.subdomains() {
-        Some(_) => urls.user_url(user),
+        Some(_) => urls.server_url(key),
         None => public
             .as_deref()
             .map(|p| format!("{p}{prefix}"))
@@ -33,7 +34,7 @@ pub fn server_env(cfg: &HubConfig, user: &Username, token: &str) -> Vec<(String,
     let mut env = vec![
         ("JUPYTERHUB_API_TOKEN", token.to_owned()),
         ("JPY_API_TOKEN", token.to_owned()),
-        ("JUPYTERHUB_CLIENT_ID", Urls::client_id(user)),
+        ("JUPYTERHUB_CLIENT_ID", Urls::client_id(key)),
         ("JUPYTERHUB_API_URL", api.clone()),
         (
             "JUPYTERHUB_ACTIVITY_URL",
@@ -42,12 +43,12 @@ pub fn server_env(cfg: &HubConfig, user: &Username, token: &str) -> Vec<(String,
         ("JUPYTERHUB_BASE_URL", urls.base().to_owned()),
         ("JUPYTERHUB_HOST", urls.hub_origin().unwrap_or_default()),
         ("JUPYTERHUB_SERVICE_PREFIX", prefix.clone()),
-        ("JUPYTERHUB_OAUTH_CALLBACK_URL", urls.oauth_callback(user)),
+        ("JUPYTERHUB_OAUTH_CALLBACK_URL", urls.oauth_callback(key)),
         ("JUPYTERHUB_OAUTH_ACCESS_SCOPES", scopes.clone()),
         ("JUPYTERHUB_OAUTH_SCOPES", scopes),
         ("JUPYTERHUB_OAUTH_CLIENT_ALLOWED_SCOPES", "[]".to_owned()),
         ("JUPYTERHUB_USER", user.to_string()),
-        ("JUPYTERHUB_SERVER_NAME", String::new()),
+        ("JUPYTERHUB_SERVER_NAME", key.name.to_string()),
         ("JUPYTERHUB_COOKIE_HOST_PREFIX_ENABLED", "0".to_owned()),
         ("JUPYTERHUB_PUBLIC_URL", server_public),
         (
@@ -66,19 +67,26 @@ pub fn server_env(cfg: &HubConfig, user: &Username, token: &str) -> Vec<(String,
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
+
+    fn alice() -> ServerKey {
+        ServerKey::default_of(&crate::types::Username::parse("alice").unwrap())
+    }
+
+    /// The environment of server `key` with hub.toml `config`, by name.
+    fn env_of(config: &str, key: &ServerKey) -> HashMap<String, String> {
+        let cfg = HubConfig::parse(config, std::path::Path::new("hub.toml")).unwrap();
+        server_env(&cfg, key, "tok").into_iter().collect()
+    }
 
     #[test]
     fn urls_and_public_urls_follow_the_config() {
-        let cfg = HubConfig::parse(
+        let env = env_of(
             "base_url = \"/jl/\"\nbind = \"127.0.0.1:9000\"\npublic_url = \"https://hub.example/\"",
-            std::path::Path::new("hub.toml"),
-        )
-        .unwrap();
-        let env: std::collections::HashMap<String, String> =
-            server_env(&cfg, &Username::parse("alice").unwrap(), "tok")
-                .into_iter()
-                .collect();
+            &alice(),
+        );
         assert_eq!(
             env["JUPYTERHUB_API_URL"],
             "http://127.0.0.1:9000/jl/hub/api"
@@ -105,16 +113,35 @@ mod tests {
     }
 
     #[test]
+    fn a_named_server_has_its_own_prefix_client_and_scopes() {
+        let key = ServerKey::new(
+            alice().user,
+            crate::types::ServerName::parse("gpu").unwrap(),
+        );
+        let env = env_of("bind = \"127.0.0.1:9000\"", &key);
+        assert_eq!(env["JUPYTERHUB_SERVER_NAME"], "gpu");
+        assert_eq!(env["JUPYTERHUB_SERVICE_PREFIX"], "/user/alice/gpu/");
+        assert_eq!(env["JUPYTERHUB_CLIENT_ID"], "jupyterhub-user-alice-gpu");
+        assert_eq!(
+            env["JUPYTERHUB_OAUTH_CALLBACK_URL"],
+            "/user/alice/gpu/oauth_callback"
+        );
+        assert_eq!(
+            env["JUPYTERHUB_OAUTH_ACCESS_SCOPES"],
+            "[\"access:servers!server=alice/gpu\",\"access:servers!user=alice\"]"
+        );
+        assert_eq!(
+            env["JUPYTERHUB_ACTIVITY_URL"],
+            "http://127.0.0.1:9000/hub/api/users/alice/activity"
+        );
+    }
+
+    #[test]
     fn subdomains_give_the_server_its_origin_and_the_hubs() {
-        let cfg = HubConfig::parse(
+        let env = env_of(
             "bind = \"127.0.0.1:9000\"\nsubdomain_host = \"https://hub.example\"",
-            std::path::Path::new("hub.toml"),
-        )
-        .unwrap();
-        let env: std::collections::HashMap<String, String> =
-            server_env(&cfg, &Username::parse("alice").unwrap(), "tok")
-                .into_iter()
-                .collect();
+            &alice(),
+        );
         // The browser goes to the hub's origin to log in, and comes back to its own.
         assert_eq!(env["JUPYTERHUB_HOST"], "https://hub.example");
         assert_eq!(

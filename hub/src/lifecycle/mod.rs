@@ -29,7 +29,7 @@ use crate::db::{Db, UserRow};
 use crate::metrics::{Metrics, StopStatus};
 use crate::proxy::RouteTable;
 use crate::spawner::{Ending, ServerHandle, Spawner};
-use crate::types::{RecordedState, ServerState, Username};
+use crate::types::{RecordedState, ServerKey, ServerName, ServerState, Username};
 
 struct Live {
     state: ServerState,
@@ -59,10 +59,10 @@ struct Inner {
     spawner: Arc<dyn Spawner>,
     routes: RouteTable,
     metrics: Metrics,
-    live: Mutex<HashMap<Username, Live>>,
+    live: Mutex<HashMap<ServerKey, Live>>,
     /// Servers stopped (SIGTERM sent) whose exit is not reported yet: a new start of the
-    /// same user's server waits for it, so two never run side by side.
-    draining: Mutex<HashMap<Username, ServerHandle>>,
+    /// same server waits for it, so two never run side by side.
+    draining: Mutex<HashMap<ServerKey, ServerHandle>>,
 }
 
 /// Why a start was not begun.
@@ -96,32 +96,32 @@ impl Servers {
         }
     }
 
-    fn live(&self) -> MutexGuard<'_, HashMap<Username, Live>> {
+    fn live(&self) -> MutexGuard<'_, HashMap<ServerKey, Live>> {
         self.inner.live.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn recorded(&self, user: &Username) -> Option<RecordedState> {
+    fn recorded(&self, key: &ServerKey) -> Option<RecordedState> {
         self.inner
             .db
             .servers()
-            .get(user)
+            .get(key)
             .ok()
             .flatten()
             .map(|r| r.state)
     }
 
-    /// The state of `user`'s default server.
-    pub fn state(&self, user: &Username) -> ServerState {
-        if let Some(l) = self.live().get(user) {
+    /// The state of a server.
+    pub fn state(&self, key: &ServerKey) -> ServerState {
+        if let Some(l) = self.live().get(key) {
             return l.state.clone();
         }
-        Self::from_record(self.recorded(user))
+        Self::from_record(self.recorded(key))
     }
 
     /// The same, given what the database records for it (read with the user already):
     /// no query of its own.
-    pub fn state_given(&self, user: &Username, recorded: Option<RecordedState>) -> ServerState {
-        if let Some(l) = self.live().get(user) {
+    pub fn state_given(&self, key: &ServerKey, recorded: Option<RecordedState>) -> ServerState {
+        if let Some(l) = self.live().get(key) {
             return l.state.clone();
         }
         Self::from_record(recorded)
@@ -135,18 +135,42 @@ impl Servers {
         }
     }
 
-    /// Whether `user`'s server is recorded running but its helper has not dialled back
-    /// since this hub started: the short window after a hub restart, before re-attach.
-    pub fn reconnecting(&self, user: &Username) -> bool {
-        if self.live().get(user).is_some_and(|l| l.handle.is_some()) {
+    /// Whether a server is recorded running but its helper has not dialled back since
+    /// this hub started: the short window after a hub restart, before re-attach.
+    pub fn reconnecting(&self, key: &ServerKey) -> bool {
+        if self.live().get(key).is_some_and(|l| l.handle.is_some()) {
             return false;
         }
-        self.recorded(user) == Some(RecordedState::Running)
+        self.recorded(key) == Some(RecordedState::Running)
     }
 
-    /// The progress of the current or last spawn of `user`.
-    pub fn progress(&self, user: &Username) -> Option<watch::Receiver<Progress>> {
-        self.live().get(user).map(|l| l.progress.subscribe())
+    /// The progress of the current or last spawn of a server.
+    pub fn progress(&self, key: &ServerKey) -> Option<watch::Receiver<Progress>> {
+        self.live().get(key).map(|l| l.progress.subscribe())
+    }
+
+    /// Every server of `user`'s that is not stopped: live here, or recorded.
+    pub fn active_of(&self, user: &Username) -> Vec<ServerKey> {
+        let mut keys: Vec<ServerKey> = self
+            .live()
+            .iter()
+            .filter(|(k, l)| {
+                k.user == *user && !matches!(l.state, ServerState::Stopped | ServerState::Failed(_))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for row in self.inner.db.servers().of_user(user).unwrap_or_default() {
+            keys.push(row.key());
+        }
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
+    /// Stops every server of `user`'s, all at once.
+    pub async fn stop_all_of(&self, user: &Username) {
+        let keys = self.active_of(user);
+        futures_util::future::join_all(keys.iter().map(|k| self.stop(k))).await;
     }
 
     /// How many servers are running and routed now.
@@ -157,36 +181,37 @@ impl Servers {
             .count()
     }
 
-    /// Begins a spawn of `user`'s default server in the background.
-    pub fn start(&self, user: &UserRow) -> Result<(), StartError> {
+    /// Begins a spawn of `user`'s server `name` in the background.
+    pub fn start(&self, user: &UserRow, name: &ServerName) -> Result<(), StartError> {
+        let key = ServerKey::new(user.name.clone(), name.clone());
         {
             let mut live = self.live();
-            match live.get(&user.name).map(|l| &l.state) {
+            match live.get(&key).map(|l| &l.state) {
                 Some(ServerState::Running) => return Err(StartError::Running),
                 Some(ServerState::Starting | ServerState::Stopping) => {
                     return Err(StartError::Pending)
                 }
                 _ => {}
             }
-            if self.recorded(&user.name) == Some(RecordedState::Running) {
+            if self.recorded(&key) == Some(RecordedState::Running) {
                 return Err(StartError::Running);
             }
             live.insert(
-                user.name.clone(),
+                key.clone(),
                 Live::new(ServerState::Starting, None, Progress::default()),
             );
         }
         let this = self.clone();
         let user = user.clone();
-        tokio::spawn(async move { this.run_spawn(user).await });
+        tokio::spawn(async move { this.run_spawn(user, key).await });
         Ok(())
     }
 
-    /// Stops `user`'s server: its route goes at once, and the call returns once the
-    /// server has had its SIGTERM (its helper owns the grace period and the SIGKILL after
-    /// it). Row, token and OAuth client go then too; the exit is awaited in the
-    /// background, and by the next start of this user's server.
-    pub async fn stop(&self, user: &Username) {
+    /// Stops a server: its route goes at once, and the call returns once the server has
+    /// had its SIGTERM (its helper owns the grace period and the SIGKILL after it). Row,
+    /// token and OAuth client go then too; the exit is awaited in the background, and by
+    /// the next start of this server.
+    pub async fn stop(&self, user: &ServerKey) {
         let handle = {
             let mut live = self.live();
             let Some(l) = live.get_mut(user) else {
@@ -199,11 +224,11 @@ impl Servers {
             l.state = ServerState::Stopping;
             l.handle.clone()
         };
-        self.inner.routes.remove_user(user);
+        self.inner.routes.remove_server(user);
         if let Err(e) = self.inner.db.servers().stopping(user) {
-            tracing::error!(user = %user, error = %e, "cannot record the stop");
+            tracing::error!(server = %user, error = %e, "cannot record the stop");
         }
-        tracing::info!(user = %user, "server stopping");
+        tracing::info!(server = %user, "server stopping");
         let began = std::time::Instant::now();
         let mut status = StopStatus::success;
         if let Some(h) = handle {
@@ -211,7 +236,7 @@ impl Servers {
                 Ok(()) => self.drain(user, h),
                 Err(e) => {
                     status = StopStatus::failure;
-                    tracing::warn!(user = %user, error = %e, "stop did not complete")
+                    tracing::warn!(server = %user, error = %e, "stop did not complete")
                 }
             }
         }
@@ -219,7 +244,7 @@ impl Servers {
         self.inner.metrics.stopped(status, began.elapsed());
     }
 
-    fn draining(&self) -> MutexGuard<'_, HashMap<Username, ServerHandle>> {
+    fn draining(&self) -> MutexGuard<'_, HashMap<ServerKey, ServerHandle>> {
         self.inner
             .draining
             .lock()
@@ -227,17 +252,17 @@ impl Servers {
     }
 
     /// Awaits, in the background, the exit of a server that was sent its SIGTERM.
-    fn drain(&self, user: &Username, handle: ServerHandle) {
+    fn drain(&self, user: &ServerKey, handle: ServerHandle) {
         self.draining().insert(user.clone(), handle.clone());
         let this = self.clone();
         let user = user.clone();
         tokio::spawn(async move {
             match handle.ended().await {
                 Ending::Exited(status) => {
-                    tracing::info!(user = %user, %status, "server stopped by request")
+                    tracing::info!(server = %user, %status, "server stopped by request")
                 }
                 Ending::Lost => {
-                    tracing::warn!(user = %user, "lost the helper of a stopping server")
+                    tracing::warn!(server = %user, "lost the helper of a stopping server")
                 }
             }
             let mut draining = this.draining();
@@ -248,15 +273,15 @@ impl Servers {
     }
 
     /// Before a start: waits (at most the grace period and a little) for the exit of the
-    /// user's previous server, if it is still in its grace period.
-    async fn previous_gone(&self, user: &Username) {
+    /// server's previous run, if it is still in its grace period.
+    async fn previous_gone(&self, user: &ServerKey) {
         let Some(previous) = self.draining().get(user).cloned() else {
             return;
         };
-        tracing::info!(user = %user, pid = previous.pid(), "waiting for the previous server to exit");
+        tracing::info!(server = %user, pid = previous.pid(), "waiting for the previous server to exit");
         let limit = self.grace() + Duration::from_secs(2);
         if tokio::time::timeout(limit, previous.ended()).await.is_err() {
-            tracing::warn!(user = %user, "the previous server did not exit in time; starting anyway");
+            tracing::warn!(server = %user, "the previous server did not exit in time; starting anyway");
         }
     }
 
@@ -265,13 +290,13 @@ impl Servers {
     }
 
     /// The server is gone: route, row, token and OAuth client go.
-    fn cleanup(&self, user: &Username) {
-        self.inner.routes.remove_user(user);
+    fn cleanup(&self, user: &ServerKey) {
+        self.inner.routes.remove_server(user);
         if let Err(e) = self.inner.db.servers().stopped(user) {
-            tracing::error!(user = %user, error = %e, "cannot record the stop");
+            tracing::error!(server = %user, error = %e, "cannot record the stop");
         }
         self.live().remove(user);
-        tracing::info!(user = %user, "server stopped; route removed");
+        tracing::info!(server = %user, "server stopped; route removed");
     }
 }
 

@@ -9,6 +9,7 @@ use hyper_util::rt::TokioExecutor;
 
 use crate::error::{HubError, Source};
 use crate::spawner::{Ending, ServerHandle};
+use crate::types::ServerName;
 
 /// Longest wait for one probe's answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,7 +27,12 @@ pub async fn wait_http(
     prefix: &str,
     timeout: Duration,
     handle: &ServerHandle,
+    server: &ServerName,
 ) -> Result<(), HubError> {
+    let log = format!(
+        "~/.local/state/sudohub/{}",
+        sudohub_helpers_config::server_log_name(server.as_str())
+    );
     let failed = |status, msg: String| HubError::new(Source::Upstream, status, msg);
     let client = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(0)
@@ -45,14 +51,14 @@ pub async fn wait_http(
         if let Some(Ending::Exited(status)) = handle.ending() {
             return Err(failed(
                 http::StatusCode::BAD_GATEWAY,
-                format!("the server exited ({status}) while starting; its log is ~/.local/state/sudohub/default.log"),
+                format!("the server exited ({status}) while starting; its log is {log}"),
             ));
         }
         if tokio::time::Instant::now() + PROBE_EVERY > deadline {
             return Err(failed(
                 http::StatusCode::GATEWAY_TIMEOUT,
                 format!(
-                    "the server did not answer HTTP within {} s (spawner.http_timeout_secs); its log is ~/.local/state/sudohub/default.log",
+                    "the server did not answer HTTP within {} s (spawner.http_timeout_secs); its log is {log}",
                     timeout.as_secs()
                 ),
             ));

@@ -9,7 +9,7 @@ use sudohub_protocol::spawner::ServerStatus;
 use super::{Live, Progress, Servers};
 use crate::reattach::{ReattachHandler, VerifiedClaim};
 use crate::spawner::ServerHandle;
-use crate::types::{RecordedState, ServerState, Username};
+use crate::types::{RecordedState, ServerKey, ServerState};
 
 /// How long helpers of servers recorded as running get to re-attach after a hub start
 /// before those servers are marked stopped.
@@ -31,10 +31,10 @@ impl Servers {
                 continue;
             }
             if row.pid.is_some_and(|pid| !process_exists(pid)) {
-                tracing::warn!(user = %row.user, pid = ?row.pid, "server process is gone; marked stopped");
-                self.cleanup(&row.user);
+                tracing::warn!(server = %row.key(), pid = ?row.pid, "server process is gone; marked stopped");
+                self.cleanup(&row.key());
             } else {
-                awaited.push((row.user, row.pid));
+                awaited.push((row.key(), row.pid));
             }
         }
         let this = self.clone();
@@ -48,7 +48,7 @@ impl Servers {
     /// and whose helpers never re-attached. Only those: a server this hub started itself
     /// meanwhile (its row says running before its route is added) is not touched, nor is
     /// one whose row has changed since.
-    pub(super) fn forget_unattached(&self, awaited: &[(Username, Option<u32>)]) {
+    pub(super) fn forget_unattached(&self, awaited: &[(ServerKey, Option<u32>)]) {
         for (user, pid) in awaited {
             if self.live().contains_key(user) {
                 continue;
@@ -57,7 +57,7 @@ impl Servers {
                 continue;
             };
             if row.state == RecordedState::Running && row.pid == *pid {
-                tracing::warn!(user = %user, pid = ?pid, "no helper re-attached; server marked stopped");
+                tracing::warn!(server = %user, pid = ?pid, "no helper re-attached; server marked stopped");
                 self.cleanup(user);
             }
         }
@@ -93,14 +93,12 @@ impl ReattachHandler for Servers {
 
 impl Servers {
     fn verify_claim(&self, claim: &VerifiedClaim) -> Result<(), String> {
-        if !claim.server_name.is_empty() {
-            return Err("named servers are not supported yet".into());
-        }
+        let key = ServerKey::new(claim.user.clone(), claim.server_name.clone());
         let row = self
             .inner
             .db
             .servers()
-            .get(&claim.user)
+            .get(&key)
             .map_err(|e| format!("database: {e}"))?
             .ok_or("no such server is recorded")?;
         if row.state != RecordedState::Running || row.pid != Some(claim.pid) {
@@ -109,11 +107,7 @@ impl Servers {
                 row.pid, claim.pid
             ));
         }
-        if self
-            .live()
-            .get(&claim.user)
-            .is_some_and(|l| l.handle.is_some())
-        {
+        if self.live().get(&key).is_some_and(|l| l.handle.is_some()) {
             return Err("that server is attached already".into());
         }
         // The port may have been taken while the hub was away: route only to the user's
@@ -130,27 +124,28 @@ impl Servers {
     }
 
     fn adopt_claim(&self, claim: VerifiedClaim, stream: tokio::net::UnixStream) {
-        let Ok(Some(row)) = self.inner.db.servers().get(&claim.user) else {
+        let key = ServerKey::new(claim.user.clone(), claim.server_name.clone());
+        let Ok(Some(row)) = self.inner.db.servers().get(&key) else {
             return;
         };
         let handle = ServerHandle::adopt(stream, claim.pid);
         if let ServerStatus::Exited { status } = claim.status {
-            tracing::info!(user = %claim.user, %status, "server exited while the hub was away");
-            self.cleanup(&claim.user);
+            tracing::info!(server = %key, %status, "server exited while the hub was away");
+            self.cleanup(&key);
             return;
         }
         self.inner
             .routes
-            .set_user(&claim.user, SocketAddr::from(([127, 0, 0, 1], row.port)));
+            .set_server(&key, SocketAddr::from(([127, 0, 0, 1], row.port)));
         let done = Progress {
             events: Vec::new(),
             done: true,
         };
         self.live().insert(
-            claim.user.clone(),
+            key.clone(),
             Live::new(ServerState::Running, Some(handle.clone()), done),
         );
-        tracing::info!(user = %claim.user, pid = claim.pid, port = row.port, "server re-attached; route restored");
-        self.watch_exit(claim.user, handle);
+        tracing::info!(server = %key, pid = claim.pid, port = row.port, "server re-attached; route restored");
+        self.watch_exit(key, handle);
     }
 }

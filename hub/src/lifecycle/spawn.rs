@@ -12,12 +12,12 @@ use crate::error::HubError;
 use crate::metrics::SpawnStatus;
 use crate::secrets::new_api_token;
 use crate::spawner::{Ending, ServerHandle, SpawnArgs};
-use crate::types::{ServerState, Username};
+use crate::types::{ServerKey, ServerState, Username};
 
 impl Servers {
-    /// Adds `ev` to `user`'s progress; the last event ends the stream.
-    fn event(&self, user: &Username, ev: ProgressEvent) {
-        if let Some(l) = self.live().get(user) {
+    /// Adds `ev` to a server's progress; the last event ends the stream.
+    fn event(&self, key: &ServerKey, ev: ProgressEvent) {
+        if let Some(l) = self.live().get(key) {
             l.progress.send_modify(|p| {
                 p.done |= ev.is_last();
                 p.events.push(ev);
@@ -25,10 +25,10 @@ impl Servers {
         }
     }
 
-    pub(super) async fn run_spawn(&self, user: UserRow) {
-        let name = &user.name;
+    pub(super) async fn run_spawn(&self, user: UserRow, key: ServerKey) {
+        let name = &key;
         let began = std::time::Instant::now();
-        let result = self.spawn_steps(&user).await;
+        let result = self.spawn_steps(&user, &key).await;
         let status = if result.is_ok() {
             SpawnStatus::success
         } else {
@@ -36,10 +36,10 @@ impl Servers {
         };
         self.inner.metrics.spawned(status, began.elapsed());
         if let Err(e) = result {
-            tracing::warn!(user = %name, error = %e, "spawn failed");
+            tracing::warn!(server = %name, error = %e, "spawn failed");
             let reason = e.public_message().to_owned();
             if let Err(e) = self.inner.db.servers().stopped(name) {
-                tracing::error!(user = %name, error = %e, "cannot record the failed spawn");
+                tracing::error!(server = %name, error = %e, "cannot record the failed spawn");
             }
             self.event(name, ProgressEvent::failed(&reason));
             if let Some(l) = self.live().get_mut(name) {
@@ -51,9 +51,9 @@ impl Servers {
 
     /// Port → row → token and OAuth client → helper → pid → HTTP → route. Each step
     /// that fails leaves nothing behind: `run_spawn` removes the row, token and client.
-    async fn spawn_steps(&self, user: &UserRow) -> Result<(), HubError> {
+    async fn spawn_steps(&self, user: &UserRow, key: &ServerKey) -> Result<(), HubError> {
         let cfg = &self.inner.cfg;
-        let name = &user.name;
+        let name = key;
         self.event(name, ProgressEvent::requested());
         self.previous_gone(name).await;
         let port = self
@@ -64,22 +64,23 @@ impl Servers {
                 pick_port(cfg.spawner.port_range, taken, ephemeral_ports())
             })?
             .ok_or_else(|| HubError::helper("no free port in spawner.port_range"))?;
-        tracing::info!(user = %name, port, "server starting");
+        tracing::info!(server = %name, port, "server starting");
         let urls = cfg.urls();
-        let prefix = urls.user_server(name);
+        let prefix = urls.server_prefix(name);
         let token = new_api_token();
         self.inner.db.servers().register_client(
             user,
+            &key.name,
             &token,
             &urls.oauth_callback(name),
             &format!("Server at {prefix}"),
         )?;
         self.event(name, ProgressEvent::spawning());
         let args = SpawnArgs {
-            user: name.clone(),
-            server_name: String::new(),
+            user: key.user.clone(),
+            server_name: key.name.clone(),
             port,
-            env: server_env(cfg, name, &token),
+            env: server_env(cfg, key, &token),
         };
         let start_timeout = Duration::from_secs(cfg.spawner.start_timeout_secs);
         let asked = std::time::Instant::now();
@@ -91,21 +92,21 @@ impl Servers {
         let pid = handle.pid();
         self.inner.db.servers().running(name, pid)?;
         let http_timeout = Duration::from_secs(cfg.spawner.http_timeout_secs);
-        let ready = wait_http(port, &prefix, http_timeout, &handle)
+        let ready = wait_http(port, &prefix, http_timeout, &handle, &key.name)
             .await
-            .and_then(|()| owner_check(name, port));
+            .and_then(|()| owner_check(&key.user, port));
         if let Err(e) = ready {
             let _ = handle.stop(self.grace()).await;
             return Err(e);
         }
         self.inner
             .routes
-            .set_user(name, SocketAddr::from(([127, 0, 0, 1], port)));
+            .set_server(name, SocketAddr::from(([127, 0, 0, 1], port)));
         if let Some(l) = self.live().get_mut(name) {
             l.state = ServerState::Running;
             l.handle = Some(handle.clone());
         }
-        tracing::info!(user = %name, pid, port, "server running; route added");
+        tracing::info!(server = %name, pid, port, "server running; route added");
         self.event(name, ProgressEvent::ready(&prefix));
         self.watch_exit(name.clone(), handle);
         Ok(())
@@ -114,25 +115,25 @@ impl Servers {
     /// When the helper pushes the exit, the server is stopped at once: route, row, token
     /// and OAuth client go. When the connection is lost instead, the helper keeps
     /// supervising and will dial the re-attach socket.
-    pub(super) fn watch_exit(&self, user: Username, handle: ServerHandle) {
+    pub(super) fn watch_exit(&self, user: ServerKey, handle: ServerHandle) {
         let this = self.clone();
         tokio::spawn(async move {
             match handle.ended().await {
                 Ending::Exited(status) => {
-                    // A stop cleans up itself; and once it has, a new server of this
-                    // user may be starting or running: only this server's own exit,
+                    // A stop cleans up itself; and once it has, a new run of this
+                    // server may be starting or running: only this server's own exit,
                     // while it is the live one, cleans up.
                     let current = this.live().get(&user).is_some_and(|l| {
                         l.state != ServerState::Stopping
                             && l.handle.as_ref().is_some_and(|h| h.pid() == handle.pid())
                     });
                     if current {
-                        tracing::info!(user = %user, %status, "server exited");
+                        tracing::info!(server = %user, %status, "server exited");
                         this.cleanup(&user);
                     }
                 }
                 Ending::Lost => {
-                    tracing::warn!(user = %user, "lost the connection to the spawner helper");
+                    tracing::warn!(server = %user, "lost the connection to the spawner helper");
                     if let Some(l) = this.live().get_mut(&user) {
                         l.handle = None;
                     }

@@ -26,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 
-use crate::types::Username;
+use crate::types::{ServerName, Username};
 
 /// How long a connection may take to send its hello.
 const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
@@ -41,8 +41,8 @@ const MAX_PER_UID: usize = 4;
 pub struct VerifiedClaim {
     /// The user, whose uid matched the peer's.
     pub user: Username,
-    /// The server name the helper claims to supervise.
-    pub server_name: String,
+    /// The server name the helper claims to supervise (`""`: the default server).
+    pub server_name: ServerName,
     /// The server's pid as claimed.
     pub pid: u32,
     /// The server's state as the helper reports it.
@@ -252,9 +252,10 @@ fn judge(
             "peer uid {peer_uid} may not speak for user {user:?} (uid {uid})"
         ));
     }
+    let server_name = ServerName::parse(hello.server_name.as_str())?;
     let claim = VerifiedClaim {
         user,
-        server_name: hello.server_name.into_inner(),
+        server_name,
         pid: hello.pid,
         status: hello.status,
     };

@@ -13,7 +13,7 @@ use tokio::process::Command;
 
 use super::handle::{read_reply, write_request, ServerHandle};
 use super::{Spawner, SpawnerError};
-use crate::types::Username;
+use crate::types::{ServerName, Username};
 
 /// How sudo and the helper are invoked: `<sudo…> -u <user> <helper>`.
 #[derive(Debug, Clone)]
@@ -29,7 +29,7 @@ pub struct SpawnArgs {
     /// could read as an option (`-…`) out of `sudo -u`.
     pub user: Username,
     /// `""` for the default server.
-    pub server_name: String,
+    pub server_name: ServerName,
     /// Port on 127.0.0.1 for the server.
     pub port: u16,
     /// Environment for the server (the helper admits only allow-listed names).

@@ -227,7 +227,7 @@ mod tests {
     fn args() -> SpawnArgs {
         SpawnArgs {
             user: crate::types::Username::parse("alice").unwrap(),
-            server_name: String::new(),
+            server_name: crate::types::ServerName::DEFAULT,
             port: 20000,
             env: vec![("JUPYTERHUB_API_TOKEN".into(), "t".into())],
         }

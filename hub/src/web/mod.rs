@@ -35,7 +35,12 @@ pub fn router() -> Router<AppState> {
             "/spawn/{user}",
             get(spawn::page_user).post(spawn::spawn_user),
         )
+        .route(
+            "/spawn/{user}/{server}",
+            get(spawn::page_user).post(spawn::spawn_user),
+        )
         .route("/spawn-pending/{user}", get(spawn::pending))
+        .route("/spawn-pending/{user}/{server}", get(spawn::pending))
         .route("/stop", post(home::stop))
         .route("/user/{user}", get(user::not_running))
         .route("/user/{user}/", get(user::not_running))

@@ -13,7 +13,7 @@ use super::forbidden;
 use crate::auth::{Session, XsrfForm};
 use crate::state::AppState;
 use crate::templates::{self, Confirm, Message};
-use crate::types::{ServerState, Username};
+use crate::types::{ServerKey, ServerName, ServerState, Username};
 
 /// How long a browser waits for a quick spawn before it is shown the progress page.
 const QUICK_SPAWN: Duration = Duration::from_secs(1);
@@ -27,20 +27,40 @@ fn next_of(s: &AppState, q: &HashMap<String, String>) -> Option<String> {
 
 /// `GET /hub/spawn`: where my server is, or a button that starts it.
 pub async fn page_self(State(s): State<AppState>, sess: Session, Query(q): Q) -> Response {
-    let name = sess.user.name.clone();
-    page_for(&s, &sess, &name, &q)
+    let key = ServerKey::default_of(&sess.user.name);
+    page_for(&s, &sess, &key, &q)
 }
 
-/// `GET /hub/spawn/<name>`: only one's own.
+/// The server a `/hub/spawn…/<user>[/<server>]` path names, if it is the session
+/// user's own (only one's own servers are started from the browser); else the page
+/// that says why.
+fn own_server(
+    sess: &Session,
+    params: &HashMap<String, String>,
+) -> Result<ServerKey, Box<Response>> {
+    let user = params.get("user").map(String::as_str).unwrap_or("");
+    match Username::parse(user) {
+        Ok(name) if sess.user.name == name => {}
+        _ => return Err(Box::new(forbidden("You may only start your own server."))),
+    }
+    let server = params.get("server").map(String::as_str).unwrap_or("");
+    ServerName::parse(server)
+        .map(|n| ServerKey::new(sess.user.name.clone(), n))
+        .map_err(|e| {
+            Box::new(Message::error("Invalid server name", &e).respond(StatusCode::BAD_REQUEST))
+        })
+}
+
+/// `GET /hub/spawn/<name>[/<server>]`: only one's own.
 pub async fn page_user(
     State(s): State<AppState>,
     sess: Session,
-    Path(user): Path<String>,
+    Path(params): Path<HashMap<String, String>>,
     Query(q): Q,
 ) -> Response {
-    match Username::parse(&user) {
-        Ok(name) if sess.user.name == name => page_for(&s, &sess, &name, &q),
-        _ => forbidden("You may only start your own server."),
+    match own_server(&sess, &params) {
+        Ok(key) => page_for(&s, &sess, &key, &q),
+        Err(resp) => *resp,
     }
 }
 
@@ -50,30 +70,41 @@ pub async fn page_user(
 fn page_for(
     s: &AppState,
     sess: &Session,
-    user: &Username,
+    key: &ServerKey,
     q: &HashMap<String, String>,
 ) -> Response {
     let next = next_of(s, q);
-    match s.servers.state(user) {
+    match s.servers.state(key) {
         ServerState::Running => {
-            Redirect::to(&next.unwrap_or_else(|| s.urls.user_url(user))).into_response()
+            Redirect::to(&next.unwrap_or_else(|| s.urls.server_url(key))).into_response()
         }
         ServerState::Starting | ServerState::Stopping => {
-            Redirect::to(&s.urls.spawn_pending(user, next.as_deref())).into_response()
+            Redirect::to(&s.urls.spawn_pending(key, next.as_deref())).into_response()
         }
         ServerState::Stopped | ServerState::Failed(_) => {
-            let here = format!("spawn/{}", crate::urls::quote(user.as_str()));
+            let mut here = format!("spawn/{}", crate::urls::quote(key.user.as_str()));
+            if !key.name.is_default() {
+                here = format!("{here}/{}", key.name);
+            }
             let action = format!(
                 "{}{}",
                 s.urls.hub_page(&here),
                 crate::urls::query(next.as_deref().map(|n| ("next", n)))
             );
+            let (message, button) = if key.name.is_default() {
+                ("Your server is not running.".to_owned(), "Start my server")
+            } else {
+                (
+                    format!("Your server {} is not running.", key.name),
+                    "Start this server",
+                )
+            };
             Confirm {
                 title: "Start your server",
-                message: "Your server is not running.",
+                message: &message,
                 action,
                 xsrf: sess.xsrf(&s.key),
-                button: "Start my server",
+                button,
                 back: Some(s.urls.hub_page("home")),
                 back_text: "Home",
             }
@@ -82,47 +113,66 @@ fn page_for(
     }
 }
 
-/// `POST /hub/spawn`: start my server.
+/// `POST /hub/spawn`: start my default server, or with a `server_name` field the named
+/// server of that name (created if need be: the home page's "new server" form).
 pub async fn spawn_self(State(s): State<AppState>, Query(q): Q, form: XsrfForm) -> Response {
-    let name = form.session.user.name.clone();
-    spawn_for(s, form.session, &name, q).await
+    let raw = form
+        .fields
+        .get("server_name")
+        .map(|n| n.trim())
+        .unwrap_or("");
+    let name = match ServerName::parse(raw) {
+        Ok(n) => n,
+        Err(e) => {
+            return Message::error("Invalid server name", &e).respond(StatusCode::BAD_REQUEST)
+        }
+    };
+    let key = ServerKey::new(form.session.user.name.clone(), name);
+    spawn_for(s, form.session, &key, q).await
 }
 
-/// `POST /hub/spawn/<name>`: only one's own.
+/// `POST /hub/spawn/<name>[/<server>]`: only one's own.
 pub async fn spawn_user(
     State(s): State<AppState>,
-    Path(user): Path<String>,
+    Path(params): Path<HashMap<String, String>>,
     Query(q): Q,
     form: XsrfForm,
 ) -> Response {
-    match Username::parse(&user) {
-        Ok(name) if form.session.user.name == name => spawn_for(s, form.session, &name, q).await,
-        _ => forbidden("You may only start your own server."),
+    match own_server(&form.session, &params) {
+        Ok(key) => spawn_for(s, form.session, &key, q).await,
+        Err(resp) => *resp,
     }
 }
 
 async fn spawn_for(
     s: AppState,
     sess: Session,
-    user: &Username,
+    key: &ServerKey,
     q: HashMap<String, String>,
 ) -> Response {
     let next = next_of(&s, &q);
-    let ready = next.clone().unwrap_or_else(|| s.urls.user_url(user));
-    let pending = s.urls.spawn_pending(user, next.as_deref());
-    match s.servers.state(user) {
+    let ready = next.clone().unwrap_or_else(|| s.urls.server_url(key));
+    let pending = s.urls.spawn_pending(key, next.as_deref());
+    match s.servers.state(key) {
         ServerState::Running => return Redirect::to(&ready).into_response(),
         ServerState::Starting | ServerState::Stopping => {
             return Redirect::to(&pending).into_response()
         }
         _ => {}
     }
-    if s.servers.start(&sess.user).is_ok() {
+    if !key.name.is_default() {
+        if let Err(e) = crate::api::create_named(&s, &sess.user, key, None) {
+            return Message::error("Cannot start this server", e.public_message())
+                .link(s.urls.hub_page("home"), "Home")
+                .respond(e.status());
+        }
+    }
+    if s.servers.start(&sess.user, &key.name).is_ok() {
         // Like JupyterHub: give a quick spawn a moment before showing progress.
         let deadline = tokio::time::Instant::now() + QUICK_SPAWN;
         while tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
-            if s.servers.state(user) == ServerState::Running {
+            if s.servers.state(key) == ServerState::Running {
                 return Redirect::to(&ready).into_response();
             }
         }
@@ -136,27 +186,35 @@ struct PendingPage {
     progress_url: String,
 }
 
-/// `GET /hub/spawn-pending/<name>`: progress while starting; on to the server when
-/// ready; the reason when it failed.
+/// `GET /hub/spawn-pending/<name>[/<server>]`: progress while starting; on to the
+/// server when ready; the reason when it failed.
 pub async fn pending(
     State(s): State<AppState>,
     sess: Session,
-    Path(user): Path<String>,
+    Path(params): Path<HashMap<String, String>>,
     Query(q): Q,
 ) -> Response {
-    let Ok(user) = Username::parse(&user) else {
+    let user = params.get("user").map(String::as_str).unwrap_or("");
+    let server = params.get("server").map(String::as_str).unwrap_or("");
+    let (Ok(user), Ok(server)) = (Username::parse(user), ServerName::parse(server)) else {
         return forbidden("This is not your server.");
     };
     if sess.user.name != user && !sess.user.admin {
         return forbidden("This is not your server.");
     }
+    let key = ServerKey::new(user, server);
     let next = next_of(&s, &q);
-    match s.servers.state(&user) {
+    let again = if key.name.is_default() {
+        s.urls.hub_page("spawn")
+    } else {
+        s.urls.spawn_for(&key, &s.urls.server_url(&key))
+    };
+    match s.servers.state(&key) {
         ServerState::Running => {
-            Redirect::to(&next.unwrap_or_else(|| s.urls.user_url(&user))).into_response()
+            Redirect::to(&next.unwrap_or_else(|| s.urls.server_url(&key))).into_response()
         }
         ServerState::Failed(reason) => Message::error("Your server failed to start", &reason)
-            .link(s.urls.hub_page("spawn"), "Try again")
+            .link(again, "Try again")
             .link(s.urls.hub_page("home"), "Home")
             .respond(StatusCode::INTERNAL_SERVER_ERROR),
         ServerState::Stopped => Redirect::to(&s.urls.hub_page("home")).into_response(),
@@ -164,7 +222,7 @@ pub async fn pending(
             let xsrf = sess.xsrf(&s.key);
             let ctx = PendingPage {
                 title: "Starting your server",
-                progress_url: format!("{}?_xsrf={xsrf}", s.urls.progress(&user)),
+                progress_url: format!("{}?_xsrf={xsrf}", s.urls.progress(&key)),
             };
             templates::page(StatusCode::OK, "spawn_pending.html", ctx)
         }

@@ -12,7 +12,7 @@ use crate::auth::Session;
 use crate::error::{HubError, Source};
 use crate::state::AppState;
 use crate::templates::Message;
-use crate::types::{ServerState, Username};
+use crate::types::{ServerKey, ServerName, ServerState, Username};
 
 /// Seconds a client waits before retrying while a server reconnects.
 const RETRY_SECS: u32 = 2;
@@ -43,8 +43,9 @@ fn reconnecting(target: &str, wants_json: bool) -> Response {
     resp
 }
 
-/// `GET /hub/user/<name>[/<rest>]`: back to the server if it runs again, 503 while it
-/// reconnects, else 424 with a button to start it.
+/// `GET /hub/user/<name>[/<server>][/<rest>]`: back to the server if it runs again, 503
+/// while it reconnects, else 424 with a button to start it. A first segment that names
+/// one of the user's named servers is that server; anything else is the default one's.
 pub async fn not_running(
     State(s): State<AppState>,
     sess: Session,
@@ -59,9 +60,10 @@ pub async fn not_running(
     if sess.user.name != user && !sess.user.admin {
         return forbidden("This is not your server.");
     }
-    let server = s.urls.user_url(&user);
+    let (key, rest) = server_of_path(&s, user, rest);
+    let server = s.urls.server_url(&key);
     let target = format!("{server}{rest}");
-    if s.servers.state(&user) == ServerState::Running && s.routes.user(&user).is_some() {
+    if s.servers.state(&key) == ServerState::Running && s.routes.server(&key).is_some() {
         return Redirect::to(&target).into_response();
     }
     let wants_json = rest.split('/').any(|seg| seg == "api")
@@ -69,7 +71,7 @@ pub async fn not_running(
             .get(header::ACCEPT)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|a| a.contains("application/json"));
-    if s.servers.reconnecting(&user) {
+    if s.servers.reconnecting(&key) {
         return reconnecting(&target, wants_json);
     }
     let message = format!("Server at {server} is not running");
@@ -78,9 +80,29 @@ pub async fn not_running(
             .into_response();
     }
     Message::new("Server not running", &format!("{message}."))
-        .link(s.urls.spawn_for(&user, &target), "Launch server")
+        .link(s.urls.spawn_for(&key, &target), "Launch server")
         .link(s.urls.hub_page("home"), "Home")
         .respond(StatusCode::FAILED_DEPENDENCY)
+}
+
+/// The server a path below `/user/<name>/` is for, and the rest of the path in it.
+fn server_of_path<'a>(s: &AppState, user: Username, rest: &'a str) -> (ServerKey, &'a str) {
+    let (seg, after) = rest.split_once('/').unwrap_or((rest, ""));
+    {
+        if let Ok(name) = ServerName::parse_named(seg) {
+            let exists =
+                s.db.users()
+                    .get(&user)
+                    .ok()
+                    .flatten()
+                    .and_then(|u| s.db.named().get(u.id, &name).ok().flatten())
+                    .is_some();
+            if exists {
+                return (ServerKey::new(user, name), after);
+            }
+        }
+    }
+    (ServerKey::default_of(&user), rest)
 }
 
 /// `GET /hub/user-redirect/<rest>`: the same path in the caller's own server.
@@ -89,5 +111,6 @@ pub async fn redirect(
     sess: Session,
     Path(rest): Path<String>,
 ) -> Response {
-    Redirect::to(&format!("{}{rest}", s.urls.user_url(&sess.user.name))).into_response()
+    let mine = ServerKey::default_of(&sess.user.name);
+    Redirect::to(&format!("{}{rest}", s.urls.server_url(&mine))).into_response()
 }

@@ -11,7 +11,7 @@ use sudohub::app::router;
 use sudohub::auth::cookies::LOGIN_COOKIE;
 use sudohub::config::HubConfig;
 use sudohub::state::AppState;
-use sudohub::types::Username;
+use sudohub::types::{ServerKey, Username};
 
 pub fn state(cfg: HubConfig) -> Result<AppState, sudohub::state::StateError> {
     AppState::new(cfg)
@@ -19,6 +19,11 @@ pub fn state(cfg: HubConfig) -> Result<AppState, sudohub::state::StateError> {
 
 pub fn u(name: &str) -> Username {
     Username::parse(name).unwrap()
+}
+
+/// `name`'s default server.
+pub fn k(name: &str) -> ServerKey {
+    ServerKey::default_of(&u(name))
 }
 
 pub struct Hub {
@@ -101,4 +106,40 @@ pub fn names_of(v: &serde_json::Value) -> Vec<String> {
         .iter()
         .map(|m| m["name"].as_str().unwrap().to_owned())
         .collect()
+}
+
+/// `method path` with `body`, as the bearer of `token`: the status and the JSON answer
+/// (`null` when it is none).
+pub async fn call(
+    h: &Hub,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: &str,
+) -> (reqwest::StatusCode, Value) {
+    let r = client()
+        .request(
+            reqwest::Method::from_bytes(method.as_bytes()).unwrap(),
+            url(h, path),
+        )
+        .header("Authorization", format!("token {token}"))
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// A new API token of `name`'s, holding their scopes.
+pub fn api_token(h: &Hub, name: &str) -> String {
+    let user = h.state.db.users().get(&u(name)).unwrap().unwrap();
+    let secret = sudohub::secrets::new_api_token();
+    h.state
+        .db
+        .tokens()
+        .add(&sudohub::db::NewToken::api(user.id, &secret, "test", None))
+        .unwrap();
+    secret
 }

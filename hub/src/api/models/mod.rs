@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::{ServerRow, TokenSummary, UserRow};
-use crate::types::{ServerState, Username};
+use crate::db::{NamedRow, ServerRow, TokenSummary, UserRow};
+use crate::types::{ServerKey, ServerState, Username};
 use crate::urls::Urls;
 
 mod hub;
@@ -43,34 +43,61 @@ pub struct ServerModel {
 }
 
 impl ServerModel {
-    /// The model of `u`'s default server, in `state` and recorded as `row` (none: stopped).
-    pub fn default_of(
+    /// The model of server `key` shown as `display_name`, in `state` and recorded as
+    /// `row` (none: stopped, last active at `stopped_activity`).
+    pub fn new(
         urls: &Urls,
-        u: &UserRow,
+        key: &ServerKey,
+        display_name: &str,
         state: &ServerState,
         row: Option<&ServerRow>,
+        stopped_activity: Option<&str>,
     ) -> Self {
-        let url = urls.user_url(&u.name);
+        let url = urls.server_url(key);
         let ready = *state == ServerState::Running;
         let started = row.map(|r| r.started.clone());
         let absolute = url.starts_with("http").then(|| url.clone());
         Self {
-            name: String::new(),
-            display_name: String::new(),
-            full_name: format!("{}/", u.name),
+            name: key.name.to_string(),
+            display_name: display_name.to_owned(),
+            full_name: key.to_string(),
             last_activity: row
                 .and_then(|r| r.last_activity.clone())
-                .or_else(|| started.clone()),
+                .or_else(|| started.clone())
+                .or_else(|| stopped_activity.map(str::to_owned)),
             started,
             pending: state.pending(),
             ready,
             stopped: !(ready || state.pending().is_some()),
             url,
             user_options: BTreeMap::new(),
-            progress_url: urls.progress(&u.name),
+            progress_url: urls.progress(key),
             full_url: absolute,
             full_progress_url: None,
         }
+    }
+
+    /// The model of `u`'s default server, in `state` and recorded as `row`.
+    pub fn default_of(
+        urls: &Urls,
+        u: &UserRow,
+        state: &ServerState,
+        row: Option<&ServerRow>,
+    ) -> Self {
+        Self::new(urls, &ServerKey::default_of(&u.name), "", state, row, None)
+    }
+
+    /// The model of named server `n` of `user`'s, in `state`.
+    pub fn named(urls: &Urls, user: &Username, n: &NamedRow, state: &ServerState) -> Self {
+        let key = ServerKey::new(user.clone(), n.name.clone());
+        Self::new(
+            urls,
+            &key,
+            &n.display_name,
+            state,
+            n.running.as_ref(),
+            n.last_activity.as_deref(),
+        )
     }
 }
 
@@ -102,9 +129,9 @@ pub struct UserModel {
 }
 
 impl UserModel {
-    /// The model of `u`, whose default server is in `state` and recorded as `row`;
-    /// `with_stopped`: a stopped default server is listed too, as JupyterHub's
-    /// `include_stopped_servers` does.
+    /// The model of `u`, whose default server is in `state` and recorded as `row`, and
+    /// whose named servers are `named`; `with_stopped`: stopped servers are listed too,
+    /// as JupyterHub's `include_stopped_servers` does.
     pub fn new(
         urls: &Urls,
         u: &UserRow,
@@ -112,12 +139,18 @@ impl UserModel {
         row: Option<&ServerRow>,
         with_stopped: bool,
         groups: Vec<String>,
+        named: Vec<ServerModel>,
     ) -> Self {
-        let url = urls.user_url(&u.name);
+        let url = urls.server_url(&ServerKey::default_of(&u.name));
         let ready = *state == ServerState::Running;
         let mut servers = BTreeMap::new();
         if row.is_some() || with_stopped {
             servers.insert(String::new(), ServerModel::default_of(urls, u, state, row));
+        }
+        for m in named {
+            if !m.stopped || with_stopped {
+                servers.insert(m.name.clone(), m);
+            }
         }
         Self {
             kind: "user",

@@ -70,7 +70,7 @@ async fn settled<T>(f: impl Future<Output = T>) -> T {
 
 /// Waits for the spawn to fail; its reason.
 async fn failure(w: &World) -> String {
-    let name = &w.alice.name;
+    let name = &ServerKey::default_of(&w.alice.name);
     until("failed", || {
         matches!(w.servers.state(name), ServerState::Failed(_))
     })
@@ -94,15 +94,21 @@ fn server_token(w: &World) -> String {
 #[tokio::test]
 async fn a_server_starts_is_routed_and_stops_leaving_nothing() {
     let w = world(Behaviour::Serve);
-    let name = &w.alice.name;
-    w.servers.start(&w.alice).unwrap();
-    assert_eq!(w.servers.start(&w.alice), Err(StartError::Pending));
+    let name = &ServerKey::default_of(&w.alice.name);
+    w.servers.start(&w.alice, &ServerName::DEFAULT).unwrap();
+    assert_eq!(
+        w.servers.start(&w.alice, &ServerName::DEFAULT),
+        Err(StartError::Pending)
+    );
     until("running", || w.servers.state(name) == ServerState::Running).await;
-    assert_eq!(w.servers.start(&w.alice), Err(StartError::Running));
+    assert_eq!(
+        w.servers.start(&w.alice, &ServerName::DEFAULT),
+        Err(StartError::Running)
+    );
 
     let row = w.db.servers().get(name).unwrap().unwrap();
     assert_eq!((row.state, row.pid), (RecordedState::Running, Some(1000)));
-    let target = w.routes.user(name).unwrap();
+    let target = w.routes.server(name).unwrap();
     assert_eq!(target.port(), row.port);
     // The route is added only once the server answers HTTP: it answers now.
     let body = reqwest_free_get(target).await;
@@ -114,18 +120,18 @@ async fn a_server_starts_is_routed_and_stops_leaving_nothing() {
     let steps: Vec<u8> = p.events.iter().map(|e| e.progress).collect();
     assert_eq!(steps, [0, 50, 100]);
     assert!(p.done && p.events[2].ready == Some(true));
-    let url = format!("/user/{name}/");
+    let url = format!("/user/{}/", name.user);
     assert_eq!(p.events[2].url.as_deref(), Some(url.as_str()));
 
     settled(w.servers.stop(name)).await;
     assert_eq!(w.servers.state(name), ServerState::Stopped);
-    assert!(w.routes.user(name).is_none());
+    assert!(w.routes.server(name).is_none());
     assert!(w.db.servers().get(name).unwrap().is_none());
     assert!(w.db.tokens().lookup(&server_token(&w)).unwrap().is_none());
     assert!(w
         .db
         .oauth()
-        .client(&format!("jupyterhub-user-{name}"))
+        .client(&format!("jupyterhub-user-{}", name.user))
         .unwrap()
         .is_none());
 }
@@ -135,12 +141,12 @@ async fn a_server_starts_is_routed_and_stops_leaving_nothing() {
 #[tokio::test]
 async fn a_stop_returns_at_sigterm_and_a_restart_waits_for_the_exit() {
     let w = world(Behaviour::LingerOnStop);
-    let name = &w.alice.name;
-    w.servers.start(&w.alice).unwrap();
+    let name = &ServerKey::default_of(&w.alice.name);
+    w.servers.start(&w.alice, &ServerName::DEFAULT).unwrap();
     until("running", || w.servers.state(name) == ServerState::Running).await;
     settled(w.servers.stop(name)).await;
     assert_eq!(w.servers.state(name), ServerState::Stopped);
-    assert!(w.routes.user(name).is_none());
+    assert!(w.routes.server(name).is_none());
     assert!(w.db.servers().get(name).unwrap().is_none());
     assert_eq!(
         *w.fake.log.lock().unwrap(),
@@ -148,7 +154,7 @@ async fn a_stop_returns_at_sigterm_and_a_restart_waits_for_the_exit() {
         "the stop waited for the exit"
     );
 
-    w.servers.start(&w.alice).unwrap();
+    w.servers.start(&w.alice, &ServerName::DEFAULT).unwrap();
     until("running again", || {
         w.servers.state(name) == ServerState::Running
     })
@@ -158,7 +164,7 @@ async fn a_stop_returns_at_sigterm_and_a_restart_waits_for_the_exit() {
         ["spawn 1000", "exit 1000", "spawn 1001"]
     );
     // The old server's exit report, arriving late, does not clean up the new one.
-    assert!(w.routes.user(name).is_some());
+    assert!(w.routes.server(name).is_some());
     settled(w.servers.stop(name)).await;
     until("the second exit", || w.fake.log.lock().unwrap().len() == 4).await;
     assert_eq!(w.servers.state(name), ServerState::Stopped);
@@ -179,8 +185,8 @@ async fn reqwest_free_get(target: std::net::SocketAddr) -> String {
 #[tokio::test]
 async fn a_refused_spawn_fails_cleanly_and_can_be_retried() {
     let w = world(Behaviour::Refuse);
-    let name = &w.alice.name;
-    w.servers.start(&w.alice).unwrap();
+    let name = &ServerKey::default_of(&w.alice.name);
+    w.servers.start(&w.alice, &ServerName::DEFAULT).unwrap();
     let reason = failure(&w).await;
     assert!(
         reason.contains("refused") && reason.contains("not allowed"),
@@ -191,21 +197,21 @@ async fn a_refused_spawn_fails_cleanly_and_can_be_retried() {
         w.db.tokens().lookup(&server_token(&w)).unwrap().is_none(),
         "no token left"
     );
-    assert!(w.routes.user(name).is_none());
+    assert!(w.routes.server(name).is_none());
     let p = w.servers.progress(name).unwrap().borrow().clone();
     let last = p.events.last().unwrap();
     assert!(p.done && last.failed == Some(true) && last.message.contains("not allowed"));
 
     w.fake.set(Behaviour::Serve);
-    w.servers.start(&w.alice).unwrap();
+    w.servers.start(&w.alice, &ServerName::DEFAULT).unwrap();
     until("running", || w.servers.state(name) == ServerState::Running).await;
 }
 
 #[tokio::test]
 async fn a_server_that_dies_while_starting_is_reported() {
     let w = world(Behaviour::ExitAtOnce);
-    let name = &w.alice.name;
-    w.servers.start(&w.alice).unwrap();
+    let name = &ServerKey::default_of(&w.alice.name);
+    w.servers.start(&w.alice, &ServerName::DEFAULT).unwrap();
     let reason = failure(&w).await;
     assert!(reason.contains("exited"), "{reason}");
     assert!(w.db.servers().get(name).unwrap().is_none());
@@ -214,20 +220,20 @@ async fn a_server_that_dies_while_starting_is_reported() {
 #[tokio::test]
 async fn an_exit_is_cleaned_up_at_once_and_a_lost_helper_awaits_reattach() {
     let w = world(Behaviour::Serve);
-    let name = &w.alice.name;
-    w.servers.start(&w.alice).unwrap();
+    let name = &ServerKey::default_of(&w.alice.name);
+    w.servers.start(&w.alice, &ServerName::DEFAULT).unwrap();
     until("running", || w.servers.state(name) == ServerState::Running).await;
-    w.fake.exit(name.as_str());
+    w.fake.exit(name.user.as_str());
     until("stopped", || w.servers.state(name) == ServerState::Stopped).await;
-    assert!(w.routes.user(name).is_none());
+    assert!(w.routes.server(name).is_none());
     assert!(w.db.servers().get(name).unwrap().is_none());
 
     // A helper whose connection breaks (the hub's end of a restart) keeps its record:
     // the server is "reconnecting" until its helper dials back.
-    w.servers.start(&w.alice).unwrap();
+    w.servers.start(&w.alice, &ServerName::DEFAULT).unwrap();
     until("running", || w.servers.state(name) == ServerState::Running).await;
     assert!(!w.servers.reconnecting(name));
-    w.fake.lose(name.as_str());
+    w.fake.lose(name.user.as_str());
     until("reconnecting", || w.servers.reconnecting(name)).await;
     assert_eq!(w.servers.state(name), ServerState::Running);
     assert!(w.db.servers().get(name).unwrap().is_some());
@@ -239,18 +245,17 @@ async fn an_exit_is_cleaned_up_at_once_and_a_lost_helper_awaits_reattach() {
 #[tokio::test]
 async fn the_reattach_deadline_spares_a_spawn_in_flight() {
     let w = world(Behaviour::SlowToAnswer);
-    let name = &w.alice.name;
+    let name = &ServerKey::default_of(&w.alice.name);
     let bob =
         w.db.users()
             .ensure(&Username::parse("bob").unwrap(), None)
             .unwrap();
-    w.db.servers().starting(&bob.name, 20001).unwrap();
-    w.db.servers()
-        .running(&bob.name, std::process::id())
-        .unwrap();
-    let awaited = vec![(bob.name.clone(), Some(std::process::id()))];
+    let bob = ServerKey::default_of(&bob.name);
+    w.db.servers().starting(&bob, 20001).unwrap();
+    w.db.servers().running(&bob, std::process::id()).unwrap();
+    let awaited = vec![(bob.clone(), Some(std::process::id()))];
 
-    w.servers.start(&w.alice).unwrap();
+    w.servers.start(&w.alice, &ServerName::DEFAULT).unwrap();
     until("alice's row says running", || {
         w.db.servers()
             .get(name)
@@ -261,19 +266,19 @@ async fn the_reattach_deadline_spares_a_spawn_in_flight() {
     assert_eq!(w.servers.state(name), ServerState::Starting);
     w.servers.forget_unattached(&awaited);
     assert!(
-        w.db.servers().get(&bob.name).unwrap().is_none(),
+        w.db.servers().get(&bob).unwrap().is_none(),
         "bob never re-attached"
     );
     assert!(w.db.servers().get(name).unwrap().is_some());
     until("running", || w.servers.state(name) == ServerState::Running).await;
-    assert!(w.routes.user(name).is_some());
+    assert!(w.routes.server(name).is_some());
     assert!(w.db.tokens().lookup(&server_token(&w)).unwrap().is_some());
 }
 
 #[tokio::test]
 async fn reattach_claims_must_match_the_record() {
     let w = world(Behaviour::Serve);
-    let name = w.alice.name.clone();
+    let name = ServerKey::default_of(&w.alice.name);
     // The recorded server's socket: nothing listens there yet.
     let port = {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -282,17 +287,23 @@ async fn reattach_claims_must_match_the_record() {
     w.db.servers().starting(&name, port).unwrap();
     w.db.servers().running(&name, 4242).unwrap();
     let claim = |pid| VerifiedClaim {
-        user: name.clone(),
-        server_name: String::new(),
+        user: name.user.clone(),
+        server_name: ServerName::DEFAULT,
         pid,
         status: ServerStatus::Running { pid },
     };
     assert!(w.servers.verify(&claim(1)).unwrap_err().contains("4242"));
     let named = VerifiedClaim {
-        server_name: "gpu".into(),
+        server_name: ServerName::parse("gpu").unwrap(),
         ..claim(4242)
     };
-    assert!(w.servers.verify(&named).is_err());
+    assert!(
+        w.servers
+            .verify(&named)
+            .unwrap_err()
+            .contains("no such server"),
+        "a claim for another server of the same user"
+    );
     // Nobody listens on the recorded port (the server's socket is gone, or a squatter
     // would have to take it): no route.
     assert!(w
@@ -306,7 +317,7 @@ async fn reattach_claims_must_match_the_record() {
 
     let (hub_end, _helper_end) = tokio::net::UnixStream::pair().unwrap();
     w.servers.adopt(claim(4242), hub_end);
-    assert_eq!(w.routes.user(&name).unwrap().port(), port);
+    assert_eq!(w.routes.server(&name).unwrap().port(), port);
     assert_eq!(w.servers.state(&name), ServerState::Running);
     assert!(!w.servers.reconnecting(&name));
     assert!(
@@ -317,3 +328,5 @@ async fn reattach_claims_must_match_the_record() {
         "a second claim for the same server"
     );
 }
+
+mod named;
