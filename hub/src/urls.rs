@@ -174,13 +174,14 @@ impl Urls {
     }
 
     /// The OAuth client id of a server (compat §1.2): `jupyterhub-user-<name>`, and
-    /// `-<server>` after it for a named one. Not decodable (a user `a-b` and a server
-    /// `b` of user `a` look alike): the hub keeps each client's server in the database.
+    /// `.<server>` after it for a named one. JupyterHub joins with `-`, which makes user
+    /// `a-b`'s server and user `a`'s server `b` one client; no user or server name holds
+    /// a `.`, so here every server has a client id of its own.
     pub fn client_id(key: &ServerKey) -> String {
         if key.name.is_default() {
             format!("{CLIENT_PREFIX}{}", quote(key.user.as_str()))
         } else {
-            format!("{CLIENT_PREFIX}{}-{}", quote(key.user.as_str()), key.name)
+            format!("{CLIENT_PREFIX}{}.{}", quote(key.user.as_str()), key.name)
         }
     }
 
@@ -235,7 +236,9 @@ mod tests {
         );
         assert_eq!(u.oauth_callback(&gpu), "/jl/user/alice/gpu/oauth_callback");
         assert_eq!(Urls::client_id(&alice), "jupyterhub-user-alice");
-        assert_eq!(Urls::client_id(&gpu), "jupyterhub-user-alice-gpu");
+        assert_eq!(Urls::client_id(&gpu), "jupyterhub-user-alice.gpu");
+        let other = ServerKey::default_of(&Username::parse("alice-gpu").unwrap());
+        assert_ne!(Urls::client_id(&other), Urls::client_id(&gpu));
         let machine = ServerKey::default_of(&Username::parse("host$").unwrap());
         assert_eq!(Urls::client_id(&machine), "jupyterhub-user-host%24");
         assert_eq!(quote("a b@c~d/e"), "a%20b@c~d%2Fe");

@@ -522,7 +522,7 @@ async fn named_servers_run_beside_the_default_one() {
     }
     open_lab(&w, &b, &url(&w, &format!("{gpu_path}lab")), "/hub/").await;
     assert!(
-        hub_log(&w).contains(&format!("client=jupyterhub-user-{}-gpu", w.alice.name)),
+        hub_log(&w).contains(&format!("client=jupyterhub-user-{}.gpu", w.alice.name)),
         "the named server's own OAuth client:\n{}",
         hub_log(&w)
     );

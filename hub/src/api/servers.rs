@@ -281,6 +281,12 @@ pub async fn stop(
     } else {
         named_allowed(&s)?;
         server_model(&s, &user, &key)?; // 404 unless it exists
+        if req.remove && s.servers.state(&key) == ServerState::Starting {
+            return Err(HubError::bad_request(format!(
+                "{} is pending spawn; stop it before removing it",
+                log_name(&key)
+            )));
+        }
     }
     // The stop (and removal) goes on in its own task if the client gives up waiting.
     let (servers, db) = (s.servers.clone(), s.db.clone());

@@ -185,7 +185,7 @@ pub async fn list(
     let ids: Vec<i64> = page.iter().map(|(u, _)| u.id).collect();
     let mut groups = s.db.groups().of_users(&ids)?;
     let mut named = s.db.named().of_users(&ids)?;
-    let items: Vec<serde_json::Value> = page
+    let items: Vec<Visible> = page
         .iter()
         .map(|(u, row)| {
             let g = groups.remove(&u.id).unwrap_or_default();
@@ -216,7 +216,7 @@ pub async fn get_one(
     caller: Caller,
     UserPath(name): UserPath,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<Json<serde_json::Value>, HubError> {
+) -> Result<Response, HubError> {
     caller.require(&name, "read:users", true)?;
     let u =
         s.db.users()
@@ -231,7 +231,7 @@ pub async fn get_one(
         extras.groups,
         &extras.named,
     );
-    Ok(Json(visible(&caller, &name, m)?))
+    Ok(Json(visible(&caller, &name, m)?).into_response())
 }
 
 /// `?include_stopped_servers` (any value but `0` or `false`).
@@ -241,13 +241,25 @@ fn include_stopped(q: &HashMap<String, String>) -> bool {
 }
 
 /// `m` as the caller may see it: whole, or only the fields its scopes on `name` give.
-fn visible(caller: &Caller, name: &Username, m: UserModel) -> Result<serde_json::Value, HubError> {
+fn visible(caller: &Caller, name: &Username, m: UserModel) -> Result<Visible, HubError> {
+    let Some(keys) = caller.user_model_keys(name) else {
+        return Ok(Visible::Whole(Box::new(m)));
+    };
     let mut v =
         serde_json::to_value(m).map_err(|e| HubError::internal(format!("user model: {e}")))?;
-    if let (Some(keys), Some(obj)) = (caller.user_model_keys(name), v.as_object_mut()) {
+    if let Some(obj) = v.as_object_mut() {
         obj.retain(|k, _| keys.contains(&k.as_str()));
     }
-    Ok(v)
+    Ok(Visible::Cut(v))
+}
+
+/// A user model as a caller sees it: whole (serialised straight from the struct: an
+/// admin's list of 200 users is not built twice), or cut to some of its fields.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Visible {
+    Whole(Box<UserModel>),
+    Cut(serde_json::Value),
 }
 
 /// `POST /users/<name>`: admins add a user (who still needs a Unix account in the

@@ -39,11 +39,12 @@ pub enum Created {
     OverLimit(usize),
 }
 
-/// The columns of a [`NamedRow`], then its server's (`s`, left-joined; `u` is the user).
+/// The columns of a [`NamedRow`], then its server's (`s`, left-joined; `u` is the user,
+/// whose name is four columns before the server's first, as [`server_row_at`] reads it).
 macro_rules! named_select {
     ($where:literal) => {
         concat!(
-            "SELECT n.user_id, n.name, n.display_name, n.created, n.last_activity, u.name, ",
+            "SELECT n.user_id, n.name, u.name, n.display_name, n.created, n.last_activity, ",
             "s.state, s.port, s.pid, s.started, s.last_activity, s.name ",
             "FROM named_servers n JOIN users u ON u.id = n.user_id ",
             "LEFT JOIN servers s ON s.user_id = n.user_id AND s.name = n.name ",
@@ -159,9 +160,9 @@ fn named_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<NamedRow> {
     Ok(NamedRow {
         user_id: r.get(0)?,
         name: r.get(1)?,
-        display_name: r.get(2)?,
-        created: r.get(3)?,
-        last_activity: r.get(4)?,
+        display_name: r.get(3)?,
+        created: r.get(4)?,
+        last_activity: r.get(5)?,
         running: server_row_at(r, 6)?,
     })
 }

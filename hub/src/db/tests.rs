@@ -332,3 +332,24 @@ fn kept_reads_end_with_any_write() {
 fn dk(user: &Username) -> crate::types::ServerKey {
     crate::types::ServerKey::default_of(user)
 }
+
+/// A running named server is read with its own user and display name (a display name
+/// with spaces is not a user name).
+#[test]
+fn a_running_named_server_reads_back_whole() {
+    let db = Db::in_memory().unwrap();
+    let alice = db.users().ensure(&name("alice"), None).unwrap();
+    let gpu = crate::types::ServerName::parse("gpu").unwrap();
+    assert_eq!(
+        db.named().create(alice.id, &gpu, "My GPU box", 0).unwrap(),
+        Created::New
+    );
+    let key = crate::types::ServerKey::new(alice.name.clone(), gpu.clone());
+    db.servers().starting(&key, 50009).unwrap();
+    let row = db.named().get(alice.id, &gpu).unwrap().unwrap();
+    assert_eq!(row.display_name, "My GPU box");
+    assert_eq!(row.running.unwrap().key(), key);
+    let all = db.named().of_users(&[alice.id]).unwrap();
+    assert_eq!(all[&alice.id][0].running.as_ref().unwrap().port, 50009);
+    assert_eq!(db.user_extras(&alice).unwrap().named.len(), 1);
+}

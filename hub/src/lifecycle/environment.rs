@@ -121,7 +121,7 @@ mod tests {
         let env = env_of("bind = \"127.0.0.1:9000\"", &key);
         assert_eq!(env["JUPYTERHUB_SERVER_NAME"], "gpu");
         assert_eq!(env["JUPYTERHUB_SERVICE_PREFIX"], "/user/alice/gpu/");
-        assert_eq!(env["JUPYTERHUB_CLIENT_ID"], "jupyterhub-user-alice-gpu");
+        assert_eq!(env["JUPYTERHUB_CLIENT_ID"], "jupyterhub-user-alice.gpu");
         assert_eq!(
             env["JUPYTERHUB_OAUTH_CALLBACK_URL"],
             "/user/alice/gpu/oauth_callback"

@@ -135,8 +135,12 @@ pub async fn stop(State(s): State<AppState>, form: XsrfForm) -> Response {
     };
     let user = &form.session.user;
     let key = ServerKey::new(user.name.clone(), server);
+    // A start in flight is stopped, not removed: its record stays until it is seen stopped.
+    let remove = form.fields.get("remove").is_some_and(|v| v == "1")
+        && !key.name.is_default()
+        && s.servers.state(&key) != ServerState::Starting;
     s.servers.stop(&key).await;
-    if form.fields.get("remove").is_some_and(|v| v == "1") && !key.name.is_default() {
+    if remove {
         if let Err(e) = s.db.named().remove(user.id, &key.name) {
             return super::error_page(&e.into());
         }
