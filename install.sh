@@ -101,9 +101,9 @@ say "building release binaries"
 # The helpers' config path is compiled in: the real one, or the prefix's.
 if [ -n "$P" ]; then
   SUDOHUB_HELPERS_CONFIG="$P/etc/sudohub/helpers.toml" \
-    cargo build --release --quiet -p sudohub -p sudohub-spawner -p sudohub-pam
+    cargo build --release --quiet -p sudohub -p sudohub-spawner -p sudohub-pam -p sudohub-account
 else
-  env -u SUDOHUB_HELPERS_CONFIG cargo build --release --quiet -p sudohub -p sudohub-spawner -p sudohub-pam
+  env -u SUDOHUB_HELPERS_CONFIG cargo build --release --quiet -p sudohub -p sudohub-spawner -p sudohub-pam -p sudohub-account
 fi
 
 say "accounts"
@@ -127,6 +127,7 @@ install -d -m 0755 -o root -g root "$P/usr/bin" "$P/usr/lib/sudohub" "$P/etc/sud
         "$P/etc/sudoers.d" "$P/etc/pam.d" "$P/lib/systemd/system"
 install -m 0755 -o root -g root target/release/sudohub "$P/usr/bin/sudohub"
 install -m 0755 -o root -g root target/release/sudohub-spawner "$P/usr/lib/sudohub/sudohub-spawner"
+install -m 0755 -o root -g root target/release/sudohub-account "$P/usr/lib/sudohub/sudohub-account"
 install -m 0755 -o root -g shadow target/release/sudohub-pam "$P/usr/lib/sudohub/sudohub-pam"
 chmod 2755 "$P/usr/lib/sudohub/sudohub-pam"   # after chown/install: setgid shadow
 
@@ -143,7 +144,7 @@ render() {
       -e "s#^allowed_group = \"jupyterhub\"#allowed_group = \"$GROUP\"#" \
       -e "s#^allowed_groups = \[\"jupyterhub\"\]#allowed_groups = [\"$GROUP\"]#" "$@"
 }
-sed -e "s#/usr/lib/sudohub/#$P/usr/lib/sudohub/#g" -e "s#^sudohub ALL=#$HUB_USER ALL=#" \
+sed -e "s#/usr/lib/sudohub/#$P/usr/lib/sudohub/#g" -e "s#^sudohub ALL=#$HUB_USER ALL=#g" \
     -e "s#(%jupyterhub,#(%$GROUP,#" sudoers.d/sudohub > "$tmp"
 if visudo -cf "$tmp" >/dev/null; then
   install -m 0440 -o root -g root "$tmp" "$P/etc/sudoers.d/sudohub"

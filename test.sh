@@ -49,7 +49,7 @@ host=$(rustc -vV | sed -n 's/^host: //p')
 )
 
 echo "== build the helpers the end-to-end tests install"
-cargo build --quiet -p sudohub -p sudohub-spawner -p sudohub-pam
+cargo build --quiet -p sudohub -p sudohub-spawner -p sudohub-pam -p sudohub-account
 export SUDOHUB_TEST_BIN_DIR="$PWD/target/debug"
 
 echo "== tests"

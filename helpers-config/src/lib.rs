@@ -18,7 +18,10 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use env_allow::{hard_denied, EnvPattern, HARD_DENIED_ENV};
-pub use load::{is_posix_name, is_server_name, load_trusted, parse, server_log_name, ConfigError};
+pub use load::{
+    is_new_account_name, is_posix_name, is_server_name, load_trusted, parse, server_log_name,
+    ConfigError,
+};
 
 /// Where the helpers read their configuration. Compiled in: a helper that took the path
 /// from its caller would let the hub pick the rules it is judged by.
@@ -45,6 +48,55 @@ pub struct HelpersConfig {
     /// The PAM helper's settings.
     #[serde(default)]
     pub pam: PamConfig,
+    /// The account helper's settings; without this table it creates nothing.
+    #[serde(default)]
+    pub accounts: Option<AccountsConfig>,
+}
+
+/// `[accounts]`: Unix accounts the account helper (`sudohub-account`) may create for the
+/// hub's users (`create_system_users`). Every account gets exactly this shape.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountsConfig {
+    /// Whether the helper creates accounts at all.
+    pub create: bool,
+    /// Lowest uid given (at least `min_uid`).
+    pub uid_min: Option<u32>,
+    /// Highest uid given.
+    #[serde(default = "default_uid_max")]
+    pub uid_max: u32,
+    /// Login shell of new accounts.
+    #[serde(default = "default_shell")]
+    pub shell: String,
+    /// Directory the homes are made in (`<home_base>/<name>`, mode 0700).
+    #[serde(default = "default_home_base")]
+    pub home_base: PathBuf,
+    /// What a new home is filled with.
+    #[serde(default = "default_skel")]
+    pub skel: PathBuf,
+}
+
+impl AccountsConfig {
+    /// The uids new accounts get, given the file's `min_uid`.
+    pub fn uids(&self, min_uid: u32) -> std::ops::RangeInclusive<u32> {
+        self.uid_min.unwrap_or(min_uid).max(min_uid)..=self.uid_max
+    }
+}
+
+fn default_uid_max() -> u32 {
+    59999
+}
+
+fn default_shell() -> String {
+    "/bin/bash".into()
+}
+
+fn default_home_base() -> PathBuf {
+    PathBuf::from("/home")
+}
+
+fn default_skel() -> PathBuf {
+    PathBuf::from("/etc/skel")
 }
 
 /// `[spawner]`: what a user's server runs and how it is confined.

@@ -256,6 +256,42 @@ fn validate(c: &HelpersConfig) -> Result<(), ConfigError> {
     if c.pam.service.is_empty() || c.pam.service.contains(['/', '\0']) {
         return Err(invalid("pam.service", "must be a plain PAM service name"));
     }
+    if let Some(a) = &c.accounts {
+        let uids = a.uids(c.min_uid);
+        if uids.is_empty() || *uids.end() >= 60000 {
+            return Err(invalid(
+                "accounts.uid_max",
+                "must be at least uid_min (and min_uid) and below 60000, where system ids begin again",
+            ));
+        }
+        let plain_abs = |p: &Path| {
+            p.is_absolute()
+                && p.components().all(|c| {
+                    matches!(
+                        c,
+                        std::path::Component::RootDir | std::path::Component::Normal(_)
+                    )
+                })
+        };
+        if !plain_abs(Path::new(&a.shell)) {
+            return Err(invalid(
+                "accounts.shell",
+                "must be an absolute path without `..`",
+            ));
+        }
+        if !plain_abs(&a.home_base) || a.home_base == Path::new("/") {
+            return Err(invalid(
+                "accounts.home_base",
+                "must be an absolute directory below / without `..`",
+            ));
+        }
+        if !plain_abs(&a.skel) {
+            return Err(invalid(
+                "accounts.skel",
+                "must be an absolute path without `..`",
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -272,6 +308,17 @@ pub fn is_posix_name(name: &str) -> bool {
     let rest = rest.strip_suffix(b"$").unwrap_or(rest);
     rest.iter()
         .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// A name for an account made by sudohub (sign-up, `create_system_users`): a lowercase
+/// letter, then `[a-z0-9_-]`, at most 32 bytes. Narrower than [`is_posix_name`]: no `_`
+/// first and no `$` last, the marks of system and machine accounts.
+pub fn is_new_account_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    matches!(b.first(), Some(c) if c.is_ascii_lowercase())
+        && b.len() <= 32
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-')
 }
 
 /// A named server's name, JupyterHub 6's rule (`is_valid_safe_slug`): 1–30 characters of
@@ -377,6 +424,20 @@ mod tests {
         }
         for bad in ["", "-rf", "../x", "Alice", "a/b", "a\0b", &"a".repeat(33)] {
             assert!(!is_posix_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn new_account_names() {
+        for ok in ["alice", "a-b_c1", "z", &"a".repeat(32)] {
+            assert!(is_new_account_name(ok), "{ok}");
+        }
+        let long = "a".repeat(33);
+        for bad in [
+            "", "_svc", "machine$", "-rf", "1a", "../x", "Alice", "a/b", "a.b", "a b", "a\nb",
+            "a\0b", "é", &long,
+        ] {
+            assert!(!is_new_account_name(bad), "{bad:?}");
         }
     }
 }

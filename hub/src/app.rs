@@ -107,6 +107,9 @@ async fn by_host(
     };
     let path = req.uri().path().to_owned();
     if let Some(mut route) = s.routes.resolve(&path, s.urls.base()) {
+        if route.wants_slash(&path) {
+            return slash_redirect(&route, &req);
+        }
         if let Some(server) = route
             .server
             .clone()
@@ -130,6 +133,16 @@ async fn by_host(
     Redirect::to(&format!("{}{path}{query}", sub.hub_origin())).into_response()
 }
 
+/// `…/user/<name>/<server>` → `…/user/<name>/<server>/`, with the query.
+fn slash_redirect(route: &crate::proxy::Route, req: &Request) -> Response {
+    let query = req
+        .uri()
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    Redirect::to(&format!("{}{query}", route.prefix)).into_response()
+}
+
 /// Everything outside `<base>hub/`: a running server's route goes through the proxy;
 /// anything else is sent to the hub (a stopped server's URL ends at the 424 page).
 async fn outside_hub(
@@ -139,6 +152,9 @@ async fn outside_hub(
 ) -> Response {
     let path = req.uri().path().to_owned();
     if let Some(route) = s.routes.resolve(&path, s.urls.base()) {
+        if route.wants_slash(&path) {
+            return slash_redirect(&route, &req);
+        }
         if let (Some(server), Some(sub)) = (&route.server, s.urls.subdomains()) {
             // Servers are never served on the hub's origin when they have their own.
             let query = req

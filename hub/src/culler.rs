@@ -1,7 +1,8 @@
 //! The built-in idle culler (`[culler]`): what `jupyterhub-idle-culler` does, inside
 //! the hub. Every `every` seconds it stops the servers idle for `timeout` (activity as
 //! the servers report it and as the proxy sees it) or older than `max_age`, and with
-//! `cull_users` deletes the hub's records of users idle that long with no server.
+//! `cull_users` deletes the hub's records of users idle that long with no server; with
+//! `remove_named_servers` a culled named server is removed, not only stopped.
 
 use std::time::Duration;
 
@@ -71,12 +72,14 @@ impl Culler {
         let rows = self.db.servers().all()?;
         for row in rows {
             let key = row.key();
-            let admin = match admins.get(&key.user) {
+            let (user_id, admin) = match admins.get(&key.user) {
                 Some(a) => *a,
                 None => {
-                    let a = self.db.users().get(&key.user)?.is_some_and(|u| u.admin);
-                    admins.insert(key.user.clone(), a);
-                    a
+                    let Some(u) = self.db.users().get(&key.user)? else {
+                        continue;
+                    };
+                    admins.insert(key.user.clone(), (u.id, u.admin));
+                    (u.id, u.admin)
                 }
             };
             if admin && !self.cfg.cull_admin_users {
@@ -94,6 +97,12 @@ impl Culler {
             };
             tracing::info!(server = %key, reason = %why, "idle culler: stopping server");
             self.servers.stop(&key).await;
+            if self.cfg.remove_named_servers
+                && !key.name.is_default()
+                && self.db.named().remove(user_id, &key.name)?
+            {
+                tracing::info!(server = %key, "idle culler: named server removed");
+            }
             done.stopped.push((key, why));
         }
         if self.cfg.cull_users {
@@ -233,6 +242,52 @@ mod tests {
         );
     }
 
+    /// With `remove_named_servers`, a culled named server is removed; without it, it
+    /// is kept, stopped.
+    #[tokio::test]
+    async fn culled_named_servers_are_removed_when_asked() {
+        for remove in [true, false] {
+            let text = format!(
+                "allow_named_servers = true\n[spawner]\nport_range = [20000, 60000]\n\
+                 [culler]\ntimeout = 600\nremove_named_servers = {remove}"
+            );
+            let cfg = HubConfig::parse(&text, Path::new("hub.toml")).unwrap();
+            let db = Db::in_memory().unwrap();
+            let servers = Servers::new(
+                Arc::new(cfg.clone()),
+                db.clone(),
+                RouteTable::new(),
+                FakeSpawner::new(Behaviour::Serve),
+                crate::metrics::Metrics::new(),
+            );
+            let culler = Culler::new(&cfg.culler, db.clone(), servers.clone()).unwrap();
+            let me = db.users().ensure(&test_user(), Some(false)).unwrap();
+            let gpu = ServerName::parse("gpu").unwrap();
+            db.named().create(me.id, &gpu, "", 0).unwrap();
+            let key = ServerKey::new(me.name.clone(), gpu.clone());
+            servers.start(&me, &gpu).unwrap();
+            let mut started = None;
+            for _ in 0..500 {
+                if servers.state(&key) == ServerState::Running {
+                    let row = db.servers().get(&key).unwrap().unwrap();
+                    started = parse(&row.started);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let started = started.expect("the named server never ran");
+            let pass = culler
+                .pass(started + time::Duration::minutes(11))
+                .await
+                .unwrap();
+            assert_eq!(pass.stopped.len(), 1, "{pass:?}");
+            assert_eq!(pass.stopped[0].0, key);
+            assert_eq!(servers.state(&key), ServerState::Stopped);
+            let kept = db.named().get(me.id, &gpu).unwrap();
+            assert_eq!(kept.is_none(), remove, "remove_named_servers = {remove}");
+        }
+    }
+
     #[test]
     fn settings_are_checked() {
         for (text, key) in [
@@ -240,6 +295,7 @@ mod tests {
             ("[culler]\nevery = 60", "culler.timeout"),
             ("[culler]\ntimeout = 60\nevery = 0", "culler.every"),
             ("[culler]\ncull_users = true", "culler.timeout"),
+            ("[culler]\nremove_named_servers = true", "culler.timeout"),
             ("[culler]\ntimeout = 60\nbogus = 1", "bogus"),
         ] {
             let e = HubConfig::parse(text, Path::new("hub.toml")).unwrap_err();

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use crate::auth::cookies::CookieNames;
 use crate::auth::session::AuthState;
-use crate::auth::{CookieKey, PamAuthenticator, PamClientConfig};
+use crate::auth::{Authenticator, CookieKey, PamClientConfig};
 use crate::config::HubConfig;
 use crate::db::Db;
 use crate::lifecycle::Servers;
 use crate::metrics::Metrics;
 use crate::proxy::{ActivityLog, Proxy, RouteTable};
-use crate::spawner::{Spawner, SpawnerClient};
+use crate::spawner::{AccountMaker, Spawner, SpawnerClient};
 use crate::urls::Urls;
 
 /// Everything request handlers share. Cheap to clone.
@@ -32,7 +32,9 @@ pub struct AppState {
     /// The names and paths of the hub's cookies.
     pub cookies: CookieNames,
     /// Checks passwords.
-    pub auth: Arc<PamAuthenticator>,
+    pub auth: Arc<Authenticator>,
+    /// Makes users' Unix accounts on demand (`create_system_users`).
+    pub accounts: Option<AccountMaker>,
     /// Users' servers.
     pub servers: Servers,
     /// Proxy routes.
@@ -87,14 +89,19 @@ impl AppState {
                 routes.set_service(&svc.name, addr);
             }
         }
-        let auth = Arc::new(PamAuthenticator::new(
+        let auth = Arc::new(Authenticator::new(
             PamClientConfig {
                 helper: cfg.pam.helper.clone(),
                 timeout: Duration::from_secs(cfg.pam.timeout_secs),
                 max_concurrent: 8,
             },
             cfg.auth.clone(),
+            db.clone(),
         ));
+        let accounts = cfg
+            .auth
+            .create_system_users
+            .then(|| AccountMaker::new(cfg.spawner.sudo.clone(), cfg.auth.account_helper.clone()));
         let metrics = Metrics::new();
         let servers = Servers::new(
             cfg.clone(),
@@ -116,6 +123,7 @@ impl AppState {
             key,
             cookies,
             auth,
+            accounts,
             servers,
             routes,
             activity: ActivityLog::default(),

@@ -23,6 +23,15 @@ const TEMPLATES: &[(&str, &str)] = &[
     ("ready.html", include_str!("../templates/ready.html")),
     ("confirm.html", include_str!("../templates/confirm.html")),
     ("admin.html", include_str!("../templates/admin.html")),
+    ("signup.html", include_str!("../templates/signup.html")),
+    (
+        "authorize.html",
+        include_str!("../templates/authorize.html"),
+    ),
+    (
+        "change_password.html",
+        include_str!("../templates/change_password.html"),
+    ),
 ];
 
 static ENV: OnceLock<Environment<'static>> = OnceLock::new();

@@ -368,3 +368,125 @@ async fn the_home_page_lists_named_servers() {
     let html = page(&h, cookie.clone()).await;
     assert!(!html.contains(r#"data-server="cpu""#) && html.contains(r#"id="new-server""#));
 }
+
+/// `PATCH` renames a stopped named server and sets its display name, as JupyterHub
+/// 5.3's does; bad bodies and names, taken names and others' servers are refused and
+/// change nothing. A start with a display name renames it for display; activity may be
+/// reported for a stopped named server.
+#[tokio::test]
+async fn patch_renames_and_sets_display_names() {
+    let h = setup(ENABLED).await;
+    let (alice, bob) = (api_token(&h, "alice"), api_token(&h, "bob"));
+    let path = "/hub/api/users/alice/servers";
+    assert_eq!(
+        call(&h, "PUT", &format!("{path}/gpu"), "", &alice).await.0,
+        StatusCode::CREATED
+    );
+    for (body, says) in [
+        ("", "Must specify at least one field to modify."),
+        ("{}", "Must specify at least one field to modify."),
+        (r#"{"bogus": 1}"#, "unknown field `bogus`"),
+        (r#"{"name": "Bad"}"#, "Bad"),
+        (r#"{"name": ""}"#, "default server"),
+        (r#"{"display_name": " x"}"#, "Invalid display_name"),
+        (r#"{"display_name": 3}"#, "display_name"),
+    ] {
+        let (status, m) = call(&h, "PATCH", &format!("{path}/gpu"), body, &alice).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {m}");
+        let msg = m["message"].as_str().unwrap();
+        assert!(msg.contains(says), "{body}: {msg}");
+    }
+    let (status, m) = call(&h, "PATCH", &format!("{path}/gpu"), "", &bob).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "bob: {m}");
+    let (status, m) = call(
+        &h,
+        "PATCH",
+        &format!("{path}/nope"),
+        r#"{"name": "x"}"#,
+        &alice,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{m}");
+    let named = |h: &Hub| -> Vec<(String, String)> {
+        let mut v: Vec<_> = h
+            .state
+            .db
+            .named()
+            .of_users(&[2])
+            .unwrap()
+            .into_values()
+            .flatten()
+            .map(|n| (n.name.to_string(), n.display_name))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(named(&h), [("gpu".into(), "gpu".into())], "nothing changed");
+
+    // Renamed: the display name that was the old name follows it.
+    let (status, m) = call(
+        &h,
+        "PATCH",
+        &format!("{path}/gpu"),
+        r#"{"name": "cpu"}"#,
+        &alice,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    assert_eq!(
+        (
+            m["name"].as_str(),
+            m["display_name"].as_str(),
+            m["url"].as_str()
+        ),
+        (Some("cpu"), Some("cpu"), Some("/user/alice/cpu/"))
+    );
+    assert_eq!(
+        call(&h, "GET", &format!("{path}/gpu"), "", &alice).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // A taken name is a 409.
+    assert_eq!(
+        call(&h, "PUT", &format!("{path}/gpu"), "", &alice).await.0,
+        StatusCode::CREATED
+    );
+    let (status, m) = call(
+        &h,
+        "PATCH",
+        &format!("{path}/cpu"),
+        r#"{"name": "gpu"}"#,
+        &alice,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{m}");
+    assert_eq!(m["message"], r#"User alice already has server "gpu""#);
+    let (status, m) = call(
+        &h,
+        "PATCH",
+        &format!("{path}/cpu"),
+        r#"{"display_name": "Big box", "user_options": {}}"#,
+        &alice,
+    )
+    .await;
+    assert_eq!(
+        (status, m["display_name"].as_str()),
+        (StatusCode::OK, Some("Big box"))
+    );
+    assert_eq!(
+        named(&h),
+        [
+            ("cpu".into(), "Big box".into()),
+            ("gpu".into(), "gpu".into())
+        ]
+    );
+
+    // Activity for a stopped named server is recorded, as JupyterHub does.
+    let report = r#"{"servers": {"cpu": {"last_activity": "2026-01-02T03:04:05Z"}}}"#;
+    let (status, m) = call(&h, "POST", "/hub/api/users/alice/activity", report, &alice).await;
+    assert_eq!(status, StatusCode::OK, "{m}");
+    let (_, m) = call(&h, "GET", &format!("{path}/cpu"), "", &alice).await;
+    assert_eq!(m["last_activity"], "2026-01-02T03:04:05.000000Z", "{m}");
+    let report = r#"{"servers": {"nope": {"last_activity": "2026-01-02T03:04:05Z"}}}"#;
+    let (status, _) = call(&h, "POST", "/hub/api/users/alice/activity", report, &alice).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

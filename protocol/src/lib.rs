@@ -24,11 +24,13 @@
 //! * hub → `sudohub-spawner`: see [`spawner`]. Each [`spawner::Request`] lists its replies.
 //! * `sudohub-spawner` → hub's re-attach socket: see [`spawner::ReattachHello`].
 //! * hub → `sudohub-pam`: see [`pam`]: one hello, one request, one answer.
+//! * hub → `sudohub-account`: see [`account`]: one hello, one request, one answer.
 //!
 //! The crate does no I/O besides the small blocking frame reader and writer in [`frame`];
 //! async callers use [`frame::body_len`] and [`frame::decode`] with their own reads.
 #![forbid(unsafe_code)]
 
+pub mod account;
 pub mod bounded;
 pub mod frame;
 pub mod pam;

@@ -517,7 +517,7 @@ fn hub_client_applies_rules_and_rate_limits() {
 fn hub_client_inner() {
     use std::net::{IpAddr, Ipv4Addr};
     use std::time::{Duration, Instant};
-    use sudohub::auth::{AuthError, AuthRules, PamAuthenticator, PamClientConfig};
+    use sudohub::auth::{AuthError, AuthRules, Authenticator, PamClientConfig};
     use sudohub::types::Username;
     use sudohub_tests::inner_var;
 
@@ -536,7 +536,7 @@ fn hub_client_inner() {
 
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let auth = PamAuthenticator::new(
+        let auth = Authenticator::new(
             PamClientConfig {
                 helper: inner_var("T_HELPER").into(),
                 timeout: Duration::from_secs(10),
@@ -547,6 +547,7 @@ fn hub_client_inner() {
                 admin_groups: vec![inner_var("T_ADMINS")],
                 ..AuthRules::default()
             },
+            sudohub::db::Db::in_memory().unwrap(),
         );
         let addr = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let pw = || Secret::new(PASSWORD).unwrap();

@@ -35,7 +35,7 @@ pub async fn report(
     caller.require(&name, "users:activity", false)?;
     let report: ActivityReport =
         json_body(&body)?.ok_or_else(|| HubError::bad_request("body must be a dict"))?;
-    existing(&s, &name)?;
+    let user = existing(&s, &name)?;
     if report.last_activity.is_none() && report.servers.is_none() {
         return Err(HubError::bad_request(
             "body has neither last_activity nor servers",
@@ -55,7 +55,13 @@ pub async fn report(
             name.clone(),
             ServerName::parse(server).map_err(|_| no_such())?,
         );
-        if s.db.servers().get(&key)?.is_none() {
+        // A named server exists while stopped too; the default one while it runs.
+        let exists = if key.name.is_default() {
+            s.db.servers().get(&key)?.is_some()
+        } else {
+            s.db.named().get(user.id, &key.name)?.is_some()
+        };
+        if !exists {
             return Err(no_such());
         }
         if let Some(ts) = v.last_activity.as_deref().map(timestamp).transpose()? {

@@ -8,9 +8,12 @@ mod groups;
 mod hub;
 pub mod models;
 mod oauth;
+mod progress;
+mod server_patch;
 mod servers;
 mod services;
 mod tokens;
+mod user_add;
 mod users;
 
 use std::collections::HashMap;
@@ -39,11 +42,11 @@ pub fn router() -> Router<AppState> {
         .route("/user", get(users::whoami))
         .route("/oauth2/authorize", get(oauth::authorize))
         .route("/oauth2/token", post(oauth::token))
-        .route("/users", get(users::list).post(users::create_many))
+        .route("/users", get(users::list).post(user_add::create_many))
         .route(
             "/users/{name}",
             get(users::get_one)
-                .post(users::create)
+                .post(user_add::create)
                 .patch(users::update)
                 .delete(users::delete),
         )
@@ -78,12 +81,13 @@ pub fn router() -> Router<AppState> {
                 .post(servers::start)
                 .delete(servers::stop),
         )
-        .route("/users/{name}/server/progress", get(servers::progress))
+        .route("/users/{name}/server/progress", get(progress::progress))
         .route(
             "/users/{name}/servers/{server}",
             get(servers::get_one)
                 .put(servers::create)
                 .post(servers::start)
+                .patch(server_patch::patch)
                 .delete(servers::stop),
         )
         .route(
@@ -94,7 +98,7 @@ pub fn router() -> Router<AppState> {
         )
         .route(
             "/users/{name}/servers/{server}/progress",
-            get(servers::progress),
+            get(progress::progress),
         )
         .route(
             "/users/{name}/tokens",

@@ -1,20 +1,16 @@
 //! A user's servers: `/users/<name>/server` (the default one) and
 //! `/users/<name>/servers/<server>` (named ones, and the default one as `servers/`):
-//! read, create, start, stop and remove, and the progress of a start as server-sent
-//! events.
+//! read, create, start, stop and remove (renames are [`super::server_patch`], the
+//! progress of a start [`super::progress`]).
 
-use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream::{self, BoxStream, StreamExt};
 use serde::Deserialize;
-use tokio::sync::watch;
 
 use super::json_body;
 use super::models::ServerModel;
@@ -22,7 +18,7 @@ use super::users::existing;
 use crate::auth::Caller;
 use crate::db::{Created, UserRow};
 use crate::error::HubError;
-use crate::lifecycle::{Progress, ProgressEvent, StartError};
+use crate::lifecycle::StartError;
 use crate::state::AppState;
 use crate::types::{ServerKey, ServerName, ServerState, Username};
 
@@ -31,8 +27,6 @@ use crate::types::{ServerKey, ServerName, ServerState, Username};
 const SLOW_SPAWN: Duration = Duration::from_secs(10);
 /// How long `DELETE …/server` waits for the stop before answering 202.
 const SLOW_STOP: Duration = Duration::from_secs(10);
-/// Interval of the progress stream's keep-alive comments.
-const KEEP_ALIVE: Duration = Duration::from_secs(8);
 
 /// The server named in the path: `/users/{name}/server` is the default one,
 /// `/users/{name}/servers/{server}` a named one (`servers/` with an empty name: the
@@ -68,7 +62,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ServerPath {
 
 impl ServerPath {
     /// The server, or 404 for a name that cannot exist (reads and stops).
-    fn key_or_404(&self) -> Result<ServerKey, HubError> {
+    pub(super) fn key_or_404(&self) -> Result<ServerKey, HubError> {
         match &self.server {
             Ok(n) => Ok(ServerKey::new(self.user.clone(), n.clone())),
             Err(_) => Err(HubError::not_found(format!(
@@ -88,7 +82,7 @@ impl ServerPath {
 }
 
 /// How JupyterHub names a server in messages: `alice`, or `alice:gpu`.
-fn log_name(key: &ServerKey) -> String {
+pub(super) fn log_name(key: &ServerKey) -> String {
     if key.name.is_default() {
         key.user.to_string()
     } else {
@@ -97,7 +91,7 @@ fn log_name(key: &ServerKey) -> String {
 }
 
 /// 400 unless named servers are enabled.
-fn named_allowed(s: &AppState) -> Result<(), HubError> {
+pub(super) fn named_allowed(s: &AppState) -> Result<(), HubError> {
     if s.cfg.allow_named_servers {
         Ok(())
     } else {
@@ -106,7 +100,11 @@ fn named_allowed(s: &AppState) -> Result<(), HubError> {
 }
 
 /// A server's model as it is now; 404 for a named server that does not exist.
-fn server_model(s: &AppState, user: &UserRow, key: &ServerKey) -> Result<ServerModel, HubError> {
+pub(super) fn server_model(
+    s: &AppState,
+    user: &UserRow,
+    key: &ServerKey,
+) -> Result<ServerModel, HubError> {
     if key.name.is_default() {
         let row = s.db.servers().get(key)?;
         let state = s.servers.state_given(key, row.as_ref().map(|r| r.state));
@@ -132,7 +130,7 @@ struct ServerRequest {
 }
 
 /// JupyterHub's display-name rule: 1–255 characters, printable, single spaces inside.
-fn check_display_name(d: &str) -> Result<(), HubError> {
+pub(super) fn check_display_name(d: &str) -> Result<(), HubError> {
     let ok = (1..=255).contains(&d.chars().count())
         && !d.starts_with(' ')
         && !d.ends_with(' ')
@@ -230,7 +228,13 @@ pub async fn start(
     let user = existing(&s, &key.user)?;
     if !key.name.is_default() {
         let req: ServerRequest = json_body(&body)?.unwrap_or_default();
-        create_named(&s, &user, &key, req.display_name.as_deref())?;
+        let display = req.display_name.as_deref().filter(|d| !d.is_empty());
+        if !create_named(&s, &user, &key, display)? {
+            if let Some(d) = display {
+                // As JupyterHub: a start may give an existing server a new display name.
+                s.db.named().set_display_name(user.id, &key.name, d)?;
+            }
+        }
     }
     match s.servers.start(&user, &key.name) {
         Err(StartError::Running) => {
@@ -240,6 +244,12 @@ pub async fn start(
             )))
         }
         Err(StartError::Pending) => return Ok(StatusCode::ACCEPTED),
+        Err(StartError::Stopping) => {
+            return Err(HubError::bad_request(format!(
+                "{} is pending stop",
+                log_name(&key)
+            )))
+        }
         Ok(()) => {}
     }
     let deadline = tokio::time::Instant::now() + SLOW_SPAWN;
@@ -281,14 +291,9 @@ pub async fn stop(
     } else {
         named_allowed(&s)?;
         server_model(&s, &user, &key)?; // 404 unless it exists
-        if req.remove && s.servers.state(&key) == ServerState::Starting {
-            return Err(HubError::bad_request(format!(
-                "{} is pending spawn; stop it before removing it",
-                log_name(&key)
-            )));
-        }
     }
-    // The stop (and removal) goes on in its own task if the client gives up waiting.
+    // A start in progress is interrupted, as JupyterHub does. The stop (and removal) goes
+    // on in its own task if the client gives up waiting.
     let (servers, db) = (s.servers.clone(), s.db.clone());
     let stop = tokio::spawn(async move {
         servers.stop(&key).await;
@@ -305,59 +310,4 @@ pub async fn stop(
         Ok(_) => StatusCode::NO_CONTENT,
         Err(_) => StatusCode::ACCEPTED,
     })
-}
-
-type Events = BoxStream<'static, Result<Event, Infallible>>;
-
-/// `GET /users/<name>/server/progress` and `…/servers/<server>/progress`: every event
-/// once, then the stream ends after the last one (compat §3.5).
-pub async fn progress(
-    State(s): State<AppState>,
-    caller: Caller,
-    path: ServerPath,
-) -> Result<Response, HubError> {
-    let key = path.key_or_404()?;
-    caller.require_server(&key, "read:servers", true)?;
-    if !key.name.is_default() {
-        let user = existing(&s, &key.user)?;
-        server_model(&s, &user, &key)?; // 404 unless it exists
-    }
-    let events: Events = if s.servers.state(&key) == ServerState::Running {
-        let ready = ProgressEvent::ready(&s.urls.server_url(&key));
-        stream::iter([Ok(event(&ready))]).boxed()
-    } else {
-        let rx = s.servers.progress(&key).ok_or_else(|| {
-            HubError::bad_request(format!("{} is not starting...", log_name(&key)))
-        })?;
-        follow(rx)
-    };
-    Ok(Sse::new(events)
-        .keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
-        .into_response())
-}
-
-fn event(ev: &ProgressEvent) -> Event {
-    Event::default().data(serde_json::to_string(ev).unwrap_or_default())
-}
-
-/// The events of a spawn as they come; ends after the last, or when the spawn is gone.
-fn follow(rx: watch::Receiver<Progress>) -> Events {
-    stream::unfold((rx, 0usize), |(mut rx, sent)| async move {
-        loop {
-            let (new, done) = {
-                let p = rx.borrow_and_update();
-                let new: Vec<Event> = p.events.iter().skip(sent).map(event).collect();
-                (new, p.done)
-            };
-            if !new.is_empty() {
-                let n = sent + new.len();
-                return Some((stream::iter(new.into_iter().map(Ok)), (rx, n)));
-            }
-            if done || rx.changed().await.is_err() {
-                return None;
-            }
-        }
-    })
-    .flatten()
-    .boxed()
 }

@@ -3,14 +3,12 @@
 use std::collections::HashMap;
 
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{OriginalUri, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 
-use super::models::{
-    CreateUser, CreateUsers, PatchUser, ServerModel, ServiceModel, ServiceWhoAmI, UserModel, WhoAmI,
-};
+use super::models::{PatchUser, ServerModel, ServiceModel, ServiceWhoAmI, UserModel, WhoAmI};
 use super::{accepts_pagination, json_body, number, Page, UserPath};
 use crate::auth::Caller;
 use crate::db::{HavingServer, NamedRow, ServerRow, SortBy, UserQuery, UserRow};
@@ -262,28 +260,8 @@ enum Visible {
     Cut(serde_json::Value),
 }
 
-/// `POST /users/<name>`: admins add a user (who still needs a Unix account in the
-/// allowed group to get a server).
-pub async fn create(
-    State(s): State<AppState>,
-    caller: Caller,
-    Path(raw): Path<String>,
-    body: Bytes,
-) -> Result<Response, HubError> {
-    caller.require_admin("admin:users")?;
-    let name = Username::parse(&raw)
-        .map_err(|_| HubError::bad_request(format!("Invalid username: {raw:?}")))?;
-    let req: CreateUser = json_body(&body)?.unwrap_or_default();
-    if s.db.users().get(&name)?.is_some() {
-        return Err(HubError::conflict(format!("User {name} already exists")));
-    }
-    let admin = req.admin.unwrap_or(false);
-    let u = s.db.users().ensure(&name, Some(admin))?;
-    tracing::info!(user = %name, admin, by = %caller.describe(), "user created via API");
-    Ok((StatusCode::CREATED, Json(model(&s, &u)?)).into_response())
-}
-
-/// `DELETE /users/<name>`: stops their servers and forgets them.
+/// `DELETE /users/<name>`: stops their servers and forgets them (never their Unix
+/// account).
 pub async fn delete(
     State(s): State<AppState>,
     caller: Caller,
@@ -300,58 +278,6 @@ pub async fn delete(
     s.db.users().delete(&name)?;
     tracing::info!(user = %name, by = %caller.describe(), "user deleted via API");
     Ok(StatusCode::NO_CONTENT)
-}
-
-/// `POST /users`: admins add several users at once (JupyterHub's bulk create). Names
-/// that exist already are skipped; an invalid name refuses the whole request.
-pub async fn create_many(
-    State(s): State<AppState>,
-    caller: Caller,
-    body: Bytes,
-) -> Result<Response, HubError> {
-    caller.require_admin("admin:users")?;
-    let req: CreateUsers = json_body(&body)?
-        .ok_or_else(|| HubError::bad_request("Must specify at least one user to create"))?;
-    if req.usernames.is_empty() {
-        return Err(HubError::bad_request(
-            "Must specify at least one user to create",
-        ));
-    }
-    let mut names = Vec::with_capacity(req.usernames.len());
-    let mut invalid = Vec::new();
-    for raw in &req.usernames {
-        match Username::parse(raw) {
-            Ok(n) if !names.contains(&n) => names.push(n),
-            Ok(_) => {}
-            Err(_) => invalid.push(format!("{raw:?}")),
-        }
-    }
-    match invalid.as_slice() {
-        [] => {}
-        [one] => return Err(HubError::bad_request(format!("Invalid username: {one}"))),
-        many => {
-            return Err(HubError::bad_request(format!(
-                "Invalid usernames: {}",
-                many.join(", ")
-            )))
-        }
-    }
-    let admin = req.admin.unwrap_or(false);
-    let created = s.db.users().create_many(&names, admin)?;
-    if created.is_empty() {
-        return Err(HubError::conflict(format!(
-            "All {} users already exist",
-            req.usernames.len()
-        )));
-    }
-    for u in &created {
-        tracing::info!(user = %u.name, admin, by = %caller.describe(), "user created via API");
-    }
-    let models = created
-        .iter()
-        .map(|u| model(&s, u))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok((StatusCode::CREATED, Json(models)).into_response())
 }
 
 /// `PATCH /users/<name>`: admins change a user's admin flag or name. A rename needs the

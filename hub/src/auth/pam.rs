@@ -1,27 +1,22 @@
 //! Client of `sudohub-pam`: one helper process per login attempt.
 //!
 //! The hub never sees a password hash: it hands the username and password to the setgid
-//! helper on a pipe and reads one answer. Around that it adds what the helper cannot: a
-//! timeout, a bound on concurrent attempts, rate limiting, and the group rules.
+//! helper on a pipe and reads one answer. Around that it adds a timeout and a bound on
+//! concurrent attempts; rate limits, lockouts and the group rules are the front door's
+//! ([`super::login`]).
 
-use std::collections::HashMap;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sudohub_protocol::frame::{self, HEADER_LEN};
-use sudohub_protocol::pam::{DenyReason, PamAnswer, PamRequest};
+use sudohub_protocol::pam::{PamAnswer, PamRequest};
 use sudohub_protocol::{Bounded, Hello, Secret, MAX_FRAME_LEN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::sync::Semaphore;
 
-use super::ratelimit::RateLimiter;
-use super::rules::{judge, user_groups, Verdict};
-use crate::config::AuthRules;
-use crate::types::Username;
+use super::login::AuthError;
 
 /// How to run the helper.
 #[derive(Debug, Clone)]
@@ -44,169 +39,35 @@ impl Default for PamClientConfig {
     }
 }
 
-/// A successful login.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authenticated {
-    /// The Unix user name.
-    pub name: Username,
-    /// Admin rights from `admin_users` / `admin_groups`; `None`: as recorded.
-    pub admin: Option<bool>,
-}
-
-/// Why a login failed. The browser is shown [`AuthError::user_message`] only; the
-/// details are for the hub's log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthError {
-    /// PAM refused the password or the account.
-    Denied(DenyReason),
-    /// The password is right but the rules do not allow this user.
-    NotAllowed,
-    /// Too many recent failures for this user name or address.
-    RateLimited {
-        /// How long until the next attempt is considered.
-        retry_after: Duration,
-    },
-    /// The username or password cannot even be sent (too long, NUL).
-    Invalid(String),
-    /// The helper failed or refused to work (misconfiguration).
-    Helper(String),
-    /// The helper did not answer in time.
-    Timeout,
-}
-
-impl AuthError {
-    /// The one message a browser sees: it never says whether the user exists.
-    pub fn user_message(&self) -> String {
-        match self {
-            Self::RateLimited { retry_after } => format!(
-                "Too many failed attempts. Try again in {} seconds.",
-                retry_after.as_secs().max(1)
-            ),
-            Self::Helper(_) | Self::Timeout => {
-                "Login is not working right now. Please contact your administrator.".into()
-            }
-            _ => "Invalid username or password".into(),
-        }
-    }
-}
-
-impl std::fmt::Display for AuthError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Denied(r) => write!(f, "PAM denied the login: {r:?}"),
-            Self::NotAllowed => f.write_str("the user is not in allowed_users or allowed_groups"),
-            Self::RateLimited { retry_after } => write!(f, "rate limited for {retry_after:?}"),
-            Self::Invalid(m) => write!(f, "invalid credentials: {m}"),
-            Self::Helper(m) => write!(f, "PAM helper failed: {m}"),
-            Self::Timeout => f.write_str("PAM helper timed out"),
-        }
-    }
-}
-
-impl std::error::Error for AuthError {}
-
-impl AuthError {
-    /// The `result` label of `sudohub_login_failures`.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Self::Denied(_) => "denied",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::NotAllowed => "not_allowed",
-            Self::Invalid(_) => "invalid",
-            Self::Helper(_) | Self::Timeout => "error",
-        }
-    }
-}
-
-/// Checks logins with PAM and the group rules.
+/// Runs `sudohub-pam`, a bounded number at a time.
 #[derive(Debug)]
-pub struct PamAuthenticator {
+pub struct PamClient {
     config: PamClientConfig,
-    rules: AuthRules,
     slots: Semaphore,
-    limiter: RateLimiter,
-    turns: std::sync::Mutex<HashMap<Username, Arc<tokio::sync::Mutex<()>>>>,
 }
 
-impl PamAuthenticator {
-    /// An authenticator running `config.helper` and applying `rules`.
-    pub fn new(config: PamClientConfig, rules: AuthRules) -> Self {
+impl PamClient {
+    /// A client running `config.helper`.
+    pub fn new(config: PamClientConfig) -> Self {
         let slots = Semaphore::new(config.max_concurrent.max(1));
-        Self {
-            config,
-            rules,
-            slots,
-            limiter: RateLimiter::new(),
-            turns: std::sync::Mutex::new(HashMap::new()),
-        }
+        Self { config, slots }
     }
 
-    /// Checks `username`/`password` from `client`. Rate limits first (a limited attempt
-    /// never reaches PAM), then PAM, then the group rules.
-    pub async fn authenticate(
-        &self,
-        user: &Username,
-        password: Secret,
-        client: IpAddr,
-    ) -> Result<Authenticated, AuthError> {
-        let username = user.as_str();
-        // One check per name at a time: attempts queued behind a failure see it counted.
-        let turn = self.turn(user);
-        let Ok(_mine) = tokio::time::timeout(self.config.timeout, turn.lock()).await else {
-            tracing::warn!(user = %username, %client, "login rate limited: too many attempts at once");
-            return Err(AuthError::RateLimited {
-                retry_after: self.config.timeout,
-            });
-        };
-        if let Some(retry_after) = self.limiter.wait_before(username, client, Instant::now()) {
-            tracing::warn!(user = %username, %client, ?retry_after, "login rate limited");
-            return Err(AuthError::RateLimited { retry_after });
-        }
-        let _flight = self.limiter.begin(client);
-        let result = {
-            let _slot = self
-                .slots
-                .acquire()
-                .await
-                .map_err(|_| AuthError::Helper("shutting down".into()))?;
-            tokio::time::timeout(self.config.timeout, self.ask_helper(username, password))
-                .await
-                .unwrap_or(Err(AuthError::Timeout))
-        };
-        match result {
-            Ok(()) => {}
-            Err(e @ AuthError::Denied(_)) => {
-                self.limiter.failed(username, client, Instant::now());
-                tracing::info!(user = %username, %client, reason = %e, "login denied");
-                return Err(e);
-            }
-            Err(e) => {
-                tracing::error!(user = %username, %client, error = %e, "login could not be checked");
-                return Err(e);
-            }
-        }
-        self.limiter.succeeded(username);
-        match judge(&self.rules, user, &user_groups(username)) {
-            Verdict::Allowed { admin } => {
-                tracing::info!(user = %username, %client, admin, "login accepted");
-                Ok(Authenticated {
-                    name: user.clone(),
-                    admin,
-                })
-            }
-            Verdict::NotAllowed => {
-                tracing::info!(user = %username, %client, "login refused: not in allowed_users or allowed_groups");
-                Err(AuthError::NotAllowed)
-            }
-        }
+    /// Asks PAM whether `username`/`password` may log in: `Ok` or why not.
+    pub async fn check(&self, username: &str, password: Secret) -> Result<(), AuthError> {
+        let _slot = self
+            .slots
+            .acquire()
+            .await
+            .map_err(|_| AuthError::Helper("shutting down".into()))?;
+        tokio::time::timeout(self.config.timeout, self.ask_helper(username, password))
+            .await
+            .unwrap_or(Err(AuthError::Timeout))
     }
 
-    /// The lock that makes checks of `user` take turns. Entries nobody waits on are
-    /// dropped, so the map holds only names with attempts in progress.
-    fn turn(&self, user: &Username) -> Arc<tokio::sync::Mutex<()>> {
-        let mut turns = self.turns.lock().unwrap_or_else(|p| p.into_inner());
-        turns.retain(|_, t| Arc::strong_count(t) > 1);
-        turns.entry(user.clone()).or_default().clone()
+    /// The longest a check may take.
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout
     }
 
     /// One helper run: hello + request on stdin, one answer on stdout.

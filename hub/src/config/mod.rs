@@ -8,12 +8,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod auth;
 pub mod roles;
 mod sections;
 
+pub use auth::{AuthRules, NativeSection, SourceKind};
 pub use roles::RoleSection;
 pub use sections::{
-    AuthRules, CullerSection, PamSection, ProxySection, ServiceSection, SpawnerSection, TrustedNet,
+    CullerSection, PamSection, ProxySection, ServiceSection, SpawnerSection, TrustedNet,
 };
 
 use crate::urls::Urls;
@@ -247,6 +249,9 @@ impl HubConfig {
         }
         if let Err((key, message)) = self.culler.validate() {
             return bad(key, message);
+        }
+        if let Err((key, message)) = self.auth.validate() {
+            return bad(key, &message);
         }
         let mut names = std::collections::HashSet::new();
         for svc in &self.services {

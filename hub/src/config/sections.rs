@@ -4,42 +4,6 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use crate::types::Username;
-
-/// `[auth]`: who may log in, and who is an admin, once a password was accepted.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AuthRules {
-    /// Users allowed whatever their groups (`c.Authenticator.allowed_users`).
-    #[serde(default)]
-    pub allowed_users: Vec<Username>,
-    /// Members of these groups are allowed (`c.Authenticator.allowed_groups`); the
-    /// sudoers rule names the same group, so others could not get a server anyway.
-    #[serde(default = "default_allowed_groups")]
-    pub allowed_groups: Vec<String>,
-    /// Admins by name (`c.Authenticator.admin_users`); admins are allowed.
-    #[serde(default)]
-    pub admin_users: Vec<Username>,
-    /// Members of these groups are admins (`c.Authenticator.admin_groups`).
-    #[serde(default)]
-    pub admin_groups: Vec<String>,
-}
-
-fn default_allowed_groups() -> Vec<String> {
-    vec!["jupyterhub".into()]
-}
-
-impl Default for AuthRules {
-    fn default() -> Self {
-        Self {
-            allowed_users: Vec::new(),
-            allowed_groups: default_allowed_groups(),
-            admin_users: Vec::new(),
-            admin_groups: Vec::new(),
-        }
-    }
-}
-
 /// `[proxy]`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -142,6 +106,10 @@ pub struct CullerSection {
     /// hub (`--cull-users`; their Unix accounts are untouched).
     #[serde(default)]
     pub cull_users: bool,
+    /// Whether a culled named server is removed too, not only stopped
+    /// (`--remove-named-servers`).
+    #[serde(default)]
+    pub remove_named_servers: bool,
 }
 
 fn default_true() -> bool {
@@ -167,7 +135,10 @@ impl CullerSection {
             ));
         }
         if self.timeout.is_none()
-            && (self.every.is_some() || self.max_age.is_some() || self.cull_users)
+            && (self.every.is_some()
+                || self.max_age.is_some()
+                || self.cull_users
+                || self.remove_named_servers)
         {
             return Err(("culler.timeout", "is needed for every other culler setting"));
         }

@@ -17,6 +17,7 @@ macro_rules! user_columns {
 mod cache;
 mod groups;
 mod named;
+mod native;
 mod oauth;
 mod servers;
 mod sessions;
@@ -32,7 +33,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use groups::{GroupError, GroupRow, Groups};
-pub use named::{Created, Named, NamedRow};
+pub use named::{Created, Named, NamedRow, Renamed};
+pub use native::{AccountStatus, Native, NativeAccount, SignedUp};
 pub use oauth::{CodeRow, OAuth, OAuthClient, CODE_SECS, OAUTH_TOKEN_SECS};
 pub use servers::{ServerRow, Servers};
 pub use sessions::{Sessions, SESSION_SECS};
@@ -46,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
+    include_str!("schema_v5.sql"),
 ];
 
 /// Errors from the database.
@@ -202,6 +205,11 @@ impl Db {
     /// Named servers, stopped or not.
     pub fn named(&self) -> Named<'_> {
         Named(Src::Own(self))
+    }
+
+    /// The hub's own accounts and the lockouts of every name.
+    pub fn native(&self) -> Native<'_> {
+        Native(Src::Own(self))
     }
 
     /// API, server and OAuth tokens.

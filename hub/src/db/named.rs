@@ -39,6 +39,17 @@ pub enum Created {
     OverLimit(usize),
 }
 
+/// What [`Named::rename`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Renamed {
+    /// Renamed.
+    Done,
+    /// There is no server of the old name.
+    Missing,
+    /// The new name is taken.
+    Taken,
+}
+
 /// The columns of a [`NamedRow`], then its server's (`s`, left-joined; `u` is the user,
 /// whose name is four columns before the server's first, as [`server_row_at`] reads it).
 macro_rules! named_select {
@@ -144,6 +155,39 @@ impl Named<'_> {
             params![user_id, name, display],
         )?;
         Ok(n > 0)
+    }
+
+    /// Renames a stopped named server (the caller has checked it is stopped: a named
+    /// server's `servers` row exists only while it is not); the check and the rename are
+    /// one step.
+    pub fn rename(&self, user_id: i64, from: &ServerName, to: &ServerName) -> DbResult<Renamed> {
+        let conn = self.0.lock();
+        let tx = conn.unchecked_transaction()?;
+        let has = |name: &ServerName| -> DbResult<bool> {
+            Ok(tx
+                .query_row(
+                    "SELECT 1 FROM named_servers WHERE user_id = ?1 AND name = ?2",
+                    params![user_id, name],
+                    |r| r.get::<_, i64>(0),
+                )
+                .optional()?
+                .is_some())
+        };
+        if !has(from)? {
+            return Ok(Renamed::Missing);
+        }
+        if has(to)? {
+            return Ok(Renamed::Taken);
+        }
+        // A display name that was the old name follows the new one.
+        tx.execute(
+            "UPDATE named_servers SET name = ?3, \
+             display_name = CASE WHEN display_name = ?2 THEN ?3 ELSE display_name END \
+             WHERE user_id = ?1 AND name = ?2",
+            params![user_id, from, to],
+        )?;
+        tx.commit()?;
+        Ok(Renamed::Done)
     }
 
     /// Removes a named server's record (the caller has stopped it); whether it existed.

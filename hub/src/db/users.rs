@@ -174,8 +174,13 @@ impl Users<'_> {
         else {
             return Ok(false);
         };
+        // A sign-up of the new name is someone else's: the name is taken.
         let taken = tx
-            .query_row("SELECT 1 FROM users WHERE name = ?1", [to], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM users WHERE name = ?1 UNION SELECT 1 FROM native_accounts WHERE name = ?1",
+                [to],
+                |_| Ok(()),
+            )
             .optional()?
             .is_some();
         if taken {

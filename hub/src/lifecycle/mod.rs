@@ -17,6 +17,7 @@ mod recovery;
 mod spawn;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -35,14 +36,18 @@ struct Live {
     state: ServerState,
     handle: Option<ServerHandle>,
     progress: watch::Sender<Progress>,
+    /// Which start this is: a start's steps act only while the entry is still theirs
+    /// (a stop, and a new start after it, replace or remove it).
+    run: u64,
 }
 
 impl Live {
-    fn new(state: ServerState, handle: Option<ServerHandle>, progress: Progress) -> Self {
+    fn new(state: ServerState, handle: Option<ServerHandle>, progress: Progress, run: u64) -> Self {
         Self {
             state,
             handle,
             progress: watch::Sender::new(progress),
+            run,
         }
     }
 }
@@ -60,6 +65,8 @@ struct Inner {
     routes: RouteTable,
     metrics: Metrics,
     live: Mutex<HashMap<ServerKey, Live>>,
+    /// The number of the last start ([`Live::run`]).
+    runs: AtomicU64,
     /// Servers stopped (SIGTERM sent) whose exit is not reported yet: a new start of the
     /// same server waits for it, so two never run side by side.
     draining: Mutex<HashMap<ServerKey, ServerHandle>>,
@@ -70,8 +77,10 @@ struct Inner {
 pub enum StartError {
     /// Already running.
     Running,
-    /// A start or stop is in progress.
+    /// A start is in progress.
     Pending,
+    /// A stop is in progress.
+    Stopping,
 }
 
 impl Servers {
@@ -91,6 +100,7 @@ impl Servers {
                 routes,
                 metrics,
                 live: Mutex::new(HashMap::new()),
+                runs: AtomicU64::new(0),
                 draining: Mutex::new(HashMap::new()),
             }),
         }
@@ -184,33 +194,35 @@ impl Servers {
     /// Begins a spawn of `user`'s server `name` in the background.
     pub fn start(&self, user: &UserRow, name: &ServerName) -> Result<(), StartError> {
         let key = ServerKey::new(user.name.clone(), name.clone());
-        {
+        let run = {
             let mut live = self.live();
             match live.get(&key).map(|l| &l.state) {
                 Some(ServerState::Running) => return Err(StartError::Running),
-                Some(ServerState::Starting | ServerState::Stopping) => {
-                    return Err(StartError::Pending)
-                }
+                Some(ServerState::Starting) => return Err(StartError::Pending),
+                Some(ServerState::Stopping) => return Err(StartError::Stopping),
                 _ => {}
             }
             if self.recorded(&key) == Some(RecordedState::Running) {
                 return Err(StartError::Running);
             }
+            let run = self.inner.runs.fetch_add(1, Ordering::Relaxed) + 1;
             live.insert(
                 key.clone(),
-                Live::new(ServerState::Starting, None, Progress::default()),
+                Live::new(ServerState::Starting, None, Progress::default(), run),
             );
-        }
+            run
+        };
         let this = self.clone();
         let user = user.clone();
-        tokio::spawn(async move { this.run_spawn(user, key).await });
+        tokio::spawn(async move { this.run_spawn(user, key, run).await });
         Ok(())
     }
 
     /// Stops a server: its route goes at once, and the call returns once the server has
     /// had its SIGTERM (its helper owns the grace period and the SIGKILL after it). Row,
     /// token and OAuth client go then too; the exit is awaited in the background, and by
-    /// the next start of this server.
+    /// the next start of this server. A start in progress is interrupted: its next step
+    /// finds the server no longer its own and ends what it began.
     pub async fn stop(&self, user: &ServerKey) {
         let handle = {
             let mut live = self.live();

@@ -143,7 +143,7 @@ impl Servers {
         };
         self.live().insert(
             key.clone(),
-            Live::new(ServerState::Running, Some(handle.clone()), done),
+            Live::new(ServerState::Running, Some(handle.clone()), done, 0),
         );
         tracing::info!(server = %key, pid = claim.pid, port = row.port, "server re-attached; route restored");
         self.watch_exit(key, handle);

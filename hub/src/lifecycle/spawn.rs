@@ -14,10 +14,32 @@ use crate::secrets::new_api_token;
 use crate::spawner::{Ending, ServerHandle, SpawnArgs};
 use crate::types::{ServerKey, ServerState, Username};
 
+/// How a start ended short of running.
+enum Cut {
+    /// A step failed; the server is left stopped with the reason.
+    Failed(HubError),
+    /// A stop (and perhaps a new start) took the server over; what this start began is
+    /// ended here, and nothing of the server's record is touched.
+    Interrupted,
+}
+
+impl From<HubError> for Cut {
+    fn from(e: HubError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+impl From<rusqlite::Error> for Cut {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Failed(e.into())
+    }
+}
+
 impl Servers {
-    /// Adds `ev` to a server's progress; the last event ends the stream.
-    fn event(&self, key: &ServerKey, ev: ProgressEvent) {
-        if let Some(l) = self.live().get(key) {
+    /// Adds `ev` to the progress of start `run` of a server; the last event ends the
+    /// stream.
+    fn event(&self, key: &ServerKey, run: u64, ev: ProgressEvent) {
+        if let Some(l) = self.live().get(key).filter(|l| l.run == run) {
             l.progress.send_modify(|p| {
                 p.done |= ev.is_last();
                 p.events.push(ev);
@@ -25,57 +47,89 @@ impl Servers {
         }
     }
 
-    pub(super) async fn run_spawn(&self, user: UserRow, key: ServerKey) {
-        let name = &key;
+    /// Runs `f` on the server's entry while start `run` still owns it (the same start,
+    /// still starting), under the lock: what `f` does cannot cross a stop. `None` once
+    /// the start was interrupted.
+    fn own<R>(
+        &self,
+        key: &ServerKey,
+        run: u64,
+        f: impl FnOnce(&mut super::Live) -> R,
+    ) -> Option<R> {
+        let mut live = self.live();
+        let l = live
+            .get_mut(key)
+            .filter(|l| l.run == run && l.state == ServerState::Starting)?;
+        Some(f(l))
+    }
+
+    pub(super) async fn run_spawn(&self, user: UserRow, key: ServerKey, run: u64) {
         let began = std::time::Instant::now();
-        let result = self.spawn_steps(&user, &key).await;
+        let result = self.spawn_steps(&user, &key, run).await;
         let status = if result.is_ok() {
             SpawnStatus::success
         } else {
             SpawnStatus::failure
         };
         self.inner.metrics.spawned(status, began.elapsed());
-        if let Err(e) = result {
-            tracing::warn!(server = %name, error = %e, "spawn failed");
-            let reason = e.public_message().to_owned();
-            if let Err(e) = self.inner.db.servers().stopped(name) {
-                tracing::error!(server = %name, error = %e, "cannot record the failed spawn");
+        match result {
+            Ok(()) => {}
+            Err(Cut::Interrupted) => {
+                tracing::info!(server = %key, "start interrupted by a stop");
             }
-            self.event(name, ProgressEvent::failed(&reason));
-            if let Some(l) = self.live().get_mut(name) {
-                l.state = ServerState::Failed(reason);
-                l.handle = None;
+            Err(Cut::Failed(e)) => {
+                tracing::warn!(server = %key, error = %e, "spawn failed");
+                let reason = e.public_message().to_owned();
+                let db = &self.inner.db;
+                let recorded = self.own(&key, run, |l| {
+                    l.state = ServerState::Failed(reason.clone());
+                    l.handle = None;
+                    db.servers().stopped(&key)
+                });
+                match recorded {
+                    Some(Err(e)) => {
+                        tracing::error!(server = %key, error = %e, "cannot record the failed spawn")
+                    }
+                    Some(Ok(())) => {}
+                    None => return, // a stop came first and cleaned up
+                }
+                self.event(&key, run, ProgressEvent::failed(&reason));
             }
         }
     }
 
     /// Port → row → token and OAuth client → helper → pid → HTTP → route. Each step
     /// that fails leaves nothing behind: `run_spawn` removes the row, token and client.
-    async fn spawn_steps(&self, user: &UserRow, key: &ServerKey) -> Result<(), HubError> {
+    /// Each step that writes does so only while the start is still its server's (see
+    /// [`Self::own`]); once a stop has taken over, the start ends what it began.
+    async fn spawn_steps(&self, user: &UserRow, key: &ServerKey, run: u64) -> Result<(), Cut> {
         let cfg = &self.inner.cfg;
-        let name = key;
-        self.event(name, ProgressEvent::requested());
-        self.previous_gone(name).await;
+        let db = &self.inner.db;
+        self.event(key, run, ProgressEvent::requested());
+        self.previous_gone(key).await;
         let port = self
-            .inner
-            .db
-            .servers()
-            .starting_on(name, |taken| {
-                pick_port(cfg.spawner.port_range, taken, ephemeral_ports())
-            })?
+            .own(key, run, |_| {
+                db.servers().starting_on(key, |taken| {
+                    pick_port(cfg.spawner.port_range, taken, ephemeral_ports())
+                })
+            })
+            .ok_or(Cut::Interrupted)??
             .ok_or_else(|| HubError::helper("no free port in spawner.port_range"))?;
-        tracing::info!(server = %name, port, "server starting");
+        tracing::info!(server = %key, port, "server starting");
         let urls = cfg.urls();
-        let prefix = urls.server_prefix(name);
+        let prefix = urls.server_prefix(key);
         let token = new_api_token();
-        self.inner.db.servers().register_client(
-            user,
-            &key.name,
-            &token,
-            &urls.oauth_callback(name),
-            &format!("Server at {prefix}"),
-        )?;
-        self.event(name, ProgressEvent::spawning());
+        self.own(key, run, |_| {
+            db.servers().register_client(
+                user,
+                &key.name,
+                &token,
+                &urls.oauth_callback(key),
+                &format!("Server at {prefix}"),
+            )
+        })
+        .ok_or(Cut::Interrupted)??;
+        self.event(key, run, ProgressEvent::spawning());
         let args = SpawnArgs {
             user: key.user.clone(),
             server_name: key.name.clone(),
@@ -90,25 +144,39 @@ impl Servers {
             .helper_start(handle.is_ok(), asked.elapsed());
         let handle = handle.map_err(|e| HubError::helper(e.to_string()))?;
         let pid = handle.pid();
-        self.inner.db.servers().running(name, pid)?;
+        // From here on a stop finds the handle and ends the server itself.
+        let kept = self.own(key, run, |l| {
+            l.handle = Some(handle.clone());
+            db.servers().running(key, pid)
+        });
+        let Some(kept) = kept else {
+            tracing::info!(server = %key, pid, "stopping the server of an interrupted start");
+            if handle.terminate(self.grace()).await.is_ok() {
+                self.drain(key, handle);
+            }
+            return Err(Cut::Interrupted);
+        };
+        kept?;
         let http_timeout = Duration::from_secs(cfg.spawner.http_timeout_secs);
         let ready = wait_http(port, &prefix, http_timeout, &handle, &key.name)
             .await
             .and_then(|()| owner_check(&key.user, port));
         if let Err(e) = ready {
+            if self.own(key, run, |_| ()).is_none() {
+                return Err(Cut::Interrupted);
+            }
             let _ = handle.stop(self.grace()).await;
-            return Err(e);
+            return Err(e.into());
         }
-        self.inner
-            .routes
-            .set_server(name, SocketAddr::from(([127, 0, 0, 1], port)));
-        if let Some(l) = self.live().get_mut(name) {
+        let routes = &self.inner.routes;
+        self.own(key, run, |l| {
+            routes.set_server(key, SocketAddr::from(([127, 0, 0, 1], port)));
             l.state = ServerState::Running;
-            l.handle = Some(handle.clone());
-        }
-        tracing::info!(server = %name, pid, port, "server running; route added");
-        self.event(name, ProgressEvent::ready(&prefix));
-        self.watch_exit(name.clone(), handle);
+        })
+        .ok_or(Cut::Interrupted)?;
+        tracing::info!(server = %key, pid, port, "server running; route added");
+        self.event(key, run, ProgressEvent::ready(&prefix));
+        self.watch_exit(key.clone(), handle);
         Ok(())
     }
 

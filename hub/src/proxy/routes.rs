@@ -24,6 +24,13 @@ pub struct Route {
 }
 
 impl Route {
+    /// Whether `path` is the route's prefix without its trailing slash (a named server's
+    /// `…/user/<name>/<server>`): the answer is a redirect to the prefix, as the server
+    /// itself serves nothing outside it.
+    pub fn wants_slash(&self, path: &str) -> bool {
+        self.prefix.strip_suffix('/') == Some(path)
+    }
+
     /// Cuts what the server's response headers may say to the route's scope.
     pub fn restrict(&self, headers: &mut http::HeaderMap) {
         if self.own_origin {
@@ -138,10 +145,10 @@ impl RouteTable {
                 .ok()?;
             let users = self.users.read().ok()?;
             let (user, routes) = users.get_key_value(name.as_ref())?;
-            // A server name is plain `[a-z0-9-]`: never percent-encoded.
-            let named = after
-                .split_once('/')
-                .and_then(|(seg, _)| Some((seg, routes.named.get_key_value(seg)?)));
+            // A server name is plain `[a-z0-9-]`: never percent-encoded. `…/<server>`
+            // without its slash is that server's too (see [`Route::wants_slash`]).
+            let seg = after.split_once('/').map_or(after, |(seg, _)| seg);
+            let named = routes.named.get_key_value(seg).map(|n| (seg, n));
             let (key, target, prefix) = match named {
                 Some((seg, (server, target))) => (
                     ServerKey::new(user.clone(), server.clone()),
@@ -249,11 +256,17 @@ mod tests {
             (r.target, r.prefix.as_str(), r.owner.as_str()),
             (b, "/user/alice/gpu/", "alice/gpu")
         );
-        assert!(
-            t.resolve("/user/alice/gpu", "/").is_none(),
-            "no trailing slash"
-        );
+        assert!(!r.wants_slash("/user/alice/gpu/api/kernels"));
+        // Without its trailing slash: the named server's, to be redirected to its prefix.
+        let r = t.resolve("/user/alice/gpu", "/").unwrap();
+        assert_eq!((r.target, r.prefix.as_str()), (b, "/user/alice/gpu/"));
+        assert!(r.wants_slash("/user/alice/gpu"));
         t.set_server(&ServerKey::default_of(&alice), a);
+        let r = t.resolve("/user/alice/gpu", "/").unwrap();
+        assert_eq!(r.target, b, "the named server's, even beside a default one");
+        let r = t.resolve("/user/alice/gpux", "/").unwrap();
+        assert_eq!(r.target, a);
+        assert!(!r.wants_slash("/user/alice/gpux"));
         let r = t.resolve("/user/alice/gpux/", "/").unwrap();
         assert_eq!((r.target, r.prefix.as_str()), (a, "/user/alice/"));
         assert_eq!(t.resolve("/user/alice/gpu/", "/").unwrap().target, b);

@@ -57,6 +57,9 @@ pub enum Behaviour {
     /// Report the start, and answer HTTP only [`LINGER`] later, as a server still
     /// importing its modules does.
     SlowToAnswer,
+    /// Take [`LINGER`] before reporting the start at all, as a helper on a loaded
+    /// machine does.
+    SlowToStart,
 }
 
 /// How long a [`Behaviour::LingerOnStop`] server takes to exit after its stop.
@@ -165,6 +168,7 @@ async fn fake_helper(
             reply(&mut s, &Reply::Started { pid }).await;
             tokio::time::sleep(LINGER).await;
         }
+        Behaviour::SlowToStart => tokio::time::sleep(LINGER).await,
         Behaviour::Serve | Behaviour::LingerOnStop => {}
     }
     let Ok(listener) = tokio::net::TcpListener::bind(("127.0.0.1", spawn.port)).await else {
@@ -197,7 +201,8 @@ async fn fake_helper(
                 _ => break None,
             },
             () = &mut exit_at => break Some(ExitStatus::Signal(15)),
-            by_itself = &mut end => break by_itself.unwrap_or(false).then_some(ExitStatus::Code(0)),
+            // A newer spawn for the same user takes the ender: this server goes on.
+            Ok(by_itself) = &mut end => break by_itself.then_some(ExitStatus::Code(0)),
         }
     };
     let _ = stop_http.send(());

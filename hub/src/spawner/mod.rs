@@ -1,11 +1,13 @@
 //! Client of `sudohub-spawner`: runs it through sudo, speaks its protocol, and gives the
-//! hub a [`ServerHandle`] per running server.
+//! hub a [`ServerHandle`] per running server. Beside it, [`account`]: the client of
+//! `sudohub-account`, which makes a user's Unix account on demand.
 //!
 //! The helper is the server's parent and pushes its exit the moment it happens, so the hub
 //! never polls pids (sudospawner's `kill(pid, 0)` mistakes a reused pid for a live server)
 //! and stopping needs no new sudo. A handle is also made from a helper that re-attached
 //! after a hub restart ([`ServerHandle::adopt`]).
 
+pub mod account;
 mod client;
 #[cfg(test)]
 pub(crate) mod fake;
@@ -15,6 +17,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 
+pub use account::{AccountMaker, Ensured};
 pub use client::{SpawnArgs, SpawnerClient};
 pub use handle::{Ending, ServerHandle};
 

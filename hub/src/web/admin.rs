@@ -40,6 +40,8 @@ struct AdminPage<'a> {
     user: &'a str,
     home: String,
     logout: String,
+    /// `/hub/authorize` and how many sign-ups wait there, with accounts of the hub's own.
+    authorize: Option<(String, usize)>,
     data: PageData,
 }
 
@@ -57,12 +59,21 @@ pub async fn page(State(s): State<AppState>, sess: Session) -> Response {
         return error_page(&e.into());
     }
     let u = &s.urls;
+    let authorize = if s.auth.rules().uses(crate::config::SourceKind::Native) {
+        match s.db.native().pending_count() {
+            Ok(n) => Some((u.hub_page("authorize"), n)),
+            Err(e) => return error_page(&e.into()),
+        }
+    } else {
+        None
+    };
     let ctx = AdminPage {
         title: "Admin",
         wide: true,
         user: sess.user.name.as_str(),
         home: u.hub_page("home"),
         logout: u.hub_page("logout"),
+        authorize,
         data: PageData {
             api: u.api(),
             token,

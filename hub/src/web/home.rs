@@ -28,6 +28,8 @@ struct HomeUrls {
     stop: String,
     pending: String,
     spawn: String,
+    /// `/hub/change-password`, for a user whose password the hub keeps.
+    password: Option<String>,
 }
 
 /// A named server's row on the home page.
@@ -118,6 +120,13 @@ pub async fn home(State(s): State<AppState>, sess: Session) -> Response {
             stop: u.hub_page("stop"),
             pending: u.spawn_pending(&mine, None),
             spawn: u.hub_page("spawn"),
+            password: s
+                .auth
+                .rules()
+                .uses(crate::config::SourceKind::Native)
+                .then(|| s.db.native().get(&sess.user.name).ok().flatten())
+                .flatten()
+                .map(|_| u.hub_page("change-password")),
         },
         allow_named: s.cfg.allow_named_servers,
         named_limit: s.cfg.named_server_limit_per_user,

@@ -13,6 +13,7 @@ use super::error_page;
 use crate::auth::client::client_ip;
 use crate::auth::cookies::{self, LOGIN_COOKIE};
 use crate::auth::{AuthError, Session, XsrfForm};
+use crate::config::SourceKind;
 use crate::db::SESSION_SECS;
 use crate::error::HubError;
 use crate::secrets::{new_session_id, same};
@@ -30,14 +31,22 @@ struct LoginPage<'a> {
     action: String,
     xsrf: &'a str,
     error: Option<&'a str>,
+    /// The sign-up page, when sign-ups are taken.
+    signup: Option<String>,
+    /// Whether system accounts sign in here.
+    system_accounts: bool,
 }
 
 fn page(s: &AppState, status: StatusCode, next: &str, xsrf: &str, error: Option<&str>) -> Response {
+    let rules = s.auth.rules();
     let ctx = LoginPage {
         title: "Sign in",
         action: format!("{}{}", s.urls.hub_page("login"), query([("next", next)])),
         xsrf,
         error,
+        signup: (rules.uses(SourceKind::Native) && rules.native.enable_signup)
+            .then(|| s.urls.hub_page("signup")),
+        system_accounts: rules.uses(SourceKind::Pam),
     };
     templates::page(status, "login.html", ctx)
 }
@@ -60,6 +69,17 @@ pub async fn form(
     if session.is_some() {
         return Redirect::to(&next).into_response();
     }
+    let (xsrf, cookie) = form_xsrf(&s);
+    (
+        [(header::SET_COOKIE, cookie)],
+        page(&s, StatusCode::OK, &next, &xsrf, None),
+    )
+        .into_response()
+}
+
+/// A new XSRF token for a form shown before any session (login, sign-up), and the
+/// cookie that carries it: the form must send back the same value.
+pub(super) fn form_xsrf(s: &AppState) -> (String, axum::http::HeaderValue) {
     let xsrf = new_session_id();
     let cookie = cookies::set(
         s.cookies.xsrf(),
@@ -68,11 +88,13 @@ pub async fn form(
         s.cfg.secure_cookies(),
         Some(FORM_SECS),
     );
-    (
-        [(header::SET_COOKIE, cookie)],
-        page(&s, StatusCode::OK, &next, &xsrf, None),
-    )
-        .into_response()
+    (xsrf, cookie)
+}
+
+/// The XSRF token of a pre-session form, if the posted `field` matches its cookie.
+pub(super) fn form_xsrf_ok(s: &AppState, headers: &HeaderMap, field: &str) -> Option<String> {
+    let xsrf = cookies::read(headers, s.cookies.xsrf()).unwrap_or_default();
+    (!xsrf.is_empty() && same(&xsrf, field)).then_some(xsrf)
 }
 
 /// `POST /hub/login`: checks the password and starts a session.
@@ -85,11 +107,12 @@ pub async fn submit(
 ) -> Response {
     let next = next_of(&s, &q);
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
-    let xsrf = cookies::read(&headers, s.cookies.xsrf()).unwrap_or_default();
-    if xsrf.is_empty() || !same(&xsrf, field("_xsrf")) {
+    let Some(xsrf) = form_xsrf_ok(&s, &headers, field("_xsrf")) else {
+        let (xsrf, cookie) = form_xsrf(&s);
         let expired = Some("Your form expired; please try again.");
-        return page(&s, StatusCode::FORBIDDEN, &next, &xsrf, expired);
-    }
+        let page = page(&s, StatusCode::FORBIDDEN, &next, &xsrf, expired);
+        return ([(header::SET_COOKIE, cookie)], page).into_response();
+    };
     let who = match Username::parse(field("username").trim()) {
         // A name that cannot be a Unix account never reaches PAM, and is told exactly
         // what a wrong password is told.
@@ -103,6 +126,17 @@ pub async fn submit(
             }
             Err(e) => Err(AuthError::Invalid(e.to_string())),
         },
+    };
+    // A user's first login makes their Unix account, with `create_system_users`.
+    let who = match (who, &s.accounts) {
+        (Ok(a), Some(maker)) => match maker.ensure(&a.name).await {
+            Ok(_) => Ok(a),
+            Err(e) => {
+                tracing::error!(user = %a.name, error = %e, "cannot create the Unix account");
+                Err(AuthError::Helper(e))
+            }
+        },
+        (who, _) => who,
     };
     let who = match who {
         Ok(a) => a,

@@ -1,13 +1,15 @@
-//! The hub's HTML pages under `<base>hub/`: [`login`] and logout, [`home`], [`spawn`]
-//! and its progress page, the pages of a [`user`]'s stopped server, and the [`token`]
-//! page. Pages are rendered from templates ([`crate::templates`]); a page that needs a
+//! The hub's HTML pages under `<base>hub/`: [`login`] and logout, [`signup`], the
+//! hub's own [`accounts`] (authorize, change password), [`home`], [`spawn`] and its
+//! progress page, the pages of a [`user`]'s stopped server, and the [`token`] page. Pages are rendered from templates ([`crate::templates`]); a page that needs a
 //! login takes a [`Session`](crate::auth::Session), a form that changes state an
 //! [`XsrfForm`](crate::auth::XsrfForm).
 
+mod accounts;
 mod admin;
 mod home;
 mod login;
 mod metrics;
+mod signup;
 mod spawn;
 mod token;
 mod user;
@@ -28,6 +30,17 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", get(login::logout_page).post(login::logout))
+        .route("/signup", get(signup::form).post(signup::submit))
+        .route("/authorize", get(accounts::authorize))
+        .route("/authorize/{name}", post(accounts::decide))
+        .route(
+            "/change-password",
+            get(accounts::own_form).post(accounts::own_submit),
+        )
+        .route(
+            "/change-password/{name}",
+            get(accounts::admin_form).post(accounts::admin_submit),
+        )
         .route("/home", get(home::home))
         .route("/admin", get(admin::page))
         .route("/spawn", get(spawn::page_self).post(spawn::spawn_self))

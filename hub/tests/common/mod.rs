@@ -41,6 +41,11 @@ impl Drop for Hub {
 pub async fn hub(base_url: &str, extra: &str) -> Hub {
     let dir =
         std::env::temp_dir().join(format!("sudohub-api-{}-{}", std::process::id(), rand_id()));
+    hub_in(dir, base_url, extra).await
+}
+
+/// A hub on the database and cookie secret in `dir`: a restart of the hub there.
+pub async fn hub_in(dir: PathBuf, base_url: &str, extra: &str) -> Hub {
     std::fs::create_dir_all(&dir).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

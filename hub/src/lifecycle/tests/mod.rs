@@ -329,4 +329,5 @@ async fn reattach_claims_must_match_the_record() {
     );
 }
 
+mod interrupt;
 mod named;
