@@ -241,6 +241,13 @@ impl SudoersDropIn {
         &self.path
     }
 
+    /// The account helper's rule, as sudoers.d/sudohub has it: `hub_user` runs `helper`
+    /// as root with no arguments.
+    pub fn account_rule(hub_user: &str, helper: &Path) -> String {
+        let h = helper.display();
+        format!("Defaults!{h} !use_pty, !requiretty\n{hub_user} ALL=(root) NOPASSWD: {h} \"\"\n")
+    }
+
     /// The rule DESIGN.md prescribes, for `hub_user`, `group` and the helper at `helper`.
     pub fn rule(hub_user: &str, group: &str, helper: &Path) -> String {
         let h = helper.display();
@@ -340,7 +347,8 @@ pub struct InstalledHelpers {
 
 impl InstalledHelpers {
     /// Copies the test build's helpers into a fresh root-owned directory with their real
-    /// owners and modes: `sudohub-spawner` root:root 0755, `sudohub-pam` root:shadow 2755.
+    /// owners and modes: `sudohub-spawner` and `sudohub-account` root:root 0755,
+    /// `sudohub-pam` root:shadow 2755.
     pub fn install() -> Self {
         let src = crate::test_bin_dir();
         let dir = PathBuf::from(format!("/usr/local/lib/{}", crate::unique_name("shh")));
@@ -355,6 +363,10 @@ impl InstalledHelpers {
             Gid::from_raw(0),
             0o755,
         );
+        if let Ok(bytes) = std::fs::read(src.join("sudohub-account")) {
+            let path = dir.join("sudohub-account");
+            crate::fs::write_owned(&path, &bytes, root, Gid::from_raw(0), 0o755);
+        }
         if let Ok(bytes) = std::fs::read(src.join("sudohub-pam")) {
             let shadow = nix::unistd::Group::from_name("shadow")
                 .ok()
@@ -379,6 +391,11 @@ impl InstalledHelpers {
         let path = self.dir.join("sudohub");
         crate::fs::write_owned(&path, &bytes, Uid::from_raw(0), Gid::from_raw(0), 0o755);
         path
+    }
+
+    /// Path of the installed account helper.
+    pub fn account(&self) -> PathBuf {
+        self.dir.join("sudohub-account")
     }
 
     /// Path of the installed PAM helper.

@@ -86,7 +86,11 @@ fn world_with(base_url: &str, extra: impl FnOnce(&TestUser, &std::path::Path) ->
     let socket = run_dir.join("spawners.sock");
     let sudoers = SudoersDropIn::install(
         &unique_name("sudohube"),
-        &SudoersDropIn::rule(&hub_user.name, &group.name, &helpers.spawner()),
+        &format!(
+            "{}{}",
+            SudoersDropIn::rule(&hub_user.name, &group.name, &helpers.spawner()),
+            SudoersDropIn::account_rule(&hub_user.name, &helpers.account())
+        ),
     );
 
     let state_dir = PathBuf::from(format!("/var/lib/{}", unique_name("ses")));
@@ -691,6 +695,37 @@ fn check_passes_and_names_each_breakage() {
     expect_fail("chmod go-w");
     fs::chown_mode(helpers_toml, root.0, root.1, 0o644);
 
+    // create_system_users needs root's consent in helpers.toml, and homes of root's.
+    let hub_toml = std::fs::read_to_string(&w.config).unwrap();
+    let asking = hub_toml.replacen(
+        "[auth]\n",
+        &format!(
+            "[auth]\ncreate_system_users = true\naccount_helper = {:?}\n",
+            w.helpers.account().display().to_string()
+        ),
+        1,
+    );
+    write_config(&w, &asking);
+    expect_fail("does not allow it");
+    let helpers_text = std::fs::read_to_string(helpers_toml).unwrap();
+    let consenting = format!("{helpers_text}\n[accounts]\ncreate = true\nskel = \"/tmp\"\n");
+    fs::write_owned(helpers_toml, consenting.as_bytes(), root.0, root.1, 0o644);
+    expect_fail("/tmp must be a directory owned by root and writable by root alone");
+    let consenting = format!("{helpers_text}\n[accounts]\ncreate = true\n");
+    fs::write_owned(helpers_toml, consenting.as_bytes(), root.0, root.1, 0o644);
+    let (code, text) = check();
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("helpers.toml allows new accounts: uids 1000–59999"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sudohub-account (no arguments) as root"),
+        "{text}"
+    );
+    fs::write_owned(helpers_toml, helpers_text.as_bytes(), root.0, root.1, 0o644);
+    write_config(&w, &hub_toml);
+
     let sudoers = w._sudoers.path().to_owned();
     let aside = std::env::temp_dir().join(unique_name("sudoersaside"));
     std::fs::rename(&sudoers, &aside).unwrap();
@@ -943,6 +978,19 @@ async fn lab_flow(
     prefix: &str,
     tls: Option<&sudohub_tests::tls::ClientTls>,
 ) {
+    let alice = (w.alice.name.as_str(), PASSWORD, w.alice.uid.as_raw());
+    lab_flow_as(w, b, origin, prefix, tls, alice).await;
+}
+
+/// [`lab_flow`] as `user` (name, password, uid).
+async fn lab_flow_as(
+    w: &World,
+    b: &Browser,
+    origin: &Url,
+    prefix: &str,
+    tls: Option<&sudohub_tests::tls::ClientTls>,
+    user: (&str, &str, u32),
+) {
     let at = |path: &str| origin.join(path).unwrap();
     let form = b.get(&at(&format!("{prefix}hub/login"))).await;
     assert_eq!(form.status, StatusCode::OK, "{}", form.body);
@@ -951,15 +999,11 @@ async fn lab_flow(
     let p = b
         .post_form(
             &at(&format!("{prefix}hub/login?next={next}")),
-            &[
-                ("username", w.alice.name.as_str()),
-                ("password", PASSWORD),
-                ("_xsrf", &xsrf),
-            ],
+            &[("username", user.0), ("password", user.1), ("_xsrf", &xsrf)],
         )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
-    let server_path = format!("{prefix}user/{}/", w.alice.name);
+    let server_path = format!("{prefix}user/{}/", user.0);
     let next = follow_spawn(w, b, p.location().unwrap(), &server_path).await;
     assert_eq!(
         next.origin(),
@@ -985,7 +1029,7 @@ async fn lab_flow(
         None => kernel::execute(ws.as_str(), Some(&cookies), code).await,
     }
     .unwrap();
-    assert_eq!(out.trim(), w.alice.uid.to_string());
+    assert_eq!(out.trim(), user.2.to_string());
 }
 
 /// `subdomain_host` over plain HTTP on `localhost`: alice's real server lives on its own
@@ -1560,4 +1604,231 @@ async fn lab_in_chromium(w: &World, server: &str) -> serde_json::Value {
     });
     assert!(gone.is_some(), "alice's server is still running");
     report
+}
+
+/// Signs `name` up with `password` typed twice, in a fresh browser.
+async fn sign_up(w: &World, name: &str, password: &str) -> Page {
+    let b = Browser::new();
+    let form = b.get(&url(w, "/hub/signup")).await;
+    assert_eq!(form.status, StatusCode::OK, "{}", form.body);
+    let xsrf = form
+        .xsrf_field()
+        .expect("the sign-up form has an _xsrf field");
+    b.post_form(
+        &url(w, "/hub/signup"),
+        &[
+            ("username", name),
+            ("password", password),
+            ("password_again", password),
+            ("_xsrf", &xsrf),
+        ],
+    )
+    .await
+}
+
+/// The seed workflow of a lab without a directory server, on a hub where PAM users sign
+/// in too: someone signs up, waits, an admin (a PAM user) approves them at
+/// /hub/authorize, their first login makes their Unix account through sudohub-account,
+/// and JupyterLab runs as that new uid. Names of system accounts cannot be signed up; a
+/// lockout survives a restart of the hub process; deleting the user in the hub leaves the
+/// Unix account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_up_approval_and_jupyterlab_as_a_new_unix_account() {
+    let w = world();
+    let root = (Uid::from_raw(0), Gid::from_raw(0));
+    let homes = PathBuf::from(format!("/var/lib/{}", unique_name("seu")));
+    std::fs::create_dir_all(&homes).unwrap();
+    fs::chown_mode(&homes, root.0, root.1, 0o755);
+    let text = std::fs::read_to_string(&w.config).unwrap().replacen(
+        "[auth]\n",
+        &format!(
+            "[auth]\nsources = [\"pam\", \"native\"]\nadmin_users = [{:?}]\ncreate_system_users = true\naccount_helper = {:?}\nallowed_failed_logins = 3\n",
+            w.alice.name,
+            w.helpers.account().display().to_string()
+        ),
+        1,
+    );
+    write_config(&w, &text);
+    let helpers_path = std::path::Path::new(sudohub_helpers_config::CONFIG_PATH);
+    let helpers_text = format!(
+        "{}\n[accounts]\ncreate = true\nuid_min = 42000\nuid_max = 42999\nhome_base = {:?}\n",
+        std::fs::read_to_string(helpers_path).unwrap(),
+        homes.display().to_string()
+    );
+    fs::write_owned(helpers_path, helpers_text.as_bytes(), root.0, root.1, 0o644);
+    let mut hub = start_hub(&w);
+    const NEW_PW: &str = "violet-Anchor-73-river";
+
+    // A PAM user signs in on the same page.
+    let admin = Browser::new();
+    let p = login(&w, &admin, &w.alice.name, PASSWORD).await;
+    assert_eq!(
+        p.status,
+        StatusCode::SEE_OTHER,
+        "{}\n{}",
+        p.body,
+        hub_log(&w)
+    );
+    // Names of the machine's accounts cannot be signed up.
+    let p = sign_up(&w, &w.bob.name, NEW_PW).await;
+    assert_eq!(p.status, StatusCode::BAD_REQUEST);
+    assert!(
+        p.body.contains("is taken by an account on this machine"),
+        "{}",
+        p.body
+    );
+    let p = sign_up(&w, "daemon", NEW_PW).await;
+    assert!(p.body.contains("reserved for the system"), "{}", p.body);
+
+    let name = unique_name("sen");
+    let p = sign_up(&w, &name, NEW_PW).await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+    assert!(p.body.contains("waits for an administrator"), "{}", p.body);
+    let p = login(&w, &Browser::new(), &name, NEW_PW).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(
+        p.body.contains("waiting for an administrator"),
+        "{}",
+        p.body
+    );
+    assert!(nix::unistd::User::from_name(&name).unwrap().is_none());
+
+    // The admin sees the sign-up from the admin page and approves it.
+    let page = admin.get(&url(&w, "/hub/admin")).await;
+    assert!(page.body.contains("Sign-ups: 1 waiting"), "{}", page.body);
+    let page = admin.get(&url(&w, "/hub/authorize")).await;
+    assert!(
+        page.body.contains(&format!("data-name=\"{name}\"")),
+        "{}",
+        page.body
+    );
+    let xsrf = page.xsrf_field().unwrap();
+    let p = admin
+        .post_form(
+            &url(&w, &format!("/hub/authorize/{name}")),
+            &[("_xsrf", &xsrf), ("action", "approve")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::OK, "{}", p.body);
+
+    // The first login makes the Unix account, in the shape root's helpers.toml gives.
+    let p = login(&w, &Browser::new(), &name, NEW_PW).await;
+    assert_eq!(
+        p.status,
+        StatusCode::SEE_OTHER,
+        "{}\n{}",
+        p.body,
+        hub_log(&w)
+    );
+    let made = TestUser::existing(&name); // removed with its processes at the end
+    let uid = made.uid.as_raw();
+    assert!((42000..=42999).contains(&uid), "{uid}");
+    assert_eq!(made.home, homes.join(&name));
+    let groups = std::process::Command::new("id")
+        .args(["-nG", &name])
+        .output()
+        .unwrap()
+        .stdout;
+    let groups = String::from_utf8(groups).unwrap();
+    assert!(
+        groups.split_whitespace().any(|g| g == w._group.name),
+        "{groups}"
+    );
+    assert!(
+        hub_log(&w).contains("Unix account created"),
+        "{}",
+        hub_log(&w)
+    );
+
+    // JupyterLab, and a kernel in it, run as that new uid.
+    lab_flow_as(
+        &w,
+        &Browser::new(),
+        &url(&w, "/"),
+        "/",
+        None,
+        (&name, NEW_PW, uid),
+    )
+    .await;
+
+    // Three wrong passwords lock the name; a restart of the hub does not lift it.
+    for _ in 0..3 {
+        let p = login(&w, &Browser::new(), &name, "wrong-password-123").await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN);
+    }
+    hub.terminate();
+    hub = start_hub(&w);
+    let p = login(&w, &Browser::new(), &name, NEW_PW).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(p.body.contains("Too many failed attempts"), "{}", p.body);
+
+    // Deleting the user in the hub stops the server and keeps the Unix account.
+    let r = api_client()
+        .delete(url(&w, &format!("/hub/api/users/{name}")))
+        .header("Authorization", format!("token {}", w.service_token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    assert!(nix::unistd::User::from_name(&name).unwrap().is_some());
+    hub.terminate();
+    drop(made);
+    let _ = std::fs::remove_dir_all(&homes);
+}
+
+/// In chromium: sign-up from the login page's link, "waiting for approval" at sign-in,
+/// an admin approving from the admin page's link to /hub/authorize, then the sign-in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_up_and_approval_in_chromium() {
+    sudohub_tests::chromium::require_browser();
+    let w = world();
+    let text = std::fs::read_to_string(&w.config).unwrap().replacen(
+        "[auth]\n",
+        &format!(
+            "[auth]\nsources = [\"pam\", \"native\"]\nadmin_users = [{:?}]\n",
+            w.alice.name
+        ),
+        1,
+    );
+    write_config(&w, &text);
+    let _hub = start_hub(&w);
+    let name = unique_name("sen");
+    let base = format!("http://{}", w.addr);
+    let report = sudohub_tests::chromium::run_signed_out(
+        &base,
+        "signup.mjs",
+        &[
+            ("SUDOHUB_NEW", &name),
+            ("SUDOHUB_NEW_PASSWORD", "amber-Lantern-58-meadow"),
+            ("SUDOHUB_ADMIN", &w.alice.name),
+            ("SUDOHUB_ADMIN_PASSWORD", PASSWORD),
+        ],
+    );
+    let log = hub_log(&w);
+    assert!(report["failure"].is_null(), "{report}\n{log}");
+    assert_eq!(report["signedUp"], "Waiting for approval", "{report}");
+    assert_eq!(
+        report["beforeApproval"],
+        "Your account is waiting for an administrator's approval."
+    );
+    assert_eq!(report["adminLink"], "Sign-ups: 1 waiting");
+    assert!(
+        report["listed"].as_str().unwrap().contains("pending"),
+        "{report}"
+    );
+    assert!(
+        report["afterApproval"]
+            .as_str()
+            .unwrap()
+            .contains("approved"),
+        "{report}"
+    );
+    assert_eq!(report["signedInAt"], format!("{base}/hub/spawn"));
+    assert!(
+        report["home"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Signed in as {name}")),
+        "{report}"
+    );
 }

@@ -202,6 +202,7 @@ fn install_sh_installs_a_layout_that_sudohub_check_passes() {
     for (path, want) in [
         ("usr/bin/sudohub", (0, 0, 0o755)),
         ("usr/lib/sudohub/sudohub-spawner", (0, 0, 0o755)),
+        ("usr/lib/sudohub/sudohub-account", (0, 0, 0o755)),
         ("usr/lib/sudohub/sudohub-pam", (0, shadow, 0o2755)),
         ("etc/sudoers.d/sudohub", (0, 0, 0o440)),
         ("etc/pam.d/sudohub", (0, 0, 0o644)),
@@ -219,6 +220,13 @@ fn install_sh_installs_a_layout_that_sudohub_check_passes() {
     assert!(
         sudoers.contains(&format!(
             "{user} ALL=(%{group}, !root) NOPASSWD: {d}/usr/lib/sudohub/sudohub-spawner \"\""
+        )),
+        "{sudoers}"
+    );
+    // The account helper's rule: as root, that one binary, no arguments.
+    assert!(
+        sudoers.contains(&format!(
+            "{user} ALL=(root) NOPASSWD: {d}/usr/lib/sudohub/sudohub-account \"\""
         )),
         "{sudoers}"
     );

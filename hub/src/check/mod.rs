@@ -5,6 +5,7 @@
 
 mod install;
 mod state;
+mod unix_accounts;
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -13,6 +14,7 @@ use std::process::ExitCode;
 use crate::config::HubConfig;
 use install::{accounts, agreement, binaries, sudoers};
 use state::state;
+use unix_accounts::account_helper;
 
 /// One result line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,6 +95,7 @@ pub fn run(cfg: &HubConfig, paths: &CheckPaths) -> Vec<Finding> {
     if let Some(h) = &helpers {
         accounts(h, &mut r);
         sudoers(cfg, h, paths, &mut r);
+        account_helper(cfg, h, paths, &mut r);
         agreement(cfg, h, &mut r);
         let program = h
             .spawner

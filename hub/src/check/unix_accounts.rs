@@ -1,0 +1,76 @@
+//! Checks of `create_system_users`: the account helper, its sudoers rule, and the consent
+//! of root's helpers.toml (`[accounts] create = true`) with homes and skeleton of root's.
+
+use std::os::unix::fs::MetadataExt;
+
+use super::{CheckPaths, Report};
+use crate::config::HubConfig;
+
+pub(super) fn account_helper(
+    cfg: &HubConfig,
+    h: &sudohub_helpers_config::HelpersConfig,
+    paths: &CheckPaths,
+    r: &mut Report,
+) {
+    if !cfg.auth.create_system_users {
+        r.ok("create_system_users is off: the hub makes no Unix accounts".into());
+        return;
+    }
+    let helper = &cfg.auth.account_helper;
+    match std::fs::metadata(helper) {
+        Ok(m) => r.check(
+            m.uid() == 0 && m.mode() & 0o7777 == 0o755,
+            format!("{} is root-owned, mode 0755", helper.display()),
+            format!(
+                "{} has owner uid {} and mode {:04o}: fix with `chown root:root {0} && chmod 0755 {0}`",
+                helper.display(),
+                m.uid(),
+                m.mode() & 0o7777
+            ),
+        ),
+        Err(e) => r.fail(format!("account helper {}: {e}: run install.sh", helper.display())),
+    }
+    let text = std::fs::read_to_string(&paths.sudoers).unwrap_or_default();
+    let shown = helper.display().to_string();
+    let rule = text.lines().any(|l| {
+        let l = l.trim();
+        !l.starts_with('#')
+            && l.starts_with(&h.hub_user)
+            && l.contains("(root)")
+            && l.ends_with(&format!("{shown} \"\""))
+    });
+    r.check(
+        rule,
+        format!("{} lets {} run {shown} (no arguments) as root", paths.sudoers.display(), h.hub_user),
+        format!(
+            "{} has no rule `{} ALL=(root) NOPASSWD: {shown} \"\"`: new users' accounts cannot be made; run install.sh",
+            paths.sudoers.display(),
+            h.hub_user
+        ),
+    );
+    let Some(a) = h.accounts.as_ref().filter(|a| a.create) else {
+        r.fail("hub.toml has create_system_users = true, but helpers.toml does not allow it: add `[accounts] create = true` there".into());
+        return;
+    };
+    let uids = a.uids(h.min_uid);
+    r.ok(format!(
+        "helpers.toml allows new accounts: uids {}–{}, shell {}, homes in {}, group {}",
+        uids.start(),
+        uids.end(),
+        a.shell,
+        a.home_base.display(),
+        h.allowed_group
+    ));
+    for dir in [&a.home_base, &a.skel] {
+        let ok = std::fs::symlink_metadata(dir)
+            .is_ok_and(|m| m.is_dir() && m.uid() == 0 && m.mode() & 0o022 == 0);
+        r.check(
+            ok,
+            format!("{} is a directory of root's", dir.display()),
+            format!(
+                "{} must be a directory owned by root and writable by root alone: the account helper refuses otherwise",
+                dir.display()
+            ),
+        );
+    }
+}
