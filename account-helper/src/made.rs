@@ -64,6 +64,25 @@ pub fn check_made(
             "supplementary groups {extra:?}, not [{allowed_group}]"
         ));
     }
+    // Every source of groups the system has (NSS: a directory may still list an old
+    // account of this name as a member of some group): its own and the allowed one only.
+    let allowed = Group::from_name(allowed_group)
+        .ok()
+        .flatten()
+        .ok_or("the allowed group is gone")?;
+    let cname = std::ffi::CString::new(name).map_err(|_| "a NUL in the name")?;
+    let mut all =
+        nix::unistd::getgrouplist(&cname, user.gid).map_err(|e| format!("getgrouplist: {e}"))?;
+    all.sort_by_key(|g| g.as_raw());
+    all.dedup();
+    let mut want = vec![user.gid, allowed.gid];
+    want.sort_by_key(|g| g.as_raw());
+    want.dedup();
+    if all != want {
+        return Err(format!(
+            "member of groups {all:?}, not only its own and {allowed_group}"
+        ));
+    }
     if user.shell != Path::new(shell) || user.dir != home {
         return Err("shell or home not as configured".into());
     }

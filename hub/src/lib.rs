@@ -37,6 +37,7 @@ pub mod state;
 pub mod api;
 pub mod web;
 // Putting it together.
+pub mod accounts_cli;
 pub mod app;
 pub mod check;
 pub mod serve;

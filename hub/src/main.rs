@@ -31,6 +31,16 @@ enum Command {
         #[arg(long)]
         sudoers: Option<PathBuf>,
     },
+    /// Give a user of the hub's own accounts a password, approved at once (the first
+    /// admin's account, or a password set without a browser). Reads it twice from
+    /// stdin. Run as the hub's user: `runuser -u sudohub -- sudohub set-password NAME`.
+    SetPassword {
+        /// The user.
+        name: String,
+        /// Make them an admin too.
+        #[arg(long)]
+        admin: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -42,6 +52,9 @@ fn main() -> ExitCode {
         }
         Some(Command::Check { prefix, sudoers }) => {
             sudohub::check::main(cli.config, prefix, sudoers)
+        }
+        Some(Command::SetPassword { name, admin }) => {
+            sudohub::accounts_cli::main(cli.config, &name, admin)
         }
         None => sudohub::serve::main(cli.config),
     }

@@ -32,6 +32,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "change_password.html",
         include_str!("../templates/change_password.html"),
     ),
+    (
+        "two_factor.html",
+        include_str!("../templates/two_factor.html"),
+    ),
 ];
 
 static ENV: OnceLock<Environment<'static>> = OnceLock::new();

@@ -88,14 +88,23 @@ fn status_of(h: &Hub, name: &str) -> Option<AccountStatus> {
     h.state.db.native().get(&u(name)).unwrap().map(|a| a.status)
 }
 
-/// An admin (boss, an account of the hub's own, approved by hand here) logged in.
+/// An admin (boss, in `admin_users`: such names are not signed up, an admin's account is
+/// made as `sudohub set-password` makes it) logged in.
 async fn admin(h: &Hub) -> reqwest::Client {
-    assert_eq!(sign_up(h, "boss", GOOD).await.0, StatusCode::OK);
-    h.state
+    assert!(sign_up(h, "boss", GOOD)
+        .await
+        .1
+        .contains("is not available"));
+    let hash = sudohub::auth::password::hash(&sudohub_protocol::Secret::new(GOOD).unwrap())
+        .await
+        .unwrap();
+    h.state.db.users().ensure(&u("boss"), Some(true)).unwrap();
+    assert!(h
+        .state
         .db
         .native()
-        .decide(&u("boss"), AccountStatus::Approved, &u("boss"))
-        .unwrap();
+        .create_for_user(&u("boss"), &hash)
+        .unwrap());
     log_in(h, "boss", GOOD).await.unwrap()
 }
 
@@ -269,9 +278,10 @@ async fn bad_sign_ups_are_refused_with_what_is_wrong_and_record_nothing() {
         (ok("dora.x"), "cannot be a user name"),
         (ok("-rf"), "cannot be a user name"),
         (ok("dora_x"), "valid_username_regex"),
-        (ok("root"), "reserved for the system"),
-        (ok("daemon"), "reserved for the system"),
-        (ok("nobody"), "reserved for the system"),
+        (ok("root"), "is not available"),
+        (ok("daemon"), "is not available"),
+        (ok("nobody"), "is not available"),
+        (ok("boss"), "is not available"),
         (with("dora", "email", ""), "valid email"),
         (with("dora", "email", "dora at example"), "valid email"),
         (with("dora", "tos", ""), "terms of service"),
@@ -321,9 +331,21 @@ async fn bad_sign_ups_are_refused_with_what_is_wrong_and_record_nothing() {
     assert_eq!(status, StatusCode::OK, "{body}");
     let (status, body, _) = submit(&c, &h, "/hub/signup", &ok("dora")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body.contains("is taken"), "{body}");
+    assert!(body.contains("is not available"), "{body}");
     let acct = h.state.db.native().get(&u("dora")).unwrap().unwrap();
     assert_eq!(acct.email.as_deref(), Some("dora@example.org"));
+    // Five sign-ups an hour from one address; refusals do not count.
+    for n in ["spama", "spamb", "spamc", "spamd"] {
+        let (status, body, _) = submit(&c, &h, "/hub/signup", &ok(n)).await;
+        assert_eq!(status, StatusCode::OK, "{n}: {body}");
+    }
+    let (status, body, _) = submit(&c, &h, "/hub/signup", &ok("spame")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        body.contains("Too many sign-ups from your address"),
+        "{body}"
+    );
+    assert!(h.state.db.native().get(&u("spame")).unwrap().is_none());
 
     // A hub without sign-ups has no sign-up page.
     let h2 = hub(
@@ -358,6 +380,7 @@ async fn blocked_and_discarded_sign_ups_cannot_log_in_and_only_admins_decide() {
         .decide(&u("erin"), AccountStatus::Approved, &u("boss"))
         .unwrap();
     let erin = log_in(&h, "erin", GOOD).await.unwrap();
+    let erin_token = api_token(&h, "erin");
     assert_eq!(
         get(&erin, &h, "/hub/authorize").await.0,
         StatusCode::FORBIDDEN
@@ -397,6 +420,14 @@ async fn blocked_and_discarded_sign_ups_cannot_log_in_and_only_admins_decide() {
     );
     assert_eq!(status_of(&h, "finn"), Some(AccountStatus::Pending));
     assert_eq!(act("erin", "block", xsrf.clone()).await, StatusCode::OK);
+    // Blocking ends what the account holds: its session and its API tokens.
+    let (status, _) = get(&erin, &h, "/hub/home").await;
+    assert!(
+        status.is_redirection(),
+        "erin's session still works: {status}"
+    );
+    let (status, _) = call(&h, "GET", "/hub/api/user", "", &erin_token).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "erin's token still works");
     assert_eq!(
         log_in(&h, "erin", GOOD).await.unwrap_err(),
         "Your account has been blocked. Please contact your administrator."
@@ -440,21 +471,128 @@ async fn a_lockout_outlives_a_restart_of_the_hub() {
     let restarted = hub_in(h.dir.clone(), "/", &extra).await;
     let locked = log_in(&restarted, "gwen", GOOD).await.unwrap_err();
     assert!(locked.starts_with("Too many failed attempts"), "{locked}");
-    // Names that do not exist are never recorded.
-    for _ in 0..5 {
-        let _ = log_in(&restarted, "ghost", GOOD).await;
+    // Names that do not exist are never recorded, yet answered just as those that do:
+    // a lockout does not tell which names exist.
+    let mut said = Vec::new();
+    for _ in 0..4 {
+        said.push(log_in(&restarted, "ghost", GOOD).await.unwrap_err());
     }
-    assert_eq!(
-        restarted
-            .state
-            .db
-            .native()
-            .locked_until(&u("ghost"), 0)
-            .unwrap(),
-        None
+    assert_eq!(said[..3], ["Invalid username or password"; 3]);
+    assert!(
+        said[3].starts_with("Too many failed attempts. Try again in"),
+        "{said:?}"
     );
+    let ghost = restarted.state.db.native().locked_until(&u("ghost"), 0);
+    assert_eq!(ghost.unwrap(), None);
 }
 
 fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// The second factor: set up from the page (a QR code and the key, confirmed with a
+/// code), then each login needs the current code, good once; a wrong or missing code is a
+/// wrong login; it goes off only with the password.
+#[tokio::test]
+async fn two_factor_sign_in_is_set_up_required_and_turned_off() {
+    let extra = format!("{NATIVE}[auth.native]\nallow_2fa = true\n");
+    let h = hub("/", &extra).await;
+    assert_eq!(sign_up(&h, "hana", GOOD).await.0, StatusCode::OK);
+    h.state
+        .db
+        .native()
+        .decide(&u("hana"), AccountStatus::Approved, &u("hana"))
+        .unwrap();
+    let c = log_in(&h, "hana", GOOD).await.unwrap();
+    let (_, home) = get(&c, &h, "/hub/home").await;
+    assert!(home.contains("href=\"/hub/two-factor\""), "{home}");
+    let (status, page, _) = submit(&c, &h, "/hub/two-factor", &[("action", "begin")]).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert!(page.contains("<svg"), "a QR code: {page}");
+    let at = page.find("data-secret=\"").unwrap() + 13;
+    let secret = page[at..].split('"').next().unwrap().to_owned();
+    let now = || u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap();
+    let code = |t: u64| sudohub::auth::totp::code_at(&secret, t).unwrap();
+    // A wrong code does not turn it on; the right one does.
+    let wrong = if code(now()) == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    let (status, body) = {
+        let (_, p) = get(&c, &h, "/hub/two-factor").await;
+        let xsrf = xsrf_of(&p);
+        let r = c
+            .post(url(&h, "/hub/two-factor"))
+            .form(&[
+                ("_xsrf", xsrf.as_str()),
+                ("action", "confirm"),
+                ("code", wrong),
+            ])
+            .send()
+            .await
+            .unwrap();
+        (r.status(), r.text().await.unwrap())
+    };
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(log_in(&h, "hana", GOOD).await.is_ok(), "still off");
+    let (status, body, _) = submit(
+        &c,
+        &h,
+        "/hub/two-factor",
+        &[("action", "confirm"), ("code", &code(now()))],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("Two-factor sign-in is on."), "{body}");
+    let acct = h.state.db.native().get(&u("hana")).unwrap().unwrap();
+    assert_eq!(acct.totp.as_deref(), Some(secret.as_str()));
+
+    // Now each login needs a code: none, a wrong one, or one already used are refused.
+    let (_, form) = get(&browser(), &h, "/hub/login").await;
+    assert!(form.contains("name=\"otp\""), "{form}");
+    assert_eq!(
+        log_in(&h, "hana", GOOD).await.unwrap_err(),
+        "Invalid username or password"
+    );
+    let hub_ref = &h;
+    let with_code = |c: String| async move {
+        let b = browser();
+        let (status, _, loc) = submit(
+            &b,
+            hub_ref,
+            "/hub/login",
+            &[("username", "hana"), ("password", GOOD), ("otp", &c)],
+        )
+        .await;
+        (status, loc)
+    };
+    assert_eq!(with_code(wrong.into()).await.0, StatusCode::FORBIDDEN);
+    // The code confirmed at set-up was taken: the next step's code is the first good one.
+    let next = code(now() + 30);
+    assert_eq!(with_code(next.clone()).await.1, "/hub/spawn");
+    assert_eq!(
+        with_code(next).await.0,
+        StatusCode::FORBIDDEN,
+        "a code is good once"
+    );
+
+    // Off only with the password.
+    let (status, body, _) = submit(
+        &c,
+        &h,
+        "/hub/two-factor",
+        &[("action", "off"), ("password", "not-the-password")],
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, body, _) = submit(
+        &c,
+        &h,
+        "/hub/two-factor",
+        &[("action", "off"), ("password", GOOD)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(log_in(&h, "hana", GOOD).await.is_ok());
 }

@@ -553,10 +553,10 @@ fn hub_client_inner() {
         let pw = || Secret::new(PASSWORD).unwrap();
         let name = |var: &str| Username::parse(&inner_var(var)).unwrap();
         let alice = name("T_ALICE");
-        let ok = auth.authenticate(&alice, pw(), addr).await.unwrap();
+        let ok = auth.authenticate(&alice, pw(), None, addr).await.unwrap();
         assert_eq!(ok.admin, Some(false), "admin_groups decide either way");
         let admin = auth
-            .authenticate(&name("T_ADMIN"), pw(), addr)
+            .authenticate(&name("T_ADMIN"), pw(), None, addr)
             .await
             .unwrap();
         assert_eq!(admin.admin, Some(true), "member of an admin group is admin");
@@ -564,7 +564,8 @@ fn hub_client_inner() {
         // PAM, so the hub learns nothing about that account.
         assert!(
             matches!(
-                auth.authenticate(&name("T_OUTSIDER"), pw(), addr).await,
+                auth.authenticate(&name("T_OUTSIDER"), pw(), None, addr)
+                    .await,
                 Err(AuthError::Denied(_))
             ),
             "right password, but not in the allowed group"
@@ -574,7 +575,7 @@ fn hub_client_inner() {
         let started = Instant::now();
         for i in 0..20 {
             match auth
-                .authenticate(&alice, Secret::new("wrong").unwrap(), addr)
+                .authenticate(&alice, Secret::new("wrong").unwrap(), None, addr)
                 .await
             {
                 Err(AuthError::Denied(_)) => {}
@@ -592,7 +593,7 @@ fn hub_client_inner() {
         );
         // Even the right password is not checked while the name is slowed down...
         assert!(matches!(
-            auth.authenticate(&alice, pw(), addr).await,
+            auth.authenticate(&alice, pw(), None, addr).await,
             Err(AuthError::RateLimited { .. })
         ));
         // Twenty wrong passwords for one name at once: they take turns, so the count
@@ -600,7 +601,7 @@ fn hub_client_inner() {
         // for attempts one after the other.
         let admin = name("T_ADMIN");
         let burst: Vec<_> = (0..20)
-            .map(|_| auth.authenticate(&admin, Secret::new("wrong").unwrap(), addr))
+            .map(|_| auth.authenticate(&admin, Secret::new("wrong").unwrap(), None, addr))
             .collect();
         let outcomes = futures_util::future::join_all(burst).await;
         let reached_pam = outcomes
@@ -615,7 +616,10 @@ fn hub_client_inner() {
             .iter()
             .all(|o| matches!(o, Err(AuthError::Denied(_) | AuthError::RateLimited { .. }))));
         // ...but another user name, from the same address, logs in normally.
-        let bob = auth.authenticate(&name("T_BOB"), pw(), addr).await.unwrap();
+        let bob = auth
+            .authenticate(&name("T_BOB"), pw(), None, addr)
+            .await
+            .unwrap();
         assert_eq!(bob.name.as_str(), inner_var("T_BOB"));
     });
 }

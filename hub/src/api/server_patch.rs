@@ -89,7 +89,17 @@ pub async fn patch(
                 return Err(taken());
             }
         } else {
-            match s.db.named().rename(user.id, &key.name, &new)? {
+            // The check that it is stopped and the rename are one step against starts.
+            let renamed = s
+                .servers
+                .with_stopped(&key, || s.db.named().rename(user.id, &key.name, &new))
+                .ok_or_else(|| {
+                    HubError::bad_request(format!(
+                        "{} is active. Please stop it before modifying it.",
+                        log_name(&key)
+                    ))
+                })?;
+            match renamed? {
                 Renamed::Done => {}
                 Renamed::Taken => return Err(taken()),
                 Renamed::Missing => {

@@ -244,6 +244,12 @@ pub async fn start(
             )))
         }
         Err(StartError::Pending) => return Ok(StatusCode::ACCEPTED),
+        Err(StartError::Gone) => {
+            return Err(HubError::not_found(format!(
+                "{} has no server named '{}'",
+                key.user, key.name
+            )))
+        }
         Err(StartError::Stopping) => {
             return Err(HubError::bad_request(format!(
                 "{} is pending stop",
@@ -298,11 +304,14 @@ pub async fn stop(
     let stop = tokio::spawn(async move {
         servers.stop(&key).await;
         if req.remove {
-            match db.named().remove(user.id, &key.name) {
-                Ok(_) => tracing::info!(server = %key, "named server removed"),
-                Err(e) => {
+            // Under the lock starts take: a start that slipped in after the stop keeps
+            // its server, which is then not removed.
+            match servers.with_stopped(&key, || db.named().remove(user.id, &key.name)) {
+                Some(Ok(_)) => tracing::info!(server = %key, "named server removed"),
+                Some(Err(e)) => {
                     tracing::error!(server = %key, error = %e, "cannot remove the named server")
                 }
+                None => tracing::warn!(server = %key, "not removed: it was started again"),
             }
         }
     });

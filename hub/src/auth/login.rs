@@ -125,7 +125,20 @@ pub struct Authenticator {
     turns: std::sync::Mutex<HashMap<Username, Arc<tokio::sync::Mutex<()>>>>,
     /// How long an attempt may wait for its turn.
     wait: Duration,
+    /// Lockouts of names that do not exist, kept in memory only (bounded) so that they
+    /// are answered exactly as names that do: a lockout must not tell which exist.
+    phantoms: std::sync::Mutex<HashMap<Username, (u32, i64)>>,
+    /// Recent sign-ups per client address (unix seconds).
+    signups: std::sync::Mutex<HashMap<IpAddr, Vec<i64>>>,
 }
+
+/// Sign-ups one address may make per [`SIGNUP_WINDOW`] seconds.
+const SIGNUPS_PER_ADDR: usize = 5;
+/// The window of [`SIGNUPS_PER_ADDR`].
+const SIGNUP_WINDOW: i64 = 3600;
+
+/// Most names without an account whose failures are remembered.
+const MAX_PHANTOMS: usize = 100_000;
 
 fn now_unix() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
@@ -146,6 +159,8 @@ impl Authenticator {
             limiter: RateLimiter::new(),
             turns: std::sync::Mutex::new(HashMap::new()),
             wait,
+            phantoms: std::sync::Mutex::new(HashMap::new()),
+            signups: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
@@ -154,12 +169,14 @@ impl Authenticator {
         &self.rules
     }
 
-    /// Checks `user`/`password` from `client`. Delays and lockouts first (a refused
-    /// attempt never reaches a source), then the name's source, then the rules.
+    /// Checks `user`/`password` (and `otp`, the code of an account of the hub's own with
+    /// a second factor) from `client`. Delays and lockouts first (a refused attempt never
+    /// reaches a source), then the name's source, then the rules.
     pub async fn authenticate(
         &self,
         user: &Username,
         password: Secret,
+        otp: Option<&str>,
         client: IpAddr,
     ) -> Result<Authenticated, AuthError> {
         let username = user.as_str();
@@ -181,7 +198,8 @@ impl Authenticator {
                 .db
                 .native()
                 .locked_until(user, now_unix())
-                .map_err(|e| AuthError::Helper(e.to_string()))?;
+                .map_err(|e| AuthError::Helper(e.to_string()))?
+                .or_else(|| self.phantom_locked(user, now_unix()));
             if let Some(until) = until {
                 let retry_after = Duration::from_secs((until - now_unix()).max(1).unsigned_abs());
                 tracing::warn!(user = %username, %client, ?retry_after, "login refused: locked out");
@@ -197,7 +215,7 @@ impl Authenticator {
             None => None,
         };
         let (source, result) = match (account, &self.pam, &self.native) {
-            (Some((n, acct)), _, _) => (SourceKind::Native, n.check(acct, password).await),
+            (Some((n, acct)), _, _) => (SourceKind::Native, n.check(acct, password, otp).await),
             (None, Some(pam), _) => (SourceKind::Pam, pam.check(username, password).await),
             // Only accounts of the hub's own, and none of this name: as slow as a wrong
             // password.
@@ -262,10 +280,11 @@ impl Authenticator {
                     .ok()
                     .flatten()
                     .is_some());
+        let secs = i64::try_from(self.rules.seconds_before_next_try).unwrap_or(i64::MAX);
         if !exists {
+            self.phantom_failed(user, secs, now_unix());
             return;
         }
-        let secs = i64::try_from(self.rules.seconds_before_next_try).unwrap_or(i64::MAX);
         match self
             .db
             .native()
@@ -276,6 +295,88 @@ impl Authenticator {
             }
             Ok(None) => {}
             Err(e) => tracing::error!(user = %user, error = %e, "cannot count a failed login"),
+        }
+    }
+
+    /// Whether `client` may sign up: fewer than [`SIGNUPS_PER_ADDR`] sign-ups from that
+    /// address were recorded in the last hour.
+    pub fn sign_up_allowed(&self, client: IpAddr) -> bool {
+        let now = now_unix();
+        let mut m = self.signups.lock().unwrap_or_else(|p| p.into_inner());
+        m.get_mut(&client).is_none_or(|times| {
+            times.retain(|t| now - t < SIGNUP_WINDOW);
+            times.len() < SIGNUPS_PER_ADDR
+        })
+    }
+
+    /// Counts a recorded sign-up from `client`.
+    pub fn count_sign_up(&self, client: IpAddr) {
+        let now = now_unix();
+        let mut m = self.signups.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= MAX_PHANTOMS && !m.contains_key(&client) {
+            m.retain(|_, times| times.iter().any(|t| now - t < SIGNUP_WINDOW));
+        }
+        m.entry(client).or_default().push(now);
+    }
+
+    /// Checks the password of `user`'s account of the hub's own again (to change the
+    /// password or turn off the second factor), under the same per-name and per-address
+    /// delays as a login: a session is not a free password oracle.
+    pub async fn recheck(
+        &self,
+        user: &Username,
+        password: &Secret,
+        client: IpAddr,
+    ) -> Result<(), AuthError> {
+        if let Some(retry_after) = self
+            .limiter
+            .wait_before(user.as_str(), client, Instant::now())
+        {
+            return Err(AuthError::RateLimited { retry_after });
+        }
+        let acct = self
+            .db
+            .native()
+            .get(user)
+            .map_err(|e| AuthError::Helper(e.to_string()))?
+            .ok_or(AuthError::Denied(DenyReason::UnknownUser))?;
+        match super::password::check(password, &acct.password).await {
+            Ok(super::password::Checked::Matches(_)) => Ok(()),
+            Ok(super::password::Checked::Wrong) => {
+                self.limiter.failed(user.as_str(), client, Instant::now());
+                tracing::info!(user = %user, %client, "password check denied");
+                Err(AuthError::Denied(DenyReason::BadCredentials))
+            }
+            Err(e) => Err(AuthError::Helper(e.to_string())),
+        }
+    }
+
+    fn phantoms(&self) -> std::sync::MutexGuard<'_, HashMap<Username, (u32, i64)>> {
+        self.phantoms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Until when a name without an account is locked out, if it is at `now`.
+    fn phantom_locked(&self, user: &Username, now: i64) -> Option<i64> {
+        self.phantoms()
+            .get(user)
+            .map(|(_, until)| *until)
+            .filter(|until| *until > now)
+    }
+
+    /// Counts a failure of a name without an account, as [`crate::db::Native::failed`]
+    /// counts the others'.
+    fn phantom_failed(&self, user: &Username, secs: i64, now: i64) {
+        let mut p = self.phantoms();
+        if p.len() >= MAX_PHANTOMS && !p.contains_key(user) {
+            p.retain(|_, (_, until)| *until > now);
+            if p.len() >= MAX_PHANTOMS {
+                p.clear();
+            }
+        }
+        let entry = p.entry(user.clone()).or_insert((0, 0));
+        entry.0 += 1;
+        if entry.0 >= self.rules.allowed_failed_logins {
+            *entry = (0, now + secs);
         }
     }
 

@@ -6,7 +6,8 @@
 //! passwords are checked by `sudohub-pam` ([`pam`]), never by the hub itself, which is
 //! not in group `shadow`, and who may log in after PAM says yes is decided from the Unix
 //! group database ([`rules`]). The hub's own accounts ([`native`]) are signed up on the
-//! web, approved by an admin, and kept as argon2id hashes ([`password`]). Browsers carry a signed login cookie ([`cookies`], [`session`]) and
+//! web, approved by an admin, and kept as argon2id hashes ([`password`]), with an optional
+//! second factor ([`totp`]). Browsers carry a signed login cookie ([`cookies`], [`session`]) and
 //! prove forms are theirs with an XSRF token ([`xsrf`]); API callers are identified by
 //! token or cookie ([`caller`]) and hold JupyterHub's scopes ([`crate::scopes`]). Requests only a hostile script on the hub's origin
 //! would send are refused by their fetch metadata ([`fetch`]).
@@ -22,6 +23,7 @@ pub mod password;
 pub mod ratelimit;
 pub mod rules;
 pub mod session;
+pub mod totp;
 pub mod xsrf;
 
 pub use crate::config::AuthRules;

@@ -9,7 +9,7 @@ use sudohub_protocol::Secret;
 
 use super::login::AuthError;
 use super::password::{self, Checked};
-use crate::config::{AuthRules, SourceKind};
+use crate::config::AuthRules;
 use crate::db::{AccountStatus, Db, DbResult, NativeAccount, SignedUp};
 use crate::types::Username;
 
@@ -29,9 +29,15 @@ impl NativeLogin {
         self.db.native().get(user)
     }
 
-    /// Checks `password` against `acct`; a right password of an account that is not
-    /// approved says so (only to whoever knows the password).
-    pub async fn check(&self, acct: NativeAccount, password: Secret) -> Result<(), AuthError> {
+    /// Checks `password` (and with a second factor on, `otp`, good once) against
+    /// `acct`; a right password of an account that is not approved says so (only to
+    /// whoever knows the password).
+    pub async fn check(
+        &self,
+        acct: NativeAccount,
+        password: Secret,
+        otp: Option<&str>,
+    ) -> Result<(), AuthError> {
         let found = password::check(&password, &acct.password)
             .await
             .map_err(|e| AuthError::Helper(e.to_string()))?;
@@ -50,9 +56,28 @@ impl NativeLogin {
             }
         }
         match acct.status {
-            AccountStatus::Approved => Ok(()),
-            AccountStatus::Pending => Err(AuthError::Pending),
-            AccountStatus::Blocked => Err(AuthError::Blocked),
+            AccountStatus::Approved => {}
+            AccountStatus::Pending => return Err(AuthError::Pending),
+            AccountStatus::Blocked => return Err(AuthError::Blocked),
+        }
+        let Some(secret) = &acct.totp else {
+            return Ok(());
+        };
+        let now = u64::try_from(time::OffsetDateTime::now_utc().unix_timestamp()).unwrap_or(0);
+        let step = otp.and_then(|code| super::totp::matching_step(secret, code, now));
+        let taken = match step.and_then(|s| i64::try_from(s).ok()) {
+            Some(s) => self
+                .db
+                .native()
+                .take_totp_step(&acct.name, s)
+                .map_err(|e| AuthError::Helper(e.to_string()))?,
+            None => false,
+        };
+        if taken {
+            Ok(())
+        } else {
+            // A wrong, missing or replayed code counts as a wrong password.
+            Err(AuthError::Denied(DenyReason::BadCredentials))
         }
     }
 
@@ -62,6 +87,9 @@ impl NativeLogin {
         Err(AuthError::Denied(DenyReason::UnknownUser))
     }
 }
+
+/// Most sign-ups waiting for approval at once; more are refused until admins decide.
+pub const MAX_PENDING: usize = 1000;
 
 /// A sign-up as the form sends it.
 pub struct SignUp {
@@ -86,19 +114,6 @@ pub enum SignUpError {
     Hub(String),
 }
 
-/// The uids of ordinary accounts: `UID_MIN`..=`UID_MAX` of /etc/login.defs, else
-/// 1000..=60000 (what Debian ships). Outside them are system accounts and `nobody`.
-fn ordinary_uids() -> std::ops::RangeInclusive<u32> {
-    let defs = std::fs::read_to_string("/etc/login.defs").unwrap_or_default();
-    let key = |k: &str| {
-        defs.lines().find_map(|l| {
-            let mut w = l.split_whitespace();
-            (w.next() == Some(k)).then(|| w.next()?.parse::<u32>().ok())?
-        })
-    };
-    key("UID_MIN").unwrap_or(1000)..=key("UID_MAX").unwrap_or(60000)
-}
-
 /// Checks a name asked for at sign-up: the naming rule, `valid_username_regex`, and
 /// the system's accounts. The name, parsed.
 pub fn check_new_name(rules: &AuthRules, name: &str) -> Result<Username, String> {
@@ -119,22 +134,23 @@ pub fn check_new_name(rules: &AuthRules, name: &str) -> Result<Username, String>
         }
     }
     let user = Username::parse(name).map_err(|_| invalid())?;
-    let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
-        .ok()
-        .flatten()
-        .map(|u| u.name);
-    if name == "root" || me.as_deref() == Some(name) {
-        return Err(format!("{name:?} is reserved for the system."));
-    }
-    if let Some(sys) = nix::unistd::User::from_name(name).ok().flatten() {
-        if !ordinary_uids().contains(&sys.uid.as_raw()) {
-            return Err(format!("{name:?} is reserved for the system."));
-        }
-        if rules.uses(SourceKind::Pam) || rules.create_system_users {
-            return Err(format!("{name:?} is taken by an account on this machine."));
-        }
+    // Names of the machine's accounts (system or not: a sign-up would get that account's
+    // files) and of the configured admins (an admin's account is made by an admin, with
+    // `sudohub set-password`) are never signed up. One message for every such name, so
+    // that sign-up does not list the machine's accounts.
+    let taken = name == "root"
+        || rules.admin_users.contains(&user)
+        || nix::unistd::User::from_name(name).ok().flatten().is_some()
+        || nix::unistd::Group::from_name(name).ok().flatten().is_some();
+    if taken {
+        return Err(unavailable(name));
     }
     Ok(user)
+}
+
+/// The refusal of a name that is taken or reserved, whichever it is.
+fn unavailable(name: &str) -> String {
+    format!("{name:?} is not available; please choose another name.")
 }
 
 /// Checks an email address enough to catch typing slips.
@@ -159,6 +175,15 @@ pub async fn sign_up(
     let cfg = &rules.native;
     let refused = SignUpError::Refused;
     let name = check_new_name(rules, form.name.trim()).map_err(refused)?;
+    let waiting = db
+        .native()
+        .pending_count()
+        .map_err(|e| SignUpError::Hub(e.to_string()))?;
+    if !cfg.open_signup && waiting >= MAX_PENDING {
+        return Err(refused(
+            "Too many sign-ups are waiting for approval; please try again later.".into(),
+        ));
+    }
     let email = if cfg.ask_email_on_signup {
         let e = form.email.as_deref().map(str::trim).unwrap_or("");
         check_email(e).map_err(refused)?;
@@ -189,42 +214,25 @@ pub async fn sign_up(
             tracing::info!(user = %name, status = status.as_str(), "signed up");
             Ok((name, status))
         }
-        Ok(SignedUp::Taken) => Err(refused(format!(
-            "{:?} is taken; please choose another name.",
-            name.as_str()
-        ))),
+        Ok(SignedUp::Taken) => Err(refused(unavailable(name.as_str()))),
         Err(e) => Err(SignUpError::Hub(e.to_string())),
     }
 }
 
-/// Sets `user`'s password after checking it against the rules; with `old`, only if it
-/// is the account's current one (a change by the user). Creates an approved account
-/// for a hub user without one (an admin giving a user added through the API a
-/// password). The message says what was wrong.
+/// Sets `user`'s password after checking it against the rules (the caller checked who
+/// asks: the user with their current password, or an admin). Creates an approved account
+/// for a hub user without one (an admin giving a user added through the API a password).
+/// The message says what was wrong.
 pub async fn set_password(
     db: &Db,
     rules: &AuthRules,
     user: &Username,
-    old: Option<&Secret>,
     new: &Secret,
     again: &Secret,
 ) -> Result<(), SignUpError> {
     let refused = SignUpError::Refused;
     let hub = |e: rusqlite::Error| SignUpError::Hub(e.to_string());
     let acct = db.native().get(user).map_err(hub)?;
-    if let Some(old) = old {
-        let Some(acct) = &acct else {
-            return Err(refused(
-                "This account's password is not kept by the hub.".into(),
-            ));
-        };
-        let found = password::check(old, &acct.password)
-            .await
-            .map_err(|e| SignUpError::Hub(e.to_string()))?;
-        if found == Checked::Wrong {
-            return Err(refused("The current password is not right.".into()));
-        }
-    }
     if !crate::secrets::same(new.expose(), again.expose()) {
         return Err(refused("The two new passwords are not the same.".into()));
     }
@@ -243,6 +251,6 @@ pub async fn set_password(
             .then_some(())
             .ok_or_else(|| refused(format!("{:?} is not a user of this hub.", user.as_str())))?;
     }
-    tracing::info!(user = %user, by_owner = old.is_some(), "password set");
+    tracing::info!(user = %user, "password set");
     Ok(())
 }

@@ -50,9 +50,10 @@ impl std::error::Error for HashError {}
 async fn blocking<R: Send + 'static>(
     f: impl FnOnce() -> R + Send + 'static,
 ) -> Result<R, HashError> {
-    let _slot = slots()
-        .acquire()
+    // A flood of sign-ups must not hold logins forever: a hash waits a bounded time.
+    let _slot = tokio::time::timeout(std::time::Duration::from_secs(10), slots().acquire())
         .await
+        .map_err(|_| HashError("too busy: every hashing slot is taken".into()))?
         .map_err(|_| HashError("shutting down".into()))?;
     tokio::task::spawn_blocking(f)
         .await

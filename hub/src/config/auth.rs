@@ -161,6 +161,10 @@ pub struct NativeSection {
     /// naming rule (a lowercase letter first, then `[a-z0-9_-]`, at most 32).
     #[serde(default)]
     pub valid_username_regex: Option<String>,
+    /// Users may turn on a second factor: a TOTP code from an authenticator app at
+    /// each login (`allow_2fa`).
+    #[serde(default)]
+    pub allow_2fa: bool,
 }
 
 fn yes() -> bool {
@@ -181,6 +185,7 @@ impl Default for NativeSection {
             minimum_password_length: default_min_password(),
             check_common_password: true,
             valid_username_regex: None,
+            allow_2fa: false,
         }
     }
 }

@@ -53,6 +53,10 @@ pub struct NativeAccount {
     pub created: String,
     /// When and by whom it was last approved or blocked.
     pub decided: Option<(String, String)>,
+    /// The TOTP secret (base32) of its second factor, once confirmed.
+    pub totp: Option<String>,
+    /// A TOTP secret shown for enrolment and not confirmed yet.
+    pub totp_pending: Option<String>,
 }
 
 /// What [`Native::sign_up`] did.
@@ -67,7 +71,8 @@ pub enum SignedUp {
 /// The view.
 pub struct Native<'a>(pub(super) super::Src<'a>);
 
-const COLUMNS: &str = "name, password, email, status, created, decided, decided_by";
+const COLUMNS: &str =
+    "name, password, email, status, created, decided, decided_by, totp_secret, totp_pending";
 
 impl Native<'_> {
     /// Records a sign-up, unless the name has an account already or belongs to a hub
@@ -144,12 +149,25 @@ impl Native<'_> {
         )
     }
 
-    /// Sets an account's status, recording who did it; whether it exists.
+    /// Sets an account's status, recording who did it; whether it exists. Blocking also
+    /// ends what the account holds: its login sessions, API tokens and OAuth codes go in
+    /// the same transaction (the caller stops its servers).
     pub fn decide(&self, name: &Username, status: AccountStatus, by: &Username) -> DbResult<bool> {
-        let n = self.0.lock().execute(
+        let conn = self.0.lock();
+        let tx = conn.unchecked_transaction()?;
+        let n = tx.execute(
             "UPDATE native_accounts SET status = ?2, decided = ?3, decided_by = ?4 WHERE name = ?1",
             params![name, status.as_str(), now_iso(), by],
         )?;
+        if n > 0 && status == AccountStatus::Blocked {
+            for table in ["sessions", "api_tokens", "oauth_codes"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE user_id = (SELECT id FROM users WHERE name = ?1)"),
+                    [name],
+                )?;
+            }
+        }
+        tx.commit()?;
         Ok(n > 0)
     }
 
@@ -168,6 +186,45 @@ impl Native<'_> {
         let n = self.0.lock().execute(
             "DELETE FROM native_accounts WHERE name = ?1 AND status <> 'approved'",
             [name],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Keeps `secret` as the second factor being enrolled (`None` forgets it).
+    pub fn set_totp_pending(&self, name: &Username, secret: Option<&str>) -> DbResult<bool> {
+        let n = self.0.lock().execute(
+            "UPDATE native_accounts SET totp_pending = ?2 WHERE name = ?1",
+            params![name, secret],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Turns the second factor on with the enrolled secret, its code at `step` taken;
+    /// whether there was one being enrolled.
+    pub fn confirm_totp(&self, name: &Username, step: i64) -> DbResult<bool> {
+        let n = self.0.lock().execute(
+            "UPDATE native_accounts SET totp_secret = totp_pending, totp_pending = NULL, totp_step = ?2 \
+             WHERE name = ?1 AND totp_pending IS NOT NULL",
+            params![name, step],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Turns the second factor off.
+    pub fn disable_totp(&self, name: &Username) -> DbResult<()> {
+        self.0.lock().execute(
+            "UPDATE native_accounts SET totp_secret = NULL, totp_pending = NULL, totp_step = NULL WHERE name = ?1",
+            [name],
+        )?;
+        Ok(())
+    }
+
+    /// Takes the code of time step `step` for `name`: true once, and only if no code of
+    /// this or a later step was taken before (a code is good once).
+    pub fn take_totp_step(&self, name: &Username, step: i64) -> DbResult<bool> {
+        let n = self.0.lock().execute(
+            "UPDATE native_accounts SET totp_step = ?2 WHERE name = ?1 AND (totp_step IS NULL OR totp_step < ?2)",
+            params![name, step],
         )?;
         Ok(n > 0)
     }
@@ -245,5 +302,7 @@ fn account(r: &rusqlite::Row<'_>) -> rusqlite::Result<NativeAccount> {
         status,
         created: r.get(4)?,
         decided: decided.zip(by),
+        totp: r.get(7)?,
+        totp_pending: r.get(8)?,
     })
 }

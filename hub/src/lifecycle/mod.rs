@@ -70,6 +70,10 @@ struct Inner {
     /// Servers stopped (SIGTERM sent) whose exit is not reported yet: a new start of the
     /// same server waits for it, so two never run side by side.
     draining: Mutex<HashMap<ServerKey, ServerHandle>>,
+    /// The starts whose steps are still running, by server: a start interrupted while its
+    /// helper was starting the server ends that server itself, and a new start of the
+    /// same server waits for it.
+    spawning: Mutex<HashMap<ServerKey, Vec<u64>>>,
 }
 
 /// Why a start was not begun.
@@ -81,6 +85,8 @@ pub enum StartError {
     Pending,
     /// A stop is in progress.
     Stopping,
+    /// The named server does not exist (it was removed).
+    Gone,
 }
 
 impl Servers {
@@ -102,6 +108,7 @@ impl Servers {
                 live: Mutex::new(HashMap::new()),
                 runs: AtomicU64::new(0),
                 draining: Mutex::new(HashMap::new()),
+                spawning: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -205,6 +212,12 @@ impl Servers {
             if self.recorded(&key) == Some(RecordedState::Running) {
                 return Err(StartError::Running);
             }
+            // Checked under the lock a removal or rename holds ([`Self::with_stopped`]).
+            if !name.is_default()
+                && !matches!(self.inner.db.named().get(user.id, name), Ok(Some(_)))
+            {
+                return Err(StartError::Gone);
+            }
             let run = self.inner.runs.fetch_add(1, Ordering::Relaxed) + 1;
             live.insert(
                 key.clone(),
@@ -218,6 +231,22 @@ impl Servers {
         Ok(())
     }
 
+    /// Runs `f` while server `key` is stopped, holding the lock every start takes, so no
+    /// start begins until `f` returns (a rename or removal of a named server); `None`,
+    /// without running it, when the server is starting, running or stopping.
+    pub fn with_stopped<R>(&self, key: &ServerKey, f: impl FnOnce() -> R) -> Option<R> {
+        let live = self.live();
+        let active = live
+            .get(key)
+            .is_some_and(|l| !matches!(l.state, ServerState::Stopped | ServerState::Failed(_)));
+        if active || self.recorded(key).is_some() {
+            return None;
+        }
+        let out = f();
+        drop(live);
+        Some(out)
+    }
+
     /// Stops a server: its route goes at once, and the call returns once the server has
     /// had its SIGTERM (its helper owns the grace period and the SIGKILL after it). Row,
     /// token and OAuth client go then too; the exit is awaited in the background, and by
@@ -227,9 +256,15 @@ impl Servers {
         let handle = {
             let mut live = self.live();
             let Some(l) = live.get_mut(user) else {
-                drop(live);
+                // Recorded but not live here (a helper that has not re-attached): the
+                // record goes, under the lock, so a start that begins meanwhile is not
+                // cleaned up with it.
                 if self.recorded(user).is_some() {
-                    self.cleanup(user);
+                    self.inner.routes.remove_server(user);
+                    if let Err(e) = self.inner.db.servers().stopped(user) {
+                        tracing::error!(server = %user, error = %e, "cannot record the stop");
+                    }
+                    tracing::info!(server = %user, "server stopped; route removed");
                 }
                 return;
             };
@@ -282,6 +317,46 @@ impl Servers {
                 draining.remove(&user);
             }
         });
+    }
+
+    fn spawning(&self) -> MutexGuard<'_, HashMap<ServerKey, Vec<u64>>> {
+        self.inner
+            .spawning
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that start `run` of `key` runs its steps (`true`) or has ended them.
+    fn mark_spawning(&self, key: &ServerKey, run: u64, on: bool) {
+        let mut m = self.spawning();
+        let runs = m.entry(key.clone()).or_default();
+        if on {
+            runs.push(run);
+        } else {
+            runs.retain(|r| *r != run);
+        }
+        if runs.is_empty() {
+            m.remove(key);
+        }
+    }
+
+    /// Before start `run`: waits (at most the start timeout and the grace period) until
+    /// every earlier start of the same server, interrupted by a stop, has ended its steps
+    /// (and so ended the server it brought up).
+    async fn earlier_starts_gone(&self, key: &ServerKey, run: u64) {
+        let limit = Duration::from_secs(self.inner.cfg.spawner.start_timeout_secs) + self.grace();
+        let deadline = tokio::time::Instant::now() + limit;
+        while self
+            .spawning()
+            .get(key)
+            .is_some_and(|runs| runs.iter().any(|r| *r < run))
+        {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(server = %key, "an interrupted start did not end in time; starting anyway");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Before a start: waits (at most the grace period and a little) for the exit of the

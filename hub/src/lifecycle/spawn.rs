@@ -65,7 +65,9 @@ impl Servers {
 
     pub(super) async fn run_spawn(&self, user: UserRow, key: ServerKey, run: u64) {
         let began = std::time::Instant::now();
+        self.mark_spawning(&key, run, true);
         let result = self.spawn_steps(&user, &key, run).await;
+        self.mark_spawning(&key, run, false);
         let status = if result.is_ok() {
             SpawnStatus::success
         } else {
@@ -106,6 +108,7 @@ impl Servers {
         let cfg = &self.inner.cfg;
         let db = &self.inner.db;
         self.event(key, run, ProgressEvent::requested());
+        self.earlier_starts_gone(key, run).await;
         self.previous_gone(key).await;
         let port = self
             .own(key, run, |_| {
@@ -156,7 +159,11 @@ impl Servers {
             }
             return Err(Cut::Interrupted);
         };
-        kept?;
+        if let Err(e) = kept {
+            // Not recorded: the server must not run on unseen.
+            let _ = handle.stop(self.grace()).await;
+            return Err(e.into());
+        }
         let http_timeout = Duration::from_secs(cfg.spawner.http_timeout_secs);
         let ready = wait_http(port, &prefix, http_timeout, &handle, &key.name)
             .await

@@ -3,15 +3,18 @@
 //! own, with the current password; an admin sets anyone's at
 //! `/hub/change-password/<name>`).
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::Serialize;
 use sudohub_protocol::Secret;
 
 use super::{error_page, forbidden};
+use crate::auth::client::client_ip;
 use crate::auth::native::{self, SignUpError};
-use crate::auth::{Session, XsrfForm};
+use crate::auth::{AuthError, Session, XsrfForm};
 use crate::config::SourceKind;
 use crate::db::{AccountStatus, NativeAccount};
 use crate::error::HubError;
@@ -141,11 +144,16 @@ pub async fn decide(
         return error_page(&HubError::not_found("No such account"));
     };
     let action = form.fields.get("action").map(String::as_str).unwrap_or("");
-    let native = s.db.native();
     let done = match action {
-        "approve" => native.decide(&name, AccountStatus::Approved, &sess.user.name),
-        "block" => native.decide(&name, AccountStatus::Blocked, &sess.user.name),
-        "discard" => native.discard(&name),
+        "approve" => {
+            s.db.native()
+                .decide(&name, AccountStatus::Approved, &sess.user.name)
+        }
+        "block" => {
+            s.db.native()
+                .decide(&name, AccountStatus::Blocked, &sess.user.name)
+        }
+        "discard" => s.db.native().discard(&name),
         _ => {
             return Message::error(
                 "Bad request",
@@ -156,6 +164,10 @@ pub async fn decide(
     };
     match done {
         Ok(true) => {
+            if action == "block" {
+                // Its sessions and tokens went with the block; its servers go now.
+                s.servers.stop_all_of(&name).await;
+            }
             tracing::info!(user = %name, by = %sess.user.name, action, "account decided");
             let notice = format!("{name}: {action} done.");
             authorize_page(&s, sess, Some(&notice))
@@ -254,9 +266,15 @@ pub async fn admin_form(
 }
 
 /// `POST /hub/change-password`.
-pub async fn own_submit(State(s): State<AppState>, form: XsrfForm) -> Response {
+pub async fn own_submit(
+    State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    form: XsrfForm,
+) -> Response {
     let me = form.session.user.name.clone();
-    submit(s, form, me, true).await
+    let from = client_ip(peer.ip(), &headers, &s.cfg.trusted_proxies);
+    submit(s, form, me, Some(from)).await
 }
 
 /// `POST /hub/change-password/<name>`.
@@ -271,10 +289,17 @@ pub async fn admin_submit(
     let Ok(name) = Username::parse(&name) else {
         return error_page(&HubError::not_found("No such user"));
     };
-    submit(s, form, name, false).await
+    submit(s, form, name, None).await
 }
 
-async fn submit(s: AppState, form: XsrfForm, target: Username, own: bool) -> Response {
+/// Sets `target`'s password: one's own (`own_from` is the client, the current password
+/// is checked under the login delays) or, without it, an admin's setting.
+async fn submit(
+    s: AppState,
+    form: XsrfForm,
+    target: Username,
+    own_from: Option<IpAddr>,
+) -> Response {
     if let Some(r) = native_on(&s) {
         return r;
     }
@@ -288,10 +313,21 @@ async fn submit(s: AppState, form: XsrfForm, target: Username, own: bool) -> Res
         (Ok(n), Ok(a)) => (n, a),
         (Err(e), _) | (_, Err(e)) => return page(StatusCode::BAD_REQUEST, Some(e), None),
     };
-    let old = if own {
-        match secret("old_password") {
-            Ok(o) => Some(o),
+    if let Some(from) = own_from {
+        let old = match secret("old_password") {
+            Ok(o) => o,
             Err(e) => return page(StatusCode::BAD_REQUEST, Some(e), None),
+        };
+        match s.auth.recheck(&target, &old, from).await {
+            Ok(()) => {}
+            Err(e @ AuthError::RateLimited { .. }) => {
+                return page(StatusCode::TOO_MANY_REQUESTS, Some(&e.user_message()), None)
+            }
+            Err(AuthError::Helper(e)) => return error_page(&HubError::internal(e)),
+            Err(_) => {
+                let wrong = Some("The current password is not right.");
+                return page(StatusCode::BAD_REQUEST, wrong, None);
+            }
         }
     } else {
         // An admin must not turn a system account's user into one of the hub's own.
@@ -307,9 +343,8 @@ async fn submit(s: AppState, form: XsrfForm, target: Username, own: bool) -> Res
                 None,
             );
         }
-        None
-    };
-    match native::set_password(&s.db, s.auth.rules(), &target, old.as_ref(), &new, &again).await {
+    }
+    match native::set_password(&s.db, s.auth.rules(), &target, &new, &again).await {
         Ok(()) => {
             tracing::info!(user = %target, by = %sess.user.name, "password changed");
             page(StatusCode::OK, None, Some("The password is changed."))

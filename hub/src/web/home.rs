@@ -30,6 +30,8 @@ struct HomeUrls {
     spawn: String,
     /// `/hub/change-password`, for a user whose password the hub keeps.
     password: Option<String>,
+    /// `/hub/two-factor`, for such a user when second factors are allowed.
+    two_factor: Option<String>,
 }
 
 /// A named server's row on the home page.
@@ -79,6 +81,10 @@ pub async fn home(State(s): State<AppState>, sess: Session) -> Response {
         _ => None,
     };
     let u = &s.urls;
+    // Whether the hub keeps this user's password (an account of its own).
+    let rules = s.auth.rules();
+    let own = rules.uses(crate::config::SourceKind::Native)
+        && matches!(s.db.native().get(&sess.user.name), Ok(Some(_)));
     let named = match s.db.named().of_users(&[sess.user.id]) {
         Ok(mut m) => m.remove(&sess.user.id).unwrap_or_default(),
         Err(e) => return super::error_page(&e.into()),
@@ -120,13 +126,8 @@ pub async fn home(State(s): State<AppState>, sess: Session) -> Response {
             stop: u.hub_page("stop"),
             pending: u.spawn_pending(&mine, None),
             spawn: u.hub_page("spawn"),
-            password: s
-                .auth
-                .rules()
-                .uses(crate::config::SourceKind::Native)
-                .then(|| s.db.native().get(&sess.user.name).ok().flatten())
-                .flatten()
-                .map(|_| u.hub_page("change-password")),
+            password: own.then(|| u.hub_page("change-password")),
+            two_factor: (own && rules.native.allow_2fa).then(|| u.hub_page("two-factor")),
         },
         allow_named: s.cfg.allow_named_servers,
         named_limit: s.cfg.named_server_limit_per_user,

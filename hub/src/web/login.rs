@@ -35,6 +35,8 @@ struct LoginPage<'a> {
     signup: Option<String>,
     /// Whether system accounts sign in here.
     system_accounts: bool,
+    /// Whether the form asks for a second factor's code.
+    otp: bool,
 }
 
 fn page(s: &AppState, status: StatusCode, next: &str, xsrf: &str, error: Option<&str>) -> Response {
@@ -47,6 +49,7 @@ fn page(s: &AppState, status: StatusCode, next: &str, xsrf: &str, error: Option<
         signup: (rules.uses(SourceKind::Native) && rules.native.enable_signup)
             .then(|| s.urls.hub_page("signup")),
         system_accounts: rules.uses(SourceKind::Pam),
+        otp: rules.uses(SourceKind::Native) && rules.native.allow_2fa,
     };
     templates::page(status, "login.html", ctx)
 }
@@ -122,7 +125,8 @@ pub async fn submit(
         Ok(name) => match Secret::new(field("password")) {
             Ok(pw) => {
                 let from = client_ip(peer.ip(), &headers, &s.cfg.trusted_proxies);
-                s.auth.authenticate(&name, pw, from).await
+                let otp = Some(field("otp")).filter(|c| !c.is_empty());
+                s.auth.authenticate(&name, pw, otp, from).await
             }
             Err(e) => Err(AuthError::Invalid(e.to_string())),
         },

@@ -12,6 +12,7 @@ mod metrics;
 mod signup;
 mod spawn;
 mod token;
+mod two_factor;
 mod user;
 
 use axum::http::StatusCode;
@@ -37,6 +38,7 @@ pub fn router() -> Router<AppState> {
             "/change-password",
             get(accounts::own_form).post(accounts::own_submit),
         )
+        .route("/two-factor", get(two_factor::show).post(two_factor::act))
         .route(
             "/change-password/{name}",
             get(accounts::admin_form).post(accounts::admin_submit),

@@ -2,14 +2,16 @@
 //! (`[auth] source = "native"`).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
 
-use axum::extract::{Form, State};
+use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sudohub_protocol::Secret;
 
 use super::login::{form_xsrf, form_xsrf_ok};
+use crate::auth::client::client_ip;
 use crate::auth::native::{self, SignUp, SignUpError};
 use crate::config::SourceKind;
 use crate::db::AccountStatus;
@@ -80,6 +82,7 @@ pub async fn form(State(s): State<AppState>) -> Response {
 /// was wrong (the name and email kept, the passwords never).
 pub async fn submit(
     State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
@@ -93,6 +96,12 @@ pub async fn submit(
     if form_xsrf_ok(&s, &headers, field("_xsrf")).is_none() {
         let expired = Some("Your form expired; please try again.");
         return page(&s, StatusCode::FORBIDDEN, expired, &name, &email);
+    }
+    let from = client_ip(peer.ip(), &headers, &s.cfg.trusted_proxies);
+    if !s.auth.sign_up_allowed(from) {
+        tracing::warn!(client = %from, "sign-up refused: too many from this address");
+        let busy = Some("Too many sign-ups from your address; please try again later.");
+        return page(&s, StatusCode::TOO_MANY_REQUESTS, busy, &name, &email);
     }
     let secret = |k: &str| Secret::new(field(k)).map_err(|_| "The password is too long.");
     let (password, again) = match (secret("password"), secret("password_again")) {
@@ -110,6 +119,7 @@ pub async fn submit(
     };
     match native::sign_up(&s.db, s.auth.rules(), req).await {
         Ok((user, status)) => {
+            s.auth.count_sign_up(from);
             let login = s.urls.hub_page("login");
             let (title, message) = match status {
                 AccountStatus::Approved => (

@@ -15,6 +15,9 @@ async fn a_named_server_runs_beside_the_default_one() {
     })
     .await;
     let default_token = server_token(&w);
+    // A named server starts only while it exists.
+    assert_eq!(w.servers.start(&w.alice, &gpu.name), Err(StartError::Gone));
+    w.db.named().create(w.alice.id, &gpu.name, "", 0).unwrap();
     w.servers.start(&w.alice, &gpu.name).unwrap();
     assert_eq!(
         w.servers.start(&w.alice, &gpu.name),
