@@ -279,6 +279,38 @@ async fn tokens_hold_only_the_scopes_they_were_made_with() {
         "{who}"
     );
 
+    // Whoami with a token that may only report activity: what identifies alice and her
+    // activity (`users:activity` holds `read:users:activity`), nothing else of her model:
+    // no servers, no creation time, no roles (JupyterHub's identify scopes).
+    let (st, v) = make("alice", alice.clone(), json!(["users:activity!user=alice"])).await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let reporter = v["token"].as_str().unwrap().to_owned();
+    let (st, who) = call(&h, "GET", "/hub/api/user", "", &reporter).await;
+    assert_eq!(st, StatusCode::OK, "{who}");
+    let mut keys: Vec<&str> = who
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "admin",
+            "groups",
+            "kind",
+            "last_activity",
+            "name",
+            "scopes",
+            "session_id",
+            "token_id",
+            "user_info"
+        ],
+        "{who}"
+    );
+    assert_eq!(who["name"], "alice");
+
     // An admin's token made to list users only: lists, cannot create; and once its
     // owner is no admin, it cannot list either.
     let (st, v) = make("boss", boss.clone(), json!(["list:users", "read:users"])).await;

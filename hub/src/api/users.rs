@@ -65,14 +65,39 @@ pub(super) fn existing(s: &AppState, name: &Username) -> Result<UserRow, HubErro
 /// `GET /user`: who the credential belongs to, and what it may do.
 pub async fn whoami(State(s): State<AppState>, caller: Caller) -> Result<Response, HubError> {
     let scopes = caller.scopes();
+    // As JupyterHub's: the model holds what the credential may read of its owner, plus
+    // what identifies them (`read:users:name`, `read:users:groups`), which every
+    // credential may read here.
+    let keys = match &caller {
+        Caller::User { user, .. } => caller.user_model_keys(&user.name).map(|mut k| {
+            k.extend(["kind", "name", "user_info", "admin", "groups"]);
+            k
+        }),
+        Caller::Service { .. } => None,
+    };
     Ok(match caller {
-        Caller::User { user, token, .. } => Json(WhoAmI {
-            user: model(&s, &user)?,
-            scopes,
-            token_id: token.as_ref().map(|t| format!("a{}", t.id)),
-            session_id: token.and_then(|t| t.session_id),
-        })
-        .into_response(),
+        Caller::User { user, token, .. } => {
+            let who = WhoAmI {
+                user: model(&s, &user)?,
+                scopes,
+                token_id: token.as_ref().map(|t| format!("a{}", t.id)),
+                session_id: token.and_then(|t| t.session_id),
+            };
+            match keys {
+                None => Json(who).into_response(),
+                Some(keys) => {
+                    let mut v = serde_json::to_value(who)
+                        .map_err(|e| HubError::internal(format!("user model: {e}")))?;
+                    if let Some(obj) = v.as_object_mut() {
+                        obj.retain(|k, _| {
+                            keys.contains(&k.as_str())
+                                || matches!(k.as_str(), "scopes" | "token_id" | "session_id")
+                        });
+                    }
+                    Json(v).into_response()
+                }
+            }
+        }
         Caller::Service { name, .. } => {
             let svc = s
                 .cfg
