@@ -92,6 +92,7 @@ fn set_password(config: Option<PathBuf>, name: &str, admin: bool) -> Result<Stri
             .create_for_user(&user, &hash)
             .map_err(|e| e.to_string())?;
     }
+    crate::auth::native::bind_existing(&db, &user).map_err(|e| e.to_string())?;
     let admin_note = if admin { " (admin)" } else { "" };
     Ok(if had {
         format!("password of {user}{admin_note} changed")

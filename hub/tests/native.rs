@@ -596,3 +596,44 @@ async fn two_factor_sign_in_is_set_up_required_and_turned_off() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(log_in(&h, "hana", GOOD).await.is_ok());
 }
+
+/// An account of the hub's own is bound to the Unix account made or given for it: a Unix
+/// account of the same name that is not that one (made later, for someone else) does not
+/// let it in, right password or not, until an admin gives it a password (binding it).
+#[tokio::test]
+async fn a_unix_account_of_the_name_that_is_not_the_accounts_keeps_it_out() {
+    let h = hub("/", NATIVE).await;
+    let boss = admin(&h).await;
+    // "daemon" stands in for a Unix account that appeared after the sign-up (sign-up
+    // itself refuses names of existing accounts, so the row is written directly).
+    let hash = sudohub::auth::password::hash(&sudohub_protocol::Secret::new(GOOD).unwrap())
+        .await
+        .unwrap();
+    let db = h.state.db.native();
+    db.sign_up(&u("daemon"), &hash, None, AccountStatus::Approved)
+        .unwrap();
+    assert_eq!(
+        log_in(&h, "daemon", GOOD).await.unwrap_err(),
+        "Your account cannot sign in: its name belongs to another account on this machine. Please contact your administrator."
+    );
+    assert_eq!(
+        log_in(&h, "daemon", "wrong-password-here")
+            .await
+            .unwrap_err(),
+        "Invalid username or password",
+        "said only to whoever knows the password"
+    );
+    // An admin giving it a password vouches for it: bound, it signs in.
+    let (status, body, _) = submit(
+        &boss,
+        &h,
+        "/hub/change-password/daemon",
+        &[("password", GOOD), ("password_again", GOOD)],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let uid = nix::unistd::User::from_name("daemon").unwrap().unwrap().uid;
+    let acct = h.state.db.native().get(&u("daemon")).unwrap().unwrap();
+    assert_eq!(acct.unix_uid, Some(uid.as_raw()));
+    assert!(log_in(&h, "daemon", GOOD).await.is_ok());
+}

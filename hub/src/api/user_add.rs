@@ -44,9 +44,12 @@ async fn unix_accounts(s: &AppState, names: &[Username]) -> Result<(), HubError>
         return Ok(());
     };
     for name in names {
-        maker.ensure(name).await.map_err(|e| {
+        let made = maker.ensure(name).await.map_err(|e| {
             HubError::helper(format!("Cannot create the Unix account of {name}: {e}"))
         })?;
+        if let crate::spawner::Ensured::Created(uid) = made {
+            s.db.native().bind_uid(name, uid)?;
+        }
     }
     Ok(())
 }

@@ -44,6 +44,9 @@ pub enum AuthError {
     Pending,
     /// The password is right; an admin blocked the account.
     Blocked,
+    /// The password is right, but a Unix account of the name exists that is not the one
+    /// this account is bound to (someone else's, made after the sign-up).
+    Unbound,
     /// Too many recent failures for this user name or address.
     RateLimited {
         /// How long until the next attempt is considered.
@@ -75,6 +78,7 @@ impl AuthError {
             Self::Blocked => {
                 "Your account has been blocked. Please contact your administrator.".into()
             }
+            Self::Unbound => "Your account cannot sign in: its name belongs to another account on this machine. Please contact your administrator.".into(),
             Self::Helper(_) | Self::Timeout => {
                 "Login is not working right now. Please contact your administrator.".into()
             }
@@ -91,6 +95,7 @@ impl AuthError {
             Self::NotAllowed => "not_allowed",
             Self::Pending => "pending",
             Self::Blocked => "blocked",
+            Self::Unbound => "unbound",
             Self::Invalid(_) => "invalid",
             Self::Helper(_) | Self::Timeout => "error",
         }
@@ -104,6 +109,9 @@ impl std::fmt::Display for AuthError {
             Self::NotAllowed => f.write_str("the user is not in allowed_users or allowed_groups"),
             Self::Pending => f.write_str("the account waits for approval"),
             Self::Blocked => f.write_str("the account is blocked"),
+            Self::Unbound => {
+                f.write_str("a Unix account of this name exists that the account is not bound to")
+            }
             Self::RateLimited { retry_after } => write!(f, "rate limited for {retry_after:?}"),
             Self::LockedOut { retry_after } => write!(f, "locked out for {retry_after:?}"),
             Self::Invalid(m) => write!(f, "invalid credentials: {m}"),
@@ -234,7 +242,7 @@ impl Authenticator {
                 }
                 return Err(e);
             }
-            Err(e @ (AuthError::Pending | AuthError::Blocked)) => {
+            Err(e @ (AuthError::Pending | AuthError::Blocked | AuthError::Unbound)) => {
                 tracing::info!(user = %username, %client, source, reason = %e, "login refused");
                 return Err(e);
             }

@@ -60,6 +60,17 @@ impl NativeLogin {
             AccountStatus::Pending => return Err(AuthError::Pending),
             AccountStatus::Blocked => return Err(AuthError::Blocked),
         }
+        // The Unix account of this name, if one exists, must be the one this account is
+        // bound to (made for it, or given to it by an admin): not one made later for
+        // someone else.
+        if let Some(sys) = nix::unistd::User::from_name(acct.name.as_str())
+            .ok()
+            .flatten()
+        {
+            if acct.unix_uid != Some(sys.uid.as_raw()) {
+                return Err(AuthError::Unbound);
+            }
+        }
         let Some(secret) = &acct.totp else {
             return Ok(());
         };
@@ -252,5 +263,15 @@ pub async fn set_password(
             .ok_or_else(|| refused(format!("{:?} is not a user of this hub.", user.as_str())))?;
     }
     tracing::info!(user = %user, "password set");
+    Ok(())
+}
+
+/// Binds `user`'s account to the Unix account of that name, if one exists: an admin
+/// giving the account a password vouches that it is theirs (never a user changing their
+/// own: a session must not bind itself to an account made later for someone else).
+pub fn bind_existing(db: &Db, user: &Username) -> DbResult<()> {
+    if let Some(sys) = nix::unistd::User::from_name(user.as_str()).ok().flatten() {
+        db.native().bind_uid(user, sys.uid.as_raw())?;
+    }
     Ok(())
 }

@@ -57,6 +57,8 @@ pub struct NativeAccount {
     pub totp: Option<String>,
     /// A TOTP secret shown for enrolment and not confirmed yet.
     pub totp_pending: Option<String>,
+    /// The uid of the Unix account it is bound to.
+    pub unix_uid: Option<u32>,
 }
 
 /// What [`Native::sign_up`] did.
@@ -72,7 +74,7 @@ pub enum SignedUp {
 pub struct Native<'a>(pub(super) super::Src<'a>);
 
 const COLUMNS: &str =
-    "name, password, email, status, created, decided, decided_by, totp_secret, totp_pending";
+    "name, password, email, status, created, decided, decided_by, totp_secret, totp_pending, unix_uid";
 
 impl Native<'_> {
     /// Records a sign-up, unless the name has an account already or belongs to a hub
@@ -186,6 +188,15 @@ impl Native<'_> {
         let n = self.0.lock().execute(
             "DELETE FROM native_accounts WHERE name = ?1 AND status <> 'approved'",
             [name],
+        )?;
+        Ok(n > 0)
+    }
+
+    /// Binds the account to the Unix account with `uid`; whether it exists.
+    pub fn bind_uid(&self, name: &Username, uid: u32) -> DbResult<bool> {
+        let n = self.0.lock().execute(
+            "UPDATE native_accounts SET unix_uid = ?2 WHERE name = ?1",
+            params![name, uid],
         )?;
         Ok(n > 0)
     }
@@ -304,5 +315,6 @@ fn account(r: &rusqlite::Row<'_>) -> rusqlite::Result<NativeAccount> {
         decided: decided.zip(by),
         totp: r.get(7)?,
         totp_pending: r.get(8)?,
+        unix_uid: r.get(9)?,
     })
 }

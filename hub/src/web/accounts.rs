@@ -344,7 +344,14 @@ async fn submit(
             );
         }
     }
-    match native::set_password(&s.db, s.auth.rules(), &target, &new, &again).await {
+    let set = native::set_password(&s.db, s.auth.rules(), &target, &new, &again).await;
+    let set = match (set, own_from) {
+        (Ok(()), None) => {
+            native::bind_existing(&s.db, &target).map_err(|e| SignUpError::Hub(e.to_string()))
+        }
+        (set, _) => set,
+    };
+    match set {
         Ok(()) => {
             tracing::info!(user = %target, by = %sess.user.name, "password changed");
             page(StatusCode::OK, None, Some("The password is changed."))

@@ -134,7 +134,15 @@ pub async fn submit(
     // A user's first login makes their Unix account, with `create_system_users`.
     let who = match (who, &s.accounts) {
         (Ok(a), Some(maker)) => match maker.ensure(&a.name).await {
-            Ok(_) => Ok(a),
+            Ok(made) => {
+                if let crate::spawner::Ensured::Created(uid) = made {
+                    // The account made for this user is theirs: bound to it.
+                    if let Err(e) = s.db.native().bind_uid(&a.name, uid) {
+                        HubError::from(e).log();
+                    }
+                }
+                Ok(a)
+            }
             Err(e) => {
                 tracing::error!(user = %a.name, error = %e, "cannot create the Unix account");
                 Err(AuthError::Helper(e))
