@@ -144,6 +144,22 @@ async fn sign_up_wait_for_approval_log_in_and_change_the_password() {
     // The admin page links to the waiting sign-ups; the admin approves.
     let (_, admin_page) = get(&boss, &h, "/hub/admin").await;
     assert!(admin_page.contains("Sign-ups: 1 waiting"), "{admin_page}");
+    assert!(admin_page.contains("data-signup=\"carol\""), "{admin_page}");
+    // Decided from the admin page, back to it; here a sign-up made for this: blocked.
+    assert_eq!(sign_up(&h, "zeke", GOOD).await.0, StatusCode::OK);
+    let r = boss
+        .post(url(&h, "/hub/authorize/zeke"))
+        .form(&[
+            ("_xsrf", xsrf_of(&admin_page).as_str()),
+            ("action", "block"),
+            ("back", "admin"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/hub/admin");
+    assert_eq!(status_of(&h, "zeke"), Some(AccountStatus::Blocked));
     let (_, list) = get(&boss, &h, "/hub/authorize").await;
     assert!(list.contains("data-name=\"carol\""), "{list}");
     let xsrf = xsrf_of(&list);

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use sudohub_protocol::Secret;
 
@@ -169,6 +169,10 @@ pub async fn decide(
                 s.servers.stop_all_of(&name).await;
             }
             tracing::info!(user = %name, by = %sess.user.name, action, "account decided");
+            if form.fields.get("back").map(String::as_str) == Some("admin") {
+                // Decided from the admin page: back to it.
+                return axum::response::Redirect::to(&s.urls.hub_page("admin")).into_response();
+            }
             let notice = format!("{name}: {action} done.");
             authorize_page(&s, sess, Some(&notice))
         }

@@ -42,8 +42,23 @@ struct AdminPage<'a> {
     logout: String,
     /// `/hub/authorize` and how many sign-ups wait there, with accounts of the hub's own.
     authorize: Option<(String, usize)>,
+    /// The first sign-ups waiting, to decide here (forms with the session's XSRF token).
+    signups: Vec<Signup>,
+    xsrf: String,
     data: PageData,
 }
+
+/// A sign-up waiting for approval, as the admin page lists it.
+#[derive(Serialize)]
+struct Signup {
+    name: String,
+    email: String,
+    created: String,
+    action: String,
+}
+
+/// Most waiting sign-ups the admin page lists (the rest are at `/hub/authorize`).
+const SIGNUPS_SHOWN: usize = 20;
 
 /// `GET /hub/admin`: the page, for admins only.
 pub async fn page(State(s): State<AppState>, sess: Session) -> Response {
@@ -59,13 +74,29 @@ pub async fn page(State(s): State<AppState>, sess: Session) -> Response {
         return error_page(&e.into());
     }
     let u = &s.urls;
-    let authorize = if s.auth.rules().uses(crate::config::SourceKind::Native) {
-        match s.db.native().pending_count() {
-            Ok(n) => Some((u.hub_page("authorize"), n)),
+    let (authorize, signups) = if s.auth.rules().uses(crate::config::SourceKind::Native) {
+        let read = s.db.native().pending_count().and_then(|n| {
+            let first = s.db.native().list(SIGNUPS_SHOWN)?;
+            Ok((n, first))
+        });
+        match read {
+            Ok((n, first)) => {
+                let waiting = first
+                    .into_iter()
+                    .filter(|a| a.status == crate::db::AccountStatus::Pending)
+                    .map(|a| Signup {
+                        action: u.hub_page(&format!("authorize/{}", a.name)),
+                        name: a.name.to_string(),
+                        email: a.email.unwrap_or_default(),
+                        created: a.created,
+                    })
+                    .collect();
+                (Some((u.hub_page("authorize"), n)), waiting)
+            }
             Err(e) => return error_page(&e.into()),
         }
     } else {
-        None
+        (None, Vec::new())
     };
     let ctx = AdminPage {
         title: "Admin",
@@ -74,6 +105,8 @@ pub async fn page(State(s): State<AppState>, sess: Session) -> Response {
         home: u.hub_page("home"),
         logout: u.hub_page("logout"),
         authorize,
+        signups,
+        xsrf: sess.xsrf(&s.key),
         data: PageData {
             api: u.api(),
             token,
