@@ -7,8 +7,9 @@
 //! linear pipeline, each step stopping an attack by a compromised hub account:
 //!
 //! 1. no core dumps, not dumpable, clean environment, inherited fds closed;
-//! 2. no arguments, effective uid root, the root-owned config with `[accounts] create =
-//!    true` — without it the helper creates nothing;
+//! 2. no arguments, effective uid root, the root-owned config, and root's consent: hub.toml
+//!    next to it (root's too) says `[auth] create_system_users = true`, or helpers.toml
+//!    `[accounts] create = true` — without one the helper creates nothing;
 //! 3. the caller (`SUDO_UID`, which sudo sets) is `hub_user`;
 //! 4. one hello and one request, bounded, decoded whole — the request carries a name and
 //!    nothing else: uid, groups, home and shell come from the config alone;
@@ -39,7 +40,9 @@ use std::process::Command;
 
 use nix::sys::resource::{setrlimit, Resource};
 use nix::unistd::{geteuid, Group, User};
-use sudohub_helpers_config::{is_new_account_name, load_trusted, AccountsConfig, HelpersConfig};
+use sudohub_helpers_config::{
+    hub_wants_accounts, is_new_account_name, load_trusted, AccountsConfig, HelpersConfig,
+};
 use sudohub_protocol::account::{AccountAnswer, AccountRefusal, AccountRequest};
 use sudohub_protocol::frame::{read_message, write_frame};
 use sudohub_protocol::{Bounded, PROTOCOL_VERSION};
@@ -122,12 +125,19 @@ fn decide(config_path: &Path, caller: &str) -> (AccountAnswer, Option<String>) {
         Ok(c) => c,
         Err(e) => return no(AccountRefusal::Config, e.to_string()),
     };
-    let Some(accounts) = config.accounts.clone().filter(|a| a.create) else {
+    // Root's switch: hub.toml's `[auth] create_system_users` next to this file (the hub
+    // cannot write it), or `[accounts] create` here.
+    let asked = match hub_wants_accounts(config_path) {
+        Ok(a) => a,
+        Err(e) => return no(AccountRefusal::Config, e.to_string()),
+    };
+    let accounts = config.accounts.clone().unwrap_or_default();
+    if !(asked || accounts.create) {
         return no(
             AccountRefusal::Config,
-            "helpers.toml does not allow creating accounts ([accounts] create = true)".into(),
+            "root's configuration does not ask for accounts: hub.toml [auth] create_system_users = true, or helpers.toml [accounts] create = true".into(),
         );
-    };
+    }
     let hub_uid = User::from_name(&config.hub_user)
         .ok()
         .flatten()

@@ -19,8 +19,8 @@ use serde::Deserialize;
 
 pub use env_allow::{hard_denied, EnvPattern, HARD_DENIED_ENV};
 pub use load::{
-    is_new_account_name, is_posix_name, is_server_name, load_trusted, parse, server_log_name,
-    ConfigError,
+    hub_wants_accounts, is_new_account_name, is_posix_name, is_server_name, load_trusted, parse,
+    server_log_name, ConfigError,
 };
 
 /// Where the helpers read their configuration. Compiled in: a helper that took the path
@@ -53,12 +53,16 @@ pub struct HelpersConfig {
     pub accounts: Option<AccountsConfig>,
 }
 
-/// `[accounts]`: Unix accounts the account helper (`sudohub-account`) may create for the
-/// hub's users (`create_system_users`). Every account gets exactly this shape.
+/// `[accounts]`: the shape of the Unix accounts the account helper (`sudohub-account`)
+/// creates for the hub's users, when root's hub.toml asks for them
+/// (`[auth] create_system_users`) or `create` is set here. Without this table, the
+/// defaults below.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccountsConfig {
-    /// Whether the helper creates accounts at all.
+    /// Whether the helper creates accounts even when hub.toml next to this file does not
+    /// ask for it (`[auth] create_system_users`, the usual switch).
+    #[serde(default)]
     pub create: bool,
     /// Lowest uid given (at least `min_uid`).
     pub uid_min: Option<u32>,
@@ -74,6 +78,19 @@ pub struct AccountsConfig {
     /// What a new home is filled with.
     #[serde(default = "default_skel")]
     pub skel: PathBuf,
+}
+
+impl Default for AccountsConfig {
+    fn default() -> Self {
+        Self {
+            create: false,
+            uid_min: None,
+            uid_max: default_uid_max(),
+            shell: default_shell(),
+            home_base: default_home_base(),
+            skel: default_skel(),
+        }
+    }
 }
 
 impl AccountsConfig {

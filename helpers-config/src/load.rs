@@ -109,6 +109,34 @@ impl std::error::Error for ConfigError {}
 /// The checks are made on the opened file descriptor (`fstat`), so the file that was
 /// checked is the file that is read.
 pub fn load_trusted(path: &Path) -> Result<HelpersConfig, ConfigError> {
+    let text = read_trusted(path)?;
+    parse(&text, path)
+}
+
+/// Whether root's hub.toml next to the helpers' config (`<dir>/hub.toml`, held to the
+/// same ownership checks) says `[auth] create_system_users = true`: the admin's one
+/// switch for accounts made on demand, in a file the hub cannot write. A missing file
+/// says no; one that is not root's, or does not parse, is an error.
+pub fn hub_wants_accounts(helpers_config: &Path) -> Result<bool, ConfigError> {
+    let path = helpers_config.with_file_name("hub.toml");
+    if std::fs::symlink_metadata(&path).is_err() {
+        return Ok(false);
+    }
+    let text = read_trusted(&path)?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.clone(),
+        message: e.to_string().trim().replace('\n', " "),
+    })?;
+    Ok(table
+        .get("auth")
+        .and_then(|a| a.get("create_system_users"))
+        .and_then(toml::Value::as_bool)
+        .unwrap_or(false))
+}
+
+/// Reads a config file root owns and only root can change (nor its directory), through
+/// no symbolic link, bounded in size.
+fn read_trusted(path: &Path) -> Result<String, ConfigError> {
     if let Some(dir) = path.parent() {
         let meta = std::fs::metadata(dir).map_err(|source| ConfigError::Open {
             path: dir.to_owned(),
@@ -144,8 +172,7 @@ pub fn load_trusted(path: &Path) -> Result<HelpersConfig, ConfigError> {
             path: path.to_owned(),
         });
     }
-    let text = read_text(&mut file, path)?;
-    parse(&text, path)
+    read_text(&mut file, path)
 }
 
 fn check_owner_mode(path: &Path, uid: u32, mode: u32) -> Result<(), ConfigError> {

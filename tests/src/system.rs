@@ -335,6 +335,35 @@ impl Drop for HelpersConfigFile {
     }
 }
 
+/// A hub.toml next to the test build's helpers.toml, where an install keeps it and where
+/// the account helper reads root's consent (`[auth] create_system_users`) from; root:`gid`
+/// 0640 as installed, removed when dropped. Hold a [`ConfigLock`] while it exists.
+pub struct HubTomlBesideHelpers {
+    /// Where it is.
+    pub path: PathBuf,
+}
+
+impl HubTomlBesideHelpers {
+    /// Writes `text` there.
+    pub fn write(text: &str, gid: Gid) -> Self {
+        let path = PathBuf::from(sudohub_helpers_config::CONFIG_PATH).with_file_name("hub.toml");
+        crate::fs::write_owned(&path, text.as_bytes(), Uid::from_raw(0), gid, 0o640);
+        Self { path }
+    }
+
+    /// Removes one a crashed run left behind.
+    pub fn remove_stale() {
+        let path = PathBuf::from(sudohub_helpers_config::CONFIG_PATH).with_file_name("hub.toml");
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+impl Drop for HubTomlBesideHelpers {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
 /// Where the PAM helper of the tests paces checks (files per uid; a reused uid with
 /// another name starts clean).
 pub const TEST_PAM_STATE_DIR: &str = "/var/lib/sudohub-pam-test";

@@ -15,7 +15,8 @@ use sudohub_protocol::account::{AccountAnswer, AccountRefusal, AccountRequest};
 use sudohub_protocol::{frame, Bounded, Hello};
 use sudohub_tests::fs;
 use sudohub_tests::system::{
-    ConfigLock, HelpersConfigFile, InstalledHelpers, SudoersDropIn, TestGroup, TestUser,
+    ConfigLock, HelpersConfigFile, HubTomlBesideHelpers, InstalledHelpers, SudoersDropIn,
+    TestGroup, TestUser,
 };
 use sudohub_tests::{require_root, unique_name};
 
@@ -98,10 +99,12 @@ fn a_compromised_hub_cannot_make_the_account_helper_do_anything_else() {
         "hub_user = {:?}\nallowed_group = {:?}\nmin_uid = 1000\n",
         hub.name, group.name
     );
+    // The shape only: the consent comes from root's hub.toml, as in an install.
     let accounts = format!(
-        "[accounts]\ncreate = true\nuid_min = 42000\nuid_max = 42999\nshell = \"/bin/sh\"\nhome_base = {:?}\n",
+        "[accounts]\nuid_min = 42000\nuid_max = 42999\nshell = \"/bin/sh\"\nhome_base = {:?}\n",
         homes.display().to_string()
     );
+    HubTomlBesideHelpers::remove_stale();
     let _rules = SudoersDropIn::install(
         &unique_name("sudohubacct"),
         &format!(
@@ -111,15 +114,26 @@ fn a_compromised_hub_cannot_make_the_account_helper_do_anything_else() {
         ),
     );
 
-    // Without [accounts] create = true in root's file: nothing, whoever asks.
-    let cfg = HelpersConfigFile::write(&base);
+    // Without root's consent (hub.toml's create_system_users next to helpers.toml, or
+    // `[accounts] create = true`): nothing, whoever asks.
+    let _cfg = HelpersConfigFile::write(&format!("{base}{accounts}"));
     let before = account_files();
     let fresh = unique_name("san");
     let (answer, code) = run_helper(&hub, &helper, &create(&fresh));
     assert_eq!(refusal(&answer), Some(AccountRefusal::Config), "{answer:?}");
     assert_ne!(code, 0);
-    drop(cfg);
-    let _cfg = HelpersConfigFile::write(&format!("{base}{accounts}"));
+    let consent = "[auth]\ncreate_system_users = true\n";
+    let hub_toml = HubTomlBesideHelpers::write("[auth]\ncreate_system_users = false\n", hub.gid);
+    let (answer, _) = run_helper(&hub, &helper, &create(&fresh));
+    assert_eq!(refusal(&answer), Some(AccountRefusal::Config), "{answer:?}");
+    // A consent the hub's account could have written is no consent.
+    drop(hub_toml);
+    let hub_toml = HubTomlBesideHelpers::write(consent, hub.gid);
+    fs::chown_mode(&hub_toml.path, Uid::from_raw(0), hub.gid, 0o660);
+    let (answer, _) = run_helper(&hub, &helper, &create(&fresh));
+    assert_eq!(refusal(&answer), Some(AccountRefusal::Config), "{answer:?}");
+    fs::chown_mode(&hub_toml.path, Uid::from_raw(0), hub.gid, 0o640);
+    assert!(account_files() == before);
 
     // Another user whom sudo lets run it (a rule wider than it should be) is not the hub.
     let (answer, _) = run_helper(&other, &helper, &create(&fresh));

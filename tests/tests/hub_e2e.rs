@@ -706,7 +706,7 @@ fn check_passes_and_names_each_breakage() {
         1,
     );
     write_config(&w, &asking);
-    expect_fail("does not allow it");
+    expect_fail("the account helper will refuse");
     let helpers_text = std::fs::read_to_string(helpers_toml).unwrap();
     let consenting = format!("{helpers_text}\n[accounts]\ncreate = true\nskel = \"/tmp\"\n");
     fs::write_owned(helpers_toml, consenting.as_bytes(), root.0, root.1, 0o644);
@@ -716,7 +716,7 @@ fn check_passes_and_names_each_breakage() {
     let (code, text) = check();
     assert_eq!(code, Some(0), "{text}");
     assert!(
-        text.contains("helpers.toml allows new accounts: uids 1000–59999"),
+        text.contains("the account helper will make new accounts: uids 1000–59999"),
         "{text}"
     );
     assert!(
@@ -1649,9 +1649,13 @@ async fn sign_up_approval_and_jupyterlab_as_a_new_unix_account() {
         1,
     );
     write_config(&w, &text);
+    // The switch is hub.toml's alone: in an install it sits next to helpers.toml, where
+    // the account helper reads root's consent; here the same text is put there too.
+    let _beside = sudohub_tests::system::HubTomlBesideHelpers::write(&text, w.hub_user.gid);
+    // helpers.toml only gives the shape (a uid range and homes the test can clean up).
     let helpers_path = std::path::Path::new(sudohub_helpers_config::CONFIG_PATH);
     let helpers_text = format!(
-        "{}\n[accounts]\ncreate = true\nuid_min = 42000\nuid_max = 42999\nhome_base = {:?}\n",
+        "{}\n[accounts]\nuid_min = 42000\nuid_max = 42999\nhome_base = {:?}\n",
         std::fs::read_to_string(helpers_path).unwrap(),
         homes.display().to_string()
     );

@@ -1,5 +1,6 @@
-//! Checks of `create_system_users`: the account helper, its sudoers rule, and the consent
-//! of root's helpers.toml (`[accounts] create = true`) with homes and skeleton of root's.
+//! Checks of `create_system_users`: the account helper, its sudoers rule, and that the
+//! helper will see root's consent (hub.toml next to helpers.toml, or `[accounts] create`),
+//! with homes and skeleton of root's.
 
 use std::os::unix::fs::MetadataExt;
 
@@ -48,13 +49,28 @@ pub(super) fn account_helper(
             h.hub_user
         ),
     );
-    let Some(a) = h.accounts.as_ref().filter(|a| a.create) else {
-        r.fail("hub.toml has create_system_users = true, but helpers.toml does not allow it: add `[accounts] create = true` there".into());
-        return;
+    let next_to = paths.helpers_config.with_file_name("hub.toml");
+    let asked = match sudohub_helpers_config::hub_wants_accounts(&paths.helpers_config) {
+        Ok(a) => a,
+        Err(e) => {
+            r.fail(format!(
+                "the account helper cannot read {}: {e}",
+                next_to.display()
+            ));
+            return;
+        }
     };
+    let a = h.accounts.clone().unwrap_or_default();
+    if !(asked || a.create) {
+        r.fail(format!(
+            "the account helper will refuse: it takes root's consent from {} ([auth] create_system_users = true) or helpers.toml ([accounts] create = true), and neither says so",
+            next_to.display()
+        ));
+        return;
+    }
     let uids = a.uids(h.min_uid);
     r.ok(format!(
-        "helpers.toml allows new accounts: uids {}–{}, shell {}, homes in {}, group {}",
+        "the account helper will make new accounts: uids {}–{}, shell {}, homes in {}, group {}",
         uids.start(),
         uids.end(),
         a.shell,
