@@ -136,14 +136,9 @@ pub struct Authenticator {
     /// Lockouts of names that do not exist, kept in memory only (bounded) so that they
     /// are answered exactly as names that do: a lockout must not tell which exist.
     phantoms: std::sync::Mutex<HashMap<Username, (u32, i64)>>,
-    /// Recent sign-ups per client address (unix seconds).
-    signups: std::sync::Mutex<HashMap<IpAddr, Vec<i64>>>,
+    /// Recent sign-ups per client address.
+    pub signups: super::ratelimit::SignUpLimiter,
 }
-
-/// Sign-ups one address may make per [`SIGNUP_WINDOW`] seconds.
-const SIGNUPS_PER_ADDR: usize = 5;
-/// The window of [`SIGNUPS_PER_ADDR`].
-const SIGNUP_WINDOW: i64 = 3600;
 
 /// Most names without an account whose failures are remembered.
 const MAX_PHANTOMS: usize = 100_000;
@@ -168,7 +163,7 @@ impl Authenticator {
             turns: std::sync::Mutex::new(HashMap::new()),
             wait,
             phantoms: std::sync::Mutex::new(HashMap::new()),
-            signups: std::sync::Mutex::new(HashMap::new()),
+            signups: super::ratelimit::SignUpLimiter::default(),
         }
     }
 
@@ -222,6 +217,7 @@ impl Authenticator {
                 .map(|a| (n, a)),
             None => None,
         };
+        let has_account = account.is_some();
         let (source, result) = match (account, &self.pam, &self.native) {
             (Some((n, acct)), _, _) => (SourceKind::Native, n.check(acct, password, otp).await),
             (None, Some(pam), _) => (SourceKind::Pam, pam.check(username, password).await),
@@ -238,7 +234,8 @@ impl Authenticator {
                 self.limiter.failed(username, client, Instant::now());
                 tracing::info!(user = %username, %client, source, reason = %e, "login denied");
                 if lockouts {
-                    self.count_failure(user, e == AuthError::Denied(DenyReason::UnknownUser));
+                    let unknown = e == AuthError::Denied(DenyReason::UnknownUser);
+                    self.count_failure(user, has_account, unknown);
                 }
                 return Err(e);
             }
@@ -281,10 +278,12 @@ impl Authenticator {
 
     /// Counts a failure towards the lockout of names that exist (an account of the
     /// hub's own or of the system): guesses at random names fill no table.
-    fn count_failure(&self, user: &Username, unknown: bool) {
-        let exists = !unknown
-            && (self.db.native().get(user).ok().flatten().is_some()
-                || nix::unistd::User::from_name(user.as_str())
+    fn count_failure(&self, user: &Username, has_account: bool, unknown: bool) {
+        // An account of the hub's own (read already), or a system account PAM did not
+        // call unknown.
+        let exists = has_account
+            || (!unknown
+                && nix::unistd::User::from_name(user.as_str())
                     .ok()
                     .flatten()
                     .is_some());
@@ -304,27 +303,6 @@ impl Authenticator {
             Ok(None) => {}
             Err(e) => tracing::error!(user = %user, error = %e, "cannot count a failed login"),
         }
-    }
-
-    /// Whether `client` may sign up: fewer than [`SIGNUPS_PER_ADDR`] sign-ups from that
-    /// address were recorded in the last hour.
-    pub fn sign_up_allowed(&self, client: IpAddr) -> bool {
-        let now = now_unix();
-        let mut m = self.signups.lock().unwrap_or_else(|p| p.into_inner());
-        m.get_mut(&client).is_none_or(|times| {
-            times.retain(|t| now - t < SIGNUP_WINDOW);
-            times.len() < SIGNUPS_PER_ADDR
-        })
-    }
-
-    /// Counts a recorded sign-up from `client`.
-    pub fn count_sign_up(&self, client: IpAddr) {
-        let now = now_unix();
-        let mut m = self.signups.lock().unwrap_or_else(|p| p.into_inner());
-        if m.len() >= MAX_PHANTOMS && !m.contains_key(&client) {
-            m.retain(|_, times| times.iter().any(|t| now - t < SIGNUP_WINDOW));
-        }
-        m.entry(client).or_default().push(now);
     }
 
     /// Checks the password of `user`'s account of the hub's own again (to change the

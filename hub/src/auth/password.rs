@@ -60,17 +60,19 @@ async fn blocking<R: Send + 'static>(
         .map_err(|e| HashError(e.to_string()))
 }
 
+/// Today's hash of `pw` with a fresh salt (on the blocking pool).
+fn fresh_hash(pw: &[u8]) -> Result<String, HashError> {
+    let salt = SaltString::generate(&mut OsRng);
+    hasher()
+        .hash_password(pw, &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| HashError(e.to_string()))
+}
+
 /// The argon2id hash of `password`, PHC form, with a fresh salt.
 pub async fn hash(password: &Secret) -> Result<String, HashError> {
     let pw = password.expose().as_bytes().to_vec();
-    blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        hasher()
-            .hash_password(&pw, &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| HashError(e.to_string()))
-    })
-    .await?
+    blocking(move || fresh_hash(&pw)).await?
 }
 
 /// What checking a password against a stored hash found.
@@ -99,12 +101,7 @@ pub async fn check(password: &Secret, stored: &str) -> Result<Checked, HashError
         if current {
             return Ok(Checked::Matches(None));
         }
-        let salt = SaltString::generate(&mut OsRng);
-        let new = hasher()
-            .hash_password(&pw, &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| HashError(e.to_string()))?;
-        Ok(Checked::Matches(Some(new)))
+        Ok(Checked::Matches(Some(fresh_hash(&pw)?)))
     })
     .await?
 }

@@ -142,6 +142,38 @@ fn delay(failures: u32, free: u32) -> Option<Duration> {
     Some(BASE_DELAY.saturating_mul(factor).min(MAX_DELAY))
 }
 
+/// Sign-ups one address may record per [`SIGNUP_WINDOW`] seconds.
+const SIGNUPS_PER_ADDR: usize = 5;
+/// The window of [`SIGNUPS_PER_ADDR`], seconds.
+const SIGNUP_WINDOW: i64 = 3600;
+
+/// Recent sign-ups per client address (unix seconds), bounded like [`RateLimiter`].
+#[derive(Debug, Default)]
+pub struct SignUpLimiter {
+    times: Mutex<HashMap<IpAddr, Vec<i64>>>,
+}
+
+impl SignUpLimiter {
+    /// Whether `client` may sign up at `now`: fewer than [`SIGNUPS_PER_ADDR`] sign-ups
+    /// from that address were recorded in the last hour.
+    pub fn allowed(&self, client: IpAddr, now: i64) -> bool {
+        let mut m = self.times.lock().unwrap_or_else(|p| p.into_inner());
+        m.get_mut(&client).is_none_or(|times| {
+            times.retain(|t| now - t < SIGNUP_WINDOW);
+            times.len() < SIGNUPS_PER_ADDR
+        })
+    }
+
+    /// Counts a recorded sign-up from `client` at `now`.
+    pub fn count(&self, client: IpAddr, now: i64) {
+        let mut m = self.times.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= MAX_KEYS && !m.contains_key(&client) {
+            m.retain(|_, times| times.iter().any(|t| now - t < SIGNUP_WINDOW));
+        }
+        m.entry(client).or_default().push(now);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

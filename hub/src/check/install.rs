@@ -7,21 +7,25 @@ use std::process::Command;
 use super::{CheckPaths, Report};
 use crate::config::HubConfig;
 
-pub(super) fn binaries(cfg: &HubConfig, r: &mut Report) {
-    let spawner = &cfg.spawner.helper;
-    match std::fs::metadata(spawner) {
+/// A helper sudo runs (`what` names it): root's, mode 0755.
+pub(super) fn root_binary(path: &std::path::Path, what: &str, r: &mut Report) {
+    match std::fs::metadata(path) {
         Ok(m) => r.check(
             m.uid() == 0 && m.mode() & 0o7777 == 0o755,
-            format!("{} is root-owned, mode 0755", spawner.display()),
+            format!("{} is root-owned, mode 0755", path.display()),
             format!(
                 "{} has owner uid {} and mode {:04o}: fix with `chown root:root {0} && chmod 0755 {0}`",
-                spawner.display(),
+                path.display(),
                 m.uid(),
                 m.mode() & 0o7777
             ),
         ),
-        Err(e) => r.fail(format!("spawner helper {}: {e}: run install.sh", spawner.display())),
+        Err(e) => r.fail(format!("{what} {}: {e}: run install.sh", path.display())),
     }
+}
+
+pub(super) fn binaries(cfg: &HubConfig, r: &mut Report) {
+    root_binary(&cfg.spawner.helper, "spawner helper", r);
     let pam = &cfg.pam.helper;
     let shadow = nix::unistd::Group::from_name("shadow")
         .ok()

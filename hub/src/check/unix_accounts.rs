@@ -18,19 +18,7 @@ pub(super) fn account_helper(
         return;
     }
     let helper = &cfg.auth.account_helper;
-    match std::fs::metadata(helper) {
-        Ok(m) => r.check(
-            m.uid() == 0 && m.mode() & 0o7777 == 0o755,
-            format!("{} is root-owned, mode 0755", helper.display()),
-            format!(
-                "{} has owner uid {} and mode {:04o}: fix with `chown root:root {0} && chmod 0755 {0}`",
-                helper.display(),
-                m.uid(),
-                m.mode() & 0o7777
-            ),
-        ),
-        Err(e) => r.fail(format!("account helper {}: {e}: run install.sh", helper.display())),
-    }
+    super::install::root_binary(helper, "account helper", r);
     let text = std::fs::read_to_string(&paths.sudoers).unwrap_or_default();
     let shown = helper.display().to_string();
     let rule = text.lines().any(|l| {

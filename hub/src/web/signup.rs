@@ -98,7 +98,8 @@ pub async fn submit(
         return page(&s, StatusCode::FORBIDDEN, expired, &name, &email);
     }
     let from = client_ip(peer.ip(), &headers, &s.cfg.trusted_proxies);
-    if !s.auth.sign_up_allowed(from) {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if !s.auth.signups.allowed(from, now) {
         tracing::warn!(client = %from, "sign-up refused: too many from this address");
         let busy = Some("Too many sign-ups from your address; please try again later.");
         return page(&s, StatusCode::TOO_MANY_REQUESTS, busy, &name, &email);
@@ -119,7 +120,7 @@ pub async fn submit(
     };
     match native::sign_up(&s.db, s.auth.rules(), req).await {
         Ok((user, status)) => {
-            s.auth.count_sign_up(from);
+            s.auth.signups.count(from, now);
             let login = s.urls.hub_page("login");
             let (title, message) = match status {
                 AccountStatus::Approved => (
