@@ -20,6 +20,8 @@ done
 export PATH
 
 export CARGO_TERM_COLOR=never
+# A CI build is built once: incremental caches would double the target directory.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 # Every build of this run, helpers included, reads the helpers' config from the test path
 # (compiled in; see helpers-config/src/lib.rs). One value for all builds keeps one cache.
 export SUDOHUB_HELPERS_CONFIG=/etc/sudohub-test/helpers.toml
