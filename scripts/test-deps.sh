@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what only the test suite needs, beyond scripts/deps.sh: Debian's chromium and
-# Node.js for the browser tests, g++ for libFuzzer, and playwright-core (pinned in tests/browser/package.json
+# Node.js for the browser tests, g++ for libFuzzer, slapd for the LDAP tests, and playwright-core (pinned in tests/browser/package.json
 # and package-lock.json) from the npm registry. Idempotent. Must run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 missing=()
-for p in chromium g++; do   # g++: libFuzzer, which test.sh builds for the fuzz run
+# slapd and ldap-utils: the real LDAP directory of the LDAP login tests.
+for p in chromium g++ slapd ldap-utils; do   # g++: libFuzzer, which test.sh builds for the fuzz run
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
@@ -14,6 +15,9 @@ command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test-deps: installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # The tests run slapd with their own config; the package must not make a directory of
+  # its own (nor start one).
+  echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi

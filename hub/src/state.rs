@@ -56,6 +56,8 @@ pub enum StateError {
     Db(rusqlite::Error),
     /// The cookie secret.
     Secret(std::io::Error),
+    /// A login source's files (`[auth.ldap]`'s CA or password file).
+    Auth(String),
 }
 
 impl std::fmt::Display for StateError {
@@ -63,6 +65,7 @@ impl std::fmt::Display for StateError {
         match self {
             Self::Db(e) => write!(f, "database: {e}"),
             Self::Secret(e) => write!(f, "cookie secret: {e}"),
+            Self::Auth(e) => f.write_str(e),
         }
     }
 }
@@ -89,15 +92,18 @@ impl AppState {
                 routes.set_service(&svc.name, addr);
             }
         }
-        let auth = Arc::new(Authenticator::new(
-            PamClientConfig {
-                helper: cfg.pam.helper.clone(),
-                timeout: Duration::from_secs(cfg.pam.timeout_secs),
-                max_concurrent: 8,
-            },
-            cfg.auth.clone(),
-            db.clone(),
-        ));
+        let auth = Arc::new(
+            Authenticator::new(
+                PamClientConfig {
+                    helper: cfg.pam.helper.clone(),
+                    timeout: Duration::from_secs(cfg.pam.timeout_secs),
+                    max_concurrent: 8,
+                },
+                cfg.auth.clone(),
+                db.clone(),
+            )
+            .map_err(StateError::Auth)?,
+        );
         let accounts = cfg
             .auth
             .create_system_users

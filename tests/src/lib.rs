@@ -11,6 +11,7 @@ pub mod chromium;
 pub mod fs;
 pub mod hub;
 pub mod kernel;
+pub mod ldap;
 pub mod proc;
 pub mod system;
 pub mod tls;

@@ -183,6 +183,29 @@ async fn login(w: &World, b: &Browser, user: &str, password: &str) -> Page {
     .await
 }
 
+/// The JSON of a GET of the REST API, with the admin service's token.
+async fn api_get(w: &World, path: &str) -> serde_json::Value {
+    let r = api_client()
+        .get(url(w, path))
+        .header("Authorization", format!("token {}", w.service_token))
+        .send()
+        .await
+        .unwrap();
+    r.json().await.unwrap()
+}
+
+/// [`login`], which must succeed.
+async fn must_log_in(w: &World, b: &Browser, user: &str, password: &str) {
+    let p = login(w, b, user, password).await;
+    assert_eq!(
+        p.status,
+        StatusCode::SEE_OTHER,
+        "{}\n{}",
+        p.body,
+        hub_log(w)
+    );
+}
+
 /// Replaces the hub's config (root-owned, readable by the hub's group, as installed).
 fn write_config(w: &World, text: &str) {
     fs::write_owned(
@@ -1665,14 +1688,7 @@ async fn sign_up_approval_and_jupyterlab_as_a_new_unix_account() {
 
     // A PAM user signs in on the same page.
     let admin = Browser::new();
-    let p = login(&w, &admin, &w.alice.name, PASSWORD).await;
-    assert_eq!(
-        p.status,
-        StatusCode::SEE_OTHER,
-        "{}\n{}",
-        p.body,
-        hub_log(&w)
-    );
+    must_log_in(&w, &admin, &w.alice.name, PASSWORD).await;
     // An admin of the hub's own accounts is made on the command line, as the hub's user
     // (root is refused: the database's files must stay the hub's), password on stdin.
     let boss = unique_name("seo");
@@ -1870,4 +1886,149 @@ async fn sign_up_and_approval_in_chromium() {
             .contains(&format!("Signed in as {name}")),
         "{report}"
     );
+}
+
+/// `source = "ldap"` against a real slapd: bind DN templates over StartTLS, then a DN
+/// looked up by a search account over LDAPS with admins from a posixGroup, JupyterLab
+/// running as the Unix account of the directory's user; every refusal with its page, a
+/// filter injection, a directory that is down and one that never answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ldap_logins_reach_jupyterlab_and_every_refusal_is_clear() {
+    use sudohub_tests::ldap::{Person, Slapd, BASE};
+    const LDAP_PW: &str = "directory password 1";
+    let w = world();
+    let stranger = unique_name("sex"); // in the directory, no Unix account
+    let mut slapd = Slapd::start(&[
+        Person {
+            uid: &w.alice.name,
+            password: LDAP_PW,
+            groups: &["jupyter", "posix-admins"],
+        },
+        Person {
+            uid: &w.bob.name,
+            password: LDAP_PW,
+            groups: &["others"],
+        },
+        Person {
+            uid: &stranger,
+            password: LDAP_PW,
+            groups: &["jupyter"],
+        },
+    ]);
+    let base_text = std::fs::read_to_string(&w.config).unwrap();
+    let ca = slapd.cert.clone();
+    let with_ldap = |ldap: &str| {
+        let text = base_text.replacen("[auth]\n", "[auth]\nsource = \"ldap\"\n", 1);
+        format!("{text}\n[auth.ldap]\nserver_address = \"127.0.0.1\"\ntls_ca_file = {:?}\nallowed_groups = [{:?}]\nserver_connect_timeout = 2\nserver_receive_timeout = 2\n{ldap}",
+            ca.display().to_string(), Slapd::group("jupyter"))
+    };
+    // 1. Bind DN templates, StartTLS on the plain port (tls_strategy's default).
+    write_config(
+        &w,
+        &with_ldap(&format!(
+            "server_port = {}\nbind_dn_template = [\"cn={{username}},ou=nobody,{BASE}\", \"uid={{username}},ou=people,{BASE}\"]\n",
+            slapd.port
+        )),
+    );
+    let hub = start_hub(&w);
+    let says = |p: &Page| {
+        p.body
+            .split("<p class=\"err\">")
+            .nth(1)
+            .and_then(|r| r.split("</p>").next())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let b = Browser::new();
+    must_log_in(&w, &b, &w.alice.name, LDAP_PW).await;
+    // The directory's password, not the Unix one.
+    let p = login(&w, &Browser::new(), &w.alice.name, PASSWORD).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert_eq!(says(&p), "Invalid username or password");
+    // In the directory but not in allowed_groups.
+    let p = login(&w, &Browser::new(), &w.bob.name, LDAP_PW).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert_eq!(says(&p), "Invalid username or password");
+    // Accepted by the directory, but no Unix account here and none made.
+    let p = login(&w, &Browser::new(), &stranger, LDAP_PW).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(
+        says(&p).contains("no account for you on this machine"),
+        "{}",
+        p.body
+    );
+    // A filter injection and an empty password (an anonymous bind) get nowhere.
+    for (name, pw) in [
+        ("*)(uid=*", LDAP_PW),
+        ("*", LDAP_PW),
+        (w.alice.name.as_str(), ""),
+    ] {
+        let p = login(&w, &Browser::new(), name, pw).await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN, "{name}");
+        assert_eq!(says(&p), "Invalid username or password", "{name}");
+    }
+    assert!(!hub_log(&w).contains(LDAP_PW), "a password reached the log");
+    hub.terminate();
+
+    // 2. lookup_dn over LDAPS with a search account; admins from a posixGroup's memberUid.
+    let pw_file = w.state_dir.join("ldap-search-pw");
+    fs::write_owned(
+        &pw_file,
+        b"admin-secret\n",
+        Uid::from_raw(0),
+        w.hub_user.gid,
+        0o640,
+    );
+    write_config(
+        &w,
+        &with_ldap(&format!(
+            "server_port = {}\ntls_strategy = \"on_connect\"\nlookup_dn = true\nuser_search_base = \"ou=people,{BASE}\"\nlookup_dn_search_user = \"cn=admin,{BASE}\"\nlookup_dn_search_password_file = {:?}\nadmin_groups = [{:?}]\n",
+            slapd.tls_port,
+            pw_file.display().to_string(),
+            Slapd::group("posix-admins")
+        )),
+    );
+    let hub = start_hub(&w);
+    let b = Browser::new();
+    let alice = (w.alice.name.as_str(), LDAP_PW, w.alice.uid.as_raw());
+    lab_flow_as(&w, &b, &url(&w, "/"), "/", None, alice).await;
+    let me = api_get(&w, &format!("/hub/api/users/{}", w.alice.name)).await;
+    assert_eq!(me["admin"], true, "{me}");
+    let p = login(&w, &Browser::new(), &w.bob.name, LDAP_PW).await;
+    assert_eq!(says(&p), "Invalid username or password");
+
+    // 3. The directory goes down: a clear page at once, not a 500 or a hang.
+    slapd.stop();
+    let t = Instant::now();
+    let p = login(&w, &Browser::new(), &w.alice.name, LDAP_PW).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert!(
+        says(&p).contains("login service is unavailable"),
+        "{}",
+        p.body
+    );
+    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
+    hub.terminate();
+
+    // 4. A directory that accepts connections and never answers: the deadlines end it.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    write_config(
+        &w,
+        &with_ldap(&format!(
+            "server_port = {port}\nbind_dn_template = [\"uid={{username}},ou=people,{BASE}\"]\n"
+        )),
+    );
+    let _hub = start_hub(&w);
+    let t = Instant::now();
+    let p = login(&w, &Browser::new(), &w.alice.name, LDAP_PW).await;
+    assert!(
+        says(&p).contains("login service is unavailable"),
+        "{}",
+        p.body
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let log = hub_log(&w);
+    assert!(log.contains("login service unavailable"), "{log}");
+    drop(silent);
 }

@@ -548,7 +548,8 @@ fn hub_client_inner() {
                 ..AuthRules::default()
             },
             sudohub::db::Db::in_memory().unwrap(),
-        );
+        )
+        .unwrap();
         let addr = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let pw = || Secret::new(PASSWORD).unwrap();
         let name = |var: &str| Username::parse(&inner_var(var)).unwrap();

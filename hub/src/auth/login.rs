@@ -15,119 +15,23 @@ use std::time::{Duration, Instant};
 use sudohub_protocol::pam::DenyReason;
 use sudohub_protocol::Secret;
 
+pub use super::outcome::{AuthError, Authenticated};
+
+use super::ldap::LdapClient;
 use super::native::NativeLogin;
 use super::pam::{PamClient, PamClientConfig};
 use super::ratelimit::RateLimiter;
-use super::rules::{judge, user_groups, Verdict};
+use super::rules::{judge, judge_with, user_groups, Groups, Verdict};
 use crate::config::{AuthRules, SourceKind};
 use crate::db::Db;
 use crate::types::Username;
-
-/// A successful login.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Authenticated {
-    /// The user name (the Unix account's).
-    pub name: Username,
-    /// Admin rights from `admin_users` / `admin_groups`; `None`: as recorded.
-    pub admin: Option<bool>,
-}
-
-/// Why a login failed. The browser is shown [`AuthError::user_message`] only; the
-/// details are for the hub's log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthError {
-    /// The password or the account was refused.
-    Denied(DenyReason),
-    /// The password is right but the rules do not allow this user.
-    NotAllowed,
-    /// The password is right; the account waits for an admin's approval.
-    Pending,
-    /// The password is right; an admin blocked the account.
-    Blocked,
-    /// The password is right, but a Unix account of the name exists that is not the one
-    /// this account is bound to (someone else's, made after the sign-up).
-    Unbound,
-    /// Too many recent failures for this user name or address.
-    RateLimited {
-        /// How long until the next attempt is considered.
-        retry_after: Duration,
-    },
-    /// `allowed_failed_logins` failures in a row: the name is locked out for a while.
-    LockedOut {
-        /// How long until the lockout ends.
-        retry_after: Duration,
-    },
-    /// The username or password cannot even be sent (too long, NUL).
-    Invalid(String),
-    /// The helper (or the database) failed or refused to work (misconfiguration).
-    Helper(String),
-    /// The helper did not answer in time.
-    Timeout,
-}
-
-impl AuthError {
-    /// The one message a browser sees. It never says whether a user exists: what
-    /// depends on the account is told only to whoever gave its right password.
-    pub fn user_message(&self) -> String {
-        match self {
-            Self::RateLimited { retry_after } | Self::LockedOut { retry_after } => format!(
-                "Too many failed attempts. Try again in {} seconds.",
-                retry_after.as_secs().max(1)
-            ),
-            Self::Pending => "Your account is waiting for an administrator's approval.".into(),
-            Self::Blocked => {
-                "Your account has been blocked. Please contact your administrator.".into()
-            }
-            Self::Unbound => "Your account cannot sign in: its name belongs to another account on this machine. Please contact your administrator.".into(),
-            Self::Helper(_) | Self::Timeout => {
-                "Login is not working right now. Please contact your administrator.".into()
-            }
-            _ => "Invalid username or password".into(),
-        }
-    }
-
-    /// The `result` label of `sudohub_login_failures`.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Self::Denied(_) => "denied",
-            Self::RateLimited { .. } => "rate_limited",
-            Self::LockedOut { .. } => "locked_out",
-            Self::NotAllowed => "not_allowed",
-            Self::Pending => "pending",
-            Self::Blocked => "blocked",
-            Self::Unbound => "unbound",
-            Self::Invalid(_) => "invalid",
-            Self::Helper(_) | Self::Timeout => "error",
-        }
-    }
-}
-
-impl std::fmt::Display for AuthError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Denied(r) => write!(f, "denied: {r:?}"),
-            Self::NotAllowed => f.write_str("the user is not in allowed_users or allowed_groups"),
-            Self::Pending => f.write_str("the account waits for approval"),
-            Self::Blocked => f.write_str("the account is blocked"),
-            Self::Unbound => {
-                f.write_str("a Unix account of this name exists that the account is not bound to")
-            }
-            Self::RateLimited { retry_after } => write!(f, "rate limited for {retry_after:?}"),
-            Self::LockedOut { retry_after } => write!(f, "locked out for {retry_after:?}"),
-            Self::Invalid(m) => write!(f, "invalid credentials: {m}"),
-            Self::Helper(m) => write!(f, "cannot check the password: {m}"),
-            Self::Timeout => f.write_str("PAM helper timed out"),
-        }
-    }
-}
-
-impl std::error::Error for AuthError {}
 
 /// Checks logins against the configured sources.
 pub struct Authenticator {
     rules: AuthRules,
     pam: Option<PamClient>,
     native: Option<NativeLogin>,
+    ldap: Option<LdapClient>,
     db: Db,
     limiter: RateLimiter,
     turns: std::sync::Mutex<HashMap<Username, Arc<tokio::sync::Mutex<()>>>>,
@@ -149,10 +53,15 @@ fn now_unix() -> i64 {
 
 impl Authenticator {
     /// The front door for `rules`' sources: PAM through `pam`, accounts of the hub's
-    /// own in `db`.
-    pub fn new(pam: PamClientConfig, rules: AuthRules, db: Db) -> Self {
+    /// own in `db`, the directory of `[auth.ldap]`. An error names what cannot be read.
+    pub fn new(pam: PamClientConfig, rules: AuthRules, db: Db) -> Result<Self, String> {
         let wait = pam.timeout;
-        Self {
+        let ldap = match (&rules.ldap, rules.uses(SourceKind::Ldap)) {
+            (Some(cfg), true) => Some(LdapClient::new(cfg.clone())?),
+            _ => None,
+        };
+        Ok(Self {
+            ldap,
             pam: rules.uses(SourceKind::Pam).then(|| PamClient::new(pam)),
             native: rules
                 .uses(SourceKind::Native)
@@ -164,7 +73,7 @@ impl Authenticator {
             wait,
             phantoms: std::sync::Mutex::new(HashMap::new()),
             signups: super::ratelimit::SignUpLimiter::default(),
-        }
+        })
     }
 
     /// The rules this door applies.
@@ -218,8 +127,17 @@ impl Authenticator {
             None => None,
         };
         let has_account = account.is_some();
+        let mut directory = None;
         let (source, result) = match (account, &self.pam, &self.native) {
             (Some((n, acct)), _, _) => (SourceKind::Native, n.check(acct, password, otp).await),
+            (None, _, _) if self.ldap.is_some() => {
+                let ldap = self.ldap.as_ref();
+                let checked = match ldap {
+                    Some(l) => l.check(user, &password).await,
+                    None => Err(AuthError::Helper("no source".into())),
+                };
+                (SourceKind::Ldap, checked.map(|d| directory = Some(d)))
+            }
             (None, Some(pam), _) => (SourceKind::Pam, pam.check(username, password).await),
             // Only accounts of the hub's own, and none of this name: as slow as a wrong
             // password.
@@ -254,12 +172,21 @@ impl Authenticator {
                 tracing::error!(user = %username, error = %e, "cannot clear login failures");
             }
         }
-        let verdict = if kind == SourceKind::Native {
+        let verdict = match (kind, &directory, &self.rules.ldap) {
             // Approval is the hub's own allow list; admins by name still apply.
-            let admin = self.rules.admin_users.contains(user).then_some(true);
-            Verdict::Allowed { admin }
-        } else {
-            judge(&self.rules, user, &user_groups(username))
+            (SourceKind::Native, _, _) => Verdict::Allowed {
+                admin: self.rules.admin_users.contains(user).then_some(true),
+            },
+            (SourceKind::Ldap, Some(d), Some(l)) => {
+                tracing::debug!(user = %username, dn = %d.dn, groups = ?d.groups, "LDAP bind accepted");
+                let lists = Groups {
+                    allowed: &l.allowed_groups,
+                    admin: &l.admin_groups,
+                    allow_all: l.allow_all,
+                };
+                judge_with(&self.rules, user, &d.groups, &lists)
+            }
+            _ => judge(&self.rules, user, &user_groups(username)),
         };
         match verdict {
             Verdict::Allowed { admin } => {
@@ -267,6 +194,7 @@ impl Authenticator {
                 Ok(Authenticated {
                     name: user.clone(),
                     admin,
+                    source: kind,
                 })
             }
             Verdict::NotAllowed => {

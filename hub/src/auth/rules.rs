@@ -21,15 +21,51 @@ pub enum Verdict {
 /// `admin_users` grants them; `admin_groups`, when set, decides them either way; with
 /// neither, they are left as recorded.
 pub fn judge(rules: &AuthRules, user: &Username, groups: &[String]) -> Verdict {
+    judge_with(
+        rules,
+        user,
+        groups,
+        &Groups {
+            allowed: &rules.allowed_groups,
+            admin: &rules.admin_groups,
+            allow_all: false,
+        },
+    )
+}
+
+/// The group lists a source judges by: Unix groups for PAM, group DNs for LDAP, the
+/// groups claim for OAuth.
+#[derive(Debug, Clone, Copy)]
+pub struct Groups<'a> {
+    /// Members may log in.
+    pub allowed: &'a [String],
+    /// Members are admins.
+    pub admin: &'a [String],
+    /// Everyone the source accepts may log in.
+    pub allow_all: bool,
+}
+
+/// [`judge`] with the group lists of a directory: `[auth] allowed_users` and
+/// `admin_users` apply whatever the source.
+pub fn judge_with(
+    rules: &AuthRules,
+    user: &Username,
+    groups: &[String],
+    lists: &Groups<'_>,
+) -> Verdict {
     let in_any = |list: &[String]| groups.iter().any(|g| list.contains(g));
     let admin = if rules.admin_users.contains(user) {
         Some(true)
-    } else if rules.admin_groups.is_empty() {
+    } else if lists.admin.is_empty() {
         None
     } else {
-        Some(in_any(&rules.admin_groups))
+        Some(in_any(lists.admin))
     };
-    if admin == Some(true) || rules.allowed_users.contains(user) || in_any(&rules.allowed_groups) {
+    if lists.allow_all
+        || admin == Some(true)
+        || rules.allowed_users.contains(user)
+        || in_any(lists.allowed)
+    {
         Verdict::Allowed { admin }
     } else {
         Verdict::NotAllowed

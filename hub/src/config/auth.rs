@@ -14,6 +14,8 @@ pub enum SourceKind {
     Pam,
     /// The hub's own accounts: sign-up, approval, argon2id hashes in the database.
     Native,
+    /// An LDAP directory (`[auth.ldap]`), bound to with the user's password.
+    Ldap,
 }
 
 impl SourceKind {
@@ -22,6 +24,7 @@ impl SourceKind {
         match self {
             Self::Pam => "pam",
             Self::Native => "native",
+            Self::Ldap => "ldap",
         }
     }
 }
@@ -69,6 +72,9 @@ pub struct AuthRules {
     /// `[auth.native]`.
     #[serde(default)]
     pub native: NativeSection,
+    /// `[auth.ldap]`, for `source = "ldap"`.
+    #[serde(default)]
+    pub ldap: Option<super::ldap::LdapSection>,
 }
 
 fn default_account_helper() -> std::path::PathBuf {
@@ -97,6 +103,7 @@ impl Default for AuthRules {
             create_system_users: false,
             account_helper: default_account_helper(),
             native: NativeSection::default(),
+            ldap: None,
         }
     }
 }
@@ -127,6 +134,23 @@ impl AuthRules {
         }
         if !self.account_helper.is_absolute() {
             return Err(("auth.account_helper", "must be an absolute path".into()));
+        }
+        if self.uses(SourceKind::Pam) && self.uses(SourceKind::Ldap) {
+            return Err((
+                "auth.sources",
+                "PAM and LDAP cannot both check passwords: a name would belong to two sources"
+                    .into(),
+            ));
+        }
+        match (&self.ldap, self.uses(SourceKind::Ldap)) {
+            (Some(l), true) => l.validate()?,
+            (None, true) => {
+                return Err(("auth.ldap", "`source = \"ldap\"` needs [auth.ldap]".into()))
+            }
+            (Some(_), false) => {
+                return Err(("auth.ldap", "is set but \"ldap\" is not a source".into()))
+            }
+            (None, false) => {}
         }
         if self.allowed_failed_logins > 0 && self.seconds_before_next_try == 0 {
             return Err(("auth.seconds_before_next_try", "must be above 0".into()));
@@ -236,7 +260,9 @@ mod tests {
         for (text, says) in [
             ("source = \"native\"\nsources = [\"pam\"]", "auth.source"),
             ("sources = [\"pam\", \"pam\"]", "twice"),
-            ("source = \"ldap\"", "unknown variant"),
+            ("source = \"kerberos\"", "unknown variant"),
+            ("source = \"ldap\"", "needs [auth.ldap]"),
+            ("sources = [\"pam\", \"ldap\"]", "PAM and LDAP"),
             (
                 "[native]\nminimum_password_length = 0",
                 "minimum_password_length",

@@ -9,10 +9,12 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod auth;
+mod ldap;
 pub mod roles;
 mod sections;
 
 pub use auth::{AuthRules, NativeSection, SourceKind};
+pub use ldap::{LdapSection, TlsStrategy};
 pub use roles::RoleSection;
 pub use sections::{
     CullerSection, PamSection, ProxySection, ServiceSection, SpawnerSection, TrustedNet,

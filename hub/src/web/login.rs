@@ -35,6 +35,8 @@ struct LoginPage<'a> {
     signup: Option<String>,
     /// Whether system accounts sign in here.
     system_accounts: bool,
+    /// Whether a directory's accounts sign in here.
+    directory: bool,
     /// Whether the form asks for a second factor's code.
     otp: bool,
 }
@@ -49,6 +51,7 @@ fn page(s: &AppState, status: StatusCode, next: &str, xsrf: &str, error: Option<
         signup: (rules.uses(SourceKind::Native) && rules.native.enable_signup)
             .then(|| s.urls.hub_page("signup")),
         system_accounts: rules.uses(SourceKind::Pam),
+        directory: rules.uses(SourceKind::Ldap),
         otp: rules.uses(SourceKind::Native) && rules.native.allow_2fa,
     };
     templates::page(status, "login.html", ctx)
@@ -148,6 +151,11 @@ pub async fn submit(
                 Err(AuthError::Helper(e))
             }
         },
+        // Without it, a directory's user needs an account made in advance.
+        (Ok(a), None) if a.source == SourceKind::Ldap && !unix_account_exists(&a.name) => {
+            tracing::info!(user = %a.name, "login refused: no Unix account of this name");
+            Err(AuthError::NoUnixAccount)
+        }
         (who, _) => who,
     };
     let who = match who {
@@ -173,6 +181,14 @@ pub async fn submit(
         }
         Err(e) => error_page(&e),
     }
+}
+
+/// Whether the system knows an account called `name`.
+fn unix_account_exists(name: &Username) -> bool {
+    nix::unistd::User::from_name(name.as_str())
+        .ok()
+        .flatten()
+        .is_some()
 }
 
 /// Records the user and a new session; the cookies that carry it.
