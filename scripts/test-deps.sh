@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what only the test suite needs, beyond scripts/deps.sh: Debian's chromium and
-# Node.js for the browser tests, g++ for libFuzzer, slapd for the LDAP tests, and playwright-core (pinned in tests/browser/package.json
-# and package-lock.json) from the npm registry. Idempotent. Must run as root.
+# Node.js for the browser tests and the OpenID Connect provider, g++ for libFuzzer, slapd
+# for the LDAP tests, and playwright-core and oidc-provider (pinned in
+# tests/{browser,oidc}/package.json and package-lock.json) from the npm registry.
+# Idempotent. Must run as root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,4 +31,8 @@ fi
 if [ ! -d tests/browser/node_modules/playwright-core ]; then
   echo "test-deps: installing playwright-core into tests/browser"
   (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+if [ ! -d tests/oidc/node_modules/oidc-provider ]; then
+  echo "test-deps: installing oidc-provider into tests/oidc"
+  (cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 fi

@@ -35,6 +35,8 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     /// Makes users' Unix accounts on demand (`create_system_users`).
     pub accounts: Option<AccountMaker>,
+    /// The identity-provider source, when one is configured.
+    pub oauth: Option<Arc<crate::auth::oauth::OAuthLogin>>,
     /// Users' servers.
     pub servers: Servers,
     /// Proxy routes.
@@ -104,6 +106,32 @@ impl AppState {
             )
             .map_err(StateError::Auth)?,
         );
+        let oauth = match (cfg.auth.oauth_kind(), &cfg.auth.oauth) {
+            (Some(kind), Some(o)) => {
+                let callback = o
+                    .oauth_callback_url
+                    .clone()
+                    .or_else(|| {
+                        // The origin of public_url; the path comes from base_url.
+                        cfg.public_url.as_ref().map(|p| {
+                            let rest = p.split_once("://").map_or("", |(_, r)| r);
+                            let origin =
+                                &p[..p.len() - rest.len() + rest.find('/').unwrap_or(rest.len())];
+                            format!("{origin}{}", urls.hub_page("oauth_callback"))
+                        })
+                    })
+                    .ok_or_else(|| {
+                        StateError::Auth(
+                            "[auth.oauth] needs oauth_callback_url, or public_url to make it from"
+                                .into(),
+                        )
+                    })?;
+                let login = crate::auth::oauth::OAuthLogin::new(kind, o, &callback)
+                    .map_err(StateError::Auth)?;
+                Some(Arc::new(login))
+            }
+            _ => None,
+        };
         let accounts = cfg
             .auth
             .create_system_users
@@ -130,6 +158,7 @@ impl AppState {
             cookies,
             auth,
             accounts,
+            oauth,
             servers,
             routes,
             activity: ActivityLog::default(),

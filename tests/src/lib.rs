@@ -12,6 +12,7 @@ pub mod fs;
 pub mod hub;
 pub mod kernel;
 pub mod ldap;
+pub mod oidc;
 pub mod proc;
 pub mod system;
 pub mod tls;

@@ -1026,8 +1026,32 @@ async fn lab_flow_as(
         )
         .await;
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    lab_after_login(
+        w,
+        b,
+        origin,
+        prefix,
+        tls,
+        (user.0, user.2),
+        p.location().unwrap(),
+    )
+    .await;
+}
+
+/// The rest of [`lab_flow_as`] for a browser whose login sent it to `spawn` (a spawn
+/// page): the server starts, JupyterLab loads, a kernel prints `user`'s uid.
+async fn lab_after_login(
+    w: &World,
+    b: &Browser,
+    origin: &Url,
+    prefix: &str,
+    tls: Option<&sudohub_tests::tls::ClientTls>,
+    user: (&str, u32),
+    spawn: Url,
+) {
+    let at = |path: &str| origin.join(path).unwrap();
     let server_path = format!("{prefix}user/{}/", user.0);
-    let next = follow_spawn(w, b, p.location().unwrap(), &server_path).await;
+    let next = follow_spawn(w, b, spawn, &server_path).await;
     assert_eq!(
         next.origin(),
         origin.origin(),
@@ -1052,7 +1076,7 @@ async fn lab_flow_as(
         None => kernel::execute(ws.as_str(), Some(&cookies), code).await,
     }
     .unwrap();
-    assert_eq!(out.trim(), user.2.to_string());
+    assert_eq!(out.trim(), user.1.to_string());
 }
 
 /// `subdomain_host` over plain HTTP on `localhost`: alice's real server lives on its own
@@ -1931,14 +1955,7 @@ async fn ldap_logins_reach_jupyterlab_and_every_refusal_is_clear() {
         )),
     );
     let hub = start_hub(&w);
-    let says = |p: &Page| {
-        p.body
-            .split("<p class=\"err\">")
-            .nth(1)
-            .and_then(|r| r.split("</p>").next())
-            .unwrap_or("")
-            .to_owned()
-    };
+    let says = error_text;
     let b = Browser::new();
     must_log_in(&w, &b, &w.alice.name, LDAP_PW).await;
     // The directory's password, not the Unix one.
@@ -2031,4 +2048,210 @@ async fn ldap_logins_reach_jupyterlab_and_every_refusal_is_clear() {
     let log = hub_log(&w);
     assert!(log.contains("login service unavailable"), "{log}");
     drop(silent);
+}
+
+/// `source = "oidc"` against the real oidc-provider: discovery, PKCE, `state` and
+/// `nonce`, the ID token checked against the provider's keys, groups from the claim,
+/// JupyterLab as the mapped Unix user; then every refusal with its page: a wrong
+/// `state`, a replayed callback and a replayed code, ID tokens signed by another key,
+/// expired or for another client, a user outside `allowed_groups`, a second identity
+/// and a system account claiming a name, and a provider that is down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_logins_reach_jupyterlab_and_every_refusal_is_clear() {
+    use sudohub_tests::oidc::OidcProvider;
+    let w = world();
+    let callback = format!("http://{}/hub/oauth_callback", w.addr);
+    let user = |sub: &str, name: &str, groups: &[&str]| {
+        serde_json::json!({"sub": sub, "claims": {
+            "preferred_username": name, "email": format!("{name}@example.org"),
+            "email_verified": true, "groups": groups}})
+    };
+    let provider = OidcProvider::start(
+        &callback,
+        serde_json::json!([
+            user("alice-sub", &w.alice.name, &["jupyter", "hub-admins"]),
+            user("bob-sub", &w.bob.name, &["others"]),
+            user("mallory-sub", &w.alice.name, &["jupyter"]),
+            user("daemon-sub", "daemon", &["jupyter"]),
+        ]),
+    );
+    let p = &provider;
+    let secret_file = w.state_dir.join("oidc-secret");
+    fs::write_owned(
+        &secret_file,
+        format!("{}\n", p.client_secret).as_bytes(),
+        Uid::from_raw(0),
+        w.hub_user.gid,
+        0o640,
+    );
+    // The ten lines an admin writes.
+    let text = std::fs::read_to_string(&w.config).unwrap().replacen(
+        "[auth]\n",
+        "[auth]\nsource = \"oidc\"\n",
+        1,
+    ) + &format!(
+        "[auth.oauth]\nissuer = {:?}\nclient_id = {:?}\nclient_secret_file = {:?}\nscope = [\"openid\", \"email\", \"profile\", \"groups\"]\nallowed_groups = [\"jupyter\"]\nadmin_groups = [\"hub-admins\"]\noauth_callback_url = {callback:?}\n",
+        p.issuer,
+        p.client_id,
+        secret_file.display().to_string()
+    );
+    write_config(&w, &text);
+    let _hub = start_hub(&w);
+    let says = error_text;
+    // The login page offers the provider only (no password source).
+    let b = Browser::new();
+    let login_page = b.get(&url(&w, "/hub/login")).await;
+    assert!(
+        login_page.body.contains("Sign in with"),
+        "{}",
+        login_page.body
+    );
+    assert!(!login_page.body.contains("type=\"password\""));
+
+    // alice: through to JupyterLab as her Unix account, an admin by her group.
+    let back = oidc_callback(&w, p, &b, "alice-sub").await;
+    let code = back
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let done = b.get(&back).await;
+    assert_eq!(
+        done.status,
+        StatusCode::SEE_OTHER,
+        "{}\n{}",
+        done.body,
+        hub_log(&w)
+    );
+    let spawn = done.location().unwrap();
+    assert_eq!(spawn.path(), "/hub/spawn");
+    let alice = (w.alice.name.as_str(), w.alice.uid.as_raw());
+    lab_after_login(&w, &b, &url(&w, "/"), "/", None, alice, spawn).await;
+    let me = api_get(&w, &format!("/hub/api/users/{}", w.alice.name)).await;
+    assert_eq!(me["admin"], true, "{me}");
+
+    // The same callback again: its state is used up.
+    let again = b.get(&back).await;
+    assert_eq!(again.status, StatusCode::FORBIDDEN);
+    assert!(
+        says(&again).contains("expired or was started in another window"),
+        "{}",
+        again.body
+    );
+    // A replayed code under a fresh state: the provider refuses it.
+    let b2 = Browser::new();
+    let fresh = oidc_callback(&w, p, &b2, "alice-sub").await;
+    let r = b2.get(&with_param(&fresh, "code", &code)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(says(&r).contains("could not be verified"), "{}", r.body);
+    // A wrong state: refused before the provider is asked.
+    let b3 = Browser::new();
+    let back3 = oidc_callback(&w, p, &b3, "alice-sub").await;
+    let r = b3.get(&with_param(&back3, "state", "forged")).await;
+    assert!(
+        says(&r).contains("expired or was started in another window"),
+        "{}",
+        r.body
+    );
+
+    // ID tokens that must not pass.
+    for mode in ["foreign-key", "expired", "wrong-aud"] {
+        p.set_mode(mode).await;
+        let b = Browser::new();
+        let back = oidc_callback(&w, p, &b, "alice-sub").await;
+        let r = b.get(&back).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{mode}: {}", r.body);
+        assert!(
+            says(&r).contains("could not be verified"),
+            "{mode}: {}",
+            r.body
+        );
+        assert!(
+            b.cookie(&url(&w, "/hub/"), "jupyterhub-hub-login")
+                .is_none(),
+            "{mode}"
+        );
+    }
+    p.set_mode("normal").await;
+
+    // Refused users, each with what is wrong.
+    for (login, says_what) in [
+        ("bob-sub", "is not allowed to use this hub"),
+        ("mallory-sub", "belongs to another account here"),
+        ("daemon-sub", "belongs to another account here"),
+    ] {
+        let b = Browser::new();
+        let back = oidc_callback(&w, p, &b, login).await;
+        let r = b.get(&back).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{login}: {}", r.body);
+        assert!(says(&r).contains(says_what), "{login}: {}", r.body);
+    }
+
+    // The provider goes down between its page and the callback.
+    let b = Browser::new();
+    let back = oidc_callback(&w, p, &b, "alice-sub").await;
+    drop(provider);
+    let r = b.get(&back).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(says(&r).contains("unavailable"), "{}", r.body);
+
+    // Nothing of the provider's reached the log: no code, no secret.
+    let log = hub_log(&w);
+    assert!(
+        !log.contains(&code),
+        "an authorization code reached the log"
+    );
+    assert!(!log.contains(
+        &std::fs::read_to_string(&secret_file)
+            .unwrap()
+            .trim()
+            .to_owned()
+    ));
+}
+
+/// Starts a sign-in in `b` at the hub and signs `login` in at `provider`: the URL the
+/// provider sends the browser back to (the hub's callback, not visited yet).
+async fn oidc_callback(
+    w: &World,
+    provider: &sudohub_tests::oidc::OidcProvider,
+    b: &Browser,
+    login: &str,
+) -> Url {
+    let start = b.get(&url(w, "/hub/oauth_login?next=%2Fhub%2Fspawn")).await;
+    assert_eq!(start.status, StatusCode::SEE_OTHER, "{}", start.body);
+    let to = start.location().unwrap();
+    assert!(to.as_str().starts_with(&provider.issuer), "{to}");
+    let q: std::collections::HashMap<_, _> = to.query_pairs().into_owned().collect();
+    assert_eq!(q["code_challenge_method"], "S256", "{to}");
+    assert!(q.contains_key("nonce") && q.contains_key("state"), "{to}");
+    provider.sign_in(b, &to, login).await
+}
+
+/// `u` with query parameter `key` set to `value`.
+fn with_param(u: &Url, key: &str, value: &str) -> Url {
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == key {
+                value.to_owned()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    let mut out = u.clone();
+    out.query_pairs_mut().clear().extend_pairs(pairs);
+    out
+}
+
+/// The error a page shows (its `<p class="err">`), unescaped for quotes.
+fn error_text(page: &Page) -> String {
+    page.body
+        .split("<p class=\"err\">")
+        .nth(1)
+        .and_then(|r| r.split("</p>").next())
+        .unwrap_or("")
+        .replace("&#x27;", "'")
 }

@@ -19,6 +19,7 @@ pub mod fetch;
 pub mod ldap;
 pub mod login;
 pub mod native;
+pub mod oauth;
 pub mod outcome;
 pub mod pam;
 pub mod password;

@@ -16,6 +16,14 @@ pub enum SourceKind {
     Native,
     /// An LDAP directory (`[auth.ldap]`), bound to with the user's password.
     Ldap,
+    /// Any OpenID Connect provider (`[auth.oauth] issuer`).
+    Oidc,
+    /// Google (OpenID Connect, `hosted_domain`).
+    Google,
+    /// GitHub (OAuth 2 and its API, `allowed_organizations`).
+    Github,
+    /// A plain OAuth 2 provider with a user-data URL.
+    Oauth2,
 }
 
 impl SourceKind {
@@ -25,7 +33,19 @@ impl SourceKind {
             Self::Pam => "pam",
             Self::Native => "native",
             Self::Ldap => "ldap",
+            Self::Oidc => "oidc",
+            Self::Google => "google",
+            Self::Github => "github",
+            Self::Oauth2 => "oauth2",
         }
+    }
+
+    /// Whether users sign in at an identity provider's page, not with a password here.
+    pub fn is_oauth(self) -> bool {
+        matches!(
+            self,
+            Self::Oidc | Self::Google | Self::Github | Self::Oauth2
+        )
     }
 }
 
@@ -75,6 +95,9 @@ pub struct AuthRules {
     /// `[auth.ldap]`, for `source = "ldap"`.
     #[serde(default)]
     pub ldap: Option<super::ldap::LdapSection>,
+    /// `[auth.oauth]`, for the identity-provider sources.
+    #[serde(default)]
+    pub oauth: Option<super::oauth::OAuthSection>,
 }
 
 fn default_account_helper() -> std::path::PathBuf {
@@ -104,6 +127,7 @@ impl Default for AuthRules {
             account_helper: default_account_helper(),
             native: NativeSection::default(),
             ldap: None,
+            oauth: None,
         }
     }
 }
@@ -116,6 +140,11 @@ impl AuthRules {
             (Some(one), true) => vec![*one],
             (None, true) => vec![SourceKind::Pam],
         }
+    }
+
+    /// The identity-provider source, if one is in use.
+    pub fn oauth_kind(&self) -> Option<SourceKind> {
+        self.sources().into_iter().find(|s| s.is_oauth())
     }
 
     /// Whether `kind` is one of the sources.
@@ -151,6 +180,33 @@ impl AuthRules {
                 return Err(("auth.ldap", "is set but \"ldap\" is not a source".into()))
             }
             (None, false) => {}
+        }
+        let outside: Vec<_> = self
+            .sources()
+            .into_iter()
+            .filter(|s| *s != SourceKind::Native)
+            .collect();
+        if outside.len() > 1 {
+            return Err((
+                "auth.sources",
+                "one source besides \"native\": a name must belong to one source".into(),
+            ));
+        }
+        match (&self.oauth, self.oauth_kind()) {
+            (Some(o), Some(kind)) => o.validate(kind)?,
+            (None, Some(kind)) => {
+                return Err((
+                    "auth.oauth",
+                    format!("`source = \"{}\"` needs [auth.oauth]", kind.as_str()),
+                ))
+            }
+            (Some(_), None) => {
+                return Err((
+                    "auth.oauth",
+                    "is set but no identity-provider source is".into(),
+                ))
+            }
+            (None, None) => {}
         }
         if self.allowed_failed_logins > 0 && self.seconds_before_next_try == 0 {
             return Err(("auth.seconds_before_next_try", "must be above 0".into()));

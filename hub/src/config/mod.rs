@@ -10,11 +10,13 @@ use serde::Deserialize;
 
 mod auth;
 mod ldap;
+mod oauth;
 pub mod roles;
 mod sections;
 
 pub use auth::{AuthRules, NativeSection, SourceKind};
 pub use ldap::{LdapSection, TlsStrategy};
+pub use oauth::{OAuthSection, GOOGLE_ISSUER};
 pub use roles::RoleSection;
 pub use sections::{
     CullerSection, PamSection, ProxySection, ServiceSection, SpawnerSection, TrustedNet,

@@ -16,6 +16,7 @@ macro_rules! user_columns {
 
 mod cache;
 mod groups;
+mod identities;
 mod named;
 mod native;
 mod oauth;
@@ -33,6 +34,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use groups::{GroupError, GroupRow, Groups};
+pub use identities::{Binding, Identities};
 pub use named::{Created, Named, NamedRow, Renamed};
 pub use native::{AccountStatus, Native, NativeAccount, SignedUp};
 pub use oauth::{CodeRow, OAuth, OAuthClient, CODE_SECS, OAUTH_TOKEN_SECS};
@@ -51,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
     include_str!("schema_v7.sql"),
+    include_str!("schema_v8.sql"),
 ];
 
 /// Errors from the database.
@@ -222,6 +225,11 @@ impl Db {
     /// OAuth clients and codes.
     pub fn oauth(&self) -> OAuth<'_> {
         OAuth(Src::Own(self))
+    }
+
+    /// The provider identities users are bound to.
+    pub fn identities(&self) -> Identities<'_> {
+        Identities(Src::Own(self))
     }
 
     /// Login sessions.

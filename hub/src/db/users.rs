@@ -117,7 +117,7 @@ impl Users<'_> {
     }
 
     /// Forgets the kept count: called with the connection locked, after a change.
-    fn recount(&self) {
+    pub(super) fn recount(&self) {
         *self.cached_count() = None;
     }
 

@@ -12,7 +12,7 @@ use sudohub_protocol::Secret;
 use super::error_page;
 use crate::auth::client::client_ip;
 use crate::auth::cookies::{self, LOGIN_COOKIE};
-use crate::auth::{AuthError, Session, XsrfForm};
+use crate::auth::{AuthError, Authenticated, Session, XsrfForm};
 use crate::config::SourceKind;
 use crate::db::SESSION_SECS;
 use crate::error::HubError;
@@ -39,10 +39,28 @@ struct LoginPage<'a> {
     directory: bool,
     /// Whether the form asks for a second factor's code.
     otp: bool,
+    /// Whether a password form is shown (a source checks passwords).
+    password_form: bool,
+    /// "Sign in with …": the provider's name and the URL that starts it.
+    oauth: Option<(String, String)>,
 }
 
-fn page(s: &AppState, status: StatusCode, next: &str, xsrf: &str, error: Option<&str>) -> Response {
+pub(super) fn page(
+    s: &AppState,
+    status: StatusCode,
+    next: &str,
+    xsrf: &str,
+    error: Option<&str>,
+) -> Response {
     let rules = s.auth.rules();
+    let oauth = s.oauth.as_ref().map(|o| {
+        let start = format!(
+            "{}{}",
+            s.urls.hub_page("oauth_login"),
+            query([("next", next)])
+        );
+        (o.service_name(), start)
+    });
     let ctx = LoginPage {
         title: "Sign in",
         action: format!("{}{}", s.urls.hub_page("login"), query([("next", next)])),
@@ -53,12 +71,14 @@ fn page(s: &AppState, status: StatusCode, next: &str, xsrf: &str, error: Option<
         system_accounts: rules.uses(SourceKind::Pam),
         directory: rules.uses(SourceKind::Ldap),
         otp: rules.uses(SourceKind::Native) && rules.native.allow_2fa,
+        password_form: rules.sources().iter().any(|k| !k.is_oauth()),
+        oauth,
     };
     templates::page(status, "login.html", ctx)
 }
 
 /// Where to go after logging in: `?next=` if it stays on this hub, else the spawn page.
-fn next_of(s: &AppState, q: &HashMap<String, String>) -> String {
+pub(super) fn next_of(s: &AppState, q: &HashMap<String, String>) -> String {
     q.get("next")
         .filter(|n| s.urls.is_safe_next(n))
         .cloned()
@@ -74,6 +94,16 @@ pub async fn form(
     let next = next_of(&s, &q);
     if session.is_some() {
         return Redirect::to(&next).into_response();
+    }
+    // `auto_login`: straight to the provider, unless it just sent the browser back with
+    // an error to show.
+    if s.oauth.as_ref().is_some_and(|o| o.config().auto_login) {
+        let start = format!(
+            "{}{}",
+            s.urls.hub_page("oauth_login"),
+            query([("next", next.as_str())])
+        );
+        return Redirect::to(&start).into_response();
     }
     let (xsrf, cookie) = form_xsrf(&s);
     (
@@ -134,53 +164,65 @@ pub async fn submit(
             Err(e) => Err(AuthError::Invalid(e.to_string())),
         },
     };
-    // A user's first login makes their Unix account, with `create_system_users`.
-    let who = match (who, &s.accounts) {
-        (Ok(a), Some(maker)) => match maker.ensure(&a.name).await {
-            Ok(made) => {
-                if let crate::spawner::Ensured::Created(uid) = made {
-                    // The account made for this user is theirs: bound to it.
-                    if let Err(e) = s.db.native().bind_uid(&a.name, uid) {
-                        HubError::from(e).log();
-                    }
-                }
-                Ok(a)
-            }
-            Err(e) => {
-                tracing::error!(user = %a.name, error = %e, "cannot create the Unix account");
-                Err(AuthError::Helper(e))
-            }
-        },
-        // Without it, a directory's user needs an account made in advance.
-        (Ok(a), None) if a.source == SourceKind::Ldap && !unix_account_exists(&a.name) => {
-            tracing::info!(user = %a.name, "login refused: no Unix account of this name");
-            Err(AuthError::NoUnixAccount)
-        }
-        (who, _) => who,
-    };
     let who = match who {
-        Ok(a) => a,
+        Ok(a) => admit(&s, a, &next).await,
+        Err(e) => Err(e),
+    };
+    match who {
+        Ok(resp) => resp,
         Err(e) => {
             s.metrics.login_failed(e.metric_label());
-            return page(
+            page(
                 &s,
                 StatusCode::FORBIDDEN,
                 &next,
                 &xsrf,
                 Some(&e.user_message()),
-            );
+            )
         }
-    };
-    match start_session(&s, &who.name, who.admin) {
+    }
+}
+
+/// Lets `who`, whom a source accepted, in: with `create_system_users` their first login
+/// makes their Unix account, else a directory's or a provider's user must have one; then
+/// a new session, and on to `next`.
+pub(super) async fn admit(
+    s: &AppState,
+    who: Authenticated,
+    next: &str,
+) -> Result<Response, AuthError> {
+    let from_outside = !matches!(who.source, SourceKind::Pam | SourceKind::Native);
+    match &s.accounts {
+        Some(maker) => match maker.ensure(&who.name).await {
+            Ok(made) => {
+                if let crate::spawner::Ensured::Created(uid) = made {
+                    // The account made for this user is theirs: bound to it.
+                    if let Err(e) = s.db.native().bind_uid(&who.name, uid) {
+                        HubError::from(e).log();
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(user = %who.name, error = %e, "cannot create the Unix account");
+                return Err(AuthError::Helper(e));
+            }
+        },
+        None if from_outside && !unix_account_exists(&who.name) => {
+            tracing::info!(user = %who.name, source = who.source.as_str(), "login refused: no Unix account of this name");
+            return Err(AuthError::NoUnixAccount);
+        }
+        None => {}
+    }
+    Ok(match start_session(s, &who.name, who.admin) {
         Ok(cookies) => {
-            let mut resp = Redirect::to(&next).into_response();
+            let mut resp = Redirect::to(next).into_response();
             for c in cookies {
                 resp.headers_mut().append(header::SET_COOKIE, c);
             }
             resp
         }
         Err(e) => error_page(&e),
-    }
+    })
 }
 
 /// Whether the system knows an account called `name`.
@@ -254,9 +296,15 @@ pub async fn logout(State(s): State<AppState>, form: XsrfForm) -> Response {
     signed_out(&s)
 }
 
-/// To the login page, with the hub's cookies cleared.
+/// To the login page (or the provider's `logout_redirect_url`), with the hub's cookies
+/// cleared.
 fn signed_out(s: &AppState) -> Response {
-    let mut resp = Redirect::to(&s.urls.hub_page("login")).into_response();
+    let to = s
+        .oauth
+        .as_ref()
+        .and_then(|o| o.config().logout_redirect_url.clone())
+        .unwrap_or_else(|| s.urls.hub_page("login"));
+    let mut resp = Redirect::to(&to).into_response();
     let h = resp.headers_mut();
     h.append(
         header::SET_COOKIE,

@@ -9,6 +9,7 @@ mod admin;
 mod home;
 mod login;
 mod metrics;
+mod oauth;
 mod signup;
 mod spawn;
 mod token;
@@ -31,6 +32,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/login", get(login::form).post(login::submit))
         .route("/logout", get(login::logout_page).post(login::logout))
+        .route("/oauth_login", get(oauth::start))
+        .route("/oauth_callback", get(oauth::callback))
         .route("/signup", get(signup::form).post(signup::submit))
         .route("/authorize", get(accounts::authorize))
         .route("/authorize/{name}", post(accounts::decide))

@@ -1,0 +1,349 @@
+//! Logins at an identity provider (`source = "oidc" | "google" | "github" | "oauth2"`):
+//! the browser is sent to the provider with a fresh `state`, PKCE challenge and nonce
+//! ([`pending`]); the callback must bring back the `state` its own cookie holds, which is
+//! then used up; the code is exchanged and the answer verified ([`oidc`], [`plain`]); the
+//! provider's name for the user becomes a Unix name ([`names`]); the rules decide.
+//!
+//! The provider's tokens are used for this one sign-in and then dropped: nothing of them
+//! is stored, logged or put in a URL.
+
+pub mod http;
+pub mod names;
+mod oidc;
+pub mod pending;
+mod plain;
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use self::oidc::Oidc;
+use self::pending::{Pending, PendingLogins};
+use self::plain::Plain;
+use super::rules::{judge_with, Groups, Verdict};
+use crate::config::{AuthRules, OAuthSection, SourceKind};
+use crate::types::Username;
+
+/// A sign-in sent to the provider.
+#[derive(Debug, Clone)]
+pub struct Started {
+    /// The provider's page, with every parameter.
+    pub url: String,
+    /// The `state` value.
+    pub state: String,
+    /// The nonce (OpenID Connect).
+    pub nonce: String,
+    /// The PKCE verifier.
+    pub verifier: String,
+}
+
+/// Who the provider says signed in.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The provider's stable id of the user (`sub`, GitHub's numeric id).
+    pub subject: String,
+    /// The verified ID token's and user info's claims, or the user data.
+    pub claims: Map<String, Value>,
+    /// GitHub: the `allowed_organizations` entries the user is a member of.
+    pub groups: Vec<String>,
+}
+
+/// Why a sign-in at the provider did not let the user in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OAuthError {
+    /// The provider could not be reached, or answered nothing usable.
+    Unavailable(String),
+    /// The provider's answer failed verification (signature, audience, expiry, nonce,
+    /// a code used twice).
+    Rejected(String),
+    /// The provider sent the browser back with an error (the user cancelled, say).
+    Refused(String),
+    /// The callback's `state` is not the one this browser's sign-in started with, or
+    /// that sign-in expired or was used already.
+    Expired,
+    /// Too many sign-ins under way.
+    Busy,
+    /// The provider's name for the user makes no user name here.
+    BadName(String),
+    /// The user name is another identity's, or an account of the hub's own.
+    Taken(Username),
+    /// The user name is a system account's (root, a daemon, the hub's own).
+    SystemAccount(Username),
+    /// The rules do not allow this user.
+    NotAllowed(Username),
+}
+
+impl OAuthError {
+    /// The one message the browser sees.
+    pub fn user_message(&self, service: &str) -> String {
+        match self {
+            Self::Unavailable(_) | Self::Busy => "The login service is unavailable right now. Please try again in a few minutes.".into(),
+            Self::Rejected(_) => format!("The answer from {service} could not be verified, so you were not signed in. Please try again, or contact your administrator."),
+            Self::Refused(e) => format!("{service} did not sign you in ({e})."),
+            Self::Expired => "Your sign-in expired or was started in another window. Please sign in again.".into(),
+            Self::BadName(m) => format!("Your {service} account cannot be used here: {m}."),
+            Self::Taken(n) | Self::SystemAccount(n) => format!("The user name {n} belongs to another account here. Please contact your administrator."),
+            Self::NotAllowed(n) => format!("{n} is not allowed to use this hub."),
+        }
+    }
+
+    /// The `result` label of `sudohub_login_failures`.
+    pub fn metric_label(&self) -> &'static str {
+        match self {
+            Self::Unavailable(_) | Self::Busy => "unavailable",
+            Self::Rejected(_) => "rejected",
+            Self::Refused(_) => "refused",
+            Self::Expired => "expired",
+            Self::BadName(_) | Self::Taken(_) | Self::SystemAccount(_) => "bad_name",
+            Self::NotAllowed(_) => "not_allowed",
+        }
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unavailable(m) => write!(f, "provider unavailable: {m}"),
+            Self::Rejected(m) => write!(f, "provider's answer rejected: {m}"),
+            Self::Refused(m) => write!(f, "provider refused: {m}"),
+            Self::Expired => f.write_str("state missing, wrong, used or expired"),
+            Self::Busy => f.write_str("too many sign-ins under way"),
+            Self::BadName(m) => write!(f, "no user name: {m}"),
+            Self::Taken(n) => write!(f, "{n} is bound to another identity or is a native account"),
+            Self::SystemAccount(n) => write!(f, "{n} is a system account"),
+            Self::NotAllowed(n) => write!(f, "{n} is not allowed by the rules"),
+        }
+    }
+}
+
+enum Flow {
+    Oidc(Box<Oidc>),
+    Plain(Box<Plain>),
+}
+
+/// The identity-provider source.
+pub struct OAuthLogin {
+    kind: SourceKind,
+    cfg: OAuthSection,
+    http: reqwest::Client,
+    flow: Flow,
+    pending: PendingLogins,
+}
+
+/// Lowest uid a provider's user may map to: below are the system's accounts.
+const FIRST_USER_UID: u32 = 1000;
+
+impl OAuthLogin {
+    /// The source `kind` configured by `cfg`, calling back at `callback`. Reads the
+    /// client secret's file; an error names the key.
+    pub fn new(kind: SourceKind, cfg: &OAuthSection, callback: &str) -> Result<Self, String> {
+        let secret = match (&cfg.client_secret, &cfg.client_secret_file) {
+            (Some(s), _) => Some(s.clone()),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|e| format!("[auth.oauth] client_secret_file {}: {e}", f.display()))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        let scopes = cfg.scopes(kind);
+        let flow = match (kind, cfg.issuer(kind)) {
+            (SourceKind::Oidc | SourceKind::Google, Some(issuer)) => Flow::Oidc(Box::new(
+                Oidc::new(issuer, &cfg.client_id, secret, callback, scopes)?,
+            )),
+            (SourceKind::Github, _) => {
+                let web = cfg.github_url.trim_end_matches('/');
+                let api = cfg.github_api.trim_end_matches('/');
+                let (a, t, u) = (
+                    format!("{web}/login/oauth/authorize"),
+                    format!("{web}/login/oauth/access_token"),
+                    format!("{api}/user"),
+                );
+                Flow::Plain(Box::new(Plain::new(
+                    (&a, &t, &u),
+                    &cfg.client_id,
+                    secret,
+                    callback,
+                    scopes,
+                    Some(api.to_owned()),
+                )?))
+            }
+            _ => {
+                let url = |u: &Option<String>| u.clone().unwrap_or_default();
+                Flow::Plain(Box::new(Plain::new(
+                    (
+                        &url(&cfg.authorize_url),
+                        &url(&cfg.token_url),
+                        &url(&cfg.userdata_url),
+                    ),
+                    &cfg.client_id,
+                    secret,
+                    callback,
+                    scopes,
+                    None,
+                )?))
+            }
+        };
+        let http = http::client(
+            std::time::Duration::from_secs(cfg.http_timeout_secs),
+            cfg.tls_ca_file.as_deref(),
+        )?;
+        Ok(Self {
+            kind,
+            cfg: cfg.clone(),
+            http,
+            flow,
+            pending: PendingLogins::default(),
+        })
+    }
+
+    /// Which provider source this is.
+    pub fn kind(&self) -> SourceKind {
+        self.kind
+    }
+
+    /// `[auth.oauth]`.
+    pub fn config(&self) -> &OAuthSection {
+        &self.cfg
+    }
+
+    /// The provider's name, for pages.
+    pub fn service_name(&self) -> String {
+        self.cfg.service_name(self.kind)
+    }
+
+    /// Starts a sign-in that goes on to `next`: the provider's URL and the `state`
+    /// the browser must bring back (its cookie).
+    pub async fn begin(&self, next: String) -> Result<(String, String), OAuthError> {
+        let started = match &self.flow {
+            Flow::Oidc(o) => o.begin(&self.http).await?,
+            Flow::Plain(p) => p.begin(),
+        };
+        let pending = Pending::new(started.nonce, started.verifier, next);
+        if !self.pending.insert(started.state.clone(), pending) {
+            return Err(OAuthError::Busy);
+        }
+        Ok((started.url, started.state))
+    }
+
+    /// Finishes the sign-in the callback's `params` belong to, if `cookie` (the state
+    /// this browser was given) matches: who signed in, and where to go next.
+    pub async fn finish(
+        &self,
+        cookie: Option<&str>,
+        params: &HashMap<String, String>,
+    ) -> Result<(Identity, String), OAuthError> {
+        let state = params.get("state").map(String::as_str).unwrap_or("");
+        let ours = cookie.is_some_and(|c| !c.is_empty() && crate::secrets::same(c, state));
+        let pending = ours.then(|| self.pending.take(state)).flatten();
+        let Some(pending) = pending else {
+            return Err(OAuthError::Expired);
+        };
+        if let Some(e) = params.get("error") {
+            let e: String = e
+                .chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(64)
+                .collect();
+            return Err(OAuthError::Refused(e));
+        }
+        let code = params.get("code").map(String::as_str).unwrap_or("");
+        if code.is_empty() || code.len() > 4096 {
+            return Err(OAuthError::Rejected("no code in the callback".into()));
+        }
+        let id = match &self.flow {
+            Flow::Oidc(o) => {
+                o.finish(&self.http, code, &pending.nonce, &pending.verifier)
+                    .await?
+            }
+            Flow::Plain(p) => {
+                let claim = self.cfg.username_claim(self.kind);
+                p.finish(
+                    &self.http,
+                    code,
+                    &pending.verifier,
+                    &self.cfg.allowed_organizations,
+                    claim,
+                )
+                .await?
+            }
+        };
+        Ok((id, pending.next))
+    }
+
+    /// The Unix name of `id`, after the provider's own checks (Google's verified email
+    /// and hosted domain).
+    pub fn name_of(&self, id: &Identity) -> Result<Username, OAuthError> {
+        let claim = self.cfg.username_claim(self.kind);
+        let text = |k: &str| id.claims.get(k).and_then(Value::as_str);
+        let verified = match id.claims.get("email_verified") {
+            Some(Value::Bool(b)) => Some(*b),
+            Some(Value::String(s)) => Some(s == "true"),
+            _ => None,
+        };
+        if claim == "email" && verified == Some(false)
+            || self.kind == SourceKind::Google && verified != Some(true)
+        {
+            return Err(OAuthError::BadName(
+                "its email address is not verified".into(),
+            ));
+        }
+        if self.kind == SourceKind::Google && !self.cfg.hosted_domain.is_empty() {
+            let hd = text("hd").unwrap_or("");
+            if !self
+                .cfg
+                .hosted_domain
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(hd))
+            {
+                return Err(OAuthError::BadName(format!(
+                    "it is not an account of {}",
+                    self.cfg.hosted_domain.join(" or ")
+                )));
+            }
+        }
+        let value = text(claim)
+            .ok_or_else(|| OAuthError::BadName(format!("the provider gave no {claim}")))?;
+        let name = names::unix_name(&self.cfg, value).map_err(OAuthError::BadName)?;
+        // A system account (root, daemon, the hub's own) is never a provider user's.
+        if let Ok(Some(u)) = nix::unistd::User::from_name(name.as_str()) {
+            if u.uid.as_raw() < FIRST_USER_UID || u.uid == nix::unistd::getuid() {
+                return Err(OAuthError::SystemAccount(name));
+            }
+        }
+        Ok(name)
+    }
+
+    /// What the rules say about `name`, signed in as `id`: admin rights if allowed.
+    pub fn judge(
+        &self,
+        rules: &AuthRules,
+        name: &Username,
+        id: &Identity,
+    ) -> Result<Option<bool>, OAuthError> {
+        let (groups, allowed): (Vec<String>, &[String]) = if self.kind == SourceKind::Github {
+            (id.groups.clone(), &self.cfg.allowed_organizations)
+        } else {
+            let groups = match id.claims.get(&self.cfg.claim_groups_key) {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect(),
+                Some(Value::String(s)) => vec![s.clone()],
+                _ => Vec::new(),
+            };
+            (groups, &self.cfg.allowed_groups)
+        };
+        let lists = Groups {
+            allowed,
+            admin: &self.cfg.admin_groups,
+            allow_all: self.cfg.allow_all,
+        };
+        match judge_with(rules, name, &groups, &lists) {
+            Verdict::Allowed { admin } => Ok(admin),
+            Verdict::NotAllowed => Err(OAuthError::NotAllowed(name.clone())),
+        }
+    }
+}

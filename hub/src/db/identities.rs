@@ -1,0 +1,81 @@
+//! The identities at a provider that hub users are bound to (`identities`).
+
+use rusqlite::{params, OptionalExtension};
+
+use super::DbResult;
+use crate::timestamp::now_iso;
+use crate::types::Username;
+
+/// What [`Identities::bind`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Binding {
+    /// The identity is this user's (bound before, or bound now).
+    User(Username),
+    /// The name is another's: a user bound to another identity, or an account of the
+    /// hub's own. Nothing was written.
+    Taken,
+}
+
+/// The view.
+pub struct Identities<'a>(pub(super) super::Src<'a>);
+
+impl Identities<'_> {
+    /// The user `source`'s `subject` is bound to; else binds it to `name` (made a hub
+    /// user if it is not one) unless that name is another's. The checks and the writes
+    /// are one transaction.
+    pub fn bind(&self, source: &str, subject: &str, name: &Username) -> DbResult<Binding> {
+        let conn = self.0.lock();
+        let tx = conn.unchecked_transaction()?;
+        let bound: Option<Username> = tx
+            .query_row(
+                "SELECT u.name FROM identities i JOIN users u ON u.id = i.user_id \
+                 WHERE i.source = ?1 AND i.subject = ?2",
+                params![source, subject],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if let Some(user) = bound {
+            return Ok(Binding::User(user));
+        }
+        let taken = tx
+            .query_row(
+                "SELECT 1 FROM native_accounts WHERE name = ?1 \
+                 UNION SELECT 1 FROM identities i JOIN users u ON u.id = i.user_id WHERE u.name = ?1",
+                [name],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if taken {
+            return Ok(Binding::Taken);
+        }
+        let added = tx.execute(
+            "INSERT INTO users (name, admin, created) VALUES (?1, 0, ?2) ON CONFLICT(name) DO NOTHING",
+            params![name, now_iso()],
+        )?;
+        tx.execute(
+            "INSERT INTO identities (source, subject, user_id, created) \
+             SELECT ?1, ?2, id, ?3 FROM users WHERE name = ?4",
+            params![source, subject, now_iso(), name],
+        )?;
+        tx.commit()?;
+        drop(conn);
+        if added > 0 {
+            super::Users(self.0).recount();
+        }
+        Ok(Binding::User(name.clone()))
+    }
+
+    /// The identity `user` is bound to: its source and subject.
+    pub fn of(&self, user: &Username) -> DbResult<Option<(String, String)>> {
+        self.0
+            .lock()
+            .query_row(
+                "SELECT i.source, i.subject FROM identities i JOIN users u ON u.id = i.user_id \
+                 WHERE u.name = ?1",
+                [user],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+    }
+}
