@@ -42,7 +42,7 @@ const provider = new Provider(env('ISSUER'), {
   jwks: { keys: [jwk] },
   claims: {
     openid: ['sub'],
-    email: ['email', 'email_verified'],
+    email: ['email', 'email_verified', 'hd'],
     profile: ['preferred_username', 'name'],
     groups: ['groups'],
   },

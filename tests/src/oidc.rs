@@ -12,10 +12,73 @@ use reqwest::{StatusCode, Url};
 use crate::browser::{Browser, Page};
 use crate::hub::free_port;
 
-/// A running provider.
-pub struct OidcProvider {
+/// A Node.js script of tests/oidc serving on a loopback port; killed when dropped.
+struct NodeScript {
     child: Child,
     log: std::path::PathBuf,
+    port: u16,
+}
+
+impl NodeScript {
+    fn start(script: &str, port: u16, env: &[(&str, String)]) -> Self {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/oidc"));
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "oidc-provider is missing: scripts/test-deps.sh installs it into tests/oidc"
+        );
+        let log = std::env::temp_dir().join(format!("{}.log", crate::unique_name("node")));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new("node")
+            .arg(script)
+            .current_dir(dir)
+            .env("PORT", port.to_string())
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::from(out.try_clone().unwrap()))
+            .stderr(Stdio::from(out))
+            .spawn()
+            .expect("node (Debian's nodejs, installed by scripts/test-deps.sh)");
+        let s = Self { child, log, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "{script} did not start: {}",
+                s.log()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    async fn post(&self, url: String, body: &str) {
+        let r = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .post(url)
+            .body(body.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    }
+}
+
+impl Drop for NodeScript {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// A running provider.
+pub struct OidcProvider {
+    node: NodeScript,
     /// `http://localhost:<port>`.
     pub issuer: String,
     /// The client's id.
@@ -28,66 +91,39 @@ impl OidcProvider {
     /// Starts the provider for a client whose callback is `redirect_uri`, with `users`
     /// (`{"sub": …, "claims": {…}}`; the `sub` is the name typed on its login form).
     pub fn start(redirect_uri: &str, users: serde_json::Value) -> Self {
-        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/oidc"));
-        assert!(
-            dir.join("node_modules/oidc-provider").exists(),
-            "oidc-provider is missing: scripts/test-deps.sh installs it into tests/oidc"
-        );
+        let client_secret = crate::unique_name("secret");
+        // The issuer's port is only known once the script has one: pick it first.
         let port = free_port();
         let issuer = format!("http://localhost:{port}");
-        let client_secret = crate::unique_name("secret");
-        let log = std::env::temp_dir().join(format!("{}.log", crate::unique_name("oidc")));
-        let child = Command::new("node")
-            .arg("provider.mjs")
-            .current_dir(dir)
-            .env("PORT", port.to_string())
-            .env("ISSUER", &issuer)
-            .env("CLIENT_ID", "sudohub")
-            .env("CLIENT_SECRET", &client_secret)
-            .env("REDIRECT_URI", redirect_uri)
-            .env("USERS", users.to_string())
-            .stdout(Stdio::from(std::fs::File::create(&log).unwrap()))
-            .stderr(Stdio::from(
-                std::fs::OpenOptions::new().append(true).open(&log).unwrap(),
-            ))
-            .spawn()
-            .expect("node (Debian's nodejs, installed by scripts/test-deps.sh)");
-        let p = Self {
-            child,
-            log,
+        let node = NodeScript::start(
+            "provider.mjs",
+            port,
+            &[
+                ("ISSUER", issuer.clone()),
+                ("CLIENT_ID", "sudohub".into()),
+                ("CLIENT_SECRET", client_secret.clone()),
+                ("REDIRECT_URI", redirect_uri.into()),
+                ("USERS", users.to_string()),
+            ],
+        );
+        Self {
+            node,
             issuer,
             client_id: "sudohub".into(),
             client_secret,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "oidc-provider did not start: {}",
-                p.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
         }
-        p
     }
 
     /// What the provider printed.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        self.node.log()
     }
 
     /// Makes it misbehave: `normal`, `foreign-key`, `expired` or `wrong-aud`.
     pub async fn set_mode(&self, mode: &str) {
-        let r = reqwest::Client::builder()
-            .no_proxy()
-            .build()
-            .unwrap()
-            .post(format!("{}/_test/mode", self.issuer))
-            .body(mode.to_owned())
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), StatusCode::NO_CONTENT);
+        self.node
+            .post(format!("{}/_test/mode", self.issuer), mode)
+            .await;
     }
 
     /// Signs `login` in on the provider's own pages, starting from the hub's redirect
@@ -130,10 +166,41 @@ fn expect_redirect(p: &Page) -> Url {
     p.location().unwrap()
 }
 
-impl Drop for OidcProvider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.log);
+/// The stand-in for GitHub (tests/oidc/github.mjs): its web site and API on one port.
+pub struct GithubStandIn {
+    node: NodeScript,
+    /// The client's secret (its id is `sudohub`).
+    pub client_secret: String,
+}
+
+impl GithubStandIn {
+    /// Starts it with `users` (`{"login", "id", "orgs": […]}`); the first signs in.
+    pub fn start(users: serde_json::Value) -> Self {
+        let client_secret = crate::unique_name("secret");
+        let node = NodeScript::start(
+            "github.mjs",
+            free_port(),
+            &[
+                ("CLIENT_ID", "sudohub".into()),
+                ("CLIENT_SECRET", client_secret.clone()),
+                ("USERS", users.to_string()),
+            ],
+        );
+        Self {
+            node,
+            client_secret,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>`, GitHub's web site (`github_url`).
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.node.port)
+    }
+
+    /// Who signs in next.
+    pub async fn set_user(&self, login: &str) {
+        self.node
+            .post(format!("{}/_test/user", self.url()), login)
+            .await;
     }
 }

@@ -196,7 +196,11 @@ async fn api_get(w: &World, path: &str) -> serde_json::Value {
 
 /// [`login`], which must succeed.
 async fn must_log_in(w: &World, b: &Browser, user: &str, password: &str) {
-    let p = login(w, b, user, password).await;
+    signed_in(w, &login(w, b, user, password).await);
+}
+
+/// Asserts that `p` is a login's success: a redirect onwards, not a page.
+fn signed_in(w: &World, p: &Page) {
     assert_eq!(
         p.status,
         StatusCode::SEE_OTHER,
@@ -2254,4 +2258,132 @@ fn error_text(page: &Page) -> String {
         .and_then(|r| r.split("</p>").next())
         .unwrap_or("")
         .replace("&#x27;", "'")
+}
+
+/// `source = "google"` (the real OpenID Connect provider standing in for Google's
+/// issuer) with `hosted_domain`, verified emails and `allowed_users` on mapped names; then
+/// `source = "github"` against a stand-in for GitHub's documented endpoints, with an
+/// `org:team` in `allowed_organizations` and a login in capitals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn google_and_github_sign_ins_apply_their_own_rules() {
+    use sudohub_tests::oidc::{GithubStandIn, OidcProvider};
+    let w = world();
+    let callback = format!("http://{}/hub/oauth_callback", w.addr);
+    let (alice, bob, carol) = (&w.alice.name, &w.bob.name, &w.carol.name);
+    let account = |sub: &str, email: String, verified: bool, hd: &str| serde_json::json!({"sub": sub, "claims": {"email": email, "email_verified": verified, "hd": hd}});
+    let google = OidcProvider::start(
+        &callback,
+        serde_json::json!([
+            account(
+                "g-alice",
+                format!("{alice}@example.org"),
+                true,
+                "example.org"
+            ),
+            account("g-bob", format!("{bob}@other.org"), true, "other.org"),
+            account(
+                "g-carol",
+                format!("{carol}@example.org"),
+                false,
+                "example.org"
+            ),
+            account("g-bob2", format!("{bob}@example.org"), true, "example.org"),
+        ]),
+    );
+    let base = std::fs::read_to_string(&w.config).unwrap();
+    let with = |source: &str, oauth: String| {
+        base.replacen(
+            "[auth]\n",
+            &format!("[auth]\nsource = \"{source}\"\nallowed_users = [{alice:?}]\n"),
+            1,
+        ) + &format!(
+            "[auth.oauth]\nclient_id = \"sudohub\"\noauth_callback_url = {callback:?}\n{oauth}"
+        )
+    };
+    write_config(
+        &w,
+        &with(
+            "google",
+            format!(
+                "client_secret = {:?}\nissuer = {:?}\nhosted_domain = [\"example.org\"]\ndefault_domains = [\"example.org\"]\n",
+                google.client_secret, google.issuer
+            ),
+        ),
+    );
+    let hub = start_hub(&w);
+    let sign_in = |login: &'static str| {
+        let (w, google) = (&w, &google);
+        async move {
+            let b = Browser::new();
+            let back = oidc_callback(w, google, &b, login).await;
+            b.get(&back).await
+        }
+    };
+    let r = sign_in("g-alice").await;
+    signed_in(&w, &r);
+    assert_eq!(r.location().unwrap().path(), "/hub/spawn");
+    for (login, says) in [
+        ("g-bob", "not an account of example.org"),
+        ("g-carol", "email address is not verified"),
+        ("g-bob2", "is not allowed to use this hub"),
+    ] {
+        let r = sign_in(login).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{login}: {}", r.body);
+        assert!(error_text(&r).contains(says), "{login}: {}", r.body);
+    }
+    hub.terminate();
+
+    // GitHub: only the team lab:hpc.
+    let github = GithubStandIn::start(serde_json::json!([
+        {"login": alice.to_uppercase(), "id": 101, "orgs": ["lab", "lab:hpc"]},
+        {"login": bob, "id": 102, "orgs": ["lab"]},
+        {"login": carol, "id": 103, "orgs": []},
+    ]));
+    let gh = github.url();
+    write_config(
+        &w,
+        &with(
+            "github",
+            format!(
+                "client_secret = {:?}\ngithub_url = {gh:?}\ngithub_api = \"{gh}/api\"\nallowed_organizations = [\"lab:hpc\"]\n",
+                github.client_secret
+            ),
+        )
+        .replacen(&format!("allowed_users = [{alice:?}]\n"), "", 1),
+    );
+    let _hub = start_hub(&w);
+    let gh_sign_in = |login: String| {
+        let (w, github) = (&w, &github);
+        async move {
+            github.set_user(&login).await;
+            let b = Browser::new();
+            let start = b.get(&url(w, "/hub/oauth_login?next=%2Fhub%2Fspawn")).await;
+            let to = start.location().unwrap();
+            assert!(
+                to.as_str()
+                    .starts_with(&format!("{}/login/oauth/authorize", github.url())),
+                "{to}"
+            );
+            assert!(to.as_str().contains("scope=read%3Aorg"), "{to}");
+            let back = b.get(&to).await.location().unwrap();
+            (b.get(&back).await, b)
+        }
+    };
+    let (r, b) = gh_sign_in(alice.to_uppercase()).await;
+    signed_in(&w, &r);
+    let home = b.get(&url(&w, "/hub/home")).await;
+    assert!(
+        home.body.contains(&format!("Signed in as <b>{alice}</b>")),
+        "{}",
+        home.body
+    );
+    for login in [bob, carol] {
+        let (r, _) = gh_sign_in(login.clone()).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{login}: {}", r.body);
+        assert!(
+            error_text(&r).contains("is not allowed to use this hub"),
+            "{}",
+            r.body
+        );
+    }
 }

@@ -11,8 +11,8 @@ use crate::types::Username;
 pub enum Binding {
     /// The identity is this user's (bound before, or bound now).
     User(Username),
-    /// The name is another's: a user bound to another identity, or an account of the
-    /// hub's own. Nothing was written.
+    /// The name is another's: a user bound to another identity of the same source, or
+    /// an account of the hub's own. Nothing was written.
     Taken,
 }
 
@@ -40,8 +40,9 @@ impl Identities<'_> {
         let taken = tx
             .query_row(
                 "SELECT 1 FROM native_accounts WHERE name = ?1 \
-                 UNION SELECT 1 FROM identities i JOIN users u ON u.id = i.user_id WHERE u.name = ?1",
-                [name],
+                 UNION SELECT 1 FROM identities i JOIN users u ON u.id = i.user_id \
+                 WHERE u.name = ?1 AND i.source = ?2",
+                params![name, source],
                 |_| Ok(()),
             )
             .optional()?
@@ -66,15 +67,15 @@ impl Identities<'_> {
         Ok(Binding::User(name.clone()))
     }
 
-    /// The identity `user` is bound to: its source and subject.
-    pub fn of(&self, user: &Username) -> DbResult<Option<(String, String)>> {
+    /// The subject `user` is bound to at `source`.
+    pub fn of(&self, source: &str, user: &Username) -> DbResult<Option<String>> {
         self.0
             .lock()
             .query_row(
-                "SELECT i.source, i.subject FROM identities i JOIN users u ON u.id = i.user_id \
-                 WHERE u.name = ?1",
-                [user],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                "SELECT i.subject FROM identities i JOIN users u ON u.id = i.user_id \
+                 WHERE u.name = ?1 AND i.source = ?2",
+                params![user, source],
+                |r| r.get(0),
             )
             .optional()
     }
