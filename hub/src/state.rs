@@ -37,6 +37,8 @@ pub struct AppState {
     pub accounts: Option<AccountMaker>,
     /// The identity-provider source, when one is configured.
     pub oauth: Option<Arc<crate::auth::oauth::OAuthLogin>>,
+    /// The key that seals auth states (`enable_auth_state`).
+    pub auth_state: Option<Arc<crate::auth::auth_state::AuthStateKey>>,
     /// Users' servers.
     pub servers: Servers,
     /// Proxy routes.
@@ -132,6 +134,13 @@ impl AppState {
             }
             _ => None,
         };
+        let auth_state = match &cfg.auth.oauth {
+            Some(o) if o.enable_auth_state && cfg.auth.oauth_kind().is_some() => Some(Arc::new(
+                crate::auth::auth_state::AuthStateKey::load(&o.auth_state_key_file)
+                    .map_err(StateError::Auth)?,
+            )),
+            _ => None,
+        };
         let accounts = cfg
             .auth
             .create_system_users
@@ -144,6 +153,9 @@ impl AppState {
             spawner,
             metrics.clone(),
         );
+        if let Some(k) = &auth_state {
+            servers.set_auth_state(k.clone());
+        }
         let proxy = Proxy::new(
             urls.clone(),
             Duration::from_secs(cfg.proxy.response_timeout_secs),
@@ -159,6 +171,7 @@ impl AppState {
             auth,
             accounts,
             oauth,
+            auth_state,
             servers,
             routes,
             activity: ActivityLog::default(),

@@ -1,7 +1,8 @@
 // A real OpenID Connect provider (oidc-provider, the certified Node.js implementation) for
 // sudohub's login tests: one confidential client, the users the test gives, a `groups`
 // claim, PKCE required. The test switches it into misbehaving on purpose through
-// POST /_test/mode, to prove the hub refuses each bad ID token:
+// POST /_test/mode, to prove the hub refuses each bad ID token (and changes a user's
+// claims through POST /_test/claims):
 //   normal       tokens as issued
 //   foreign-key  the ID token signed by another key (same `kid`)
 //   expired      the ID token expired ten minutes ago
@@ -84,6 +85,18 @@ provider.use(async (ctx, next) => {
 
 const handler = provider.callback();
 const server = http.createServer((req, res) => {
+  if (req.method === 'POST' && req.url === '/_test/claims') {
+    // {"sub": …, "claims": {…}}: what the provider says about a user from now on.
+    let body = '';
+    req.on('data', (c) => { body += c; });
+    req.on('end', () => {
+      const { sub, claims } = JSON.parse(body);
+      const u = users.find((x) => x.sub === sub);
+      if (u) u.claims = claims;
+      res.writeHead(u ? 204 : 404).end();
+    });
+    return;
+  }
   if (req.method === 'POST' && req.url === '/_test/mode') {
     let body = '';
     req.on('data', (c) => { body += c; });

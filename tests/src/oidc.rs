@@ -119,6 +119,14 @@ impl OidcProvider {
         self.node.log()
     }
 
+    /// From now on, the provider says `claims` about `sub`.
+    pub async fn set_claims(&self, sub: &str, claims: serde_json::Value) {
+        let body = serde_json::json!({"sub": sub, "claims": claims}).to_string();
+        self.node
+            .post(format!("{}/_test/claims", self.issuer), &body)
+            .await;
+    }
+
     /// Makes it misbehave: `normal`, `foreign-key`, `expired` or `wrong-aud`.
     pub async fn set_mode(&self, mode: &str) {
         self.node

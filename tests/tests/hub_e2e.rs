@@ -2077,6 +2077,7 @@ async fn oidc_logins_reach_jupyterlab_and_every_refusal_is_clear() {
             user("bob-sub", &w.bob.name, &["others"]),
             user("mallory-sub", &w.alice.name, &["jupyter"]),
             user("daemon-sub", "daemon", &["jupyter"]),
+            user("root-sub", "root", &["jupyter"]),
         ]),
     );
     let p = &provider;
@@ -2088,16 +2089,42 @@ async fn oidc_logins_reach_jupyterlab_and_every_refusal_is_clear() {
         w.hub_user.gid,
         0o640,
     );
-    // The ten lines an admin writes.
+    let boss = unique_name("seo"); // an admin by name, with no account yet
+                                   // The sealing key of auth states, root's, readable by the hub's group.
+    let key_file = w.state_dir.join("auth_state.key");
+    let key_hex = format!("{:032x}{:032x}", rand_u128(), rand_u128());
+    fs::write_owned(
+        &key_file,
+        key_hex.as_bytes(),
+        Uid::from_raw(0),
+        w.hub_user.gid,
+        0o640,
+    );
+    // Root lets servers take the provider's token (helpers.toml env_allow).
+    let helpers_path = std::path::Path::new(sudohub_helpers_config::CONFIG_PATH);
+    let helpers_text = std::fs::read_to_string(helpers_path).unwrap().replacen(
+        "[spawner]\n",
+        "[spawner]\nenv_allow = [\"JUPYTERHUB_*\", \"JPY_API_TOKEN\", \"OIDC_ACCESS_TOKEN\"]\n",
+        1,
+    );
+    fs::write_owned(
+        helpers_path,
+        helpers_text.as_bytes(),
+        Uid::from_raw(0),
+        Gid::from_raw(0),
+        0o644,
+    );
+    // The ten lines an admin writes (and three for the auth state).
     let text = std::fs::read_to_string(&w.config).unwrap().replacen(
         "[auth]\n",
-        "[auth]\nsource = \"oidc\"\n",
+        &format!("[auth]\nsource = \"oidc\"\nadmin_users = [{boss:?}]\n"),
         1,
     ) + &format!(
-        "[auth.oauth]\nissuer = {:?}\nclient_id = {:?}\nclient_secret_file = {:?}\nscope = [\"openid\", \"email\", \"profile\", \"groups\"]\nallowed_groups = [\"jupyter\"]\nadmin_groups = [\"hub-admins\"]\noauth_callback_url = {callback:?}\n",
+        "[auth.oauth]\nissuer = {:?}\nclient_id = {:?}\nclient_secret_file = {:?}\nscope = [\"openid\", \"email\", \"profile\", \"groups\"]\nallowed_groups = [\"jupyter\"]\nadmin_groups = [\"hub-admins\"]\noauth_callback_url = {callback:?}\nenable_auth_state = true\nauth_state_key_file = {:?}\nauth_state_env = {{ OIDC_ACCESS_TOKEN = \"access_token\" }}\n",
         p.issuer,
         p.client_id,
-        secret_file.display().to_string()
+        secret_file.display().to_string(),
+        key_file.display().to_string()
     );
     write_config(&w, &text);
     let _hub = start_hub(&w);
@@ -2134,6 +2161,26 @@ async fn oidc_logins_reach_jupyterlab_and_every_refusal_is_clear() {
     lab_after_login(&w, &b, &url(&w, "/"), "/", None, alice, spawn).await;
     let me = api_get(&w, &format!("/hub/api/users/{}", w.alice.name)).await;
     assert_eq!(me["admin"], true, "{me}");
+    // The auth state: read by an admin's credential, kept sealed in the database, and the
+    // one field auth_state_env names in the server's environment.
+    let token = me["auth_state"]["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{me}"))
+        .to_owned();
+    assert_eq!(me["auth_state"]["user"]["sub"], "alice-sub", "{me}");
+    let db = std::fs::read(w.state_dir.join("sudohub.sqlite")).unwrap();
+    assert!(
+        !db.windows(token.len()).any(|x| x == token.as_bytes()),
+        "the token is stored in the clear"
+    );
+    let server = url(&w, &format!("/user/{}/", w.alice.name));
+    let env = run_in_kernel(
+        &b,
+        &server,
+        "import os; print(os.environ.get('OIDC_ACCESS_TOKEN'))",
+    )
+    .await;
+    assert_eq!(env.trim(), token);
 
     // The same callback again: its state is used up.
     let again = b.get(&back).await;
@@ -2184,6 +2231,7 @@ async fn oidc_logins_reach_jupyterlab_and_every_refusal_is_clear() {
         ("bob-sub", "is not allowed to use this hub"),
         ("mallory-sub", "belongs to another account here"),
         ("daemon-sub", "belongs to another account here"),
+        ("root-sub", "belongs to another account here"),
     ] {
         let b = Browser::new();
         let back = oidc_callback(&w, p, &b, login).await;
@@ -2191,6 +2239,29 @@ async fn oidc_logins_reach_jupyterlab_and_every_refusal_is_clear() {
         assert_eq!(r.status, StatusCode::FORBIDDEN, "{login}: {}", r.body);
         assert!(says(&r).contains(says_what), "{login}: {}", r.body);
     }
+
+    // mallory binds carol's name; renaming herself at the provider to an admin's name
+    // later changes nothing: she stays carol, and not an admin.
+    let as_name = |name: &str| user("mallory-sub", name, &["jupyter"])["claims"].clone();
+    p.set_claims("mallory-sub", as_name(&w.carol.name)).await;
+    let b = Browser::new();
+    let back = oidc_callback(&w, p, &b, "mallory-sub").await;
+    signed_in(&w, &b.get(&back).await);
+    p.set_claims("mallory-sub", as_name(&boss)).await;
+    let b = Browser::new();
+    let back = oidc_callback(&w, p, &b, "mallory-sub").await;
+    signed_in(&w, &b.get(&back).await);
+    let home = b.get(&url(&w, "/hub/home")).await;
+    assert!(
+        home.body
+            .contains(&format!("Signed in as <b>{}</b>", w.carol.name)),
+        "{}",
+        home.body
+    );
+    let carol = api_get(&w, &format!("/hub/api/users/{}", w.carol.name)).await;
+    assert_eq!(carol["admin"], false, "{carol}");
+    let boss = api_get(&w, &format!("/hub/api/users/{boss}")).await;
+    assert_eq!(boss["status"], 404, "{boss}");
 
     // The provider goes down between its page and the callback.
     let b = Browser::new();
@@ -2386,4 +2457,25 @@ async fn google_and_github_sign_ins_apply_their_own_rules() {
             r.body
         );
     }
+}
+
+/// A random number, for keys made by a test.
+fn rand_u128() -> u128 {
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .unwrap();
+    u128::from_le_bytes(b)
+}
+
+/// Runs `code` in a new kernel of the running server at `server` (its URL, with the
+/// browser's cookies): what it printed.
+async fn run_in_kernel(b: &Browser, server: &Url, code: &str) -> String {
+    let id = create_kernel(b, server).await;
+    let mut ws = server.join(&format!("api/kernels/{id}/channels")).unwrap();
+    ws.set_scheme("ws").unwrap();
+    let cookies = b.cookie_header(server).unwrap();
+    kernel::execute(ws.as_str(), Some(&cookies), code)
+        .await
+        .unwrap()
 }

@@ -254,7 +254,25 @@ pub async fn get_one(
         extras.groups,
         &extras.named,
     );
-    Ok(Json(visible(&caller, &name, m)?).into_response())
+    let seen = visible(&caller, &name, m)?;
+    // `auth_state` only for `admin:auth_state` on this user, as JupyterHub.
+    if s.auth_state.is_some() && caller.may(&name, "admin:auth_state") {
+        let mut v = serde_json::to_value(seen)
+            .map_err(|e| HubError::internal(format!("user model: {e}")))?;
+        if let Some(obj) = v.as_object_mut() {
+            obj.insert("auth_state".into(), auth_state_of(&s, &name)?);
+        }
+        return Ok(Json(v).into_response());
+    }
+    Ok(Json(seen).into_response())
+}
+
+/// `name`'s auth state, opened; `null` when there is none.
+fn auth_state_of(s: &AppState, name: &Username) -> Result<serde_json::Value, HubError> {
+    let (Some(key), Some(blob)) = (&s.auth_state, s.db.identities().auth_state(name)?) else {
+        return Ok(serde_json::Value::Null);
+    };
+    key.open(name, &blob).map_err(HubError::internal)
 }
 
 /// `?include_stopped_servers` (any value but `0` or `false`).

@@ -238,6 +238,12 @@ impl LdapClient {
             .await?
             .success()
             .map_err(|e| AuthError::Helper(format!("LDAP search under {base:?} failed: {e}")))?;
+        // Referrals and intermediate messages are not entries (Active Directory sends
+        // several from a domain's root).
+        let entries: Vec<_> = entries
+            .into_iter()
+            .filter(|e| !e.is_ref() && !e.is_intermediate())
+            .collect();
         match entries.as_slice() {
             [one] => Ok(ldap3::SearchEntry::construct(one.clone()).dn),
             [] => Err(AuthError::Denied(DenyReason::UnknownUser)),
@@ -260,7 +266,12 @@ impl LdapClient {
         let search = ldap.search(group, Scope::Base, &filter, vec!["1.1"]);
         let result = self.deadline("group search", search).await?;
         // A group that does not exist (32) or cannot be read has no members we can see.
-        Ok(result.0.len() == 1 && result.1.rc == 0)
+        let found = result
+            .0
+            .iter()
+            .filter(|e| !e.is_ref() && !e.is_intermediate())
+            .count();
+        Ok(found == 1 && result.1.rc == 0)
     }
 }
 

@@ -177,6 +177,10 @@ impl Authenticator {
             (SourceKind::Native, _, _) => Verdict::Allowed {
                 admin: self.rules.admin_users.contains(user).then_some(true),
             },
+            // root, a daemon or the hub's own account is never a directory's user.
+            (SourceKind::Ldap, _, _) if super::rules::is_system_account(user) => {
+                Verdict::NotAllowed
+            }
             (SourceKind::Ldap, Some(d), Some(l)) => {
                 tracing::debug!(user = %username, dn = %d.dn, groups = ?d.groups, "LDAP bind accepted");
                 let lists = Groups {

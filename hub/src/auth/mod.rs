@@ -12,6 +12,7 @@
 //! token or cookie ([`caller`]) and hold JupyterHub's scopes ([`crate::scopes`]). Requests only a hostile script on the hub's origin
 //! would send are refused by their fetch metadata ([`fetch`]).
 
+pub mod auth_state;
 pub mod caller;
 pub mod client;
 pub mod cookies;

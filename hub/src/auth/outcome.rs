@@ -55,6 +55,9 @@ pub enum AuthError {
     /// A directory accepted the user, who has no Unix account here, and the hub does
     /// not make accounts (`create_system_users`).
     NoUnixAccount,
+    /// The user name belongs to another identity of the provider, or to an account of
+    /// the hub's own.
+    Taken(String),
 }
 
 impl AuthError {
@@ -74,6 +77,7 @@ impl AuthError {
             Self::Helper(_) | Self::Timeout => {
                 "Login is not working right now. Please contact your administrator.".into()
             }
+            Self::Taken(n) => format!("The user name {n} belongs to another account here. Please contact your administrator."),
             Self::NoUnixAccount => "You signed in, but there is no account for you on this machine yet. Please contact your administrator.".into(),
             Self::Unavailable(_) => {
                 "The login service is unavailable right now. Please try again in a few minutes."
@@ -97,6 +101,7 @@ impl AuthError {
             Self::Helper(_) | Self::Timeout => "error",
             Self::Unavailable(_) => "unavailable",
             Self::NoUnixAccount => "no_unix_account",
+            Self::Taken(_) => "bad_name",
         }
     }
 }
@@ -118,6 +123,7 @@ impl std::fmt::Display for AuthError {
             Self::Timeout => f.write_str("PAM helper timed out"),
             Self::Unavailable(m) => write!(f, "login service unavailable: {m}"),
             Self::NoUnixAccount => f.write_str("no Unix account of this name"),
+            Self::Taken(n) => write!(f, "{n} is bound to another identity or is a native account"),
         }
     }
 }

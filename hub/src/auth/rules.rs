@@ -72,6 +72,23 @@ pub fn judge_with(
     }
 }
 
+/// Lowest uid of people's accounts (Debian's `UID_MIN`, and helpers.toml's default
+/// `min_uid`): below are the system's.
+const FIRST_USER_UID: u32 = 1000;
+
+/// Whether `name` is a system account no directory or provider user may become: a uid
+/// below 1000, `nobody` and above (65534), or the hub's own account. The spawner helper
+/// refuses them too (`min_uid`); the hub refuses them before giving a session.
+pub fn is_system_account(name: &Username) -> bool {
+    match nix::unistd::User::from_name(name.as_str()) {
+        Ok(Some(u)) => {
+            let uid = u.uid.as_raw();
+            !(FIRST_USER_UID..65534).contains(&uid) || u.uid == nix::unistd::getuid()
+        }
+        _ => false,
+    }
+}
+
 /// The names of every group `user` belongs to (primary and supplementary), from the
 /// system's group database.
 pub fn user_groups(user: &str) -> Vec<String> {
@@ -151,6 +168,13 @@ mod tests {
         assert!(toml::from_str::<AuthRules>("admin_users = [\"a b\"]").is_err());
         let r: AuthRules = toml::from_str("admin_users = [\"a\"]").unwrap();
         assert_eq!(r.allowed_groups, vec!["jupyterhub"]);
+    }
+
+    #[test]
+    fn system_accounts_are_known() {
+        assert!(is_system_account(&u("root")));
+        assert!(is_system_account(&u("daemon")));
+        assert!(!is_system_account(&u("no-such-user-here")));
     }
 
     #[test]

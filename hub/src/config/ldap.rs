@@ -137,6 +137,13 @@ impl LdapSection {
         if addr.is_empty() || addr.contains(['/', ' ', '@', '?', '#']) {
             return bad("auth.ldap.server_address", "must be a host name or address");
         }
+        let loopback = ["localhost", "127.0.0.1", "::1"].contains(&addr);
+        if self.tls_strategy == TlsStrategy::Insecure && !loopback {
+            return bad(
+                "auth.ldap.tls_strategy",
+                "\"insecure\" sends passwords in the clear: only for a directory on this machine (localhost)",
+            );
+        }
         match (self.lookup_dn, self.bind_dn_template.is_empty()) {
             (true, false) => {
                 return bad(
@@ -239,6 +246,10 @@ mod tests {
                 "not both",
             ),
             ("tls_strategy = \"sometimes\"", "unknown variant"),
+            (
+                "tls_strategy = \"insecure\"\nbind_dn_template = [\"uid={username}\"]",
+                "in the clear",
+            ),
             (
                 "bind_dn_template = [\"uid={username}\"]\nserver_receive_timeout = 0",
                 "server_receive_timeout",

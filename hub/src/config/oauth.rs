@@ -58,7 +58,8 @@ pub struct OAuthSection {
     #[serde(default)]
     pub username_map: BTreeMap<String, String>,
     /// Email domains whose addresses become their local part (`alice@example.org` →
-    /// `alice`); empty: every domain.
+    /// `alice`); addresses of other domains are refused or, with `keep_other_domains`,
+    /// keep their domain.
     #[serde(default)]
     pub default_domains: Vec<String>,
     /// Addresses of other domains become `<local>-<domain>` (dots as `-`) instead of
@@ -97,6 +98,23 @@ pub struct OAuthSection {
     /// Seconds to wait for each request to the provider.
     #[serde(default = "default_http_timeout")]
     pub http_timeout_secs: u64,
+    /// Keep what the provider gave at sign-in (its tokens, the user's claims), sealed
+    /// (`c.Authenticator.enable_auth_state`): admins read it through the REST API with
+    /// `admin:auth_state`, and servers get the parts `auth_state_env` names.
+    #[serde(default)]
+    pub enable_auth_state: bool,
+    /// The sealing key: 64 hex digits in a file of root's (`JUPYTERHUB_CRYPT_KEY`).
+    #[serde(default = "default_auth_state_key")]
+    pub auth_state_key_file: PathBuf,
+    /// Environment variables a user's servers get from their auth state, by the state's
+    /// field (`{ GITHUB_TOKEN = "access_token" }`); helpers.toml `env_allow` must admit
+    /// each name.
+    #[serde(default)]
+    pub auth_state_env: BTreeMap<String, String>,
+}
+
+fn default_auth_state_key() -> PathBuf {
+    "/etc/sudohub/auth_state.key".into()
 }
 
 fn default_github_url() -> String {
@@ -176,9 +194,16 @@ impl OAuthSection {
                 "give the secret or its file, not both",
             );
         }
+        // Plain http only to this machine: over a network, whoever is in the middle could
+        // swap the provider's keys and forge its ID tokens.
         let url_ok = |u: &str| {
-            (u.starts_with("https://") || u.starts_with("http://"))
-                && !u.contains(char::is_whitespace)
+            let local = ["http://localhost", "http://127.0.0.1", "http://[::1]"]
+                .iter()
+                .any(|p| {
+                    u.strip_prefix(p)
+                        .is_some_and(|r| r.is_empty() || r.starts_with([':', '/']))
+                });
+            !u.contains(char::is_whitespace) && (u.starts_with("https://") || local)
         };
         let urls = [
             ("auth.oauth.issuer", self.issuer.as_deref()),
@@ -198,7 +223,7 @@ impl OAuthSection {
         ];
         for (k, u) in urls {
             if u.is_some_and(|u| !url_ok(u)) {
-                return bad(k, "must be an http:// or https:// URL");
+                return bad(k, "must be an https:// URL (http:// only to localhost)");
             }
         }
         match kind {
@@ -228,6 +253,23 @@ impl OAuthSection {
         }
         if kind != SourceKind::Google && !self.hosted_domain.is_empty() {
             return bad("auth.oauth.hosted_domain", "is for `source = \"google\"`");
+        }
+        if !self.auth_state_env.is_empty() && !self.enable_auth_state {
+            return bad(
+                "auth.oauth.auth_state_env",
+                "needs enable_auth_state = true",
+            );
+        }
+        if let Some(v) = self.auth_state_env.keys().find(|v| {
+            v.is_empty()
+                || v.starts_with(|c: char| c.is_ascii_digit())
+                || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || sudohub_helpers_config::hard_denied(v)
+        }) {
+            return Err((
+                "auth.oauth.auth_state_env",
+                format!("{v:?} is not a name a server's environment may take"),
+            ));
         }
         if !(1..=120).contains(&self.http_timeout_secs) {
             return bad("auth.oauth.http_timeout_secs", "must be 1 to 120");
@@ -274,6 +316,8 @@ mod tests {
             (SourceKind::Oidc, "client_id = \"x\"", "needs the issuer"),
             (SourceKind::Oauth2, "client_id = \"x\"\nauthorize_url = \"https://a\"", "needs authorize_url"),
             (SourceKind::Oidc, "client_id = \"x\"\nissuer = \"ftp://x\"", "auth.oauth.issuer"),
+            (SourceKind::Oidc, "client_id = \"x\"\nissuer = \"http://sso.example.org\"", "https://"),
+            (SourceKind::Oidc, "client_id = \"x\"\nissuer = \"http://localhost.evil.org\"", "https://"),
             (SourceKind::Oidc, "client_id = \"\"\nissuer = \"https://x\"", "client_id"),
             (SourceKind::Google, "client_id = \"x\"\nallowed_organizations = [\"o\"]", "is for `source = \"github\"`"),
             (SourceKind::Oidc, "client_id = \"x\"\nissuer = \"https://x\"\nusername_map = { a = \"Not A Name\" }", "username_map"),

@@ -67,6 +67,19 @@ impl Identities<'_> {
         Ok(Binding::User(name.clone()))
     }
 
+    /// The user `source`'s `subject` is bound to.
+    pub fn bound(&self, source: &str, subject: &str) -> DbResult<Option<Username>> {
+        self.0
+            .lock()
+            .query_row(
+                "SELECT u.name FROM identities i JOIN users u ON u.id = i.user_id \
+                 WHERE i.source = ?1 AND i.subject = ?2",
+                params![source, subject],
+                |r| r.get(0),
+            )
+            .optional()
+    }
+
     /// The subject `user` is bound to at `source`.
     pub fn of(&self, source: &str, user: &Username) -> DbResult<Option<String>> {
         self.0
@@ -75,6 +88,36 @@ impl Identities<'_> {
                 "SELECT i.subject FROM identities i JOIN users u ON u.id = i.user_id \
                  WHERE u.name = ?1 AND i.source = ?2",
                 params![user, source],
+                |r| r.get(0),
+            )
+            .optional()
+    }
+
+    /// Replaces `user`'s sealed auth state (`None`: forgets it).
+    pub fn set_auth_state(&self, user: &Username, sealed: Option<&[u8]>) -> DbResult<()> {
+        let conn = self.0.lock();
+        match sealed {
+            Some(blob) => conn.execute(
+                "INSERT INTO auth_state (user_id, sealed, updated) \
+                 SELECT id, ?2, ?3 FROM users WHERE name = ?1 \
+                 ON CONFLICT(user_id) DO UPDATE SET sealed = excluded.sealed, updated = excluded.updated",
+                params![user, blob, now_iso()],
+            )?,
+            None => conn.execute(
+                "DELETE FROM auth_state WHERE user_id = (SELECT id FROM users WHERE name = ?1)",
+                [user],
+            )?,
+        };
+        Ok(())
+    }
+
+    /// `user`'s sealed auth state.
+    pub fn auth_state(&self, user: &Username) -> DbResult<Option<Vec<u8>>> {
+        self.0
+            .lock()
+            .query_row(
+                "SELECT a.sealed FROM auth_state a JOIN users u ON u.id = a.user_id WHERE u.name = ?1",
+                [user],
                 |r| r.get(0),
             )
             .optional()

@@ -11,3 +11,10 @@ CREATE TABLE identities (
     PRIMARY KEY (source, subject),
     UNIQUE (source, user_id)
 );
+-- `enable_auth_state`: what the provider gave at the last sign-in, sealed with the key of
+-- root's auth_state_key_file (the hub never stores it in the clear).
+CREATE TABLE auth_state (
+    user_id INTEGER PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    sealed BLOB NOT NULL,
+    updated TEXT NOT NULL
+);

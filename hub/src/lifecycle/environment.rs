@@ -65,6 +65,41 @@ pub fn server_env(cfg: &HubConfig, key: &ServerKey, token: &str) -> Vec<(String,
     env.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
+/// The variables `auth_state_env` gives `user`'s servers from their auth state: each
+/// named field that is a string. A state that is missing or does not open gives none.
+pub fn auth_state_env(
+    cfg: &HubConfig,
+    db: &crate::db::Db,
+    key: &crate::auth::auth_state::AuthStateKey,
+    user: &crate::types::Username,
+) -> Vec<(String, String)> {
+    let Some(wanted) = cfg.auth.oauth.as_ref().map(|o| &o.auth_state_env) else {
+        return Vec::new();
+    };
+    if wanted.is_empty() {
+        return Vec::new();
+    }
+    let state = match db.identities().auth_state(user) {
+        Ok(Some(blob)) => key.open(user, &blob),
+        Ok(None) => return Vec::new(),
+        Err(e) => Err(e.to_string()),
+    };
+    let state = match state {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(user = %user, error = %e, "auth state not passed to the server");
+            return Vec::new();
+        }
+    };
+    wanted
+        .iter()
+        .filter_map(|(var, field)| {
+            let v = state.get(field)?.as_str()?;
+            Some((var.clone(), v.to_owned()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

@@ -59,6 +59,8 @@ pub struct Servers {
 }
 
 struct Inner {
+    /// The key of auth states, for `auth_state_env`.
+    auth_state: std::sync::OnceLock<Arc<crate::auth::auth_state::AuthStateKey>>,
     cfg: Arc<HubConfig>,
     db: Db,
     spawner: Arc<dyn Spawner>,
@@ -100,6 +102,7 @@ impl Servers {
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
+                auth_state: std::sync::OnceLock::new(),
                 cfg,
                 db,
                 spawner,
@@ -111,6 +114,11 @@ impl Servers {
                 spawning: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// Gives servers the parts of their user's auth state that `auth_state_env` names.
+    pub fn set_auth_state(&self, key: Arc<crate::auth::auth_state::AuthStateKey>) {
+        let _ = self.inner.auth_state.set(key);
     }
 
     fn live(&self) -> MutexGuard<'_, HashMap<ServerKey, Live>> {

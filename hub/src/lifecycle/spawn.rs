@@ -133,11 +133,15 @@ impl Servers {
         })
         .ok_or(Cut::Interrupted)??;
         self.event(key, run, ProgressEvent::spawning());
+        let mut env = server_env(cfg, key, &token);
+        if let Some(k) = self.inner.auth_state.get() {
+            env.extend(super::environment::auth_state_env(cfg, db, k, &key.user));
+        }
         let args = SpawnArgs {
             user: key.user.clone(),
             server_name: key.name.clone(),
             port,
-            env: server_env(cfg, key, &token),
+            env,
         };
         let start_timeout = Duration::from_secs(cfg.spawner.start_timeout_secs);
         let asked = std::time::Instant::now();

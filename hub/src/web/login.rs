@@ -165,7 +165,7 @@ pub async fn submit(
         },
     };
     let who = match who {
-        Ok(a) => admit(&s, a, &next).await,
+        Ok(a) => admit(&s, a, &next, || Ok(())).await,
         Err(e) => Err(e),
     };
     match who {
@@ -185,11 +185,13 @@ pub async fn submit(
 
 /// Lets `who`, whom a source accepted, in: with `create_system_users` their first login
 /// makes their Unix account, else a directory's or a provider's user must have one; then
-/// a new session, and on to `next`.
+/// `before_session` (the binding of a provider's identity), a new session, and on to
+/// `next`.
 pub(super) async fn admit(
     s: &AppState,
     who: Authenticated,
     next: &str,
+    before_session: impl FnOnce() -> Result<(), AuthError>,
 ) -> Result<Response, AuthError> {
     let from_outside = !matches!(who.source, SourceKind::Pam | SourceKind::Native);
     match &s.accounts {
@@ -213,6 +215,7 @@ pub(super) async fn admit(
         }
         None => {}
     }
+    before_session()?;
     Ok(match start_session(s, &who.name, who.admin) {
         Ok(cookies) => {
             let mut resp = Redirect::to(next).into_response();

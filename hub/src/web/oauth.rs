@@ -3,14 +3,19 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::login::{admit, form_xsrf, next_of, page};
+use crate::auth::client::client_ip;
 use crate::auth::cookies;
-use crate::auth::oauth::{pending::PENDING_TTL, OAuthError};
-use crate::auth::Authenticated;
+use crate::auth::oauth::pending::{MAX_NEXT, PENDING_TTL};
+use crate::auth::oauth::{Identity, OAuthError};
+use crate::auth::rules::is_system_account;
+use crate::auth::{AuthError, Authenticated};
 use crate::db::Binding;
 use crate::state::AppState;
 
@@ -28,13 +33,19 @@ fn state_cookie(s: &AppState) -> &'static str {
 /// `GET /hub/oauth_login`: to the provider, with a new `state` in a cookie.
 pub async fn start(
     State(s): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let Some(oauth) = s.oauth.clone() else {
         return Redirect::to(&s.urls.hub_page("login")).into_response();
     };
-    let next = next_of(&s, &q);
-    match oauth.begin(next.clone()).await {
+    let mut next = next_of(&s, &q);
+    if next.len() > MAX_NEXT {
+        next = s.urls.hub_page("spawn");
+    }
+    let from = client_ip(peer.ip(), &headers, &s.cfg.trusted_proxies);
+    match oauth.begin(next.clone(), from).await {
         Ok((url, state)) => {
             let secs = i64::try_from(PENDING_TTL.as_secs()).unwrap_or(600);
             let cookie = cookies::set(
@@ -69,41 +80,69 @@ pub async fn callback(
         Err(e) => return with_cookie(refused(&s, &e, &fallback), clear),
     };
     let kind = oauth.kind();
-    let judged = oauth.name_of(&id).and_then(|name| {
+    let source = oauth.binding_source();
+    // The name: the one this identity was bound to at its first sign-in, else the one
+    // its claims map to. The rules judge that very name.
+    let named = oauth.name_of(&id).and_then(|mapped| {
+        let bound =
+            s.db.identities()
+                .bound(&source, &id.subject)
+                .map_err(|e| OAuthError::Unavailable(format!("database: {e}")))?;
+        let name = bound.unwrap_or(mapped);
+        if is_system_account(&name) {
+            return Err(OAuthError::SystemAccount(name));
+        }
         let admin = oauth.judge(s.auth.rules(), &name, &id)?;
         Ok((name, admin))
     });
-    let (name, admin) = match judged {
-        Ok(j) => j,
+    let (name, admin) = match named {
+        Ok(n) => n,
         Err(e) => return with_cookie(refused(&s, &e, &next), clear),
     };
-    // The first sign-in binds the name to this identity; another identity whose name
-    // maps to it later is refused.
-    let name = match s.db.identities().bind(kind.as_str(), &id.subject, &name) {
-        Ok(Binding::User(bound)) => bound,
-        Ok(Binding::Taken) => {
-            return with_cookie(refused(&s, &OAuthError::Taken(name), &next), clear);
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "cannot record the sign-in's identity");
-            let e = OAuthError::Unavailable("database".into());
-            return with_cookie(refused(&s, &e, &next), clear);
-        }
-    };
-    tracing::info!(user = %name, source = kind.as_str(), admin, "login accepted");
     let who = Authenticated {
-        name,
+        name: name.clone(),
         admin,
         source: kind,
     };
-    let resp = match admit(&s, who, &next).await {
-        Ok(resp) => resp,
+    // The first sign-in binds the name to this identity, once the user is let in (their
+    // Unix account there or made) and before the session starts; another identity
+    // whose name maps to it later is refused.
+    let bind = || match s.db.identities().bind(&source, &id.subject, &name) {
+        Ok(Binding::User(_)) => Ok(()),
+        Ok(Binding::Taken) => Err(AuthError::Taken(name.to_string())),
+        Err(e) => Err(AuthError::Helper(format!("database: {e}"))),
+    };
+    let resp = match admit(&s, who, &next, bind).await {
+        Ok(resp) => {
+            tracing::info!(user = %name, source = kind.as_str(), admin, "login accepted");
+            keep_auth_state(&s, &name, &id);
+            resp
+        }
         Err(e) => {
+            tracing::info!(user = %name, source = kind.as_str(), reason = %e, "login refused");
             s.metrics.login_failed(e.metric_label());
             login_page(&s, StatusCode::FORBIDDEN, &next, &e.user_message())
         }
     };
     with_cookie(resp, clear)
+}
+
+/// With `enable_auth_state`, seals what the provider gave and keeps it; without,
+/// forgets any kept before.
+fn keep_auth_state(s: &AppState, name: &crate::types::Username, id: &Identity) {
+    let sealed = match &s.auth_state {
+        Some(k) => match k.seal(name, &id.auth_state()) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                tracing::error!(user = %name, error = %e, "cannot seal the auth state");
+                None
+            }
+        },
+        None => None,
+    };
+    if let Err(e) = s.db.identities().set_auth_state(name, sealed.as_deref()) {
+        tracing::error!(user = %name, error = %e, "cannot keep the auth state");
+    }
 }
 
 /// The login page saying why the provider's sign-in did not let the user in.

@@ -46,6 +46,40 @@ pub struct Identity {
     pub claims: Map<String, Value>,
     /// GitHub: the `allowed_organizations` entries the user is a member of.
     pub groups: Vec<String>,
+    /// The provider's tokens (`access_token`, `refresh_token`, `id_token`, `scope`,
+    /// `token_type`, `expires_at`): kept only with `enable_auth_state`.
+    pub tokens: Map<String, Value>,
+}
+
+impl Identity {
+    /// The auth state kept with `enable_auth_state`: the tokens and, under `user`, the
+    /// claims (OAuthenticator's shape).
+    pub fn auth_state(&self) -> Value {
+        let mut state = self.tokens.clone();
+        state.insert("user".into(), Value::Object(self.claims.clone()));
+        Value::Object(state)
+    }
+}
+
+/// The tokens of a token response, as an auth state holds them.
+pub(crate) fn token_fields<T: oauth2::TokenResponse>(t: &T) -> Map<String, Value> {
+    let mut m = Map::new();
+    let mut put = |k: &str, v: String| {
+        m.insert(k.to_owned(), Value::String(v));
+    };
+    put("access_token", t.access_token().secret().clone());
+    if let Some(r) = t.refresh_token() {
+        put("refresh_token", r.secret().clone());
+    }
+    if let Some(scopes) = t.scopes() {
+        let s: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        put("scope", s.join(" "));
+    }
+    if let Some(d) = t.expires_in() {
+        let at = time::OffsetDateTime::now_utc() + d;
+        m.insert("expires_at".into(), Value::from(at.unix_timestamp()));
+    }
+    m
 }
 
 /// Why a sign-in at the provider did not let the user in.
@@ -130,9 +164,6 @@ pub struct OAuthLogin {
     pending: PendingLogins,
 }
 
-/// Lowest uid a provider's user may map to: below are the system's accounts.
-const FIRST_USER_UID: u32 = 1000;
-
 impl OAuthLogin {
     /// The source `kind` configured by `cfg`, calling back at `callback`. Reads the
     /// client secret's file; an error names the key.
@@ -208,19 +239,35 @@ impl OAuthLogin {
         &self.cfg
     }
 
+    /// What identities are bound under: the source and the provider's own address, so
+    /// that moving to another issuer (or GitHub Enterprise) binds afresh and numeric ids
+    /// of two providers never meet.
+    pub fn binding_source(&self) -> String {
+        let at = match self.kind {
+            SourceKind::Github => self.cfg.github_api.as_str(),
+            SourceKind::Oauth2 => self.cfg.userdata_url.as_deref().unwrap_or(""),
+            k => self.cfg.issuer(k).unwrap_or(""),
+        };
+        format!("{}:{}", self.kind.as_str(), at.trim_end_matches('/'))
+    }
+
     /// The provider's name, for pages.
     pub fn service_name(&self) -> String {
         self.cfg.service_name(self.kind)
     }
 
-    /// Starts a sign-in that goes on to `next`: the provider's URL and the `state`
-    /// the browser must bring back (its cookie).
-    pub async fn begin(&self, next: String) -> Result<(String, String), OAuthError> {
+    /// Starts a sign-in from `from` that goes on to `next`: the provider's URL and the
+    /// `state` the browser must bring back (its cookie).
+    pub async fn begin(
+        &self,
+        next: String,
+        from: std::net::IpAddr,
+    ) -> Result<(String, String), OAuthError> {
         let started = match &self.flow {
             Flow::Oidc(o) => o.begin(&self.http).await?,
             Flow::Plain(p) => p.begin(),
         };
-        let pending = Pending::new(started.nonce, started.verifier, next);
+        let pending = Pending::new(started.nonce, started.verifier, next, from);
         if !self.pending.insert(started.state.clone(), pending) {
             return Err(OAuthError::Busy);
         }
@@ -272,8 +319,8 @@ impl OAuthLogin {
         Ok((id, pending.next))
     }
 
-    /// The Unix name of `id`, after the provider's own checks (Google's verified email
-    /// and hosted domain).
+    /// The Unix name `id`'s claims map to, after the provider's own checks (a verified
+    /// email, Google's hosted domain). A sign-in bound before keeps its bound name.
     pub fn name_of(&self, id: &Identity) -> Result<Username, OAuthError> {
         let claim = self.cfg.username_claim(self.kind);
         let text = |k: &str| id.claims.get(k).and_then(Value::as_str);
@@ -282,9 +329,8 @@ impl OAuthLogin {
             Some(Value::String(s)) => Some(s == "true"),
             _ => None,
         };
-        if claim == "email" && verified == Some(false)
-            || self.kind == SourceKind::Google && verified != Some(true)
-        {
+        // An address only counts once the provider has verified it.
+        if (claim == "email" || self.kind == SourceKind::Google) && verified != Some(true) {
             return Err(OAuthError::BadName(
                 "its email address is not verified".into(),
             ));
@@ -305,14 +351,7 @@ impl OAuthLogin {
         }
         let value = text(claim)
             .ok_or_else(|| OAuthError::BadName(format!("the provider gave no {claim}")))?;
-        let name = names::unix_name(&self.cfg, value).map_err(OAuthError::BadName)?;
-        // A system account (root, daemon, the hub's own) is never a provider user's.
-        if let Ok(Some(u)) = nix::unistd::User::from_name(name.as_str()) {
-            if u.uid.as_raw() < FIRST_USER_UID || u.uid == nix::unistd::getuid() {
-                return Err(OAuthError::SystemAccount(name));
-            }
-        }
-        Ok(name)
+        names::unix_name(&self.cfg, value).map_err(OAuthError::BadName)
     }
 
     /// What the rules say about `name`, signed in as `id`: admin rights if allowed.

@@ -1,8 +1,8 @@
 //! Provider names (emails, logins) to Unix user names: `username_map` first, then the
-//! rule: an email's local part (for `default_domains`, or every domain when none is
-//! given), or `<local>-<domain>` with `keep_other_domains`; lowercased, every character
-//! outside `a-z0-9_-` replaced by `-`. A result that is not a valid Unix name is refused,
-//! never truncated or guessed.
+//! rule: an email's local part for the domains of `default_domains`, `<local>-<domain>`
+//! for others with `keep_other_domains` (refused without it: `alice@anywhere` must never
+//! become `alice`); lowercased, every character outside `a-z0-9_-` replaced by `-`. A
+//! result that is not a valid Unix name is refused, never truncated or guessed.
 
 use crate::config::OAuthSection;
 use crate::types::Username;
@@ -15,11 +15,10 @@ pub fn unix_name(cfg: &OAuthSection, value: &str) -> Result<Username, String> {
     let base = match value.rsplit_once('@') {
         Some((local, domain)) => {
             let domain = domain.to_ascii_lowercase();
-            if cfg.default_domains.is_empty()
-                || cfg
-                    .default_domains
-                    .iter()
-                    .any(|d| d.eq_ignore_ascii_case(&domain))
+            if cfg
+                .default_domains
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(&domain))
             {
                 local.to_owned()
             } else if cfg.keep_other_domains {
@@ -73,7 +72,12 @@ mod tests {
             unix_name(&keep, "jo@uni.ac.uk").unwrap().as_str(),
             "jo-uni-ac-uk"
         );
-        let any = cfg("");
-        assert_eq!(unix_name(&any, "jo@anywhere.io").unwrap().as_str(), "jo");
+        // No default domain: an address is never cut to its local part.
+        assert!(unix_name(&cfg(""), "jo@anywhere.io").is_err());
+        let kept = cfg("keep_other_domains = true");
+        assert_eq!(
+            unix_name(&kept, "jo@anywhere.io").unwrap().as_str(),
+            "jo-anywhere-io"
+        );
     }
 }

@@ -22,6 +22,10 @@ use super::{Identity, OAuthError, Started};
 /// (keys rotate).
 const METADATA_TTL: Duration = Duration::from_secs(600);
 
+/// After a failed discovery, sign-ins are told "unavailable" at once for this long
+/// instead of each waiting for the provider again.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
 /// The claims beyond the standard ones (groups, Google's `hd`), as they come.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
@@ -37,6 +41,7 @@ pub struct Oidc {
     redirect: RedirectUrl,
     scopes: Vec<String>,
     metadata: tokio::sync::Mutex<Option<(Instant, CoreProviderMetadata)>>,
+    failed: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Oidc {
@@ -57,6 +62,7 @@ impl Oidc {
                 .map_err(|e| format!("[auth.oauth] oauth_callback_url: {e}"))?,
             scopes,
             metadata: tokio::sync::Mutex::new(None),
+            failed: std::sync::Mutex::new(None),
         })
     }
 
@@ -64,11 +70,25 @@ impl Oidc {
         let mut cached = self.metadata.lock().await;
         let meta = match &*cached {
             Some((at, m)) if at.elapsed() < METADATA_TTL => m.clone(),
+            _ if self
+                .failed
+                .lock()
+                .map(|f| f.is_some_and(|at| at.elapsed() < RETRY_AFTER))
+                .unwrap_or(false) =>
+            {
+                return Err(OAuthError::Unavailable(format!(
+                    "discovery at {} failed moments ago",
+                    self.issuer.as_str()
+                )));
+            }
             _ => {
                 let hc = Http(http.clone());
                 let m = CoreProviderMetadata::discover_async(self.issuer.clone(), &hc)
                     .await
                     .map_err(|e| {
+                        if let Ok(mut f) = self.failed.lock() {
+                            *f = Some(Instant::now());
+                        }
                         OAuthError::Unavailable(format!(
                             "discovery at {}: {}",
                             self.issuer.as_str(),
@@ -141,18 +161,24 @@ impl Oidc {
             }
         }
         let subject = claims.subject().clone();
+        let mut tokens = super::token_fields(&token);
+        tokens.insert("id_token".into(), Value::String(id_token.to_string()));
         let mut all = object(serde_json::to_value(claims));
         if let Ok(req) = client.user_info(token.access_token().clone(), Some(subject.clone())) {
             let info: UserInfoClaims<Extra, CoreGenderClaim> = req
                 .request_async(&hc)
                 .await
                 .map_err(|e| OAuthError::Rejected(format!("user info: {}", chain(&e))))?;
-            all.extend(object(serde_json::to_value(&info)));
+            // The verified ID token's claims win; user info only adds what it lacks.
+            for (k, v) in object(serde_json::to_value(&info)) {
+                all.entry(k).or_insert(v);
+            }
         }
         Ok(Identity {
             subject: subject.to_string(),
             claims: all,
             groups: Vec::new(),
+            tokens,
         })
     }
 }

@@ -8,7 +8,14 @@ use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
     EndpointSet, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
 };
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+
+/// A path segment: everything but RFC 3986's unreserved characters escaped.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
 use serde_json::Value;
 
 use super::http::{describe, read_bounded, Http};
@@ -136,6 +143,7 @@ impl Plain {
             subject,
             claims,
             groups,
+            tokens: super::token_fields(&token),
         })
     }
 }
@@ -150,7 +158,7 @@ async fn github_member(
     login: &str,
     bearer: &str,
 ) -> Result<bool, OAuthError> {
-    let enc = |s: &str| utf8_percent_encode(s, NON_ALPHANUMERIC).to_string();
+    let enc = |s: &str| utf8_percent_encode(s, SEGMENT).to_string();
     let api = api.trim_end_matches('/');
     match entry.split_once(':') {
         None => {
