@@ -1,5 +1,5 @@
 // A stand-in for GitHub's OAuth and REST endpoints, as GitHub documents them, for
-// sudohub's GitHub login test (no real GitHub can be reached here):
+// sudohub's GitHub and plain OAuth 2 login tests (no real GitHub can be reached here):
 //   GET  /login/oauth/authorize      -> 302 to redirect_uri?code&state (the user the test
 //                                       picked with POST /_test/user signs in)
 //   POST /login/oauth/access_token   -> {"access_token", "token_type", "scope"} after
@@ -65,7 +65,12 @@ http.createServer(async (req, res) => {
     codes.delete(form.get('code'));
     const verifier = form.get('code_verifier') || '';
     const challenge = crypto.createHash('sha256').update(verifier).digest('base64url');
-    if (form.get('client_id') !== env('CLIENT_ID') || form.get('client_secret') !== env('CLIENT_SECRET')) {
+    // The client's credentials in the form (GitHub's way) or as HTTP Basic (RFC 6749's).
+    const basic = /^Basic (.+)$/.exec(req.headers.authorization || '');
+    const [id, secret] = basic
+      ? Buffer.from(basic[1], 'base64').toString().split(':').map(decodeURIComponent)
+      : [form.get('client_id'), form.get('client_secret')];
+    if (id !== env('CLIENT_ID') || secret !== env('CLIENT_SECRET')) {
       return json(res, 200, { error: 'incorrect_client_credentials' });
     }
     if (!c || c.challenge !== challenge || c.redirect !== form.get('redirect_uri')) {
@@ -78,7 +83,9 @@ http.createServer(async (req, res) => {
   const login = bearer(req);
   const u = users.find((x) => x.login === login);
   if (!u) return json(res, 401, { message: 'Bad credentials' });
-  if (p === '/api/user') return json(res, 200, { login: u.login, id: u.id, name: u.login, type: 'User' });
+  // `groups` is not GitHub's: it lets the same stand-in serve as a plain OAuth 2
+  // provider whose user data carries groups.
+  if (p === '/api/user') return json(res, 200, { login: u.login, id: u.id, name: u.login, type: 'User', groups: u.orgs });
   let m = /^\/api\/orgs\/([^/]+)\/members\/([^/]+)$/.exec(p);
   if (m) {
     const [org, who] = [decodeURIComponent(m[1]), decodeURIComponent(m[2])];

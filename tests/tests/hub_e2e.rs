@@ -2405,10 +2405,12 @@ async fn google_and_github_sign_ins_apply_their_own_rules() {
     hub.terminate();
 
     // GitHub: only the team lab:hpc.
+    let newcomer = unique_name("sew"); // no Unix account: made for the plain OAuth 2 part
     let github = GithubStandIn::start(serde_json::json!([
         {"login": alice.to_uppercase(), "id": 101, "orgs": ["lab", "lab:hpc"]},
         {"login": bob, "id": 102, "orgs": ["lab"]},
         {"login": carol, "id": 103, "orgs": []},
+        {"login": newcomer, "id": 104, "orgs": ["lab"]},
     ]));
     let gh = github.url();
     write_config(
@@ -2422,7 +2424,7 @@ async fn google_and_github_sign_ins_apply_their_own_rules() {
         )
         .replacen(&format!("allowed_users = [{alice:?}]\n"), "", 1),
     );
-    let _hub = start_hub(&w);
+    let hub = start_hub(&w);
     let gh_sign_in = |login: String| {
         let (w, github) = (&w, &github);
         async move {
@@ -2435,7 +2437,7 @@ async fn google_and_github_sign_ins_apply_their_own_rules() {
                     .starts_with(&format!("{}/login/oauth/authorize", github.url())),
                 "{to}"
             );
-            assert!(to.as_str().contains("scope=read%3Aorg"), "{to}");
+            assert!(to.as_str().contains("code_challenge_method=S256"), "{to}");
             let back = b.get(&to).await.location().unwrap();
             (b.get(&back).await, b)
         }
@@ -2457,6 +2459,57 @@ async fn google_and_github_sign_ins_apply_their_own_rules() {
             r.body
         );
     }
+    hub.terminate();
+
+    // The same stand-in as a plain OAuth 2 provider (authorize, token and user-data URLs,
+    // the client in HTTP Basic, groups in the user data), and a user with no Unix account
+    // yet, whose account sudohub-account makes at the first sign-in.
+    let root = (Uid::from_raw(0), Gid::from_raw(0));
+    let homes = PathBuf::from(format!("/var/lib/{}", unique_name("seu")));
+    std::fs::create_dir_all(&homes).unwrap();
+    fs::chown_mode(&homes, root.0, root.1, 0o755);
+    let text = with(
+        "oauth2",
+        format!(
+            "client_secret = {:?}\nauthorize_url = \"{gh}/login/oauth/authorize\"\ntoken_url = \"{gh}/login/oauth/access_token\"\nuserdata_url = \"{gh}/api/user\"\nusername_claim = \"login\"\nallowed_groups = [\"lab\"]\n",
+            github.client_secret
+        ),
+    )
+    .replacen(&format!("allowed_users = [{alice:?}]\n"), "", 1)
+    .replacen(
+        "[auth]\n",
+        &format!(
+            "[auth]\ncreate_system_users = true\naccount_helper = {:?}\n",
+            w.helpers.account().display().to_string()
+        ),
+        1,
+    );
+    write_config(&w, &text);
+    let _beside = sudohub_tests::system::HubTomlBesideHelpers::write(&text, w.hub_user.gid);
+    let helpers_path = std::path::Path::new(sudohub_helpers_config::CONFIG_PATH);
+    let helpers_text = format!(
+        "{}\n[accounts]\nuid_min = 42000\nuid_max = 42999\nhome_base = {:?}\n",
+        std::fs::read_to_string(helpers_path).unwrap(),
+        homes.display().to_string()
+    );
+    fs::write_owned(helpers_path, helpers_text.as_bytes(), root.0, root.1, 0o644);
+    let hub = start_hub(&w);
+    let (r, _) = gh_sign_in(bob.clone()).await; // in `lab`: allowed here
+    signed_in(&w, &r);
+    let (r, _) = gh_sign_in(carol.clone()).await;
+    assert!(
+        error_text(&r).contains("is not allowed to use this hub"),
+        "{}",
+        r.body
+    );
+    let (r, _) = gh_sign_in(newcomer.clone()).await;
+    signed_in(&w, &r);
+    let made = TestUser::existing(&newcomer); // removed with its processes at the end
+    assert!((42000..=42999).contains(&made.uid.as_raw()), "{}", made.uid);
+    assert_eq!(made.home, homes.join(&newcomer));
+    hub.terminate();
+    drop(made);
+    let _ = std::fs::remove_dir_all(&homes);
 }
 
 /// A random number, for keys made by a test.
