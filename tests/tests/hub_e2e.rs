@@ -1699,18 +1699,7 @@ async fn sign_up_approval_and_jupyterlab_as_a_new_unix_account() {
         ),
         1,
     );
-    write_config(&w, &text);
-    // The switch is hub.toml's alone: in an install it sits next to helpers.toml, where
-    // the account helper reads root's consent; here the same text is put there too.
-    let _beside = sudohub_tests::system::HubTomlBesideHelpers::write(&text, w.hub_user.gid);
-    // helpers.toml only gives the shape (a uid range and homes the test can clean up).
-    let helpers_path = std::path::Path::new(sudohub_helpers_config::CONFIG_PATH);
-    let helpers_text = format!(
-        "{}\n[accounts]\nuid_min = 42000\nuid_max = 42999\nhome_base = {:?}\n",
-        std::fs::read_to_string(helpers_path).unwrap(),
-        homes.display().to_string()
-    );
-    fs::write_owned(helpers_path, helpers_text.as_bytes(), root.0, root.1, 0o644);
+    let _beside = accounts_on(&w, &text, &homes);
     let mut hub = start_hub(&w);
     const NEW_PW: &str = "violet-Anchor-73-river";
 
@@ -2484,15 +2473,7 @@ async fn google_and_github_sign_ins_apply_their_own_rules() {
         ),
         1,
     );
-    write_config(&w, &text);
-    let _beside = sudohub_tests::system::HubTomlBesideHelpers::write(&text, w.hub_user.gid);
-    let helpers_path = std::path::Path::new(sudohub_helpers_config::CONFIG_PATH);
-    let helpers_text = format!(
-        "{}\n[accounts]\nuid_min = 42000\nuid_max = 42999\nhome_base = {:?}\n",
-        std::fs::read_to_string(helpers_path).unwrap(),
-        homes.display().to_string()
-    );
-    fs::write_owned(helpers_path, helpers_text.as_bytes(), root.0, root.1, 0o644);
+    let _beside = accounts_on(&w, &text, &homes);
     let hub = start_hub(&w);
     let (r, _) = gh_sign_in(bob.clone()).await; // in `lab`: allowed here
     signed_in(&w, &r);
@@ -2531,4 +2512,25 @@ async fn run_in_kernel(b: &Browser, server: &Url, code: &str) -> String {
     kernel::execute(ws.as_str(), Some(&cookies), code)
         .await
         .unwrap()
+}
+
+/// Turns on accounts made on demand: `text` as the hub's config and, as an install has
+/// it, beside helpers.toml, where the account helper reads root's consent; helpers.toml
+/// gives the shape (a uid range, homes under `homes`, which the test removes).
+fn accounts_on(
+    w: &World,
+    text: &str,
+    homes: &std::path::Path,
+) -> sudohub_tests::system::HubTomlBesideHelpers {
+    let root = (Uid::from_raw(0), Gid::from_raw(0));
+    write_config(w, text);
+    let beside = sudohub_tests::system::HubTomlBesideHelpers::write(text, w.hub_user.gid);
+    let helpers_path = std::path::Path::new(sudohub_helpers_config::CONFIG_PATH);
+    let helpers_text = format!(
+        "{}\n[accounts]\nuid_min = 42000\nuid_max = 42999\nhome_base = {:?}\n",
+        std::fs::read_to_string(helpers_path).unwrap(),
+        homes.display().to_string()
+    );
+    fs::write_owned(helpers_path, helpers_text.as_bytes(), root.0, root.1, 0o644);
+    beside
 }
