@@ -7,6 +7,8 @@
 //   foreign-key  the ID token signed by another key (same `kid`)
 //   expired      the ID token expired ten minutes ago
 //   wrong-aud    the ID token issued to another client
+//   groups-in-id-token-only  user info without the groups claim (as Entra ID and
+//                many Keycloak setups: groups only in the ID token)
 //
 // Environment: PORT, ISSUER, CLIENT_ID, CLIENT_SECRET, REDIRECT_URI, USERS (JSON list of
 // {"sub": …, "claims": {…}}); the login name on the provider's form is the `sub`.
@@ -71,7 +73,11 @@ const provider = new Provider(env('ISSUER'), {
 
 provider.use(async (ctx, next) => {
   await next();
-  if (ctx.path !== '/token' || mode === 'normal' || !ctx.body || !ctx.body.id_token) return;
+  if (ctx.path === '/me' && mode === 'groups-in-id-token-only' && ctx.body) {
+    delete ctx.body.groups;
+    return;
+  }
+  if (ctx.path !== '/token' || !['foreign-key', 'expired', 'wrong-aud'].includes(mode) || !ctx.body || !ctx.body.id_token) return;
   const claims = decodeJwt(ctx.body.id_token);
   const now = Math.floor(Date.now() / 1000);
   let key = realKey;

@@ -2162,6 +2162,14 @@ async fn oidc_logins_reach_jupyterlab_and_every_refusal_is_clear() {
         !db.windows(token.len()).any(|x| x == token.as_bytes()),
         "the token is stored in the clear"
     );
+    // Groups only in the ID token (user info without them) still count.
+    p.set_mode("groups-in-id-token-only").await;
+    let b2 = Browser::new();
+    let back2 = oidc_callback(&w, p, &b2, "alice-sub").await;
+    signed_in(&w, &b2.get(&back2).await);
+    let me2 = api_get(&w, &format!("/hub/api/users/{}", w.alice.name)).await;
+    assert_eq!(me2["admin"], true, "{me2}");
+    p.set_mode("normal").await;
     let server = url(&w, &format!("/user/{}/", w.alice.name));
     let env = run_in_kernel(
         &b,

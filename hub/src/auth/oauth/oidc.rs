@@ -5,9 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreProviderMetadata,
-};
+use openidconnect::core::{CoreAuthenticationFlow, CoreGenderClaim, CoreProviderMetadata};
 use openidconnect::{
     AccessTokenHash, AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
     IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
@@ -100,7 +98,7 @@ impl Oidc {
             }
         };
         Ok(
-            CoreClient::from_provider_metadata(meta, self.client_id.clone(), self.secret.clone())
+            OidcClient::from_provider_metadata(meta, self.client_id.clone(), self.secret.clone())
                 .set_redirect_uri(self.redirect.clone()),
         )
     }
@@ -183,7 +181,29 @@ impl Oidc {
     }
 }
 
-type OidcClient = openidconnect::core::CoreClient<
+/// The client, with the ID token's claims beyond the standard ones kept ([`Extra`]):
+/// `groups` or `hd` may be only there (Keycloak, Entra ID).
+type OidcClient = openidconnect::Client<
+    Extra,
+    openidconnect::core::CoreAuthDisplay,
+    CoreGenderClaim,
+    openidconnect::core::CoreJweContentEncryptionAlgorithm,
+    openidconnect::core::CoreJsonWebKey,
+    openidconnect::core::CoreAuthPrompt,
+    openidconnect::StandardErrorResponse<openidconnect::core::CoreErrorResponseType>,
+    openidconnect::StandardTokenResponse<
+        openidconnect::IdTokenFields<
+            Extra,
+            openidconnect::EmptyExtraTokenFields,
+            CoreGenderClaim,
+            openidconnect::core::CoreJweContentEncryptionAlgorithm,
+            openidconnect::core::CoreJwsSigningAlgorithm,
+        >,
+        openidconnect::core::CoreTokenType,
+    >,
+    openidconnect::core::CoreTokenIntrospectionResponse,
+    openidconnect::core::CoreRevocableToken,
+    openidconnect::core::CoreRevocationErrorResponse,
     openidconnect::EndpointSet,
     openidconnect::EndpointNotSet,
     openidconnect::EndpointNotSet,
