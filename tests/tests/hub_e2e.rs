@@ -2542,3 +2542,63 @@ fn accounts_on(
     fs::write_owned(helpers_path, helpers_text.as_bytes(), root.0, root.1, 0o644);
     beside
 }
+
+/// An OpenID Connect sign-in in Chromium: the hub's button, the provider's own form on
+/// another site, and back signed in (the state cookie survives the cross-site redirect).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oidc_sign_in_in_chromium() {
+    use sudohub_tests::oidc::OidcProvider;
+    sudohub_tests::chromium::require_browser();
+    let w = world();
+    let callback = format!("http://{}/hub/oauth_callback", w.addr);
+    let provider = OidcProvider::start(
+        &callback,
+        serde_json::json!([{"sub": "alice-sub", "claims": {
+            "preferred_username": w.alice.name, "groups": ["jupyter"]}}]),
+    );
+    let text = std::fs::read_to_string(&w.config)
+        .unwrap()
+        .replacen("[auth]\n", "[auth]\nsource = \"oidc\"\n", 1)
+        + &format!(
+            "[auth.oauth]\nissuer = {:?}\nclient_id = {:?}\nclient_secret = {:?}\nscope = [\"openid\", \"profile\", \"groups\"]\nallowed_groups = [\"jupyter\"]\noauth_callback_url = {callback:?}\n",
+            provider.issuer, provider.client_id, provider.client_secret
+        );
+    write_config(&w, &text);
+    let _hub = start_hub(&w);
+    let base = format!("http://{}", w.addr);
+    let report = sudohub_tests::chromium::run_signed_out(
+        &base,
+        "oidc.mjs",
+        &[("SUDOHUB_PROVIDER_LOGIN", "alice-sub")],
+    );
+    assert!(report["failure"].is_null(), "{report}\n{}", hub_log(&w));
+    assert!(
+        report["button"]
+            .as_str()
+            .unwrap()
+            .starts_with("Sign in with"),
+        "{report}"
+    );
+    assert_eq!(report["passwordForm"], 0, "{report}");
+    assert!(
+        report["providerPage"]
+            .as_str()
+            .unwrap()
+            .starts_with("localhost:"),
+        "{report}"
+    );
+    assert!(
+        report["landedAt"]
+            .as_str()
+            .unwrap()
+            .starts_with("/hub/spawn"),
+        "{report}"
+    );
+    assert!(
+        report["home"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Signed in as {}", w.alice.name)),
+        "{report}"
+    );
+}
