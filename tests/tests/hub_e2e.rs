@@ -2007,8 +2007,26 @@ async fn ldap_logins_reach_jupyterlab_and_every_refusal_is_clear() {
     let p = login(&w, &Browser::new(), &w.bob.name, LDAP_PW).await;
     assert_eq!(says(&p), "Invalid username or password");
 
+    // `sudohub check` reaches the directory with this setup...
+    let report = check_sources(&w).await;
+    assert!(
+        report
+            .iter()
+            .any(|f| f.ok && f.text.contains("LDAP directory at ldaps://127.0.0.1")),
+        "{report:?}"
+    );
+    assert!(report.iter().all(|f| f.ok), "{report:?}");
+
     // 3. The directory goes down: a clear page at once, not a 500 or a hang.
     slapd.stop();
+    // ...and says what is wrong when it is down.
+    let report = check_sources(&w).await;
+    assert!(
+        report
+            .iter()
+            .any(|f| !f.ok && f.text.contains("does not let the hub in")),
+        "{report:?}"
+    );
     let t = Instant::now();
     let p = login(&w, &Browser::new(), &w.alice.name, LDAP_PW).await;
     assert_eq!(p.status, StatusCode::FORBIDDEN);
@@ -2260,10 +2278,25 @@ async fn oidc_logins_reach_jupyterlab_and_every_refusal_is_clear() {
     let boss = api_get(&w, &format!("/hub/api/users/{boss}")).await;
     assert_eq!(boss["status"], 404, "{boss}");
 
+    // `sudohub check`: discovery works and the auth-state key is safe.
+    let report = check_sources(&w).await;
+    assert_eq!(report.iter().filter(|f| f.ok).count(), 2, "{report:?}");
+    assert!(
+        report.iter().any(|f| f.text.contains("discovery at")),
+        "{report:?}"
+    );
+
     // The provider goes down between its page and the callback.
     let b = Browser::new();
     let back = oidc_callback(&w, p, &b, "alice-sub").await;
     drop(provider);
+    let report = check_sources(&w).await;
+    assert!(
+        report
+            .iter()
+            .any(|f| !f.ok && f.text.contains("cannot be used")),
+        "{report:?}"
+    );
     let r = b.get(&back).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
     assert!(says(&r).contains("unavailable"), "{}", r.body);
@@ -2601,4 +2634,12 @@ async fn oidc_sign_in_in_chromium() {
             .contains(&format!("Signed in as {}", w.alice.name)),
         "{report}"
     );
+}
+
+/// The login sources' part of `sudohub check` against the world's hub.toml.
+async fn check_sources(w: &World) -> Vec<sudohub::check::Finding> {
+    let cfg = sudohub::config::HubConfig::load(&w.config).unwrap();
+    tokio::task::spawn_blocking(move || sudohub::check::sources_only(&cfg))
+        .await
+        .unwrap()
 }

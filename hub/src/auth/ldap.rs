@@ -111,6 +111,15 @@ impl LdapClient {
         result
     }
 
+    /// Connects (with the configured TLS) and binds as the search account, or
+    /// anonymously: what `sudohub check` asks of the directory.
+    pub async fn probe(&self) -> Result<(), AuthError> {
+        let mut ldap = self.connect().await?;
+        let result = self.bind_searcher(&mut ldap).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), ldap.unbind()).await;
+        result
+    }
+
     async fn check_on(
         &self,
         ldap: &mut Ldap,

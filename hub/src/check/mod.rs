@@ -4,6 +4,7 @@
 //! line, `ok` or `FAIL` with the fix; the exit code is 0 only when nothing failed.
 
 mod install;
+mod sources;
 mod state;
 mod unix_accounts;
 
@@ -75,6 +76,13 @@ impl Report {
     }
 }
 
+/// The login sources' checks alone (the directory, the provider, their files).
+pub fn sources_only(cfg: &HubConfig) -> Vec<Finding> {
+    let mut r = Report(Vec::new());
+    sources::sources(cfg, &mut r);
+    r.0
+}
+
 /// Runs every check.
 pub fn run(cfg: &HubConfig, paths: &CheckPaths) -> Vec<Finding> {
     let mut r = Report(Vec::new());
@@ -121,6 +129,7 @@ pub fn run(cfg: &HubConfig, paths: &CheckPaths) -> Vec<Finding> {
         );
     }
     state(cfg, &mut r);
+    sources::sources(cfg, &mut r);
     r.0
 }
 

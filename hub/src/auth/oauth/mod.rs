@@ -229,6 +229,16 @@ impl OAuthLogin {
         })
     }
 
+    /// Asks the provider what a sign-in needs first (OpenID Connect: its discovery
+    /// document and keys): what `sudohub check` asks of it. Plain OAuth 2 providers have
+    /// nothing to ask before a sign-in.
+    pub async fn probe(&self) -> Result<String, OAuthError> {
+        match &self.flow {
+            Flow::Oidc(o) => o.probe(&self.http).await,
+            Flow::Plain(_) => Ok("endpoints as configured".into()),
+        }
+    }
+
     /// Which provider source this is.
     pub fn kind(&self) -> SourceKind {
         self.kind

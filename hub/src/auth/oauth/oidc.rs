@@ -103,6 +103,12 @@ impl Oidc {
         )
     }
 
+    /// Discovery: the issuer's metadata and keys, fetched now.
+    pub async fn probe(&self, http: &reqwest::Client) -> Result<String, OAuthError> {
+        self.client(http).await?;
+        Ok(format!("discovery at {} answers", self.issuer.as_str()))
+    }
+
     /// The provider's authorization URL for a new sign-in.
     pub async fn begin(&self, http: &reqwest::Client) -> Result<Started, OAuthError> {
         let client = self.client(http).await?;
