@@ -30,14 +30,24 @@ impl AuthStateKey {
     pub fn load(path: &Path) -> Result<Self, String> {
         let bad =
             |m: &dyn std::fmt::Display| format!("auth_state_key_file {}: {m}", path.display());
-        let meta = std::fs::symlink_metadata(path).map_err(|e| bad(&e))?;
+        // Opened without following a link, then checked on the open file itself: what
+        // is checked is what is read.
+        use std::io::Read as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(path)
+            .map_err(|e| bad(&e))?;
+        let meta = file.metadata().map_err(|e| bad(&e))?;
         if !meta.file_type().is_file() {
             return Err(bad(&"must be a regular file, not a link"));
         }
-        if meta.uid() != 0 || meta.mode() & 0o027 != 0 {
+        if meta.uid() != 0 || meta.mode() & 0o027 != 0 || meta.len() > 1024 {
             return Err(bad(&"must be owned by root, not writable by its group, and not readable by others (root:sudohub 0640)"));
         }
-        let mut text = std::fs::read_to_string(path).map_err(|e| bad(&e))?;
+        let mut text = String::new();
+        file.read_to_string(&mut text).map_err(|e| bad(&e))?;
         let decoded = hex::decode(text.trim());
         text.zeroize();
         let mut bytes =

@@ -77,13 +77,17 @@ pub fn judge_with(
 const FIRST_USER_UID: u32 = 1000;
 
 /// Whether `name` is a system account no directory or provider user may become: a uid
-/// below 1000, `nobody` and above (65534), or the hub's own account. The spawner helper
+/// below 1000, `nobody` (65534), or the hub's own account. The spawner helper
 /// refuses them too (`min_uid`); the hub refuses them before giving a session.
 pub fn is_system_account(name: &Username) -> bool {
     match nix::unistd::User::from_name(name.as_str()) {
         Ok(Some(u)) => {
             let uid = u.uid.as_raw();
-            !(FIRST_USER_UID..65534).contains(&uid) || u.uid == nix::unistd::getuid()
+            // High uids are people too (FreeIPA, SSSD's id mapping); only `nobody` and
+            // the "no uid" values are not.
+            uid < FIRST_USER_UID
+                || matches!(uid, 65534 | 4_294_967_294 | u32::MAX)
+                || u.uid == nix::unistd::getuid()
         }
         _ => false,
     }

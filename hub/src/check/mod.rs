@@ -118,6 +118,13 @@ pub fn run(cfg: &HubConfig, paths: &CheckPaths) -> Vec<Finding> {
             format!("the single-user command {} is missing or not executable: run install.sh, or fix spawner.command in helpers.toml", program.display()),
         );
         pam_state(&h.pam.state_dir, &mut r);
+        for var in cfg.auth.oauth.iter().flat_map(|o| o.auth_state_env.keys()) {
+            r.check(
+                h.spawner.env_allowed(var),
+                format!("auth_state_env {var} is admitted by helpers.toml env_allow"),
+                format!("auth_state_env {var} would make every start of that user's servers fail: add \"{var}\" to [spawner] env_allow in helpers.toml"),
+            );
+        }
         let pam = paths.pam_dir.join(&h.pam.service);
         r.check(
             pam.is_file(),

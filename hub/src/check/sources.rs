@@ -10,6 +10,10 @@ use crate::config::HubConfig;
 
 /// Checks the directory and the provider `cfg` names, if any.
 pub(super) fn sources(cfg: &HubConfig, r: &mut Report) {
+    let ldap = cfg.auth.uses(crate::config::SourceKind::Ldap);
+    if !ldap && cfg.auth.oauth_kind().is_none() {
+        return;
+    }
     let Ok(rt) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -196,14 +196,13 @@ impl OAuthSection {
         }
         // Plain http only to this machine: over a network, whoever is in the middle could
         // swap the provider's keys and forge its ID tokens.
-        let url_ok = |u: &str| {
-            let local = ["http://localhost", "http://127.0.0.1", "http://[::1]"]
-                .iter()
-                .any(|p| {
-                    u.strip_prefix(p)
-                        .is_some_and(|r| r.is_empty() || r.starts_with([':', '/']))
-                });
-            !u.contains(char::is_whitespace) && (u.starts_with("https://") || local)
+        let url_ok = |u: &str| match reqwest::Url::parse(u) {
+            Ok(url) if url.username().is_empty() && url.password().is_none() => {
+                url.scheme() == "https"
+                    || url.scheme() == "http"
+                        && matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+            }
+            _ => false,
         };
         let urls = [
             ("auth.oauth.issuer", self.issuer.as_deref()),
@@ -254,17 +253,27 @@ impl OAuthSection {
         if kind != SourceKind::Google && !self.hosted_domain.is_empty() {
             return bad("auth.oauth.hosted_domain", "is for `source = \"google\"`");
         }
+        if self.auth_state_env.len() > 16 {
+            return bad("auth.oauth.auth_state_env", "at most 16 variables");
+        }
         if !self.auth_state_env.is_empty() && !self.enable_auth_state {
             return bad(
                 "auth.oauth.auth_state_env",
                 "needs enable_auth_state = true",
             );
         }
+        // Names the hub sets itself (`JUPYTERHUB_*` and the like) would reach the helper
+        // twice, and it refuses the whole start.
+        let hubs_own = |v: &str| {
+            v.starts_with("JUPYTERHUB_") || ["JPY_API_TOKEN", "LANG", "LC_ALL"].contains(&v)
+        };
         if let Some(v) = self.auth_state_env.keys().find(|v| {
             v.is_empty()
+                || v.len() > 128
                 || v.starts_with(|c: char| c.is_ascii_digit())
                 || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 || sudohub_helpers_config::hard_denied(v)
+                || hubs_own(v)
         }) {
             return Err((
                 "auth.oauth.auth_state_env",
@@ -318,6 +327,8 @@ mod tests {
             (SourceKind::Oidc, "client_id = \"x\"\nissuer = \"ftp://x\"", "auth.oauth.issuer"),
             (SourceKind::Oidc, "client_id = \"x\"\nissuer = \"http://sso.example.org\"", "https://"),
             (SourceKind::Oidc, "client_id = \"x\"\nissuer = \"http://localhost.evil.org\"", "https://"),
+            (SourceKind::Oidc, "client_id = \"x\"\nissuer = \"http://127.0.0.1:80@evil.org/\"", "https://"),
+            (SourceKind::Oidc, "client_id = \"x\"\nissuer = \"https://x\"\nenable_auth_state = true\nauth_state_env = { JUPYTERHUB_API_TOKEN = \"access_token\" }", "auth_state_env"),
             (SourceKind::Oidc, "client_id = \"\"\nissuer = \"https://x\"", "client_id"),
             (SourceKind::Google, "client_id = \"x\"\nallowed_organizations = [\"o\"]", "is for `source = \"github\"`"),
             (SourceKind::Oidc, "client_id = \"x\"\nissuer = \"https://x\"\nusername_map = { a = \"Not A Name\" }", "username_map"),

@@ -37,17 +37,7 @@ impl Identities<'_> {
         if let Some(user) = bound {
             return Ok(Binding::User(user));
         }
-        let taken = tx
-            .query_row(
-                "SELECT 1 FROM native_accounts WHERE name = ?1 \
-                 UNION SELECT 1 FROM identities i JOIN users u ON u.id = i.user_id \
-                 WHERE u.name = ?1 AND i.source = ?2",
-                params![name, source],
-                |_| Ok(()),
-            )
-            .optional()?
-            .is_some();
-        if taken {
+        if taken_on(&tx, source, name)? {
             return Ok(Binding::Taken);
         }
         let added = tx.execute(
@@ -65,6 +55,12 @@ impl Identities<'_> {
             super::Users(self.0).recount();
         }
         Ok(Binding::User(name.clone()))
+    }
+
+    /// Whether `name` is another's at `source`: bound to an identity there, or an
+    /// account of the hub's own.
+    pub fn is_taken(&self, source: &str, name: &Username) -> DbResult<bool> {
+        taken_on(&self.0.lock(), source, name)
     }
 
     /// The user `source`'s `subject` is bound to.
@@ -122,4 +118,17 @@ impl Identities<'_> {
             )
             .optional()
     }
+}
+
+fn taken_on(conn: &rusqlite::Connection, source: &str, name: &Username) -> DbResult<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT 1 FROM native_accounts WHERE name = ?1 \
+             UNION SELECT 1 FROM identities i JOIN users u ON u.id = i.user_id \
+             WHERE u.name = ?1 AND i.source = ?2",
+            params![name, source],
+            |_| Ok(()),
+        )
+        .optional()?
+        .is_some())
 }

@@ -186,7 +186,14 @@ impl Users<'_> {
         if taken {
             return Ok(false);
         }
-        for table in ["sessions", "api_tokens", "oauth_codes", "oauth_clients"] {
+        // The auth state is sealed for the old name: it would not open under the new one.
+        for table in [
+            "sessions",
+            "api_tokens",
+            "oauth_codes",
+            "oauth_clients",
+            "auth_state",
+        ] {
             tx.execute(&format!("DELETE FROM {table} WHERE user_id = ?1"), [id])?;
         }
         tx.execute("UPDATE users SET name = ?2 WHERE id = ?1", params![id, to])?;

@@ -95,6 +95,11 @@ pub fn auth_state_env(
         .iter()
         .filter_map(|(var, field)| {
             let v = state.get(field)?.as_str()?;
+            // What the helper would refuse (and with it the whole start) is left out.
+            if v.len() > sudohub_protocol::spawner::MAX_ENV_VALUE || v.contains('\0') {
+                tracing::warn!(user = %user, var = %var, "auth state field too long for the environment; left out");
+                return None;
+            }
             Some((var.clone(), v.to_owned()))
         })
         .collect()

@@ -88,9 +88,19 @@ pub async fn callback(
             s.db.identities()
                 .bound(&source, &id.subject)
                 .map_err(|e| OAuthError::Unavailable(format!("database: {e}")))?;
+        let fresh = bound.is_none();
         let name = bound.unwrap_or(mapped);
         if is_system_account(&name) {
             return Err(OAuthError::SystemAccount(name));
+        }
+        // Refused before anything is made for it (a Unix account, a user row).
+        let taken = fresh
+            && s.db
+                .identities()
+                .is_taken(&source, &name)
+                .map_err(|e| OAuthError::Unavailable(format!("database: {e}")))?;
+        if taken {
+            return Err(OAuthError::Taken(name));
         }
         let admin = oauth.judge(s.auth.rules(), &name, &id)?;
         Ok((name, admin))
@@ -108,8 +118,10 @@ pub async fn callback(
     // Unix account there or made) and before the session starts; another identity
     // whose name maps to it later is refused.
     let bind = || match s.db.identities().bind(&source, &id.subject, &name) {
-        Ok(Binding::User(_)) => Ok(()),
-        Ok(Binding::Taken) => Err(AuthError::Taken(name.to_string())),
+        Ok(Binding::User(bound)) if bound == name => Ok(()),
+        // Bound meanwhile (a sign-in of the same identity racing this one) to another
+        // name, or the name is another's: never a session under a name not its own.
+        Ok(_) => Err(AuthError::Taken(name.to_string())),
         Err(e) => Err(AuthError::Helper(format!("database: {e}"))),
     };
     let resp = match admit(&s, who, &next, bind).await {

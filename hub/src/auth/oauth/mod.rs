@@ -7,6 +7,7 @@
 //! The provider's tokens are used for this one sign-in and then dropped: nothing of them
 //! is stored, logged or put in a URL.
 
+mod error;
 pub mod http;
 pub mod names;
 mod oidc;
@@ -17,6 +18,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
+pub use self::error::OAuthError;
 use self::oidc::Oidc;
 use self::pending::{Pending, PendingLogins};
 use self::plain::Plain;
@@ -76,78 +78,14 @@ pub(crate) fn token_fields<T: oauth2::TokenResponse>(t: &T) -> Map<String, Value
         put("scope", s.join(" "));
     }
     if let Some(d) = t.expires_in() {
-        let at = time::OffsetDateTime::now_utc() + d;
-        m.insert("expires_at".into(), Value::from(at.unix_timestamp()));
+        // The provider's number, added without overflow (a year 10000 must not panic).
+        let secs = i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+        let at = time::OffsetDateTime::now_utc()
+            .unix_timestamp()
+            .saturating_add(secs);
+        m.insert("expires_at".into(), Value::from(at));
     }
     m
-}
-
-/// Why a sign-in at the provider did not let the user in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OAuthError {
-    /// The provider could not be reached, or answered nothing usable.
-    Unavailable(String),
-    /// The provider's answer failed verification (signature, audience, expiry, nonce,
-    /// a code used twice).
-    Rejected(String),
-    /// The provider sent the browser back with an error (the user cancelled, say).
-    Refused(String),
-    /// The callback's `state` is not the one this browser's sign-in started with, or
-    /// that sign-in expired or was used already.
-    Expired,
-    /// Too many sign-ins under way.
-    Busy,
-    /// The provider's name for the user makes no user name here.
-    BadName(String),
-    /// The user name is another identity's, or an account of the hub's own.
-    Taken(Username),
-    /// The user name is a system account's (root, a daemon, the hub's own).
-    SystemAccount(Username),
-    /// The rules do not allow this user.
-    NotAllowed(Username),
-}
-
-impl OAuthError {
-    /// The one message the browser sees.
-    pub fn user_message(&self, service: &str) -> String {
-        match self {
-            Self::Unavailable(_) | Self::Busy => "The login service is unavailable right now. Please try again in a few minutes.".into(),
-            Self::Rejected(_) => format!("The answer from {service} could not be verified, so you were not signed in. Please try again, or contact your administrator."),
-            Self::Refused(e) => format!("{service} did not sign you in ({e})."),
-            Self::Expired => "Your sign-in expired or was started in another window. Please sign in again.".into(),
-            Self::BadName(m) => format!("Your {service} account cannot be used here: {m}."),
-            Self::Taken(n) | Self::SystemAccount(n) => format!("The user name {n} belongs to another account here. Please contact your administrator."),
-            Self::NotAllowed(n) => format!("{n} is not allowed to use this hub."),
-        }
-    }
-
-    /// The `result` label of `sudohub_login_failures`.
-    pub fn metric_label(&self) -> &'static str {
-        match self {
-            Self::Unavailable(_) | Self::Busy => "unavailable",
-            Self::Rejected(_) => "rejected",
-            Self::Refused(_) => "refused",
-            Self::Expired => "expired",
-            Self::BadName(_) | Self::Taken(_) | Self::SystemAccount(_) => "bad_name",
-            Self::NotAllowed(_) => "not_allowed",
-        }
-    }
-}
-
-impl std::fmt::Display for OAuthError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Unavailable(m) => write!(f, "provider unavailable: {m}"),
-            Self::Rejected(m) => write!(f, "provider's answer rejected: {m}"),
-            Self::Refused(m) => write!(f, "provider refused: {m}"),
-            Self::Expired => f.write_str("state missing, wrong, used or expired"),
-            Self::Busy => f.write_str("too many sign-ins under way"),
-            Self::BadName(m) => write!(f, "no user name: {m}"),
-            Self::Taken(n) => write!(f, "{n} is bound to another identity or is a native account"),
-            Self::SystemAccount(n) => write!(f, "{n} is a system account"),
-            Self::NotAllowed(n) => write!(f, "{n} is not allowed by the rules"),
-        }
-    }
 }
 
 enum Flow {
@@ -339,8 +277,12 @@ impl OAuthLogin {
             Some(Value::String(s)) => Some(s == "true"),
             _ => None,
         };
+        let value = text(claim)
+            .ok_or_else(|| OAuthError::BadName(format!("the provider gave no {claim}")))?;
         // An address only counts once the provider has verified it.
-        if (claim == "email" || self.kind == SourceKind::Google) && verified != Some(true) {
+        if (claim == "email" || value.contains('@') || self.kind == SourceKind::Google)
+            && verified != Some(true)
+        {
             return Err(OAuthError::BadName(
                 "its email address is not verified".into(),
             ));
@@ -359,8 +301,6 @@ impl OAuthLogin {
                 )));
             }
         }
-        let value = text(claim)
-            .ok_or_else(|| OAuthError::BadName(format!("the provider gave no {claim}")))?;
         names::unix_name(&self.cfg, value).map_err(OAuthError::BadName)
     }
 
@@ -394,5 +334,19 @@ impl OAuthLogin {
             Verdict::Allowed { admin } => Ok(admin),
             Verdict::NotAllowed => Err(OAuthError::NotAllowed(name.clone())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_huge_expires_in_does_not_panic() {
+        let t: oauth2::basic::BasicTokenResponse = serde_json::from_str(
+            r#"{"access_token": "a", "token_type": "bearer", "expires_in": 999999999999999}"#,
+        )
+        .unwrap();
+        let m = super::token_fields(&t);
+        assert!(m["expires_at"].as_i64().unwrap() > 0);
+        assert_eq!(m["access_token"], "a");
     }
 }
