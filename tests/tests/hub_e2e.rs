@@ -703,6 +703,27 @@ fn check_passes_and_names_each_breakage() {
         "{text}"
     );
     assert!(text.contains("root:shadow, mode 2755"), "{text}");
+    // Which cgroups the machine has, and (as root) that each controller takes a limit
+    // in a probe group that is gone again afterwards.
+    let v1 = ["memory", "cpu", "pids", "freezer"]
+        .iter()
+        .all(|c| text.contains(&format!("ok   cgroup v1 {c}: a group under")));
+    let v2 = text.contains("ok   cgroup v2 memory, cpu, pids: a group under");
+    assert!(v1 || v2, "{text}");
+    let probe = "sudohub-check-";
+    for dir in [
+        "/sys/fs/cgroup/memory",
+        "/sys/fs/cgroup/pids",
+        "/sys/fs/cgroup",
+    ] {
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(probe))
+            .collect();
+        assert!(left.is_empty(), "probe groups left in {dir}: {left:?}");
+    }
 
     let expect_fail = |needle: &str| {
         let (code, text) = check();

@@ -3,6 +3,7 @@
 //! Run by an admin as root (or as the hub user, which sees less). Every check prints one
 //! line, `ok` or `FAIL` with the fix; the exit code is 0 only when nothing failed.
 
+mod cgroups;
 mod install;
 mod sources;
 mod state;
@@ -137,6 +138,7 @@ pub fn run(cfg: &HubConfig, paths: &CheckPaths) -> Vec<Finding> {
     }
     state(cfg, &mut r);
     sources::sources(cfg, &mut r);
+    cgroups::cgroups(&mut r);
     r.0
 }
 
