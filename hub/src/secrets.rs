@@ -38,6 +38,14 @@ pub fn same(a: &str, b: &str) -> bool {
     bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// A secret kept in a file of its own (a password, a client secret): its text without
+/// the line ending an editor leaves; an error names the key and the file.
+pub fn read_secret_file(key: &str, path: &std::path::Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("{key} {}: {e}", path.display()))?;
+    Ok(text.trim_end_matches(['\r', '\n']).to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

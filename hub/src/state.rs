@@ -110,24 +110,12 @@ impl AppState {
         );
         let oauth = match (cfg.auth.oauth_kind(), &cfg.auth.oauth) {
             (Some(kind), Some(o)) => {
-                let callback = o
-                    .oauth_callback_url
-                    .clone()
-                    .or_else(|| {
-                        // The origin of public_url; the path comes from base_url.
-                        cfg.public_url.as_ref().map(|p| {
-                            let rest = p.split_once("://").map_or("", |(_, r)| r);
-                            let origin =
-                                &p[..p.len() - rest.len() + rest.find('/').unwrap_or(rest.len())];
-                            format!("{origin}{}", urls.hub_page("oauth_callback"))
-                        })
-                    })
-                    .ok_or_else(|| {
-                        StateError::Auth(
-                            "[auth.oauth] needs oauth_callback_url, or public_url to make it from"
-                                .into(),
-                        )
-                    })?;
+                let callback = cfg.oauth_callback_url().ok_or_else(|| {
+                    StateError::Auth(
+                        "[auth.oauth] needs oauth_callback_url, or public_url to make it from"
+                            .into(),
+                    )
+                })?;
                 let login = crate::auth::oauth::OAuthLogin::new(kind, o, &callback)
                     .map_err(StateError::Auth)?;
                 Some(Arc::new(login))

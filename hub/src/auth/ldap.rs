@@ -67,16 +67,9 @@ impl LdapClient {
                     .map_err(|e| format!("[auth.ldap] lookup_dn_search_password: {e}"))?,
             ),
             (None, Some(f)) => {
-                let text = std::fs::read_to_string(f).map_err(|e| {
-                    format!(
-                        "[auth.ldap] lookup_dn_search_password_file {}: {e}",
-                        f.display()
-                    )
-                })?;
-                Some(
-                    Secret::new(text.trim_end_matches(['\r', '\n']))
-                        .map_err(|e| format!("[auth.ldap] lookup_dn_search_password_file: {e}"))?,
-                )
+                let key = "[auth.ldap] lookup_dn_search_password_file";
+                let text = crate::secrets::read_secret_file(key, f)?;
+                Some(Secret::new(text).map_err(|e| format!("{key}: {e}"))?)
             }
             (None, None) => None,
         };

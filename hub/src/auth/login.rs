@@ -128,21 +128,19 @@ impl Authenticator {
         };
         let has_account = account.is_some();
         let mut directory = None;
-        let (source, result) = match (account, &self.pam, &self.native) {
-            (Some((n, acct)), _, _) => (SourceKind::Native, n.check(acct, password, otp).await),
-            (None, _, _) if self.ldap.is_some() => {
-                let ldap = self.ldap.as_ref();
-                let checked = match ldap {
-                    Some(l) => l.check(user, &password).await,
-                    None => Err(AuthError::Helper("no source".into())),
-                };
+        let (source, result) = match (account, &self.ldap, &self.pam, &self.native) {
+            (Some((n, acct)), _, _, _) => (SourceKind::Native, n.check(acct, password, otp).await),
+            (None, Some(l), _, _) => {
+                let checked = l.check(user, &password).await;
                 (SourceKind::Ldap, checked.map(|d| directory = Some(d)))
             }
-            (None, Some(pam), _) => (SourceKind::Pam, pam.check(username, password).await),
+            (None, None, Some(pam), _) => (SourceKind::Pam, pam.check(username, password).await),
             // Only accounts of the hub's own, and none of this name: as slow as a wrong
             // password.
-            (None, None, Some(n)) => (SourceKind::Native, n.no_account(password).await),
-            (None, None, None) => (SourceKind::Pam, Err(AuthError::Helper("no source".into()))),
+            (None, None, None, Some(n)) => (SourceKind::Native, n.no_account(password).await),
+            (None, None, None, None) => {
+                (SourceKind::Pam, Err(AuthError::Helper("no source".into())))
+            }
         };
         let kind = source;
         let source = kind.as_str();

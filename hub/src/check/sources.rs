@@ -43,14 +43,10 @@ pub(super) fn sources(cfg: &HubConfig, r: &mut Report) {
     let (Some(kind), Some(o)) = (cfg.auth.oauth_kind(), &cfg.auth.oauth) else {
         return;
     };
-    let callback = o.oauth_callback_url.clone().unwrap_or_else(|| {
-        let origin = cfg.public_url.clone().unwrap_or_default();
-        format!(
-            "{}{}",
-            origin.trim_end_matches('/'),
-            cfg.urls().hub_page("oauth_callback")
-        )
-    });
+    let Some(callback) = cfg.oauth_callback_url() else {
+        r.fail("[auth.oauth] needs oauth_callback_url, or public_url to make it from".into());
+        return;
+    };
     match OAuthLogin::new(kind, o, &callback) {
         Err(e) => r.fail(format!("{e}: fix [auth.oauth]")),
         Ok(login) => match rt.block_on(login.probe()) {

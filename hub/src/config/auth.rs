@@ -289,9 +289,13 @@ impl NativeSection {
     /// `re.fullmatch` is not: NativeAuthenticator uses `re.match`, anchored at the start
     /// only, so we anchor the whole name, which is the safe reading.
     pub fn name_regex(&self) -> Option<regex::Regex> {
-        let re = self.valid_username_regex.as_deref()?;
-        regex::Regex::new(&format!("^(?:{re})$")).ok()
+        anchored(self.valid_username_regex.as_deref())
     }
+}
+
+/// `re` anchored at both ends (a whole-name match), if it compiles.
+pub(crate) fn anchored(re: Option<&str>) -> Option<regex::Regex> {
+    regex::Regex::new(&format!("^(?:{})$", re?)).ok()
 }
 
 #[cfg(test)]

@@ -126,8 +126,7 @@ impl LdapSection {
 
     /// The compiled `valid_username_regex`, anchored at both ends.
     pub fn name_regex(&self) -> Option<regex::Regex> {
-        let re = self.valid_username_regex.as_deref()?;
-        regex::Regex::new(&format!("^(?:{re})$")).ok()
+        super::auth::anchored(self.valid_username_regex.as_deref())
     }
 
     /// Checks the values: the key at fault and what is wrong.

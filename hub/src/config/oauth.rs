@@ -295,6 +295,29 @@ impl OAuthSection {
     }
 }
 
+impl super::HubConfig {
+    /// Where an identity provider sends the browser back: `[auth.oauth]
+    /// oauth_callback_url`, else `public_url`'s origin with `base_url`'s
+    /// `hub/oauth_callback`; `None` when neither says.
+    pub fn oauth_callback_url(&self) -> Option<String> {
+        if let Some(u) = self
+            .auth
+            .oauth
+            .as_ref()
+            .and_then(|o| o.oauth_callback_url.clone())
+        {
+            return Some(u);
+        }
+        let p = self.public_url.as_deref()?;
+        let rest = p.split_once("://").map_or("", |(_, r)| r);
+        let origin = &p[..p.len() - rest.len() + rest.find('/').unwrap_or(rest.len())];
+        Some(format!(
+            "{origin}{}",
+            self.urls().hub_page("oauth_callback")
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -76,19 +76,6 @@ impl Identities<'_> {
             .optional()
     }
 
-    /// The subject `user` is bound to at `source`.
-    pub fn of(&self, source: &str, user: &Username) -> DbResult<Option<String>> {
-        self.0
-            .lock()
-            .query_row(
-                "SELECT i.subject FROM identities i JOIN users u ON u.id = i.user_id \
-                 WHERE u.name = ?1 AND i.source = ?2",
-                params![user, source],
-                |r| r.get(0),
-            )
-            .optional()
-    }
-
     /// Replaces `user`'s sealed auth state (`None`: forgets it).
     pub fn set_auth_state(&self, user: &Username, sealed: Option<&[u8]>) -> DbResult<()> {
         let conn = self.0.lock();

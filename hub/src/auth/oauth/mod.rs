@@ -108,12 +108,10 @@ impl OAuthLogin {
     pub fn new(kind: SourceKind, cfg: &OAuthSection, callback: &str) -> Result<Self, String> {
         let secret = match (&cfg.client_secret, &cfg.client_secret_file) {
             (Some(s), _) => Some(s.clone()),
-            (None, Some(f)) => Some(
-                std::fs::read_to_string(f)
-                    .map_err(|e| format!("[auth.oauth] client_secret_file {}: {e}", f.display()))?
-                    .trim_end_matches(['\r', '\n'])
-                    .to_owned(),
-            ),
+            (None, Some(f)) => Some(crate::secrets::read_secret_file(
+                "[auth.oauth] client_secret_file",
+                f,
+            )?),
             (None, None) => None,
         };
         let scopes = cfg.scopes(kind);
