@@ -7,6 +7,9 @@
 #                  DIR/etc/sudoers.d and DIR/etc/pam.d are not live; nothing is started
 #   --user NAME    the hub's service account (default sudohub)
 #   --group NAME   the group whose members may use the hub (default jupyterhub)
+#   --setuid-spawner  install the spawner helper setuid root (root:<hub user's group>, 4750)
+#                  instead of giving the hub a sudoers rule for it; sets [spawner] sudo = []
+#                  in a new hub.toml (an existing one: set it yourself)
 #   --uninstall    remove what this script installed (keeps the database, config and homes)
 #   --purge        with --uninstall: also remove /etc/sudohub, /var/lib/sudohub and the
 #                  service account
@@ -16,7 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-start=1 prefix="" uninstall=0 purge=0 HUB_USER=sudohub GROUP=jupyterhub
+start=1 prefix="" uninstall=0 purge=0 setuid=0 HUB_USER=sudohub GROUP=jupyterhub
 while [ $# -gt 0 ]; do
   case "$1" in
     --no-start) start=0 ;;
@@ -24,9 +27,10 @@ while [ $# -gt 0 ]; do
     --prefix=*) prefix="${1#--prefix=}"; start=0 ;;
     --user) HUB_USER="${2:?--user needs a name}"; shift ;;
     --group) GROUP="${2:?--group needs a name}"; shift ;;
+    --setuid-spawner) setuid=1 ;;
     --uninstall) uninstall=1 ;;
     --purge) purge=1 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "install.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -83,7 +87,7 @@ if [ "$uninstall" = 1 ]; then
   [ -z "$P" ] && stop_hub
   [ -z "$P" ] && [ -d /run/systemd/system ] && systemctl disable sudohub.service 2>/dev/null || true
   rm -f "$P/usr/bin/sudohub" "$P/etc/sudoers.d/sudohub" "$P/etc/pam.d/sudohub" \
-        "$P/lib/systemd/system/sudohub.service"
+        "$P/lib/systemd/system/sudohub.service" "$P/lib/systemd/system/sudohub-servers.service"
   rm -rf "$P/usr/lib/sudohub"
   if [ "$purge" = 1 ]; then
     rm -rf "$P/etc/sudohub" "$P/var/lib/sudohub" "$P/var/lib/sudohub-pam" "$P/var/log/sudohub" \
@@ -126,7 +130,13 @@ say "files"
 install -d -m 0755 -o root -g root "$P/usr/bin" "$P/usr/lib/sudohub" "$P/etc/sudohub" \
         "$P/etc/sudoers.d" "$P/etc/pam.d" "$P/lib/systemd/system"
 install -m 0755 -o root -g root target/release/sudohub "$P/usr/bin/sudohub"
-install -m 0755 -o root -g root target/release/sudohub-spawner "$P/usr/lib/sudohub/sudohub-spawner"
+if [ "$setuid" = 1 ]; then
+  # Only the hub's group may run it; its root phase serves the hub's account only.
+  install -m 0750 -o root -g "$HUB_USER" target/release/sudohub-spawner "$P/usr/lib/sudohub/sudohub-spawner"
+  chmod 4750 "$P/usr/lib/sudohub/sudohub-spawner"   # after chown/install: setuid root
+else
+  install -m 0755 -o root -g root target/release/sudohub-spawner "$P/usr/lib/sudohub/sudohub-spawner"
+fi
 install -m 0755 -o root -g root target/release/sudohub-account "$P/usr/lib/sudohub/sudohub-account"
 install -m 0755 -o root -g shadow target/release/sudohub-pam "$P/usr/lib/sudohub/sudohub-pam"
 chmod 2755 "$P/usr/lib/sudohub/sudohub-pam"   # after chown/install: setgid shadow
@@ -144,8 +154,11 @@ render() {
       -e "s#^allowed_group = \"jupyterhub\"#allowed_group = \"$GROUP\"#" \
       -e "s#^allowed_groups = \[\"jupyterhub\"\]#allowed_groups = [\"$GROUP\"]#" "$@"
 }
+# Setuid mode: no rule for the spawner helper at all.
+spawner_rule='s/^//'
+[ "$setuid" = 1 ] && spawner_rule='/sudohub-spawner/d'
 sed -e "s#/usr/lib/sudohub/#$P/usr/lib/sudohub/#g" -e "s#^sudohub ALL=#$HUB_USER ALL=#g" \
-    -e "s#(%jupyterhub,#(%$GROUP,#" sudoers.d/sudohub > "$tmp"
+    -e "$spawner_rule" sudoers.d/sudohub > "$tmp"
 if visudo -cf "$tmp" >/dev/null; then
   install -m 0440 -o root -g root "$tmp" "$P/etc/sudoers.d/sudohub"
 else
@@ -157,6 +170,8 @@ sed -e "s#^User=sudohub#User=$HUB_USER#" -e "s#^Group=sudohub#Group=$HUB_USER#" 
     -e "s#^ExecStart=/usr/bin/sudohub --config /etc/sudohub/hub.toml#ExecStart=$P/usr/bin/sudohub --config $P/etc/sudohub/hub.toml#" \
     systemd/sudohub.service > "$tmp"
 install -m 0644 -o root -g root "$tmp" "$P/lib/systemd/system/sudohub.service"
+# cgroup v2 machines: root's subtree for the servers (README, "Limits"); enabled by the admin.
+install -m 0644 -o root -g root systemd/sudohub-servers.service "$P/lib/systemd/system/sudohub-servers.service"
 
 if [ ! -e "$P/etc/sudohub/helpers.toml" ]; then
   render etc/helpers.toml > "$tmp"
@@ -165,7 +180,11 @@ else
   say "keeping existing $P/etc/sudohub/helpers.toml"
 fi
 if [ ! -e "$P/etc/sudohub/hub.toml" ]; then
-  "$P/usr/bin/sudohub" generate-config | render > "$tmp"
+  if [ "$setuid" = 1 ]; then
+    "$P/usr/bin/sudohub" generate-config | render | sed 's#^sudo = \["sudo", "-n"\]#sudo = []#' > "$tmp"
+  else
+    "$P/usr/bin/sudohub" generate-config | render > "$tmp"
+  fi
   install -m 0640 -o root -g "$HUB_USER" "$tmp" "$P/etc/sudohub/hub.toml"
 else
   say "keeping existing $P/etc/sudohub/hub.toml"

@@ -10,7 +10,9 @@
 //! point it elsewhere, through the `SUDOHUB_HELPERS_CONFIG` variable *at compile time*.
 #![forbid(unsafe_code)]
 
+pub mod cgroup;
 mod env_allow;
+mod limits;
 mod load;
 
 use std::path::PathBuf;
@@ -18,6 +20,7 @@ use std::path::PathBuf;
 use serde::Deserialize;
 
 pub use env_allow::{hard_denied, EnvPattern, HARD_DENIED_ENV};
+pub use limits::{parse_bytes, LimitSet, LimitsPolicy};
 pub use load::{
     hub_wants_accounts, is_new_account_name, is_posix_name, is_server_name, load_trusted, parse,
     server_log_name, ConfigError,
@@ -45,6 +48,9 @@ pub struct HelpersConfig {
     /// The spawner helper's settings.
     #[serde(default)]
     pub spawner: SpawnerConfig,
+    /// What each server may use: memory, CPU, processes (cgroups), a private /tmp.
+    #[serde(default)]
+    pub limits: LimitsPolicy,
     /// The PAM helper's settings.
     #[serde(default)]
     pub pam: PamConfig,

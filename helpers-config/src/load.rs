@@ -59,7 +59,7 @@ pub enum ConfigError {
     /// A value parses but is not acceptable.
     Invalid {
         /// The key.
-        key: &'static str,
+        key: String,
         /// What is wrong.
         message: String,
     },
@@ -213,8 +213,8 @@ pub fn parse(text: &str, path: &Path) -> Result<HelpersConfig, ConfigError> {
 }
 
 fn validate(c: &HelpersConfig) -> Result<(), ConfigError> {
-    let invalid = |key, message: &str| ConfigError::Invalid {
-        key,
+    let invalid = |key: &str, message: &str| ConfigError::Invalid {
+        key: key.to_owned(),
         message: message.to_owned(),
     };
     if !is_posix_name(&c.hub_user) {
@@ -280,6 +280,9 @@ fn validate(c: &HelpersConfig) -> Result<(), ConfigError> {
             ));
         }
     }
+    c.limits
+        .validate()
+        .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
     if c.pam.service.is_empty() || c.pam.service.contains(['/', '\0']) {
         return Err(invalid("pam.service", "must be a plain PAM service name"));
     }

@@ -15,6 +15,8 @@ pub mod templates;
 pub mod timestamp;
 pub mod types;
 pub mod urls;
+// What the kernel says of the servers' cgroups (read-only), by server key.
+pub mod cgroups;
 // What a credential may do (JupyterHub's scopes), built on the types above.
 pub mod scopes;
 // Configuration and state.

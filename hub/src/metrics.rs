@@ -93,10 +93,24 @@ pub struct Metrics {
     inner: Arc<Inner>,
 }
 
+/// What the running servers' cgroups use together, at a scrape.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServersUsage {
+    /// Memory in use, bytes.
+    pub memory_bytes: u64,
+    /// CPU time used by the servers running now, seconds.
+    pub cpu_seconds: f64,
+    /// OOM kills in the servers running now.
+    pub oom_kills: u64,
+}
+
 struct Inner {
     registry: Registry,
     total_users: Gauge,
     running_servers: Gauge,
+    servers_memory: Gauge,
+    servers_cpu: Gauge<f64, std::sync::atomic::AtomicU64>,
+    servers_oom: Gauge,
     active_users: Family<PeriodLabel, Gauge>,
     spawn: Histograms<SpawnLabel>,
     stop: Histograms<StopLabel>,
@@ -129,6 +143,24 @@ impl Metrics {
             "jupyterhub_running_servers",
             "The number of user servers currently running",
             running_servers.clone(),
+        );
+        let servers_memory = Gauge::default();
+        r.register(
+            "sudohub_servers_memory_bytes",
+            "Memory the running user servers use, by their cgroups, in bytes",
+            servers_memory.clone(),
+        );
+        let servers_cpu = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        r.register(
+            "sudohub_servers_cpu_seconds",
+            "CPU time the running user servers have used, by their cgroups, in seconds",
+            servers_cpu.clone(),
+        );
+        let servers_oom = Gauge::default();
+        r.register(
+            "sudohub_servers_oom_kills",
+            "Processes the kernel killed at their memory limit in the running user servers",
+            servers_oom.clone(),
         );
         let active_users = Family::<PeriodLabel, Gauge>::default();
         r.register(
@@ -198,6 +230,9 @@ impl Metrics {
                 registry: r,
                 total_users,
                 running_servers,
+                servers_memory,
+                servers_cpu,
+                servers_oom,
                 active_users,
                 spawn,
                 stop,
@@ -283,10 +318,16 @@ impl Metrics {
         total_users: usize,
         running: usize,
         active: &[(&'static str, usize)],
+        usage: ServersUsage,
     ) -> String {
         let i = &self.inner;
         i.total_users.set(gauge(total_users));
         i.running_servers.set(gauge(running));
+        i.servers_memory
+            .set(i64::try_from(usage.memory_bytes).unwrap_or(i64::MAX));
+        i.servers_cpu.set(usage.cpu_seconds);
+        i.servers_oom
+            .set(i64::try_from(usage.oom_kills).unwrap_or(i64::MAX));
         for (period, n) in active {
             i.active_users
                 .get_or_create(&PeriodLabel { period })
@@ -316,7 +357,12 @@ mod tests {
         m.proxied(true, false);
         m.proxied(false, true);
         m.login_failed("denied");
-        let text = m.render(7, 2, &[("24h", 1), ("7d", 3), ("30d", 5)]);
+        let usage = ServersUsage {
+            memory_bytes: 1 << 20,
+            cpu_seconds: 1.5,
+            oom_kills: 2,
+        };
+        let text = m.render(7, 2, &[("24h", 1), ("7d", 3), ("30d", 5)], usage);
         for line in [
             "jupyterhub_total_users 7",
             "jupyterhub_running_servers 2",
@@ -327,6 +373,9 @@ mod tests {
             "sudohub_proxy_requests_total{kind=\"user\"} 1",
             "sudohub_proxy_upstream_errors_total{kind=\"service\"} 1",
             "sudohub_login_failures_total{result=\"denied\"} 1",
+            "sudohub_servers_memory_bytes 1048576",
+            "sudohub_servers_cpu_seconds 1.5",
+            "sudohub_servers_oom_kills 2",
         ] {
             assert!(text.contains(line), "{line} missing in:\n{text}");
         }

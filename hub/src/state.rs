@@ -49,6 +49,8 @@ pub struct AppState {
     pub proxy: Proxy,
     /// What `/hub/metrics` reports.
     pub metrics: Metrics,
+    /// The servers' cgroups, read-only (none on a machine without them).
+    pub cgroups: Option<Arc<crate::cgroups::ServerCgroups>>,
     /// Notified to stop the hub (`POST /hub/api/shutdown`).
     pub shutdown: Arc<tokio::sync::Notify>,
 }
@@ -77,6 +79,14 @@ impl std::fmt::Display for StateError {
 impl std::error::Error for StateError {}
 
 impl AppState {
+    /// The limits and usage of `key`'s cgroup, for a running server.
+    pub fn resources(
+        &self,
+        key: &crate::types::ServerKey,
+    ) -> Option<sudohub_helpers_config::cgroup::Usage> {
+        self.cgroups.as_ref()?.usage(key)
+    }
+
     /// The state of a hub that spawns with sudo and the spawner helper.
     pub fn new(cfg: HubConfig) -> Result<Self, StateError> {
         let spawner = SpawnerClient::new(cfg.spawner.sudo.clone(), cfg.spawner.helper.clone());
@@ -165,6 +175,10 @@ impl AppState {
             activity: ActivityLog::default(),
             proxy,
             metrics,
+            cgroups: crate::cgroups::ServerCgroups::from_helpers_config(std::path::Path::new(
+                sudohub_helpers_config::CONFIG_PATH,
+            ))
+            .map(Arc::new),
             shutdown: Arc::new(tokio::sync::Notify::new()),
         })
     }

@@ -1,17 +1,24 @@
 //! hub ⇄ `sudohub-spawner`.
 //!
-//! The hub runs the helper as `sudo -n -u <user> sudohub-spawner` with one end of a
-//! socketpair as its stdin and stdout. Conversation:
+//! The hub runs the helper as `sudo -n sudohub-spawner` (or, installed setuid root, directly)
+//! with one end of a socketpair as its stdin and stdout. The helper starts as root and
+//! drops to the target user after step 2. Conversation:
 //!
 //! 1. hub → [`Request::Hello`]; helper → [`Reply::Hello`] or [`Reply::Error`]
 //!    ([`ErrorKind::ProtocolVersion`]) and exit. The helper also sends
 //!    [`Reply::Error`] without waiting for a hello when one of its start-up checks fails.
-//! 2. hub → [`Request::Spawn`]; helper → [`Reply::Started`] or [`Reply::Error`].
-//! 3. Any time after `Started`, the helper pushes [`Reply::Exited`] exactly once, the moment
-//!    the server exits, then exits itself.
-//! 4. hub → [`Request::Status`]; helper → [`Reply::Status`].
-//! 5. hub → [`Request::Stop`]; the helper signals the server's process group (SIGTERM, then
-//!    SIGKILL after the grace period) and answers with the [`Reply::Exited`] of step 3.
+//! 2. hub → [`Request::Target`]: whose server, which one. The helper checks the user,
+//!    makes the server's cgroup with root's limits, and drops to the user for good; it
+//!    answers nothing here, or [`Reply::Error`] and exit.
+//! 3. hub → [`Request::Spawn`]; helper → [`Reply::Started`] or [`Reply::Error`].
+//! 4. Any time after `Started`, the helper pushes [`Reply::Exited`] exactly once, the moment
+//!    the server exits and every process of its cgroup is gone, then exits itself. It
+//!    pushes [`Reply::OutOfMemory`] whenever the kernel killed a process of the server for
+//!    its memory limit.
+//! 5. hub → [`Request::Status`]; helper → [`Reply::Status`].
+//! 6. hub → [`Request::Stop`]; the helper signals the server's process group (SIGTERM, then
+//!    SIGKILL after the grace period), kills whatever else is in its cgroup, and answers
+//!    with the [`Reply::Exited`] of step 4.
 //!
 //! If the hub goes away (end of stream on the channel), the helper keeps supervising and
 //! dials the hub's re-attach socket, sending [`ReattachHello`]. The hub answers with a
@@ -46,6 +53,8 @@ pub type ServerName = Bounded<MAX_SERVER_NAME>;
 pub enum Request {
     /// Must be first. Replies: [`Reply::Hello`], or [`Reply::Error`] and exit.
     Hello(Hello),
+    /// Must come second: whose server. No reply unless refused ([`Reply::Error`] and exit).
+    Target(Target),
     /// Start the configured server. Replies: [`Reply::Started`] or [`Reply::Error`].
     /// Only one spawn per helper process.
     Spawn(Spawn),
@@ -59,12 +68,21 @@ pub enum Request {
     },
 }
 
-/// What the hub may choose about a server. Everything else (the command, its arguments,
-/// `PATH`, the listen address) comes from the helper's root-owned configuration.
+/// Whose server the helper is for. Read by the helper while it is still root, so it
+/// carries names only; the helper checks them against the root-owned configuration
+/// (allowed group, `min_uid`, never root) before it becomes that user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Spawn {
+pub struct Target {
+    /// The Unix user the server runs as.
+    pub user: Bounded<MAX_USER_NAME>,
     /// The server's name, `""` for the default server.
     pub server_name: ServerName,
+}
+
+/// What the hub may choose about a server. Everything else (the command, its arguments,
+/// `PATH`, the listen address, the limits) comes from the helper's root-owned configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Spawn {
     /// TCP port on 127.0.0.1 the server must listen on.
     pub port: u16,
     /// Environment variables; the helper admits only names on its allow-list.
@@ -104,6 +122,14 @@ pub enum Reply {
     },
     /// Answer to [`Request::Status`].
     Status(ServerStatus),
+    /// The kernel killed processes of the server for its memory limit (pushed
+    /// unprompted; the server itself may live on).
+    OutOfMemory {
+        /// Processes killed so far in this server's life.
+        kills: u32,
+        /// The memory limit, bytes.
+        limit: u64,
+    },
     /// A request was refused or failed. The message is safe to log: no secrets, no other
     /// users' paths.
     Error(ErrorReply),
@@ -207,6 +233,8 @@ pub enum ErrorKind {
     NotRunning,
     /// The server could not be started (exec failed, home missing, …).
     SpawnFailed,
+    /// The server's cgroup could not be made or its limits applied.
+    Cgroup,
     /// Anything else.
     Internal,
 }

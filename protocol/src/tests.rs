@@ -172,8 +172,13 @@ mod spawner {
 
     #[test]
     fn spawn_round_trips_and_debug_hides_values() {
+        let target = Request::Target(Target {
+            user: Bounded::new("alice").unwrap(),
+            server_name: Bounded::new("gpu").unwrap(),
+        });
+        let frame = encode(&target).unwrap();
+        assert_eq!(decode::<Request>(&frame[HEADER_LEN..]).unwrap(), target);
         let req = Request::Spawn(Spawn {
-            server_name: Bounded::new("").unwrap(),
             port: 8888,
             env: vec![EnvVar {
                 name: Bounded::new("JUPYTERHUB_API_TOKEN").unwrap(),

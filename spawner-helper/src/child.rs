@@ -12,17 +12,18 @@ use nix::sys::resource::{getrlimit, Resource};
 use sudohub_helpers_config::{Limits, SpawnerConfig};
 use sudohub_protocol::spawner::ErrorKind;
 
-use crate::checks::Verified;
 use crate::error::HelperError;
 use crate::request::{service_prefix, Checked};
+use crate::root::Verified;
 use crate::sys::{apply_in_child, ChildSetup};
 
-/// Starts the configured command for `req` and returns its pid.
+/// Starts the configured command for `req` in the server's cgroup and returns its pid
+/// and a handle on its log file (for the helper's own lines about it, such as an OOM).
 ///
 /// The environment is built from scratch: the passwd entry, `PATH` from the config, the
 /// hub's allow-listed variables, and `JUPYTERHUB_SERVICE_URL`, which the helper writes
 /// itself so that the server listens on 127.0.0.1 whatever the hub sends.
-pub fn launch(v: &Verified, req: &Checked) -> Result<u32, HelperError> {
+pub fn launch(v: &Verified, req: &Checked) -> Result<(u32, File), HelperError> {
     let cfg = &v.config.spawner;
     let fail = |what: &str, e: std::io::Error| {
         HelperError::new(ErrorKind::SpawnFailed, format!("{what}: {e}"))
@@ -32,9 +33,12 @@ pub fn launch(v: &Verified, req: &Checked) -> Result<u32, HelperError> {
         .command
         .split_first()
         .ok_or_else(|| HelperError::new(ErrorKind::Config, "spawner.command is empty"))?;
-    let log = open_log(&home, cfg, &req.server_name)
+    let log = open_log(&home, cfg, &v.server_name)
         .map_err(|e| fail("cannot open the server's log file", e))?;
     let log_err = log
+        .try_clone()
+        .map_err(|e| fail("cannot duplicate the log fd", e))?;
+    let log_ours = log
         .try_clone()
         .map_err(|e| fail("cannot duplicate the log fd", e))?;
 
@@ -62,12 +66,13 @@ pub fn launch(v: &Verified, req: &Checked) -> Result<u32, HelperError> {
             umask: cfg.umask,
             limits: limits(&cfg.limits),
             inherited_fds: open_fds(),
+            join_fds: v.cgroup.as_ref().map(|c| c.join_fds()).unwrap_or_default(),
         },
     );
     let child = cmd
         .spawn()
         .map_err(|e| fail(&format!("cannot start {program}"), e))?;
-    Ok(child.id())
+    Ok((child.id(), log_ours))
 }
 
 /// `~/<log_dir>/<server or "default">.log`, created by the user, mode 0600, appended to,

@@ -40,6 +40,7 @@ impl HelperError {
             ErrorKind::NotRunning => 11,
             ErrorKind::SpawnFailed => 12,
             ErrorKind::Internal => 13,
+            ErrorKind::Cgroup => 14,
         }
     }
 }

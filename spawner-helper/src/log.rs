@@ -57,6 +57,14 @@ impl ActionLog {
         self.emit(&line);
     }
 
+    /// Logs a decision of the root phase: to stderr and always to syslog, since in setuid
+    /// mode no sudo line records that the helper ran.
+    pub fn audit(&mut self, text: &str) {
+        let line = format!("caller_uid={} user={} {text}", self.caller_uid, self.user);
+        let _ = writeln!(std::io::stderr(), "sudohub-spawner: {line}");
+        syslog(&line);
+    }
+
     /// Logs a free-form notice (start-up warnings, re-attach progress).
     pub fn notice(&mut self, text: &str) {
         let line = format!(
@@ -75,6 +83,19 @@ impl ActionLog {
                 let _ = s.send(msg.as_bytes());
             }
         }
+    }
+}
+
+/// Sends one line to syslog (authpriv, notice), if there is one; never blocks.
+pub fn syslog(line: &str) {
+    let msg = format!(
+        "<85>sudohub-spawner[{}]: {}",
+        std::process::id(),
+        line.replace(['\n', '\r'], " ")
+    );
+    if let Ok(sock) = UnixDatagram::unbound() {
+        let _ = sock.set_nonblocking(true);
+        let _ = sock.send_to(msg.as_bytes(), "/dev/log");
     }
 }
 

@@ -1,5 +1,6 @@
-//! Validation of the hub's spawn request: the only free inputs the helper accepts are a
-//! server name, a port and allow-listed environment variables.
+//! Validation of the hub's spawn request: the only free inputs the helper accepts there
+//! are a port and allow-listed environment variables (the server name came with the
+//! target, checked by the root phase with [`valid_server_name`]).
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -12,8 +13,6 @@ use crate::error::HelperError;
 /// A spawn request that passed every check.
 #[derive(Debug)]
 pub struct Checked {
-    /// `""` for the default server.
-    pub server_name: String,
     /// Port on 127.0.0.1.
     pub port: u16,
     /// Allowed variables from the hub, by name.
@@ -22,13 +21,6 @@ pub struct Checked {
 
 /// Checks a spawn request against the rules in `config`.
 pub fn check(req: Spawn, config: &SpawnerConfig) -> Result<Checked, HelperError> {
-    let server_name = req.server_name.into_inner();
-    if !valid_server_name(&server_name) {
-        return Err(HelperError::new(
-            ErrorKind::BadValue,
-            format!("invalid server name {server_name:?}: 1-30 of [a-z0-9-], starting with a letter, ending with a letter or digit, no '--'"),
-        ));
-    }
     // Privileged ports are refused: the server must never look like a system service.
     if req.port < 1024 {
         return Err(HelperError::new(
@@ -64,7 +56,6 @@ pub fn check(req: Spawn, config: &SpawnerConfig) -> Result<Checked, HelperError>
     }
     pin_hub_api(&mut env, config)?;
     Ok(Checked {
-        server_name,
         port: req.port,
         env,
     })

@@ -1,6 +1,7 @@
 //! Every `unsafe` of the spawner helper, each behind a small safe function.
 //!
-//! Two things need it: changing signal dispositions, and the code that runs in the child
+//! Four things need it: changing signal dispositions, closing inherited fds, the few
+//! `prctl`s of the privilege drop that nix lacks, and the code that runs in the child
 //! between `fork` and `exec` (where only async-signal-safe calls are allowed, and nothing
 //! may allocate, because another thread of the parent could have held the allocator's lock;
 //! this helper is single-threaded, but we keep to the rule anyway).
@@ -21,6 +22,71 @@ pub fn ignore_signal(sig: Signal) -> io::Result<()> {
     unsafe { signal(sig, SigHandler::SigIgn) }
         .map(drop)
         .map_err(io::Error::from)
+}
+
+/// Every signal back to its default disposition and an empty mask, except SIGPIPE (kept
+/// ignored, as the Rust runtime set it: a closed stderr must not kill the helper). The
+/// caller may have started us with SIGCHLD ignored (then no exit could be waited for) or
+/// with signals blocked: in setuid mode that caller is the hub.
+pub fn reset_signals() -> io::Result<()> {
+    nix::sys::signal::SigSet::empty()
+        .thread_set_mask()
+        .map_err(io::Error::from)?;
+    for sig in Signal::iterator() {
+        if matches!(sig, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGPIPE) {
+            continue;
+        }
+        // SAFETY: restoring SIG_DFL runs no code of ours; single-threaded.
+        unsafe { signal(sig, SigHandler::SigDfl) }.map_err(io::Error::from)?;
+    }
+    Ok(())
+}
+
+/// Closes every fd above 2: nothing the caller handed in (sudo closes them, a setuid
+/// caller need not) stays open in a root process.
+pub fn close_inherited_fds() -> io::Result<()> {
+    // The raw system call (Linux 5.9), not glibc's wrapper (2.34): older systems get the
+    // loop below instead of a helper that cannot start.
+    // SAFETY: close_range only closes descriptors; nothing above 2 is in use by this
+    // single-threaded process yet (nothing has been opened).
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(err);
+    }
+    let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|&fd| fd > 2)
+        .collect();
+    for fd in open {
+        // SAFETY: closing a descriptor number we do not use; the directory's own fd is
+        // closed already (EBADF is ignored).
+        unsafe { libc::close(fd) };
+    }
+    Ok(())
+}
+
+/// `PR_GET_SECUREBITS`: with `SECBIT_KEEP_CAPS` or `SECBIT_NO_SETUID_FIXUP` set, changing
+/// the uid would not clear the capabilities, so the drop refuses to go on.
+pub fn securebits() -> io::Result<u32> {
+    // SAFETY: PR_GET_SECUREBITS takes no pointer and only returns a value.
+    let rc = unsafe { libc::prctl(libc::PR_GET_SECUREBITS, 0, 0, 0, 0) };
+    u32::try_from(rc).map_err(|_| io::Error::last_os_error())
+}
+
+/// Drops capability `cap` from the bounding set (`PR_CAPBSET_DROP`). `caps` knows the
+/// capabilities of its own release only; this covers every one the kernel has.
+pub fn capbset_drop(cap: u32) -> io::Result<()> {
+    // SAFETY: PR_CAPBSET_DROP takes the capability number and no pointer.
+    let rc = unsafe { libc::prctl(libc::PR_CAPBSET_DROP, libc::c_ulong::from(cap), 0, 0, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Leaves `sudo` behind: forks, the parent exits at once with status 0 (so `sudo`, which
@@ -54,10 +120,15 @@ pub struct ChildSetup {
     pub limits: Vec<(Resource, u64)>,
     /// File descriptors open in the parent, above 2, to mark close-on-exec.
     pub inherited_fds: Vec<RawFd>,
+    /// `cgroup.procs` of the server's cgroup in each hierarchy, opened by root: writing
+    /// "0" moves the child itself in, before anything else happens.
+    pub join_fds: Vec<RawFd>,
 }
 
 /// Makes `cmd` apply `setup` in the child, in this order:
 ///
+/// 0. into the server's cgroup, so everything it does from here on counts against its
+///    limits and is killed with it; a failed join fails the spawn (never unlimited);
 /// 1. `setsid`: the server leads its own session and process group, so stopping it can
 ///    signal the whole group, and no terminal or hub signal reaches it.
 /// 2. an empty signal mask and every signal back to its default disposition: blocked and
@@ -70,6 +141,14 @@ pub struct ChildSetup {
 ///    runs can gain privileges through setuid or file capabilities.
 pub fn apply_in_child(cmd: &mut Command, setup: ChildSetup) {
     let closure = move || -> io::Result<()> {
+        for &fd in &setup.join_fds {
+            // SAFETY: write(2) of a static one-byte buffer to a raw fd is async-signal-safe
+            // and allocates nothing.
+            let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+            if n != 1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
         nix::unistd::setsid().map_err(io::Error::from)?;
         // The helper reads SIGTERM and SIGCHLD from a signalfd, so they are blocked here,
         // and a blocked mask survives exec: without this the server would never see the
@@ -99,7 +178,7 @@ pub fn apply_in_child(cmd: &mut Command, setup: ChildSetup) {
         }
         Ok(())
     };
-    // SAFETY: the closure only makes async-signal-safe system calls (setsid,
+    // SAFETY: the closure only makes async-signal-safe system calls (write, setsid,
     // pthread_sigmask, signal, umask, setrlimit, fcntl, prctl) on values computed before fork, and allocates
     // nothing; errors are plain errno values.
     unsafe {

@@ -23,6 +23,9 @@ await withSignedInBrowser(async (context) => {
     // The page follows a pending server by itself until it runs.
     await page.waitForSelector(`${row} .pill.ready`, { timeout: 120000 });
     report.started = await state();
+    // With limits in root's helpers.toml, the row says what the server may and does use.
+    const res = await page.$(`${row} .resources`);
+    report.resources = res ? await res.textContent() : null;
     const [tab] = await Promise.all([
       context.waitForEvent('page'),
       page.click(`${row} a:has-text("Access server")`),

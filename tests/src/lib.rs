@@ -7,6 +7,7 @@
 //! These tests need root. They never skip: run them with `sudo ./test.sh` (CI runs as root).
 
 pub mod browser;
+pub mod cgroup;
 pub mod chromium;
 pub mod fs;
 pub mod hub;

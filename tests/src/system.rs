@@ -248,12 +248,10 @@ impl SudoersDropIn {
         format!("Defaults!{h} !use_pty, !requiretty\n{hub_user} ALL=(root) NOPASSWD: {h} \"\"\n")
     }
 
-    /// The rule DESIGN.md prescribes, for `hub_user`, `group` and the helper at `helper`.
-    pub fn rule(hub_user: &str, group: &str, helper: &Path) -> String {
-        let h = helper.display();
-        format!(
-            "Defaults!{h} !use_pty, !requiretty\n{hub_user} ALL=(%{group}, !root) NOPASSWD: {h} \"\"\n"
-        )
+    /// The spawner helper's rule, as sudoers.d/sudohub has it: `hub_user` runs `helper` as
+    /// root (its root phase checks the target user) with no arguments.
+    pub fn rule(hub_user: &str, helper: &Path) -> String {
+        Self::account_rule(hub_user, helper)
     }
 }
 

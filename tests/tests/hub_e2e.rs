@@ -88,7 +88,7 @@ fn world_with(base_url: &str, extra: impl FnOnce(&TestUser, &std::path::Path) ->
         &unique_name("sudohube"),
         &format!(
             "{}{}",
-            SudoersDropIn::rule(&hub_user.name, &group.name, &helpers.spawner()),
+            SudoersDropIn::rule(&hub_user.name, &helpers.spawner()),
             SudoersDropIn::account_rule(&hub_user.name, &helpers.account())
         ),
     );
@@ -1511,6 +1511,11 @@ async fn template_paths_replace_the_login_page() {
 async fn the_admin_page_starts_opens_and_stops_a_users_server() {
     sudohub_tests::chromium::require_browser();
     let w = world();
+    // With limits in root's helpers.toml, the row of a running server shows them.
+    let cg = sudohub_tests::cgroup::CgroupParent::new();
+    let helpers = std::path::Path::new(sudohub_helpers_config::CONFIG_PATH);
+    let limits = std::fs::read_to_string(helpers).unwrap() + &cg.config("mem_limit = \"512M\"");
+    std::fs::write(helpers, limits).unwrap();
     let text = std::fs::read_to_string(&w.config).unwrap().replacen(
         "[auth]\n",
         &format!("[auth]\nadmin_users = [\"{}\"]\n", w.alice.name),
@@ -1547,6 +1552,11 @@ async fn the_admin_page_starts_opens_and_stops_a_users_server() {
     assert!(report["failure"].is_null(), "{report}\n{log}");
     assert_eq!(report["before"], "stopped");
     assert_eq!(report["started"], "running");
+    let resources = report["resources"].as_str().unwrap_or_default();
+    assert!(
+        resources.contains("memory") && resources.contains("of 512 MiB"),
+        "{report}"
+    );
     let access = &report["access"];
     assert!(
         access["url"]
@@ -1662,6 +1672,13 @@ async fn lab_in_chromium(w: &World, server: &str) -> serde_json::Value {
             .contains("/hub/login"),
         "signed out: {report}"
     );
+    stop_alices(w, &api).await;
+    report
+}
+
+/// Stops alice's server at `api` (`server` or `servers/<name>`) through the REST API and
+/// waits until none of her processes is left.
+async fn stop_alices(w: &World, api: &str) {
     let stop = api_client()
         .delete(url(w, &format!("/hub/api/users/{}/{api}", w.alice.name)))
         .header("Authorization", format!("token {}", w.service_token))
@@ -1675,7 +1692,6 @@ async fn lab_in_chromium(w: &World, server: &str) -> serde_json::Value {
             .then_some(())
     });
     assert!(gone.is_some(), "alice's server is still running");
-    report
 }
 
 /// Signs `name` up with `password` typed twice, in a fresh browser.
@@ -2663,4 +2679,148 @@ async fn check_sources(w: &World) -> Vec<sudohub::check::Finding> {
     tokio::task::spawn_blocking(move || sudohub::check::sources_only(&cfg))
         .await
         .unwrap()
+}
+
+/// Signs `user` in, starts their server and opens JupyterLab; returns the server's URL,
+/// ready for [`run_in_kernel`].
+async fn server_of(w: &World, b: &Browser, user: &str) -> Url {
+    let origin = url(w, "/");
+    let form = b.get(&url(w, "/hub/login")).await;
+    let xsrf = form.xsrf_field().unwrap();
+    let p = b
+        .post_form(
+            &url(w, "/hub/login?next=%2Fhub%2Fspawn"),
+            &[("username", user), ("password", PASSWORD), ("_xsrf", &xsrf)],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    let server_path = format!("/user/{user}/");
+    follow_spawn(w, b, p.location().unwrap(), &server_path).await;
+    open_lab(
+        w,
+        b,
+        &origin.join(&format!("{server_path}lab")).unwrap(),
+        "/hub/",
+    )
+    .await;
+    origin.join(&server_path).unwrap()
+}
+
+/// Limits from root's helpers.toml, end to end: a notebook that allocates past
+/// `mem_limit` has its kernel OOM-killed inside alice's cgroup, while alice's server, the
+/// hub and bob's server go on; the hub's API shows the limits in force and the OOM,
+/// `/hub/metrics` the usage, and the hub's log the helper's report. hub.toml has no key
+/// that reaches any of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notebook_past_its_memory_limit_is_killed_and_the_hub_shows_it() {
+    let w = world();
+    let cg = sudohub_tests::cgroup::CgroupParent::new();
+    let helpers = std::path::Path::new(sudohub_helpers_config::CONFIG_PATH);
+    let text = std::fs::read_to_string(helpers).unwrap()
+        + &cg.config("mem_limit = \"256M\"\ncpu_limit = 1\npids_limit = 512\n");
+    std::fs::write(helpers, text).unwrap();
+    let refused = sudohub::config::HubConfig::parse(
+        &format!(
+            "{}\n[limits]\nmem_limit = \"64G\"\n",
+            std::fs::read_to_string(&w.config).unwrap()
+        ),
+        &w.config,
+    );
+    assert!(refused.is_err(), "hub.toml took a [limits] table");
+    let _hub = start_hub(&w);
+    let alice_b = Browser::new();
+    let alice = server_of(&w, &alice_b, &w.alice.name).await;
+    let bob_b = Browser::new();
+    let bob = server_of(&w, &bob_b, &w.bob.name).await;
+
+    let code = "import os; print(open('/proc/self/cgroup').read())";
+    let inside = run_in_kernel(&alice_b, &alice, code).await;
+    assert!(
+        inside.contains(&format!("{}/{}/_default", cg.parent, w.alice.name)),
+        "the kernel is not in alice's group: {inside}"
+    );
+    // Past the limit: the kernel dies (its answer never comes, or says so).
+    let _ = tokio::time::timeout(
+        Duration::from_secs(60),
+        run_in_kernel(
+            &alice_b,
+            &alice,
+            "x = bytearray(700 * 1024 * 1024); print(len(x))",
+        ),
+    )
+    .await;
+    let model = api_get(&w, &format!("/hub/api/users/{}", w.alice.name)).await;
+    let server = &model["servers"][""];
+    assert_eq!(
+        server["ready"], true,
+        "alice's server died with its kernel: {model}"
+    );
+    let r = &server["resources"];
+    assert_eq!(r["mem_limit"], 256u64 << 20, "{model}");
+    assert_eq!(r["cpu_limit"], 1.0, "{model}");
+    assert_eq!(r["pids_limit"], 512, "{model}");
+    assert!(
+        r["oom_kills"].as_u64().unwrap_or(0) >= 1,
+        "no OOM kill seen: {model}"
+    );
+    assert!(r["memory_bytes"].as_u64().unwrap() > 0, "{model}");
+    // Alice's server and bob's still work; the hub noted the OOM.
+    let after = run_in_kernel(&alice_b, &alice, "print(6 * 7)").await;
+    assert_eq!(after.trim(), "42");
+    let bobs = run_in_kernel(&bob_b, &bob, "import os; print(os.getuid())").await;
+    assert_eq!(bobs.trim(), w.bob.uid.to_string());
+    let log = hub_log(&w);
+    assert!(log.contains("out of memory"), "{log}");
+    let metrics = api_client()
+        .get(url(&w, "/hub/metrics"))
+        .header("Authorization", format!("token {}", w.service_token))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("{name} missing:\n{metrics}"))
+    };
+    assert!(value("sudohub_servers_memory_bytes ") > 0.0);
+    assert!(value("sudohub_servers_oom_kills ") >= 1.0);
+    assert!(value("sudohub_servers_cpu_seconds ") > 0.0);
+}
+
+/// The setuid mode end to end: no sudoers rule for the hub at all, the helper installed
+/// setuid root (`root:<hub's group>`, 4750) and hub.toml's `[spawner] sudo = []`: the real
+/// hub runs the helper directly, alice's kernel runs as her, and a stop through the API
+/// leaves none of her processes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_setuid_mode_runs_jupyterlab_with_no_sudo_at_all() {
+    let w = world();
+    std::fs::remove_file(w._sudoers.path()).unwrap();
+    let helper = w.helpers.dir.join("sudohub-spawner-setuid");
+    let bytes = std::fs::read(w.helpers.spawner()).unwrap();
+    fs::write_owned(&helper, &bytes, Uid::from_raw(0), w.hub_user.gid, 0o4750);
+    let spawner_line = format!("helper = \"{}\"", w.helpers.spawner().display());
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    assert!(text.contains(&spawner_line));
+    write_config(
+        &w,
+        &text.replace(
+            &spawner_line,
+            &format!("helper = \"{}\"\nsudo = []", helper.display()),
+        ),
+    );
+    let _hub = start_hub(&w);
+    let b = Browser::new();
+    let server = server_of(&w, &b, &w.alice.name).await;
+    let ids = run_in_kernel(&b, &server, "import os; print(os.getuid(), os.geteuid())").await;
+    assert_eq!(
+        ids.trim(),
+        format!("{0} {0}", w.alice.uid),
+        "{}",
+        hub_log(&w)
+    );
+    stop_alices(&w, "server").await;
 }

@@ -65,6 +65,10 @@ fn systemd_unit_keeps_user_servers_and_sudo_working() {
             "{key}= implies no-new-privileges and breaks sudo"
         );
     }
+    assert!(
+        get("ProtectControlGroups").is_none(),
+        "ProtectControlGroups= makes /sys/fs/cgroup read-only for the helper's root phase"
+    );
     for key in ["ProtectHome", "PrivateTmp"] {
         assert!(
             get(key).is_none(),
@@ -92,10 +96,30 @@ fn systemd_unit_passes_systemd_analyze_verify() {
         .arg(&unit)
         .output()
         .expect("systemd-analyze (Debian package systemd, installed by scripts/deps.sh)");
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(
         out.status.success() && out.stderr.is_empty(),
         "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The cgroup v2 unit of the servers' subtree, too.
+    let servers = dir.join("sudohub-servers.service");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../systemd/sudohub-servers.service"
+        ),
+        &servers,
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&servers)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "systemd-analyze verify sudohub-servers.service: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
@@ -209,6 +233,7 @@ fn install_sh_installs_a_layout_that_sudohub_check_passes() {
         ("etc/sudohub/helpers.toml", (0, 0, 0o644)),
         ("etc/sudohub/hub.toml", (0, g, 0o640)),
         ("lib/systemd/system/sudohub.service", (0, 0, 0o644)),
+        ("lib/systemd/system/sudohub-servers.service", (0, 0, 0o644)),
         ("var/lib/sudohub", (u, g, 0o700)),
         ("var/lib/sudohub-pam", (0, shadow, 0o770)),
         ("var/log/sudohub", (u, g, 0o750)),
@@ -219,7 +244,7 @@ fn install_sh_installs_a_layout_that_sudohub_check_passes() {
     let sudoers = std::fs::read_to_string(dir.join("etc/sudoers.d/sudohub")).unwrap();
     assert!(
         sudoers.contains(&format!(
-            "{user} ALL=(%{group}, !root) NOPASSWD: {d}/usr/lib/sudohub/sudohub-spawner \"\""
+            "{user} ALL=(root) NOPASSWD: {d}/usr/lib/sudohub/sudohub-spawner \"\""
         )),
         "{sudoers}"
     );
@@ -270,6 +295,41 @@ fn install_sh_installs_a_layout_that_sudohub_check_passes() {
         "{second}"
     );
     assert_eq!(std::fs::read_to_string(&hub_toml).unwrap(), edited);
+    let (ok, report) = check(&dir);
+    assert!(ok, "{report}");
+
+    // The setuid mode, as an upgrade: the helper becomes root:<hub group> 4750 and the
+    // spawner's sudoers rule goes (the account helper's stays); hub.toml is the admin's,
+    // so `sudohub check` says what to change until they set `sudo = []`.
+    let mut setuid = install.to_vec();
+    setuid.push("--setuid-spawner");
+    install_sh(&setuid);
+    let helper = format!("{d}/usr/lib/sudohub/sudohub-spawner");
+    assert_eq!(owner_mode(Path::new(&helper)), (0, g, 0o4750));
+    let sudoers = std::fs::read_to_string(dir.join("etc/sudoers.d/sudohub")).unwrap();
+    assert!(!sudoers.contains("sudohub-spawner"), "{sudoers}");
+    assert!(sudoers.contains("sudohub-account"), "{sudoers}");
+    let (ok, report) = check(&dir);
+    assert!(
+        !ok && report.contains(&format!("{helper} has owner uid 0 and mode 4750")),
+        "{report}"
+    );
+    let text = std::fs::read_to_string(&hub_toml).unwrap();
+    std::fs::write(
+        &hub_toml,
+        text.replace("sudo = [\"sudo\", \"-n\"]", "sudo = []"),
+    )
+    .unwrap();
+    let (ok, report) = check(&dir);
+    assert!(ok, "{report}");
+    assert!(
+        report.contains(&format!("{helper} is setuid root, root:{g}, mode 4750")),
+        "{report}"
+    );
+    // And back: without the option the helper loses its setuid bit and gets its rule.
+    install_sh(&install);
+    assert_eq!(owner_mode(Path::new(&helper)), (0, 0, 0o755));
+    std::fs::write(&hub_toml, &edited).unwrap();
     let (ok, report) = check(&dir);
     assert!(ok, "{report}");
 

@@ -105,18 +105,23 @@ pub(super) fn server_model(
     user: &UserRow,
     key: &ServerKey,
 ) -> Result<ServerModel, HubError> {
-    if key.name.is_default() {
+    let mut model = if key.name.is_default() {
         let row = s.db.servers().get(key)?;
         let state = s.servers.state_given(key, row.as_ref().map(|r| r.state));
-        return Ok(ServerModel::default_of(&s.urls, user, &state, row.as_ref()));
+        ServerModel::default_of(&s.urls, user, &state, row.as_ref())
+    } else {
+        let n = s.db.named().get(user.id, &key.name)?.ok_or_else(|| {
+            HubError::not_found(format!("{} has no server named '{}'", key.user, key.name))
+        })?;
+        let state = s
+            .servers
+            .state_given(key, n.running.as_ref().map(|r| r.state));
+        ServerModel::named(&s.urls, &key.user, &n, &state)
+    };
+    if model.ready {
+        model.resources = s.resources(key);
     }
-    let n = s.db.named().get(user.id, &key.name)?.ok_or_else(|| {
-        HubError::not_found(format!("{} has no server named '{}'", key.user, key.name))
-    })?;
-    let state = s
-        .servers
-        .state_given(key, n.running.as_ref().map(|r| r.state));
-    Ok(ServerModel::named(&s.urls, &key.user, &n, &state))
+    Ok(model)
 }
 
 /// What `PUT`/`POST` of a named server may carry (JupyterHub's ServerRequest): a

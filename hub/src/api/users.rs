@@ -52,7 +52,13 @@ fn model_with(
             ServerModel::named(&s.urls, &u.name, n, &state)
         })
         .collect();
-    UserModel::new(&s.urls, u, &state, row, with_stopped, groups, named)
+    let mut model = UserModel::new(&s.urls, u, &state, row, with_stopped, groups, named);
+    for server in model.servers.values_mut().filter(|m| m.ready) {
+        if let Ok(name) = crate::types::ServerName::parse(&server.name) {
+            server.resources = s.resources(&ServerKey::new(u.name.clone(), name));
+        }
+    }
+    model
 }
 
 /// A user by name, or 404 saying so.

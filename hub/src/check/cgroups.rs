@@ -3,75 +3,32 @@
 //! as root, whether each controller per-server limits need really works: a probe group
 //! is made, a limit written and read back, and the group removed.
 //!
-//! Per-server limits are not enforced yet (they come with the spawner helper's root
-//! phase): until then a controller that does not work is reported as a note, not a
-//! failure, so that `sudohub check` does not fail an install for what nothing uses.
+//! A controller that a limit in helpers.toml needs and that is missing or does not work
+//! is a failure (the spawner helper would refuse every spawn); one that nothing uses yet
+//! is a note.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::Report;
 
-/// The controllers per-server limits use, and the freezer v1 needs to stop a server's
-/// processes all at once.
-const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "pids", "freezer"];
-const V2_CONTROLLERS: &[&str] = &["memory", "cpu", "pids"];
+use sudohub_helpers_config::cgroup::{Hierarchy, V1_CONTROLLERS};
 
-/// What `/proc/self/mountinfo` says of the machine's cgroups.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Hierarchy {
-    /// The unified hierarchy mounted at `/sys/fs/cgroup` (or wherever it is).
-    V2(PathBuf),
-    /// v1 hierarchies: each controller and where it is mounted.
-    V1(Vec<(String, PathBuf)>),
-    /// No cgroup controllers mounted.
-    None,
-}
-
-/// Reads the hierarchy from mountinfo text. A v2 mount counts only if it carries
-/// controllers (a hybrid machine's `unified` mount has none of ours).
-pub fn hierarchy_of(mountinfo: &str, v2_controllers: impl Fn(&Path) -> String) -> Hierarchy {
-    let mut v1 = Vec::new();
-    let mut v2 = None;
-    for line in mountinfo.lines() {
-        let Some((left, right)) = line.split_once(" - ") else {
-            continue;
+/// Reports the hierarchy and, as root, probes each controller; `needed`: the controllers
+/// helpers.toml's limits use.
+pub(super) fn cgroups(r: &mut Report, needed: &[&str]) {
+    let h = Hierarchy::detect();
+    for c in needed {
+        let has = match &h {
+            Hierarchy::V2(_) => true,
+            Hierarchy::V1(m) => m.iter().any(|(x, _)| x == c),
+            Hierarchy::None => false,
         };
-        let point = left.split(' ').nth(4).unwrap_or("");
-        let mut r = right.split(' ');
-        let (fstype, _source, options) = (r.next(), r.next(), r.next().unwrap_or(""));
-        match fstype {
-            Some("cgroup2") => {
-                let have = v2_controllers(Path::new(point));
-                if V2_CONTROLLERS
-                    .iter()
-                    .all(|c| have.split_whitespace().any(|h| h == *c))
-                {
-                    v2 = Some(PathBuf::from(point));
-                }
-            }
-            Some("cgroup") => {
-                for c in options.split(',') {
-                    if V1_CONTROLLERS.contains(&c) {
-                        v1.push((c.to_owned(), PathBuf::from(point)));
-                    }
-                }
-            }
-            _ => {}
+        if !has {
+            r.fail(format!(
+                "helpers.toml [limits] needs the {c} cgroup controller, which this machine does not have mounted: every spawn would be refused"
+            ));
         }
     }
-    match (v2, v1.is_empty()) {
-        (Some(p), _) => Hierarchy::V2(p),
-        (None, false) => Hierarchy::V1(v1),
-        (None, true) => Hierarchy::None,
-    }
-}
-
-/// Reports the hierarchy and, as root, probes each controller.
-pub(super) fn cgroups(r: &mut Report) {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let h = hierarchy_of(&mountinfo, |p| {
-        std::fs::read_to_string(p.join("cgroup.controllers")).unwrap_or_default()
-    });
     let root = nix::unistd::geteuid().is_root();
     let probe = format!("sudohub-check-{}", std::process::id());
     match h {
@@ -155,36 +112,4 @@ fn probe_dir(dir: &Path, limits: &[(&str, &str)]) -> Result<(), String> {
     let removed =
         std::fs::remove_dir(dir).map_err(|e| format!("cannot remove {}: {e}", dir.display()));
     result.and(removed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const HYBRID: &str = "\
-31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
-32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
-35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
-37 31 0:34 / /sys/fs/cgroup/freezer rw,relatime - cgroup cgroup rw,freezer
-39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
-40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
-41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw";
-
-    #[test]
-    fn v1_v2_and_hybrid_machines_are_told_apart() {
-        let h = hierarchy_of(HYBRID, |_| "hugetlb".into());
-        let Hierarchy::V1(m) = h else { panic!("{h:?}") };
-        let names: Vec<&str> = m.iter().map(|(c, _)| c.as_str()).collect();
-        assert_eq!(names, ["cpu", "memory", "freezer", "pids"]);
-        let unified = "30 23 0:26 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate";
-        assert_eq!(
-            hierarchy_of(unified, |_| "cpuset cpu io memory hugetlb pids rdma".into()),
-            Hierarchy::V2("/sys/fs/cgroup".into())
-        );
-        assert_eq!(hierarchy_of("", |_| String::new()), Hierarchy::None);
-        assert_eq!(
-            hierarchy_of("garbage\n - \n", |_| String::new()),
-            Hierarchy::None
-        );
-    }
 }

@@ -25,7 +25,10 @@ pub(super) fn root_binary(path: &std::path::Path, what: &str, r: &mut Report) {
 }
 
 pub(super) fn binaries(cfg: &HubConfig, r: &mut Report) {
-    root_binary(&cfg.spawner.helper, "spawner helper", r);
+    // A setuid helper is checked with the sudoers rule it replaces (`sudoers`).
+    if !cfg.spawner.sudo.is_empty() {
+        root_binary(&cfg.spawner.helper, "spawner helper", r);
+    }
     let pam = &cfg.pam.helper;
     let shadow = nix::unistd::Group::from_name("shadow")
         .ok()
@@ -93,12 +96,41 @@ pub(super) fn accounts(h: &sudohub_helpers_config::HelpersConfig, r: &mut Report
     }
 }
 
+/// `[spawner] sudo = []`: the helper is run directly and must be setuid root, executable
+/// by the hub's group only (`root:<hub group>`, 4750): nobody else may start it.
+fn setuid_spawner(path: &std::path::Path, hub_user: &str, r: &mut Report) {
+    let Some(hub_gid) = nix::unistd::User::from_name(hub_user)
+        .ok()
+        .flatten()
+        .map(|u| u.gid.as_raw())
+    else {
+        return r.fail(format!("hub_user {hub_user} does not exist"));
+    };
+    match std::fs::metadata(path) {
+        Ok(m) => r.check(
+            m.uid() == 0 && m.gid() == hub_gid && m.mode() & 0o7777 == 0o4750,
+            format!("{} is setuid root, root:{hub_gid}, mode 4750 ([spawner] sudo = [])", path.display()),
+            format!(
+                "{} has owner {}:{} and mode {:04o}, but hub.toml [spawner] sudo = [] runs it setuid root: run install.sh --setuid-spawner, or `chown root:<hub group> {0} && chmod 4750 {0}`",
+                path.display(),
+                m.uid(),
+                m.gid(),
+                m.mode() & 0o7777
+            ),
+        ),
+        Err(e) => r.fail(format!("spawner helper {}: {e}: run install.sh", path.display())),
+    }
+}
+
 pub(super) fn sudoers(
     cfg: &HubConfig,
     h: &sudohub_helpers_config::HelpersConfig,
     paths: &CheckPaths,
     r: &mut Report,
 ) {
+    if cfg.spawner.sudo.is_empty() {
+        return setuid_spawner(&cfg.spawner.helper, &h.hub_user, r);
+    }
     let p = &paths.sudoers;
     let Ok(m) = std::fs::metadata(p) else {
         r.fail(format!("sudoers rule {} is missing: spawning will fail with \"a password is required\"; run install.sh", p.display()));
@@ -129,17 +161,16 @@ pub(super) fn sudoers(
         let l = l.trim();
         !l.starts_with('#')
             && l.starts_with(&h.hub_user)
-            && l.contains(&format!("%{}", h.allowed_group))
+            && l.contains("(root)")
             && l.contains(&format!("{helper} \"\""))
     });
     r.check(
         rule,
-        format!("{} lets {} run {helper} (no arguments) as members of {}", p.display(), h.hub_user, h.allowed_group),
+        format!("{} lets {} run {helper} (no arguments) as root, for its root phase", p.display(), h.hub_user),
         format!(
-            "{} has no rule `{} ALL=(%{}, !root) NOPASSWD: {helper} \"\"`: it must name the same user, group and helper path as the configs",
+            "{} has no rule `{} ALL=(root) NOPASSWD: {helper} \"\"`: it must name the same user and helper path as the configs (a rule of the form `(%group, !root)` is from before the root phase: run install.sh again)",
             p.display(),
             h.hub_user,
-            h.allowed_group
         ),
     );
 }

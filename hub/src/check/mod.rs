@@ -138,7 +138,11 @@ pub fn run(cfg: &HubConfig, paths: &CheckPaths) -> Vec<Finding> {
     }
     state(cfg, &mut r);
     sources::sources(cfg, &mut r);
-    cgroups::cgroups(&mut r);
+    let needed = helpers
+        .as_ref()
+        .map(|h| h.limits.controllers_needed())
+        .unwrap_or_default();
+    cgroups::cgroups(&mut r, &needed);
     r.0
 }
 

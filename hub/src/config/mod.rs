@@ -224,8 +224,11 @@ impl HubConfig {
             }
         }
         let s = &self.spawner;
-        if s.sudo.is_empty() {
-            return bad("spawner.sudo", "must name the sudo command");
+        if s.sudo.first().is_some_and(|p| p.is_empty()) {
+            return bad(
+                "spawner.sudo",
+                "must name the sudo command, or be [] for a setuid-root helper",
+            );
         }
         if !s.default_url.starts_with('/') {
             return bad("spawner.default_url", "must start with '/'");

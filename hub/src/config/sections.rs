@@ -63,7 +63,8 @@ pub struct SpawnerSection {
     /// Path of `sudohub-spawner` (the sudoers rule names the same path).
     #[serde(default = "default_spawner_helper")]
     pub helper: PathBuf,
-    /// The sudo command and its options; the hub appends `-u <user> <helper>`.
+    /// The sudo command and its options; the hub appends `<helper>`. `[]` runs the helper
+    /// directly, for a helper installed setuid root (`root:<hub group>`, mode 4750).
     #[serde(default = "default_sudo")]
     pub sudo: Vec<String>,
     /// Where a user lands in their server (`c.Spawner.default_url`).

@@ -1,4 +1,4 @@
-//! Starting a helper through sudo and getting its server running.
+//! Starting a helper (through sudo, or installed setuid root) and getting its server running.
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sudohub_protocol::spawner::{EnvVar, Reply, Request, Spawn};
+use sudohub_protocol::spawner::{EnvVar, Reply, Request, Spawn, Target};
 use sudohub_protocol::{Bounded, Hello};
 use tokio::net::UnixStream;
 use tokio::process::Command;
@@ -15,7 +15,9 @@ use super::handle::{read_reply, write_request, ServerHandle};
 use super::{Spawner, SpawnerError};
 use crate::types::{ServerName, Username};
 
-/// How sudo and the helper are invoked: `<sudo…> -u <user> <helper>`.
+/// How the helper is invoked: `<sudo…> <helper>`, or `<helper>` alone when `sudo` is empty
+/// (the helper installed setuid root). The user goes over the channel, never on a
+/// command line.
 #[derive(Debug, Clone)]
 pub struct SpawnerClient {
     sudo: Vec<String>,
@@ -25,8 +27,7 @@ pub struct SpawnerClient {
 /// What the hub asks for: everything else is the helper's config.
 #[derive(Debug, Clone)]
 pub struct SpawnArgs {
-    /// The Unix user (a member of the allowed group). Its type keeps anything sudo
-    /// could read as an option (`-…`) out of `sudo -u`.
+    /// The Unix user (a member of the allowed group; the helper checks it again).
     pub user: Username,
     /// `""` for the default server.
     pub server_name: ServerName,
@@ -37,8 +38,8 @@ pub struct SpawnArgs {
 }
 
 impl SpawnerClient {
-    /// `sudo` is the command and its options, `["sudo", "-n"]` normally; a sudo
-    /// replacement with the same `-u` option (e.g. `dzdo`) works too.
+    /// `sudo` is the command and its options, `["sudo", "-n"]` normally (a sudo
+    /// replacement such as `dzdo` works too), or empty for a setuid-root helper.
     pub fn new(sudo: Vec<String>, helper: PathBuf) -> Self {
         Self { sudo, helper }
     }
@@ -50,17 +51,17 @@ impl SpawnerClient {
         args: SpawnArgs,
         timeout: Duration,
     ) -> Result<ServerHandle, SpawnerError> {
-        let (program, options) = self
-            .sudo
-            .split_first()
-            .ok_or_else(|| SpawnerError::Protocol("empty sudo command".into()))?;
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(SpawnerError::Exec)?;
         let theirs: OwnedFd = theirs.into();
-        let mut child = Command::new(program)
-            .args(options)
-            .arg("-u")
-            .arg(args.user.as_str())
-            .arg(&self.helper)
+        let mut command = match self.sudo.split_first() {
+            Some((program, options)) => {
+                let mut c = Command::new(program);
+                c.args(options).arg(&self.helper);
+                c
+            }
+            None => Command::new(&self.helper),
+        };
+        let mut child = command
             .env_clear()
             .env(
                 "PATH",
@@ -73,6 +74,10 @@ impl SpawnerClient {
             .kill_on_drop(false)
             .spawn()
             .map_err(SpawnerError::Exec)?;
+        // The command holds our copies of the helper's end of the socket: they must go
+        // now, or a helper (or sudo) that dies early would never look like a closed
+        // channel.
+        drop(command);
 
         let stderr_head = Arc::new(Mutex::new(String::new()));
         if let Some(stderr) = child.stderr.take() {
@@ -130,7 +135,7 @@ impl Spawner for SpawnerClient {
     }
 }
 
-/// Hello, then spawn, then wait for `Started`: the part that needs no sudo, so it can be
+/// Hello, target, then spawn, then wait for `Started`: the part that needs no sudo, so it can be
 /// tested against a fake helper.
 pub(crate) async fn handshake(
     mut stream: UnixStream,
@@ -147,6 +152,11 @@ pub(crate) async fn handshake(
         }
     }
     let bad = |what: &str| SpawnerError::Protocol(format!("{what} does not fit the protocol"));
+    let target = Target {
+        user: Bounded::new(args.user.as_str()).map_err(|_| bad("the user name"))?,
+        server_name: Bounded::new(args.server_name.as_str()).map_err(|_| bad("the server name"))?,
+    };
+    write_request(&mut stream, &Request::Target(target)).await?;
     let env = args
         .env
         .iter()
@@ -158,12 +168,18 @@ pub(crate) async fn handshake(
         })
         .collect::<Result<Vec<_>, SpawnerError>>()?;
     let spawn = Spawn {
-        server_name: Bounded::new(args.server_name.as_str()).map_err(|_| bad("the server name"))?,
         port: args.port,
         env,
     };
-    write_request(&mut stream, &Request::Spawn(spawn)).await?;
-    match read_reply(&mut stream).await? {
+    // A root phase that refused the target has written its error and exited: the spawn
+    // may not get through, but the error is still there to read.
+    let sent = write_request(&mut stream, &Request::Spawn(spawn)).await;
+    let reply = read_reply(&mut stream).await;
+    let reply = match (sent, reply) {
+        (_, Ok(r @ Reply::Error(_))) | (Ok(()), Ok(r)) => r,
+        (Err(e), _) | (Ok(()), Err(e)) => return Err(e),
+    };
+    match reply {
         Reply::Started { pid } => {
             tracing::info!(user = %args.user, server = %args.server_name, pid, port = args.port,
                 "server started by the spawner helper");

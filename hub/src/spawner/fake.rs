@@ -148,6 +148,9 @@ async fn fake_helper(
         return;
     };
     reply(&mut s, &Reply::Hello(Hello::current())).await;
+    let Some(Request::Target(_)) = read_request(&mut s).await else {
+        return;
+    };
     let Some(Request::Spawn(spawn)) = read_request(&mut s).await else {
         return;
     };

@@ -179,6 +179,9 @@ async fn drive(
                             _ => tracing::warn!(error = %err, "spawner helper reported an error"),
                         }
                     }
+                    Ok(Reply::OutOfMemory { kills, limit }) => {
+                        tracing::warn!(kills, limit, "server out of memory: the kernel killed processes of it");
+                    }
                     Ok(other) => tracing::warn!(?other, "unexpected message from the spawner helper"),
                     Err(_) => break,
                 }
@@ -242,6 +245,10 @@ mod tests {
                 Request::Hello(Hello::current())
             );
             reply(&mut fake, &Reply::Hello(Hello::current())).await;
+            match read_request(&mut fake).await.unwrap() {
+                Request::Target(t) => assert_eq!(t.user.as_str(), args().user.as_str()),
+                other => panic!("{other:?}"),
+            }
             match read_request(&mut fake).await.unwrap() {
                 Request::Spawn(s) => assert_eq!((s.port, s.env.len()), (20000, 1)),
                 other => panic!("{other:?}"),

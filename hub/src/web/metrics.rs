@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::auth::Caller;
 use crate::error::HubError;
-use crate::metrics::ACTIVE_PERIODS;
+use crate::metrics::{ServersUsage, ACTIVE_PERIODS};
 use crate::state::AppState;
 use crate::timestamp::{iso_from_unix, unix_now};
 
@@ -27,7 +27,17 @@ pub async fn scrape(
         let since = iso_from_unix(unix_now().saturating_sub(secs)).unwrap_or_default();
         active.push((period, users.active_since(&since)?));
     }
-    let text = s.metrics.render(total, s.servers.running_count(), &active);
+    let mut usage = ServersUsage::default();
+    for (key, _) in s.routes.all().0 {
+        if let Some(u) = s.resources(&key) {
+            usage.memory_bytes += u.memory_bytes.unwrap_or(0);
+            usage.cpu_seconds += u.cpu_seconds.unwrap_or(0.0);
+            usage.oom_kills += u.oom_kills.unwrap_or(0);
+        }
+    }
+    let text = s
+        .metrics
+        .render(total, s.servers.running_count(), &active, usage);
     let mut resp = (StatusCode::OK, text).into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -13,24 +13,24 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 use sudohub_protocol::spawner::{ErrorKind, ErrorReply, ExitStatus, Reply, Request, ServerStatus};
-use sudohub_protocol::{Hello, PROTOCOL_VERSION};
 
 use crate::channel::{Channel, Incoming};
-use crate::checks::Verified;
 use crate::error::HelperError;
 use crate::log::ActionLog;
 use crate::reattach::Backoff;
+use crate::root::Verified;
 use crate::{child, request};
 
 mod hub_link;
 
-/// How long the hub has to send its hello and spawn request.
+/// How long the hub has to send its spawn request after the target.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a running server's cgroup is asked for new OOM kills.
+const OOM_POLL: Duration = Duration::from_secs(1);
 /// Grace period when the helper itself is asked to stop (SIGTERM).
 const SELF_STOP_GRACE: Duration = Duration::from_secs(10);
 
 enum Phase {
-    AwaitHello,
     AwaitSpawn,
     Running { pid: u32 },
     Exited { pid: u32, status: ExitStatus },
@@ -55,6 +55,8 @@ pub struct Supervisor {
     backoff: Option<Backoff>,
     refused: bool,
     give_up_at: Option<Instant>,
+    server_log: Option<std::fs::File>,
+    oom_check_at: Option<Instant>,
 }
 
 impl Supervisor {
@@ -74,13 +76,19 @@ impl Supervisor {
             log,
             channel: Some(channel),
             signals,
-            phase: Phase::AwaitHello,
+            phase: Phase::AwaitSpawn,
             server_name: String::new(),
             started_at: Instant::now(),
             kill_at: None,
             backoff: None,
             refused: false,
             give_up_at: None,
+            server_log: None,
+            oom_check_at: None,
+        })
+        .map(|mut s| {
+            s.server_name = s.v.server_name.clone();
+            s
         })
     }
 
@@ -100,8 +108,8 @@ impl Supervisor {
             self.kill_at,
             self.backoff.as_ref().map(Backoff::next_at),
             self.give_up_at,
-            matches!(self.phase, Phase::AwaitHello | Phase::AwaitSpawn)
-                .then(|| self.started_at + REQUEST_TIMEOUT),
+            self.oom_check_at,
+            matches!(self.phase, Phase::AwaitSpawn).then(|| self.started_at + REQUEST_TIMEOUT),
         ]
         .into_iter()
         .flatten()
@@ -176,14 +184,53 @@ impl Supervisor {
         }
     }
 
+    /// The server process is gone: everything else in its cgroup goes too (however it
+    /// was started: a new session, a double fork), and only then is the exit reported.
     fn on_server_exit(&mut self, pid: u32, status: ExitStatus) -> Flow {
         self.phase = Phase::Exited { pid, status };
         self.kill_at = None;
-        crate::reap::reap_descendants(pid);
+        self.check_oom();
+        self.oom_check_at = None;
         let name = self.server_name.clone();
+        match &self.v.cgroup {
+            Some(cg) => {
+                // Everything that was the server's is in its group: no process group or
+                // pid (possibly reused by now) is signalled.
+                let result = cg.kill_all_and_wait();
+                let text = match result {
+                    Ok(()) => "ok".to_owned(),
+                    Err(e) => format!("error: {e}"),
+                };
+                self.log.action("cgroup-empty", &name, Some(pid), &text);
+            }
+            None => crate::reap::reap_descendants(pid),
+        }
         self.log
             .action("exit", &name, Some(pid), &status.to_string());
         self.report_exit()
+    }
+
+    /// New OOM kills in the cgroup: a line in the server's log and a report to the hub.
+    fn check_oom(&mut self) {
+        let Some(cg) = &mut self.v.cgroup else {
+            return;
+        };
+        let Some(kills) = cg.new_oom_kills() else {
+            return;
+        };
+        let limit = cg.limits.mem_limit.unwrap_or(0);
+        let line = format!(
+            "--- sudohub-spawner: out of memory: the kernel has killed {kills} process(es) of this server at its mem_limit of {} MiB ---",
+            limit >> 20
+        );
+        if let Some(f) = &mut self.server_log {
+            use std::io::Write;
+            let _ = writeln!(f, "{line}");
+        }
+        let name = self.server_name.clone();
+        self.log
+            .action("oom", &name, None, &format!("{kills} kill(s) so far"));
+        let _ = self.send(&Reply::OutOfMemory { kills, limit });
     }
 
     fn on_channel(&mut self) -> Flow {
@@ -223,27 +270,17 @@ impl Supervisor {
 
     fn on_request(&mut self, req: Request) -> Flow {
         match (&self.phase, req) {
-            (Phase::AwaitHello, Request::Hello(Hello { version })) => {
-                if version != PROTOCOL_VERSION {
-                    return self.fail(HelperError::new(
-                        ErrorKind::ProtocolVersion,
-                        format!("hub speaks protocol {version}, helper speaks {PROTOCOL_VERSION}"),
-                    ));
-                }
-                self.phase = Phase::AwaitSpawn;
-                self.send(&Reply::Hello(Hello::current()))
-            }
-            (Phase::AwaitHello, _) => self.fail(HelperError::new(
-                ErrorKind::BadFrame,
-                "expected a hello first",
-            )),
             (Phase::AwaitSpawn, Request::Spawn(spawn)) => self.spawn(spawn),
+            (Phase::AwaitSpawn, Request::Hello(_) | Request::Target(_)) => self.fail(
+                HelperError::new(ErrorKind::BadFrame, "hello or target sent twice"),
+            ),
             (Phase::AwaitSpawn, Request::Status) => {
                 self.send(&Reply::Status(ServerStatus::NotStarted))
             }
-            (_, Request::Hello(_)) => {
-                self.send_error(&HelperError::new(ErrorKind::BadFrame, "hello sent twice"))
-            }
+            (_, Request::Hello(_) | Request::Target(_)) => self.send_error(&HelperError::new(
+                ErrorKind::BadFrame,
+                "hello or target sent twice",
+            )),
             (Phase::Running { .. } | Phase::Exited { .. }, Request::Spawn(_)) => {
                 self.send_error(&HelperError::new(
                     ErrorKind::AlreadyStarted,
@@ -271,7 +308,7 @@ impl Supervisor {
     }
 
     fn spawn(&mut self, spawn: sudohub_protocol::spawner::Spawn) -> Flow {
-        let name = spawn.server_name.as_str().to_owned();
+        let name = self.server_name.clone();
         let checked = match request::check(spawn, &self.v.config.spawner) {
             Ok(c) => c,
             Err(e) => {
@@ -285,9 +322,15 @@ impl Supervisor {
                 .action("spawn", &name, None, &format!("failed: {}", e.message));
             return self.fail(e);
         }
-        match child::launch(&self.v, &checked) {
-            Ok(pid) => {
-                self.server_name = checked.server_name;
+        let launched = child::launch(&self.v, &checked);
+        // Nothing else may ever join the cgroup: root's join fds go now.
+        if let Some(cg) = &mut self.v.cgroup {
+            cg.close_join();
+        }
+        match launched {
+            Ok((pid, log)) => {
+                self.server_log = Some(log);
+                self.oom_check_at = self.v.cgroup.as_ref().map(|_| Instant::now() + OOM_POLL);
                 self.phase = Phase::Running { pid };
                 self.log.action("spawn", &name, Some(pid), "ok");
                 self.send(&Reply::Started { pid })
@@ -333,9 +376,11 @@ impl Supervisor {
 
     fn on_timers(&mut self) -> Flow {
         let now = Instant::now();
-        if matches!(self.phase, Phase::AwaitHello | Phase::AwaitSpawn)
-            && now >= self.started_at + REQUEST_TIMEOUT
-        {
+        if self.oom_check_at.is_some_and(|t| now >= t) {
+            self.check_oom();
+            self.oom_check_at = Some(now + OOM_POLL);
+        }
+        if matches!(self.phase, Phase::AwaitSpawn) && now >= self.started_at + REQUEST_TIMEOUT {
             return self.fail(HelperError::new(
                 ErrorKind::BadFrame,
                 "no spawn request in time",

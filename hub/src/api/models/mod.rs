@@ -40,6 +40,11 @@ pub struct ServerModel {
     pub full_url: Option<String>,
     /// Absolute progress URL (only with subdomains).
     pub full_progress_url: Option<String>,
+    /// sudohub's addition, for a running server in a cgroup: the limits in force (root's
+    /// helpers.toml `[limits]`, read back from the kernel) and what it uses. JupyterHub's
+    /// clients ignore the key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<sudohub_helpers_config::cgroup::Usage>,
 }
 
 impl ServerModel {
@@ -74,6 +79,7 @@ impl ServerModel {
             progress_url: urls.progress(key),
             full_url: absolute,
             full_progress_url: None,
+            resources: None,
         }
     }
 
