@@ -9,7 +9,8 @@
 //!    [`Reply::Error`] without waiting for a hello when one of its start-up checks fails.
 //! 2. hub → [`Request::Target`]: whose server, which one. The helper checks the user,
 //!    makes the server's cgroup with root's limits, and drops to the user for good; it
-//!    answers nothing here, or [`Reply::Error`] and exit.
+//!    answers nothing here, or [`Reply::Error`] and exit. (Or [`Request::Clear`] for a
+//!    server whose helper is gone: answered by [`Reply::Cleared`], then the helper exits.)
 //! 3. hub → [`Request::Spawn`]; helper → [`Reply::Started`] or [`Reply::Error`].
 //! 4. Any time after `Started`, the helper pushes [`Reply::Exited`] exactly once, the moment
 //!    the server exits and every process of its cgroup is gone, then exits itself. It
@@ -55,6 +56,10 @@ pub enum Request {
     Hello(Hello),
     /// Must come second: whose server. No reply unless refused ([`Reply::Error`] and exit).
     Target(Target),
+    /// Instead of a target: the server's helper is gone (killed by the user it ran as),
+    /// so kill whatever is left in the server's cgroup, as root, and remove the group.
+    /// Replies: [`Reply::Cleared`] or [`Reply::Error`]; the helper then exits.
+    Clear(Target),
     /// Start the configured server. Replies: [`Reply::Started`] or [`Reply::Error`].
     /// Only one spawn per helper process.
     Spawn(Spawn),
@@ -129,6 +134,11 @@ pub enum Reply {
         kills: u32,
         /// The memory limit, bytes.
         limit: u64,
+    },
+    /// Answer to [`Request::Clear`]: the server's cgroup is empty and gone.
+    Cleared {
+        /// Processes that were killed.
+        killed: u32,
     },
     /// A request was refused or failed. The message is safe to log: no secrets, no other
     /// users' paths.

@@ -133,6 +133,30 @@ pub fn prepare(
     Ok(Some(cg))
 }
 
+/// Root half, for a server whose helper is gone: kills whatever is left in its group and
+/// removes the group in every hierarchy. Returns how many processes there were.
+pub fn clear(h: &Hierarchy, parent: &str, user: &str, server: &str) -> Result<u32, HelperError> {
+    let dirs = h.server_dirs(parent, user, server);
+    let v2 = matches!(h, Hierarchy::V2(_));
+    let count = dirs
+        .iter()
+        .find(|(cs, _)| v2 || cs.iter().any(|c| c == "freezer"))
+        .and_then(|(_, d)| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+        .map_or(0, |t| t.lines().count());
+    kill_old_group(v2, &dirs);
+    for (_, dir) in &dirs {
+        if let Some(user_dir) = dir.parent() {
+            only_root_writes(user_dir)?;
+        }
+        match std::fs::remove_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(dir, &e)),
+        }
+    }
+    Ok(u32::try_from(count).unwrap_or(u32::MAX))
+}
+
 /// The files and values of `limits` for a group in a hierarchy with `controllers`.
 pub(crate) fn limit_files(
     v2: bool,

@@ -66,7 +66,9 @@ pub fn run() -> i32 {
     let verified = match root::enter(Path::new(sudohub_helpers_config::CONFIG_PATH)) {
         Ok(v) => v,
         Err(Ok(code)) => {
-            eprintln!("sudohub-spawner: takes no arguments; it is run by the hub through sudo");
+            if code == error::EXIT_USAGE {
+                eprintln!("sudohub-spawner: takes no arguments; it is run by the hub through sudo");
+            }
             return code;
         }
         Err(Err(e)) => return refuse_at_start(&e),

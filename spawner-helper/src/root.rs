@@ -128,7 +128,7 @@ pub fn enter(config_path: &Path) -> Result<Verified, Result<i32, HelperError>> {
     let hub = checks::hub_account(&config, caller).map_err(Err)?;
 
     // 6-7. Hello, then whose server; the user is checked as sudoers' runas list used to.
-    let (user, server_name) = read_target().and_then(|t| {
+    let (user, server_name, clear) = read_target().and_then(|(t, clear)| {
         let name = t.server_name.into_inner();
         if !crate::request::valid_server_name(&name) {
             return Err(HelperError::new(
@@ -137,9 +137,12 @@ pub fn enter(config_path: &Path) -> Result<Verified, Result<i32, HelperError>> {
             ));
         }
         let user = checks::target_user(&config, &hub, t.user.as_str())?;
-        Ok((user, name))
+        Ok((user, name, clear))
     })
     .map_err(Err)?;
+    if clear {
+        return Err(clear_server(&config, &user, &server_name));
+    }
 
     // 8-9. root's limits for this user, in a fresh cgroup.
     let limits = config
@@ -172,6 +175,26 @@ pub fn enter(config_path: &Path) -> Result<Verified, Result<i32, HelperError>> {
         server_name,
         cgroup,
     })
+}
+
+/// `Request::Clear`: the server's helper is gone; root kills what is left in its group,
+/// removes the group, answers, and the helper exits without ever becoming the user.
+fn clear_server(config: &HelpersConfig, user: &User, server: &str) -> Result<i32, HelperError> {
+    let killed = crate::cgroup::clear(
+        &Hierarchy::detect(),
+        config.limits.cgroup_parent(),
+        &user.name,
+        server,
+    )?;
+    crate::log::syslog(&format!(
+        "caller=hub user={} action=clear server={server:?} killed={killed}",
+        user.name
+    ));
+    let mut out = std::io::stdout().lock();
+    write_frame(&mut out, &Reply::Cleared { killed }).map_err(|e| {
+        HelperError::new(ErrorKind::Internal, format!("cannot answer the hub: {e}"))
+    })?;
+    Ok(0)
 }
 
 /// Closes inherited fds, clears the environment, and resets the working directory and
@@ -230,7 +253,7 @@ impl std::io::Read for Deadline {
 
 /// Reads the hello (answering it) and the target from stdin, one frame each and not a
 /// byte more: the spawn request that follows is read after the drop.
-fn read_target() -> Result<Target, HelperError> {
+fn read_target() -> Result<(Target, bool), HelperError> {
     let bad = |m: String| HelperError::new(ErrorKind::BadFrame, m);
     let stdin = std::io::stdin();
     let dup = |fd: std::os::fd::BorrowedFd<'_>| {
@@ -262,8 +285,13 @@ fn read_target() -> Result<Target, HelperError> {
     )
     .map_err(|e| bad(format!("cannot answer the hello: {e}")))?;
     let target = match read_message::<_, Request>(&mut input) {
-        Ok(Some(Request::Target(t))) => t,
-        Ok(Some(_)) => return Err(bad("expected the target after the hello".into())),
+        Ok(Some(Request::Target(t))) => (t, false),
+        Ok(Some(Request::Clear(t))) => (t, true),
+        Ok(Some(_)) => {
+            return Err(bad(
+                "expected the target (or a clear) after the hello".into()
+            ))
+        }
         Ok(None) => return Err(bad("the hub closed the channel before its target".into())),
         Err(e) => return Err(bad(format!("no target: {e}"))),
     };

@@ -2824,3 +2824,34 @@ async fn the_setuid_mode_runs_jupyterlab_with_no_sudo_at_all() {
     );
     stop_alices(&w, "server").await;
 }
+
+/// Alice kills her own spawner helper from a notebook (after its drop it is hers): the
+/// hub loses it, and her server runs on unsupervised; an admin's stop still stops it all,
+/// through a new helper that clears the server's cgroup as root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_clears_a_server_whose_user_killed_its_helper() {
+    let w = world();
+    let _hub = start_hub(&w);
+    let b = Browser::new();
+    let server = server_of(&w, &b, &w.alice.name).await;
+    let code = "import os, signal\n\
+                stat = open(f'/proc/{os.getppid()}/stat').read()\n\
+                helper = int(stat.rsplit(')', 1)[1].split()[1])\n\
+                os.kill(helper, signal.SIGKILL)\n\
+                print(helper)";
+    let helper = run_in_kernel(&b, &server, code).await;
+    assert!(helper.trim().parse::<u32>().is_ok(), "{helper}");
+    let lost = sudohub_tests::wait_for(Duration::from_secs(10), || {
+        hub_log(&w)
+            .contains("lost the connection to the spawner helper")
+            .then_some(())
+    });
+    assert!(lost.is_some(), "{}", hub_log(&w));
+    assert!(!proc::pids_of_uid(w.alice.uid.as_raw()).is_empty());
+    stop_alices(&w, "server").await;
+    assert!(
+        hub_log(&w).contains("killed what was left"),
+        "{}",
+        hub_log(&w)
+    );
+}

@@ -1705,3 +1705,50 @@ fn a_second_spawn_of_a_running_server_replaces_it_cleanly() {
     stop_server(&mut new_s);
     assert_no_processes(&w.member);
 }
+
+/// After the drop the helper is the user's, so the user can kill it; their server then
+/// runs on unsupervised. The hub's `Clear` (a new helper, root for its root phase only)
+/// kills what is left in that server's group and removes it; it checks the target like a
+/// spawn does.
+#[test]
+fn a_server_whose_user_killed_its_helper_is_cleared_by_root() {
+    let (lim, w) = limited_world("");
+    let (_helper, _s, pid, _) = running_server(&w);
+    let helper_pid = proc::status(pid)["PPid"].clone();
+    let killed = w
+        .member
+        .command("kill")
+        .args(["-KILL", &helper_pid])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "the user could not kill their own helper");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(proc::is_alive(pid), "the server died with its helper");
+    let clear = |user: &str| {
+        let (child, mut s) = sudo_helper(&w, &w.hub, &["-n"]);
+        send(&mut s, &Request::Hello(Hello::current()));
+        assert_eq!(recv(&mut s), Reply::Hello(Hello::current()));
+        send(
+            &mut s,
+            &Request::Clear(Target {
+                user: Bounded::new(user).unwrap(),
+                server_name: Bounded::new("").unwrap(),
+            }),
+        );
+        (child, s)
+    };
+    let (child, mut s) = clear(&w.outsider.name);
+    let (kind, _, _) = refused(child, &mut s);
+    assert_eq!(kind, ErrorKind::UserNotAllowed);
+    let (mut child, mut s) = clear(&w.member.name);
+    match recv(&mut s) {
+        Reply::Cleared { killed } => assert!(killed >= 1, "{killed}"),
+        other => panic!("expected Cleared, got {other:?}"),
+    }
+    assert!(child.wait().unwrap().success());
+    assert_no_processes(&w.member);
+    assert!(
+        !lim.dir("memory", &w.member.name, "").exists(),
+        "the group is still there"
+    );
+}

@@ -15,6 +15,7 @@ pub mod progress;
 mod readiness;
 mod recovery;
 mod spawn;
+mod stopping;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +30,7 @@ use crate::config::HubConfig;
 use crate::db::{Db, UserRow};
 use crate::metrics::{Metrics, StopStatus};
 use crate::proxy::RouteTable;
-use crate::spawner::{Ending, ServerHandle, Spawner};
+use crate::spawner::{ServerHandle, Spawner};
 use crate::types::{RecordedState, ServerKey, ServerName, ServerState, Username};
 
 struct Live {
@@ -273,6 +274,7 @@ impl Servers {
                         tracing::error!(server = %user, error = %e, "cannot record the stop");
                     }
                     tracing::info!(server = %user, "server stopped; route removed");
+                    self.clear_orphan(user);
                 }
                 return;
             };
@@ -286,45 +288,18 @@ impl Servers {
         tracing::info!(server = %user, "server stopping");
         let began = std::time::Instant::now();
         let mut status = StopStatus::success;
-        if let Some(h) = handle {
-            match h.terminate(self.grace()).await {
+        match handle {
+            Some(h) => match h.terminate(self.grace()).await {
                 Ok(()) => self.drain(user, h),
                 Err(e) => {
                     status = StopStatus::failure;
                     tracing::warn!(server = %user, error = %e, "stop did not complete")
                 }
-            }
+            },
+            None => self.clear_orphan(user),
         }
         self.cleanup(user);
         self.inner.metrics.stopped(status, began.elapsed());
-    }
-
-    fn draining(&self) -> MutexGuard<'_, HashMap<ServerKey, ServerHandle>> {
-        self.inner
-            .draining
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Awaits, in the background, the exit of a server that was sent its SIGTERM.
-    fn drain(&self, user: &ServerKey, handle: ServerHandle) {
-        self.draining().insert(user.clone(), handle.clone());
-        let this = self.clone();
-        let user = user.clone();
-        tokio::spawn(async move {
-            match handle.ended().await {
-                Ending::Exited(status) => {
-                    tracing::info!(server = %user, %status, "server stopped by request")
-                }
-                Ending::Lost => {
-                    tracing::warn!(server = %user, "lost the helper of a stopping server")
-                }
-            }
-            let mut draining = this.draining();
-            if draining.get(&user).is_some_and(|h| h.pid() == handle.pid()) {
-                draining.remove(&user);
-            }
-        });
     }
 
     fn spawning(&self) -> MutexGuard<'_, HashMap<ServerKey, Vec<u64>>> {

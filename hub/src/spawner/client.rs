@@ -51,6 +51,53 @@ impl SpawnerClient {
         args: SpawnArgs,
         timeout: Duration,
     ) -> Result<ServerHandle, SpawnerError> {
+        let user = args.user.clone();
+        self.converse(&user, timeout, |stream| async move {
+            handshake(stream, &args).await
+        })
+        .await
+    }
+
+    /// For a server whose helper is gone (its user killed it): a new helper, as root,
+    /// kills what is left in the server's cgroup and removes it. Returns how many
+    /// processes were killed.
+    pub async fn clear(
+        &self,
+        user: &Username,
+        server: &ServerName,
+        timeout: Duration,
+    ) -> Result<u32, SpawnerError> {
+        let bad = |what: &str| SpawnerError::Protocol(format!("{what} does not fit the protocol"));
+        let target = Target {
+            user: Bounded::new(user.as_str()).map_err(|_| bad("the user name"))?,
+            server_name: Bounded::new(server.as_str()).map_err(|_| bad("the server name"))?,
+        };
+        self.converse(user, timeout, |mut stream| async move {
+            hello(&mut stream).await?;
+            write_request(&mut stream, &Request::Clear(target)).await?;
+            match read_reply(&mut stream).await? {
+                Reply::Cleared { killed } => Ok(killed),
+                Reply::Error(e) => Err(refused(e)),
+                other => Err(SpawnerError::Protocol(format!(
+                    "expected cleared, got {other:?}"
+                ))),
+            }
+        })
+        .await
+    }
+
+    /// Runs the helper over a fresh socketpair and holds `talk` with it, within
+    /// `timeout`; the helper's stderr goes to the hub's log, and a helper that ends
+    /// without answering is reported with what it (or sudo) said.
+    async fn converse<T, F>(
+        &self,
+        user: &Username,
+        timeout: Duration,
+        talk: impl FnOnce(UnixStream) -> F,
+    ) -> Result<T, SpawnerError>
+    where
+        F: std::future::Future<Output = Result<T, SpawnerError>>,
+    {
         let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(SpawnerError::Exec)?;
         let theirs: OwnedFd = theirs.into();
         let mut command = match self.sudo.split_first() {
@@ -82,7 +129,7 @@ impl SpawnerClient {
         let stderr_head = Arc::new(Mutex::new(String::new()));
         if let Some(stderr) = child.stderr.take() {
             let head = stderr_head.clone();
-            let user = args.user.clone();
+            let user = user.clone();
             tokio::spawn(async move {
                 let dropped = crate::helper_output::each_line(stderr, |line| {
                     tracing::info!(target: "sudohub::helper", user = %user, line = ?line, "spawner helper");
@@ -100,16 +147,16 @@ impl SpawnerClient {
             });
         }
         // Reap sudo whenever it ends, so no zombie is left behind.
-        let user = args.user.clone();
+        let who = user.clone();
         tokio::spawn(async move {
             if let Ok(status) = child.wait().await {
-                tracing::debug!(user = %user, %status, "spawner helper process ended");
+                tracing::debug!(user = %who, %status, "spawner helper process ended");
             }
         });
 
         ours.set_nonblocking(true).map_err(SpawnerError::Exec)?;
         let stream = UnixStream::from_std(ours).map_err(SpawnerError::Exec)?;
-        let result = tokio::time::timeout(timeout, handshake(stream, &args)).await;
+        let result = tokio::time::timeout(timeout, talk(stream)).await;
         let no_answer = || SpawnerError::NoAnswer {
             stderr: stderr_head.lock().map(|h| h.clone()).unwrap_or_default(),
         };
@@ -133,6 +180,15 @@ impl Spawner for SpawnerClient {
     ) -> futures_util::future::BoxFuture<'_, Result<ServerHandle, SpawnerError>> {
         Box::pin(SpawnerClient::spawn(self, args, timeout))
     }
+
+    fn clear<'a>(
+        &'a self,
+        user: &'a Username,
+        server: &'a ServerName,
+        timeout: Duration,
+    ) -> futures_util::future::BoxFuture<'a, Result<u32, SpawnerError>> {
+        Box::pin(SpawnerClient::clear(self, user, server, timeout))
+    }
 }
 
 /// Hello, target, then spawn, then wait for `Started`: the part that needs no sudo, so it can be
@@ -141,16 +197,7 @@ pub(crate) async fn handshake(
     mut stream: UnixStream,
     args: &SpawnArgs,
 ) -> Result<ServerHandle, SpawnerError> {
-    write_request(&mut stream, &Request::Hello(Hello::current())).await?;
-    match read_reply(&mut stream).await? {
-        Reply::Hello(h) if h == Hello::current() => {}
-        Reply::Error(e) => return Err(refused(e)),
-        other => {
-            return Err(SpawnerError::Protocol(format!(
-                "expected hello, got {other:?}"
-            )))
-        }
-    }
+    hello(&mut stream).await?;
     let bad = |what: &str| SpawnerError::Protocol(format!("{what} does not fit the protocol"));
     let target = Target {
         user: Bounded::new(args.user.as_str()).map_err(|_| bad("the user name"))?,
@@ -188,6 +235,18 @@ pub(crate) async fn handshake(
         Reply::Error(e) => Err(refused(e)),
         other => Err(SpawnerError::Protocol(format!(
             "expected started, got {other:?}"
+        ))),
+    }
+}
+
+/// The hello each way.
+async fn hello(stream: &mut UnixStream) -> Result<(), SpawnerError> {
+    write_request(stream, &Request::Hello(Hello::current())).await?;
+    match read_reply(stream).await? {
+        Reply::Hello(h) if h == Hello::current() => Ok(()),
+        Reply::Error(e) => Err(refused(e)),
+        other => Err(SpawnerError::Protocol(format!(
+            "expected hello, got {other:?}"
         ))),
     }
 }

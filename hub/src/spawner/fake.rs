@@ -135,6 +135,19 @@ impl Spawner for FakeSpawner {
                 .map_err(|_| SpawnerError::Timeout)?
         })
     }
+
+    fn clear<'a>(
+        &'a self,
+        user: &'a crate::types::Username,
+        server: &'a crate::types::ServerName,
+        _timeout: Duration,
+    ) -> BoxFuture<'a, Result<u32, SpawnerError>> {
+        self.log
+            .lock()
+            .unwrap()
+            .push(format!("clear {user}/{server}"));
+        Box::pin(async { Ok(0) })
+    }
 }
 
 async fn fake_helper(

@@ -34,6 +34,15 @@ pub trait Spawner: Send + Sync + 'static {
         args: SpawnArgs,
         timeout: Duration,
     ) -> BoxFuture<'_, Result<ServerHandle, SpawnerError>>;
+
+    /// Kills what is left of `user`'s server `server` whose helper is gone (its cgroup,
+    /// as root, through a new helper); resolves to how many processes there were.
+    fn clear<'a>(
+        &'a self,
+        user: &'a crate::types::Username,
+        server: &'a crate::types::ServerName,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<u32, SpawnerError>>;
 }
 
 /// Why a spawn or a request to a helper failed.

@@ -271,16 +271,17 @@ impl Supervisor {
     fn on_request(&mut self, req: Request) -> Flow {
         match (&self.phase, req) {
             (Phase::AwaitSpawn, Request::Spawn(spawn)) => self.spawn(spawn),
-            (Phase::AwaitSpawn, Request::Hello(_) | Request::Target(_)) => self.fail(
-                HelperError::new(ErrorKind::BadFrame, "hello or target sent twice"),
-            ),
+            (Phase::AwaitSpawn, Request::Hello(_) | Request::Target(_) | Request::Clear(_)) => self
+                .fail(HelperError::new(
+                    ErrorKind::BadFrame,
+                    "hello or target sent twice",
+                )),
             (Phase::AwaitSpawn, Request::Status) => {
                 self.send(&Reply::Status(ServerStatus::NotStarted))
             }
-            (_, Request::Hello(_) | Request::Target(_)) => self.send_error(&HelperError::new(
-                ErrorKind::BadFrame,
-                "hello or target sent twice",
-            )),
+            (_, Request::Hello(_) | Request::Target(_) | Request::Clear(_)) => self.send_error(
+                &HelperError::new(ErrorKind::BadFrame, "hello or target sent twice"),
+            ),
             (Phase::Running { .. } | Phase::Exited { .. }, Request::Spawn(_)) => {
                 self.send_error(&HelperError::new(
                     ErrorKind::AlreadyStarted,
