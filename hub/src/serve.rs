@@ -85,6 +85,23 @@ pub async fn serve(cfg: HubConfig) -> Result<(), StartupError> {
         return Err(StartupError::Root);
     }
     let bind = cfg.bind;
+    // Listen first: a connection that arrives while the rest starts waits in the backlog
+    // and is answered, never refused (after a crash, or an upgrade through install.sh).
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| StartupError::Listen(bind, e))?;
+    let tls_on = cfg.ssl_cert.is_some() && cfg.ssl_key.is_some();
+    let internal = if tls_on {
+        let at = cfg.hub_bind;
+        let l = tokio::net::TcpListener::bind(at)
+            .await
+            .map_err(|e| StartupError::Listen(at, e))?;
+        tracing::info!(%at, "Hub API for servers on this machine (plain HTTP, loopback)");
+        Some(l)
+    } else {
+        None
+    };
+    let listen_ms = since_exec_ms();
     crate::templates::install(&cfg.template_paths).map_err(StartupError::Templates)?;
     let tls = match (&cfg.ssl_cert, &cfg.ssl_key) {
         (Some(cert), Some(key)) => {
@@ -104,21 +121,8 @@ pub async fn serve(cfg: HubConfig) -> Result<(), StartupError> {
         reattach,
         Arc::new(state.servers.clone()),
     ));
-    let listener = tokio::net::TcpListener::bind(bind)
-        .await
-        .map_err(|e| StartupError::Listen(bind, e))?;
-    let internal = match tls {
-        Some(_) => {
-            let at = state.cfg.hub_bind;
-            let l = tokio::net::TcpListener::bind(at)
-                .await
-                .map_err(|e| StartupError::Listen(at, e))?;
-            tracing::info!(%at, "Hub API for servers on this machine (plain HTTP, loopback)");
-            Some(l)
-        }
-        None => None,
-    };
-    tracing::info!(%bind, tls = tls.is_some(), base_url = %state.cfg.base_url, "sudohub listening");
+    tracing::info!(%bind, tls = tls.is_some(), base_url = %state.cfg.base_url, listen_ms,
+        ready_ms = since_exec_ms(), "sudohub listening");
     let managed = crate::managed::Managed::start(&state.cfg);
     if let Some(culler) =
         crate::culler::Culler::new(&state.cfg.culler, state.db.clone(), state.servers.clone())
@@ -202,6 +206,33 @@ pub async fn serve_on(
     };
     tokio::try_join!(public, internal)?;
     Ok(())
+}
+
+/// Milliseconds since this process was exec'd (its start time in /proc, so loading the
+/// binary counts too): what the startup log line reports.
+fn since_exec_ms() -> u64 {
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .filter(|t| *t > 0)
+        .unwrap_or(100) as f64;
+    let started = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(19)?
+                .parse::<f64>()
+                .ok()
+        });
+    let uptime = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok());
+    match (started, uptime) {
+        (Some(st), Some(up)) => ((up - st / ticks).max(0.0) * 1000.0) as u64,
+        _ => 0,
+    }
 }
 
 async fn shutdown_signal() {

@@ -14,8 +14,9 @@ use crate::channel::Channel;
 
 /// First wait between attempts; doubled after each failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// Longest wait between attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest wait between attempts: a hub back from a crash has every helper again within
+/// about a second (dialling a Unix socket that is not there costs next to nothing).
+const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// How long the hub has to answer a hello.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
 

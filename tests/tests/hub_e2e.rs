@@ -446,12 +446,38 @@ async fn login_spawn_lab_kernel_restart_and_stop() {
     hub.kill9();
     std::thread::sleep(Duration::from_millis(500));
     assert!(proc::is_alive(pid), "the server died with the hub");
+    let restarted = Instant::now();
     let hub = start_hub(&w);
     let back = sudohub_tests::wait_for(Duration::from_secs(30), || {
         let log = hub_log(&w);
         log.contains("re-attached").then_some(())
     });
     assert!(back.is_some(), "no re-attach:\n{}", hub_log(&w));
+    // After a crash the next hub serves within 0.3 s of its exec (it listens first, so
+    // nothing is refused meanwhile) and has its helpers back within about a second.
+    let reattached_in = restarted.elapsed();
+    let log = hub_log(&w);
+    let ready_ms: u64 = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("sudohub listening"))
+        .and_then(|l| {
+            l.split("ready_ms=")
+                .nth(1)?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no startup line:\n{log}"));
+    assert!(
+        ready_ms <= 300,
+        "the restarted hub served after {ready_ms} ms"
+    );
+    assert!(
+        reattached_in < Duration::from_secs(2),
+        "the helper re-attached {reattached_in:?} after the restart"
+    );
     assert_eq!(count_sudo(), sudo_before, "re-attaching must not run sudo");
     let out = kernel::execute(&ws, Some(&cookie_header), "print(6 * 7)")
         .await
