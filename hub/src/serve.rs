@@ -103,11 +103,12 @@ pub async fn serve(cfg: HubConfig) -> Result<(), StartupError> {
     };
     let listen_ms = since_exec_ms();
     crate::templates::install(&cfg.template_paths).map_err(StartupError::Templates)?;
-    let tls = match (&cfg.ssl_cert, &cfg.ssl_key) {
+    let (tls, certs) = match (&cfg.ssl_cert, &cfg.ssl_key) {
         (Some(cert), Some(key)) => {
-            Some(crate::tls::server_config(cert, key).map_err(StartupError::Tls)?)
+            let (config, store) = crate::tls::reloadable(cert, key).map_err(StartupError::Tls)?;
+            (Some(config), Some(store))
         }
-        _ => None,
+        _ => (None, None),
     };
     let state = AppState::new(cfg).map_err(StartupError::State)?;
     state.servers.recover();
@@ -129,6 +130,11 @@ pub async fn serve(cfg: HubConfig) -> Result<(), StartupError> {
     {
         culler.spawn();
     }
+    let reloadable = match (certs, state.cfg.ssl_cert.clone(), state.cfg.ssl_key.clone()) {
+        (Some(store), Some(cert), Some(key)) => Some((store, cert, key)),
+        _ => None,
+    };
+    tokio::spawn(reload_on_sighup(reloadable));
     let asked = state.shutdown.clone();
     let stop = async move {
         tokio::select! {
@@ -206,6 +212,36 @@ pub async fn serve_on(
     };
     tokio::try_join!(public, internal)?;
     Ok(())
+}
+
+/// SIGHUP (`systemctl reload sudohub`, or `kill -HUP`): the TLS certificate and key are
+/// read again and served from the next handshake on, without a new process; nothing is
+/// dropped. A file that does not load leaves the certificate in use, and says why.
+/// Without TLS there is nothing to reload, and SIGHUP is only logged (never the default
+/// action, which would end the hub).
+async fn reload_on_sighup(
+    tls: Option<(
+        Arc<crate::tls::CertStore>,
+        std::path::PathBuf,
+        std::path::PathBuf,
+    )>,
+) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let Some((store, cert, key)) = &tls else {
+            tracing::info!("SIGHUP: no TLS certificate to reload");
+            continue;
+        };
+        match store.reload(cert, key) {
+            Ok(()) => tracing::info!(cert = %cert.display(), "SIGHUP: TLS certificate reloaded"),
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: TLS certificate not reloaded; the one in use stays")
+            }
+        }
+    }
 }
 
 /// Milliseconds since this process was exec'd (its start time in /proc, so loading the

@@ -1304,19 +1304,21 @@ async fn subdomain_flow(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn served_over_tls() {
     let mut cert_path = PathBuf::new();
+    let mut key_path = PathBuf::new();
     let hub_bind = format!("127.0.0.1:{}", free_port());
     let w = world_with("/", |hub_user, state_dir| {
         let (cert, key) = sudohub_tests::tls::self_signed(state_dir);
         fs::chown_mode(&key, hub_user.uid, hub_user.gid, 0o600);
         fs::chown_mode(&cert, Uid::from_raw(0), Gid::from_raw(0), 0o644);
         cert_path = cert.clone();
+        key_path = key.clone();
         format!(
             "ssl_cert = {:?}\nssl_key = {:?}\nhub_bind = {hub_bind:?}",
             cert.display().to_string(),
             key.display().to_string()
         )
     });
-    let _hub = start_hub(&w);
+    let hub = start_hub(&w);
     let tls = sudohub_tests::tls::ClientTls::trusting(&cert_path);
     let origin = Url::parse(&format!("https://{}/", w.addr)).unwrap();
     lab_flow(&w, &Browser::trusting(&tls), &origin, "/", Some(&tls)).await;
@@ -1334,6 +1336,61 @@ async fn served_over_tls() {
         api_urls.contains(&format!("http://{hub_bind}/hub/api")),
         "{api_urls:?}"
     );
+
+    // A renewed certificate, as certbot leaves it: SIGHUP (`systemctl reload`), and the
+    // next handshake gets it from the same process; a broken file leaves it in place.
+    std::fs::copy(&cert_path, cert_path_old(&w)).unwrap();
+    let renewed = w.state_dir.join("renewed");
+    std::fs::create_dir_all(&renewed).unwrap();
+    let (cert2, key2) = sudohub_tests::tls::self_signed(&renewed);
+    std::fs::copy(&cert2, &cert_path).unwrap();
+    std::fs::copy(&key2, &key_path).unwrap();
+    let pid = hub.pid();
+    let hup = |n: usize| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap();
+        let said = sudohub_tests::wait_for(Duration::from_secs(10), || {
+            (hub_log(&w).matches("SIGHUP: TLS certificate").count() >= n).then_some(())
+        });
+        assert!(said.is_some(), "{}", hub_log(&w));
+    };
+    hup(1);
+    assert!(
+        hub_log(&w).contains("SIGHUP: TLS certificate reloaded"),
+        "{}",
+        hub_log(&w)
+    );
+    let handshake = |trusting: &std::path::Path| {
+        let tls = sudohub_tests::tls::ClientTls::trusting(trusting);
+        let addr = w.addr;
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            tls.connect("localhost", tcp).await.map(|_| ())
+        }
+    };
+    handshake(&cert2)
+        .await
+        .expect("the renewed certificate is served");
+    assert!(
+        handshake(&cert_path_old(&w)).await.is_err(),
+        "the old certificate is still served"
+    );
+    assert!(proc::is_alive(pid), "a reload must not end the hub");
+    std::fs::write(&cert_path, "not a certificate\n").unwrap();
+    hup(2);
+    assert!(hub_log(&w).contains("not reloaded"), "{}", hub_log(&w));
+    handshake(&cert2)
+        .await
+        .expect("a broken file leaves the served certificate");
+}
+
+/// Where [`served_over_tls`] keeps a copy of the first certificate to show it is no
+/// longer served.
+fn cert_path_old(w: &World) -> PathBuf {
+    w.state_dir.join("first-cert.pem")
 }
 
 /// Port squatting: the hub picks a port and the server binds it a moment later; a local
