@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::signal::unix::Signal;
+
 use crate::app::{router, Scheme};
 use crate::config::HubConfig;
 use crate::state::{AppState, StateError};
@@ -84,6 +86,10 @@ pub async fn serve(cfg: HubConfig) -> Result<(), StartupError> {
     if nix::unistd::geteuid().is_root() {
         return Err(StartupError::Root);
     }
+    // The signals first: from the moment the port is open, a `systemctl reload` or stop
+    // must find their handlers, never the default action (SIGHUP would end the hub, and
+    // systemd would count that as a clean exit and not restart it).
+    let signals = Signals::register();
     let bind = cfg.bind;
     // Listen first: a connection that arrives while the rest starts waits in the backlog
     // and is answered, never refused (after a crash, or an upgrade through install.sh).
@@ -134,11 +140,11 @@ pub async fn serve(cfg: HubConfig) -> Result<(), StartupError> {
         (Some(store), Some(cert), Some(key)) => Some((store, cert, key)),
         _ => None,
     };
-    tokio::spawn(reload_on_sighup(reloadable));
+    tokio::spawn(reload_on_sighup(signals.hup, reloadable));
     let asked = state.shutdown.clone();
     let stop = async move {
         tokio::select! {
-            () = shutdown_signal() => {}
+            () = shutdown_signal(signals.term, signals.int) => {}
             () = asked.notified() => tracing::info!("stopping: asked through the API"),
         }
     };
@@ -220,14 +226,14 @@ pub async fn serve_on(
 /// Without TLS there is nothing to reload, and SIGHUP is only logged (never the default
 /// action, which would end the hub).
 async fn reload_on_sighup(
+    hup: Option<Signal>,
     tls: Option<(
         Arc<crate::tls::CertStore>,
         std::path::PathBuf,
         std::path::PathBuf,
     )>,
 ) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+    let Some(mut hup) = hup else {
         return;
     };
     while hup.recv().await.is_some() {
@@ -271,12 +277,26 @@ fn since_exec_ms() -> u64 {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
+/// The signals the hub handles, registered once, before it listens.
+struct Signals {
+    hup: Option<Signal>,
+    term: Option<Signal>,
+    int: Option<Signal>,
+}
+
+impl Signals {
+    fn register() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Self {
+            hup: signal(SignalKind::hangup()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+            int: signal(SignalKind::interrupt()).ok(),
+        }
+    }
+}
+
+async fn shutdown_signal(term: Option<Signal>, int: Option<Signal>) {
+    let (Some(mut term), Some(mut int)) = (term, int) else {
         return std::future::pending().await;
     };
     tokio::select! {

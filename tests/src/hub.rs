@@ -34,6 +34,13 @@ impl HubProcess {
             .open(&log)
             .unwrap_or_else(|e| panic!("open hub log {}: {e}", log.display()));
         let err = out.try_clone().expect("clone log fd");
+        let served = |log: &Path| {
+            std::fs::read_to_string(log)
+                .unwrap_or_default()
+                .matches("sudohub listening")
+                .count()
+        };
+        let before = served(&log);
         let child = user
             .command(binary)
             .arg("--config")
@@ -45,10 +52,13 @@ impl HubProcess {
             .spawn()
             .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
         let hub = Self { child, addr, log };
-        let up = crate::wait_for(timeout, || TcpStream::connect(addr).ok().map(|_| ()));
+        // The port opens first and the hub serves once started: ready when its log says so.
+        let up = crate::wait_for(timeout, || {
+            (served(&hub.log) > before && TcpStream::connect(addr).is_ok()).then_some(())
+        });
         if up.is_none() {
             panic!(
-                "hub did not listen on {addr} within {timeout:?}:\n{}",
+                "hub did not serve on {addr} within {timeout:?}:\n{}",
                 hub.log_text()
             );
         }
