@@ -1873,6 +1873,11 @@ async fn sign_up_approval_and_jupyterlab_as_a_new_unix_account() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("can sign in now"));
     let boss_browser = Browser::new();
     let p = login(&w, &boss_browser, &boss, NEW_PW).await;
+    // Signing in made the boss a Unix account too (create_system_users): removed at the end.
+    let _boss_account = nix::unistd::User::from_name(&boss)
+        .ok()
+        .flatten()
+        .map(|_| TestUser::existing(&boss));
     assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
     let page = boss_browser.get(&url(&w, "/hub/authorize")).await;
     assert_eq!(page.status, StatusCode::OK, "an admin: {}", page.body);
