@@ -2683,13 +2683,16 @@ fn rand_u128() -> u128 {
 /// Runs `code` in a new kernel of the running server at `server` (its URL, with the
 /// browser's cookies): what it printed.
 async fn run_in_kernel(b: &Browser, server: &Url, code: &str) -> String {
+    try_in_kernel(b, server, code).await.unwrap()
+}
+
+/// [`run_in_kernel`] for code that may kill its kernel: the error instead of a panic.
+async fn try_in_kernel(b: &Browser, server: &Url, code: &str) -> Result<String, String> {
     let id = create_kernel(b, server).await;
     let mut ws = server.join(&format!("api/kernels/{id}/channels")).unwrap();
     ws.set_scheme("ws").unwrap();
     let cookies = b.cookie_header(server).unwrap();
-    kernel::execute(ws.as_str(), Some(&cookies), code)
-        .await
-        .unwrap()
+    kernel::execute(ws.as_str(), Some(&cookies), code).await
 }
 
 /// Turns on accounts made on demand: `text` as the hub's config and, as an install has
@@ -2840,15 +2843,19 @@ async fn a_notebook_past_its_memory_limit_is_killed_and_the_hub_shows_it() {
         "the kernel is not in alice's group: {inside}"
     );
     // Past the limit: the kernel dies (its answer never comes, or says so).
-    let _ = tokio::time::timeout(
-        Duration::from_secs(60),
-        run_in_kernel(
+    let allocated = tokio::time::timeout(
+        Duration::from_secs(20),
+        try_in_kernel(
             &alice_b,
             &alice,
             "x = bytearray(700 * 1024 * 1024); print(len(x))",
         ),
     )
     .await;
+    assert!(
+        !matches!(&allocated, Ok(Ok(out)) if out.trim() == (700u64 << 20).to_string()),
+        "700 MiB were allocated under a 256M mem_limit: {allocated:?}"
+    );
     let model = api_get(&w, &format!("/hub/api/users/{}", w.alice.name)).await;
     let server = &model["servers"][""];
     assert_eq!(
