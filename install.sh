@@ -87,7 +87,8 @@ if [ "$uninstall" = 1 ]; then
   [ -z "$P" ] && stop_hub
   [ -z "$P" ] && [ -d /run/systemd/system ] && systemctl disable sudohub.service 2>/dev/null || true
   rm -f "$P/usr/bin/sudohub" "$P/etc/sudoers.d/sudohub" "$P/etc/pam.d/sudohub" \
-        "$P/lib/systemd/system/sudohub.service" "$P/lib/systemd/system/sudohub-servers.service"
+        "$P/lib/systemd/system/sudohub.service" "$P/lib/systemd/system/sudohub-servers.service" \
+        "$P/lib/systemd/system/sudohub.socket"
   rm -rf "$P/usr/lib/sudohub"
   if [ "$purge" = 1 ]; then
     rm -rf "$P/etc/sudohub" "$P/var/lib/sudohub" "$P/var/lib/sudohub-pam" "$P/var/log/sudohub" \
@@ -172,6 +173,8 @@ sed -e "s#^User=sudohub#User=$HUB_USER#" -e "s#^Group=sudohub#Group=$HUB_USER#" 
 install -m 0644 -o root -g root "$tmp" "$P/lib/systemd/system/sudohub.service"
 # cgroup v2 machines: root's subtree for the servers (README, "Limits"); enabled by the admin.
 install -m 0644 -o root -g root systemd/sudohub-servers.service "$P/lib/systemd/system/sudohub-servers.service"
+# Optional socket activation (README, "Upgrading"); enabled by the admin.
+install -m 0644 -o root -g root systemd/sudohub.socket "$P/lib/systemd/system/sudohub.socket"
 
 if [ ! -e "$P/etc/sudohub/helpers.toml" ]; then
   render etc/helpers.toml > "$tmp"
@@ -195,9 +198,33 @@ install -d -m 0770 -o root -g shadow "$P/var/lib/sudohub-pam"
 install -d -m 0750 -o "$HUB_USER" -g "$HUB_USER" "$P/var/log/sudohub"
 install -d -m 0755 -o "$HUB_USER" -g "$HUB_USER" "$P/run/sudohub"
 
-if [ "$start" = 1 ]; then
-  stop_hub
+# A hub already running hands over to the binary just installed (`sudohub upgrade`, run as
+# the hub's account): it takes the listening sockets, the servers and the open WebSockets,
+# and the old process drains; nothing is refused or dropped. A hub too old for that, or
+# none, is (re)started instead.
+upgrade_hub() {
+  local out newpid
+  [ -z "$P" ] || return 1
   if [ -d /run/systemd/system ]; then
+    systemctl is-active --quiet sudohub.service 2>/dev/null || return 1
+    systemctl daemon-reload
+  else
+    hub_pid >/dev/null || return 1
+  fi
+  if ! out=$(setpriv --reuid="$HUB_USER" --regid="$HUB_USER" --init-groups -- \
+        /usr/bin/sudohub --config /etc/sudohub/hub.toml upgrade 2>&1); then
+    say "no upgrade in place ($out); restarting instead"
+    return 1
+  fi
+  newpid=$(printf '%s\n' "$out" | sed -n 's/.*(pid \([0-9]*\)).*/\1/p' | head -1)
+  [ -d /run/systemd/system ] || echo "$newpid" > "$PIDFILE"
+  say "upgraded in place: $out"
+}
+
+if [ "$start" = 1 ]; then
+  if upgrade_hub; then
+    :
+  elif stop_hub && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
     systemctl enable --now sudohub.service
     say "started with systemd (systemctl status sudohub)"

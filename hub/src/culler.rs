@@ -42,7 +42,7 @@ impl Culler {
     }
 
     /// Runs a pass every `every` seconds, for as long as the hub runs.
-    pub fn spawn(self) {
+    pub fn spawn(self) -> tokio::task::JoinHandle<()> {
         let every = Duration::from_secs(self.cfg.every_secs());
         tracing::info!(timeout = ?self.cfg.timeout, every_secs = every.as_secs(), max_age = ?self.cfg.max_age,
             cull_users = self.cfg.cull_users, "idle culler on");
@@ -56,7 +56,7 @@ impl Culler {
                     tracing::error!(error = %e, "idle culler: database");
                 }
             }
-        });
+        })
     }
 
     /// One pass at `now`.

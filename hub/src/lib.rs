@@ -7,6 +7,7 @@
 
 // Bottom: values and plumbing every layer uses.
 pub mod error;
+pub mod handover;
 pub mod helper_output;
 pub mod hosts;
 pub mod metrics;

@@ -41,6 +41,12 @@ enum Command {
         #[arg(long)]
         admin: bool,
     },
+    /// Hand over to a new hub process of the installed binary with nothing dropped: it
+    /// takes the listening sockets and the servers; this one drains and exits. Run as
+    /// the hub's user: `runuser -u sudohub -- sudohub upgrade`.
+    Upgrade,
+    /// Read the TLS certificate and key again in place (as SIGHUP and `systemctl reload`).
+    Reload,
 }
 
 fn main() -> ExitCode {
@@ -56,6 +62,20 @@ fn main() -> ExitCode {
         Some(Command::SetPassword { name, admin }) => {
             sudohub::accounts_cli::main(cli.config, &name, admin)
         }
+        Some(Command::Upgrade) => control(cli.config, sudohub::serve::Ask::Upgrade),
+        Some(Command::Reload) => control(cli.config, sudohub::serve::Ask::Reload),
         None => sudohub::serve::main(cli.config),
+    }
+}
+
+/// `upgrade` and `reload`: asked of the running hub over its control socket.
+fn control(config: Option<PathBuf>, ask: sudohub::serve::Ask) -> ExitCode {
+    let path = config.unwrap_or_else(|| sudohub::config::DEFAULT_PATH.into());
+    match sudohub::config::HubConfig::load(&path) {
+        Ok(cfg) => sudohub::serve::client(&sudohub::serve::control_path(&cfg), ask),
+        Err(e) => {
+            eprintln!("sudohub: {e}");
+            ExitCode::from(2)
+        }
     }
 }

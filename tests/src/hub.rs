@@ -82,6 +82,11 @@ impl HubProcess {
         self.child.wait().expect("wait for the hub")
     }
 
+    /// Waits at most `timeout` for the hub to exit on its own (after it handed over).
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        crate::wait_for(timeout, || self.child.try_wait().ok().flatten())
+    }
+
     /// `kill -9` the hub, as a crash or an OOM kill would, and reap it.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
@@ -102,4 +107,19 @@ pub fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("bind 127.0.0.1:0")
+}
+
+/// A hub process this test did not start itself (one a hub started as its successor):
+/// killed when dropped.
+pub struct Successor(pub u32);
+
+impl Drop for Successor {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.0) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
 }

@@ -82,8 +82,49 @@ fn request(ws_url: &str, cookie: Option<&str>) -> Result<Request, String> {
     Ok(request)
 }
 
+/// A kernel WebSocket kept open across several executions, as JupyterLab keeps one.
+pub struct Session {
+    ws: WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl Session {
+    /// Opens the WebSocket at `ws_url` with the given `Cookie` header.
+    pub async fn open(ws_url: &str, cookie: Option<&str>) -> Result<Self, String> {
+        let (ws, _) = tokio_tungstenite::connect_async(request(ws_url, cookie)?)
+            .await
+            .map_err(|e| format!("websocket connect to {ws_url}: {e}"))?;
+        Ok(Self { ws })
+    }
+
+    /// Runs `code` over this same WebSocket: what it printed.
+    pub async fn execute(&mut self, code: &str) -> Result<String, String> {
+        exchange(&mut self.ws, code).await
+    }
+
+    /// Waits for the next frame (or the end) for at most `wait`: `Ok(None)` when the
+    /// connection ended in order (a close frame or a clean EOF), `Err` on a reset.
+    pub async fn next_event(&mut self, wait: Duration) -> Result<Option<String>, String> {
+        match tokio::time::timeout(wait, self.ws.next()).await {
+            Err(_) => Ok(Some("(nothing)".into())),
+            Ok(None) => Ok(None),
+            Ok(Some(Ok(Message::Close(_)))) => Ok(None),
+            Ok(Some(Ok(m))) => Ok(Some(m.to_string())),
+            Ok(Some(Err(e))) => Err(e.to_string()),
+        }
+    }
+}
+
 async fn run<S: AsyncRead + AsyncWrite + Unpin>(
     mut ws: WebSocketStream<S>,
+    code: &str,
+) -> Result<String, String> {
+    let out = exchange(&mut ws, code).await;
+    let _ = ws.close(None).await;
+    out
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut WebSocketStream<S>,
     code: &str,
 ) -> Result<String, String> {
     let session = format!("sudohub-test-{}", std::process::id());
@@ -122,10 +163,7 @@ async fn run<S: AsyncRead + AsyncWrite + Unpin>(
                 out.push_str(v["content"]["text"].as_str().unwrap_or_default());
             }
             Some("error") => return Err(format!("kernel error: {}", v["content"])),
-            Some("status") if v["content"]["execution_state"] == "idle" => {
-                let _ = ws.close(None).await;
-                return Ok(out);
-            }
+            Some("status") if v["content"]["execution_state"] == "idle" => return Ok(out),
             _ => {}
         }
     }

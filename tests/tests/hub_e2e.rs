@@ -5,6 +5,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::unistd::{Gid, Uid};
@@ -432,16 +434,7 @@ async fn login_spawn_lab_kernel_restart_and_stop() {
     assert!(paged["items"].as_array().unwrap().len() == 1);
 
     // kill -9 the hub: the server lives on, re-attaches to the next hub, and works.
-    let pid = {
-        let uid = w.alice.uid.as_raw();
-        proc::pids_of_uid(uid)
-            .into_iter()
-            .find(|p| {
-                std::fs::read_to_string(format!("/proc/{p}/cmdline"))
-                    .is_ok_and(|c| c.contains("jupyterhub-singleuser"))
-            })
-            .expect("alice's server process")
-    };
+    let pid = singleuser_pid(w.alice.uid.as_raw());
     let sudo_before = count_sudo();
     hub.kill9();
     std::thread::sleep(Duration::from_millis(500));
@@ -517,16 +510,7 @@ async fn login_spawn_lab_kernel_restart_and_stop() {
     assert_eq!(out.trim(), "again");
 
     // Stop from the home page: the process is gone and the URL says "not running".
-    let home = b.get(&url(&w, "/hub/home")).await;
-    let xsrf = home.xsrf_field().expect("home has the stop form");
-    let stopped = b
-        .post_form(&url(&w, "/hub/stop"), &[("_xsrf", &xsrf)])
-        .await;
-    assert!(stopped.status.is_redirection(), "{}", stopped.body);
-    let gone = sudohub_tests::wait_for(Duration::from_secs(15), || {
-        (!proc::exists(pid)).then_some(())
-    });
-    assert!(gone.is_some(), "server process {pid} still there");
+    stop_from_home(&w, &b, pid).await;
     let hops = b.follow(&url(&w, &format!("{server_path}lab")), 5).await;
     assert_eq!(hops.last().unwrap().status, StatusCode::FAILED_DEPENDENCY);
     let json = b
@@ -1353,13 +1337,13 @@ async fn served_over_tls() {
         )
         .unwrap();
         let said = sudohub_tests::wait_for(Duration::from_secs(10), || {
-            (hub_log(&w).matches("SIGHUP: TLS certificate").count() >= n).then_some(())
+            (hub_log(&w).matches("SIGHUP: reload").count() >= n).then_some(())
         });
         assert!(said.is_some(), "{}", hub_log(&w));
     };
     hup(1);
     assert!(
-        hub_log(&w).contains("SIGHUP: TLS certificate reloaded"),
+        hub_log(&w).contains("reload: TLS certificate reloaded"),
         "{}",
         hub_log(&w)
     );
@@ -1393,6 +1377,13 @@ async fn served_over_tls() {
         2,
         "{}",
         hub_log(&w)
+    );
+    // `sudohub reload`, as the hub's user, says so too, and fails.
+    let cli = hub_cli(&w, "reload");
+    assert!(!cli.status.success());
+    assert!(
+        String::from_utf8_lossy(&cli.stderr).contains("TLS certificate not reloaded"),
+        "{cli:?}"
     );
     handshake(&cert2)
         .await
@@ -2961,4 +2952,222 @@ async fn a_stop_clears_a_server_whose_user_killed_its_helper() {
         "{}",
         hub_log(&w)
     );
+}
+
+/// Load across a planned restart: each request on a new connection, and on one
+/// keep-alive connection, until `stop`; the failures, each with its error.
+async fn load(
+    hub_api: Url,
+    cookie: String,
+    server: Url,
+    stop: Arc<AtomicBool>,
+) -> (usize, Vec<String>) {
+    let fresh = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let kept = reqwest::Client::new();
+    let (mut ok, mut failed) = (0, Vec::new());
+    let status = server.join("api/status").unwrap();
+    while !stop.load(Ordering::SeqCst) {
+        for (client, target) in [(&fresh, &hub_api), (&kept, &status)] {
+            match client
+                .get(target.clone())
+                .header("Cookie", &cookie)
+                .send()
+                .await
+            {
+                Ok(r) if r.status().is_success() => match r.bytes().await {
+                    Ok(_) => ok += 1,
+                    Err(e) => failed.push(format!("{target}: body: {e:?}")),
+                },
+                Ok(r) => failed.push(format!("{target}: {}", r.status())),
+                Err(e) => failed.push(format!("{target}: {e:?}")),
+            }
+        }
+    }
+    (ok, failed)
+}
+
+/// The pid in `sudohub upgrade`'s answer.
+fn successor_pid(answer: &str) -> u32 {
+    answer
+        .split("pid ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in the upgrade's answer: {answer}"))
+}
+
+/// A planned upgrade to a new binary (install.sh's path): `sudohub upgrade` starts it, it
+/// takes the listening sockets and the helpers, and the old process's kernel WebSocket
+/// moves to it. Under a stream of requests (new connections, and a keep-alive one through
+/// the proxy) nothing fails, no sudo runs, and the same WebSocket answers
+/// `execute_request` before and after the old process has exited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_upgrade_drops_no_request_and_keeps_the_kernel_websocket() {
+    let w = world_with("/", |_, _| "shutdown_drain_timeout = 60\n".into());
+    let mut old = start_hub(&w);
+    let b = Browser::new();
+    let server = server_of(&w, &b, &w.alice.name).await;
+    let cookie = b.cookie_header(&server).unwrap();
+    let id = create_kernel(&b, &server).await;
+    let mut ws_url = server.join(&format!("api/kernels/{id}/channels")).unwrap();
+    ws_url.set_scheme("ws").unwrap();
+    let mut ws = kernel::Session::open(ws_url.as_str(), Some(&cookie))
+        .await
+        .unwrap();
+    assert_eq!(ws.execute("print(6 * 7)").await.unwrap().trim(), "42");
+    let sudo_before = count_sudo();
+
+    // The control socket is the hub's account's alone: another user cannot connect, and a
+    // process of the hub's account that the hub did not start gets no socket.
+    let cfg = sudohub::config::HubConfig::load(&w.config).unwrap();
+    let control = sudohub::serve::control_path(&cfg);
+    let py = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\n\
+              s.sendall(b'takeover\\n')\nprint(s.recv(200).decode())";
+    let ask = |user: &sudohub_tests::system::TestUser| {
+        user.command("/opt/sudohub/venv/bin/python3")
+            .arg("-c")
+            .arg(py)
+            .arg(&control)
+            .output()
+            .unwrap()
+    };
+    let as_alice = ask(&w.alice);
+    assert!(
+        !as_alice.status.success()
+            && String::from_utf8_lossy(&as_alice.stderr).contains("PermissionError"),
+        "{as_alice:?}"
+    );
+    let as_hub = ask(&w.hub_user);
+    assert!(
+        String::from_utf8_lossy(&as_hub.stdout).contains("error no upgrade is waiting"),
+        "{as_hub:?}"
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let loaded = tokio::spawn(load(
+        url(&w, "/hub/api/"),
+        cookie.clone(),
+        server.clone(),
+        stop.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    // A new binary at the installed path (a new file, as install(1) leaves it).
+    let fresh = w.hub_bin.with_extension("new");
+    std::fs::copy(&w.hub_bin, &fresh).unwrap();
+    std::fs::rename(&fresh, &w.hub_bin).unwrap();
+    let out = hub_cli(&w, "upgrade");
+    let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "upgrade failed: {answer} {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        hub_log(&w)
+    );
+    let pid = successor_pid(&answer);
+    let _successor = sudohub_tests::hub::Successor(pid);
+    assert_ne!(pid, old.pid());
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe, w.hub_bin, "the new hub runs the new binary");
+    // The WebSocket opened before goes on, now carried by the new process.
+    assert_eq!(ws.execute("print('moved')").await.unwrap().trim(), "moved");
+    let exited = old.wait_exit(Duration::from_secs(30));
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "the old hub did not drain and exit: {exited:?}\n{}",
+        hub_log(&w)
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let (ok, failed) = loaded.await.unwrap();
+    assert!(
+        failed.is_empty(),
+        "{} of {} requests failed across the upgrade: {failed:?}",
+        failed.len(),
+        ok + failed.len()
+    );
+    assert!(ok > 50, "only {ok} requests ran");
+    assert_eq!(
+        ws.execute("print('after')").await.unwrap().trim(),
+        "after",
+        "the kernel WebSocket after the old hub exited"
+    );
+    assert_eq!(count_sudo(), sudo_before, "an upgrade must not run sudo");
+    let log = hub_log(&w);
+    assert!(
+        log.contains("upgrade: WebSockets moved to the new hub websockets=1"),
+        "{log}"
+    );
+    assert!(log.contains("drained; this hub exits"), "{log}");
+    // The servers are the new hub's: it stops alice's.
+    stop_from_home(&w, &b, singleuser_pid(w.alice.uid.as_raw())).await;
+}
+
+/// `sudohub --config … <command>` as the hub's user.
+fn hub_cli(w: &World, command: &str) -> std::process::Output {
+    w.hub_user
+        .command(&w.hub_bin)
+        .arg("--config")
+        .arg(&w.config)
+        .arg(command)
+        .output()
+        .unwrap()
+}
+
+/// The pid of the single-user server running as `uid`.
+fn singleuser_pid(uid: u32) -> u32 {
+    proc::pids_of_uid(uid)
+        .into_iter()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .is_ok_and(|c| c.contains("jupyterhub-singleuser"))
+        })
+        .expect("the user's server process")
+}
+
+/// Stops the browser's user's server from the home page's form; its process `pid` must go.
+async fn stop_from_home(w: &World, b: &Browser, pid: u32) {
+    let home = b.get(&url(w, "/hub/home")).await;
+    let xsrf = home.xsrf_field().expect("home has the stop form");
+    let stopped = b.post_form(&url(w, "/hub/stop"), &[("_xsrf", &xsrf)]).await;
+    assert!(stopped.status.is_redirection(), "{}", stopped.body);
+    let gone = sudohub_tests::wait_for(Duration::from_secs(15), || {
+        (!proc::exists(pid)).then_some(())
+    });
+    assert!(gone.is_some(), "server process {pid} still there");
+}
+
+/// systemd's socket activation, with systemd's own `systemd-socket-activate`: it holds
+/// the listening socket and starts the hub at the first connection, which the hub (given
+/// the socket through LISTEN_FDS, not binding one) answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_socket_from_systemd_is_served_from_the_first_connection() {
+    let w = world();
+    let log = std::fs::File::create(w.state_dir.join("hub.log")).unwrap();
+    let mut activator = w
+        .hub_user
+        .command("systemd-socket-activate")
+        .arg("-l")
+        .arg(w.addr.to_string())
+        .arg(&w.hub_bin)
+        .arg("--config")
+        .arg(&w.config)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("systemd-socket-activate (Debian package systemd)");
+    let listening = sudohub_tests::wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(w.addr).ok()
+    });
+    assert!(listening.is_some(), "{}", hub_log(&w));
+    // This first request starts the hub; it is answered, not refused.
+    let r = Browser::new().get(&url(&w, "/hub/api/")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let log = hub_log(&w);
+    assert!(log.contains("sockets=systemd"), "{log}");
+    let _ = activator.kill();
+    let _ = activator.wait();
 }

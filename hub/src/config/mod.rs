@@ -57,7 +57,7 @@ pub struct HubConfig {
     /// With TLS on: the plain-HTTP, loopback-only address where single-user servers reach
     /// the Hub API (`c.JupyterHub.hub_bind_url`). They run on this machine and would
     /// otherwise have to be taught to trust the public certificate. Unused without TLS.
-    #[serde(default = "default_hub_bind")]
+    #[serde(default = "sections::default_hub_bind")]
     pub hub_bind: SocketAddr,
     /// SQLite database (`c.JupyterHub.db_url`).
     #[serde(default = "default_db")]
@@ -70,6 +70,10 @@ pub struct HubConfig {
     /// `reattach_socket` in helpers.toml.
     #[serde(default = "default_reattach_socket")]
     pub reattach_socket: PathBuf,
+    /// Seconds a hub that handed over to its successor (`sudohub upgrade`) keeps carrying
+    /// its open connections and WebSockets before it closes what is left and exits.
+    #[serde(default = "sections::default_drain_timeout")]
+    pub shutdown_drain_timeout: u64,
     /// Reverse proxies (nginx) whose `X-Forwarded-For` names the real client, for the
     /// per-address login limits (`c.JupyterHub.trusted_downstream_ips`). Requests from
     /// anywhere else are keyed on their own address, whatever they claim.
@@ -122,10 +126,6 @@ fn default_true() -> bool {
 fn default_bind() -> SocketAddr {
     // Loopback: plain HTTP must not carry passwords across the network.
     SocketAddr::from(([127, 0, 0, 1], 8000))
-}
-
-fn default_hub_bind() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 8081))
 }
 
 fn default_base_url() -> String {

@@ -313,3 +313,11 @@ pub(super) fn default_trusted_proxies() -> Vec<TrustedNet> {
         .filter_map(|a| TrustedNet::try_from((*a).to_owned()).ok())
         .collect()
 }
+
+pub(super) fn default_drain_timeout() -> u64 {
+    300
+}
+
+pub(super) fn default_hub_bind() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8081))
+}

@@ -64,6 +64,44 @@ impl Servers {
     }
 }
 
+impl Servers {
+    /// A hub handing over to its successor lets go of every helper it holds: each closes
+    /// its end and dials the re-attach socket, where the successor takes it. Routes stay,
+    /// so this hub keeps carrying what it already carries. Returns how many it let go.
+    pub async fn release_all(&self) -> usize {
+        let handles: Vec<ServerHandle> = self
+            .live()
+            .values()
+            .filter_map(|l| l.handle.clone())
+            .collect();
+        let n = handles.len();
+        futures_util::future::join_all(handles.iter().map(ServerHandle::release)).await;
+        n
+    }
+
+    /// How many servers are recorded as running: the helpers a successor waits for.
+    pub fn recorded_running(&self) -> usize {
+        self.inner
+            .db
+            .servers()
+            .all()
+            .unwrap_or_default()
+            .iter()
+            .filter(|r| r.state == RecordedState::Running)
+            .count()
+    }
+
+    /// How many starts are under way.
+    pub fn starting(&self) -> usize {
+        self.spawning().values().map(Vec::len).sum()
+    }
+
+    /// How many servers have their helper attached to this hub.
+    pub fn attached(&self) -> usize {
+        self.live().values().filter(|l| l.handle.is_some()).count()
+    }
+}
+
 /// Whether a process exists, seen from the hub user, which may not signal it: a null
 /// signal answers EPERM for another user's live process and ESRCH for none.
 fn process_exists(pid: u32) -> bool {

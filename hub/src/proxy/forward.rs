@@ -14,6 +14,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use super::idle::{splice, IdleBody};
+use super::tunnels::Tunnels;
 use super::Route;
 use crate::error::{HubError, Source};
 use crate::templates::Message;
@@ -46,6 +47,8 @@ pub struct Proxy {
     response_timeout: Duration,
     /// Longest silence of a body or an upgraded connection.
     idle_timeout: Duration,
+    /// The WebSocket tunnels open.
+    tunnels: Tunnels,
 }
 
 impl Proxy {
@@ -65,7 +68,13 @@ impl Proxy {
             urls,
             response_timeout,
             idle_timeout,
+            tunnels: Tunnels::new(idle_timeout),
         }
+    }
+
+    /// The WebSocket tunnels this proxy carries.
+    pub fn tunnels(&self) -> &Tunnels {
+        &self.tunnels
     }
 
     /// Forwards `req` to `route`, from `client` (for `X-Forwarded-For`) over `proto`.
@@ -139,13 +148,10 @@ impl Proxy {
                 hyper::upgrade::on(http::Response::from_parts(parts.clone(), body));
             let owner = route.owner.clone();
             let idle = self.idle_timeout;
+            let tunnels = self.tunnels.clone();
             tokio::spawn(async move {
                 match (client_upgrade.await, upstream_upgrade.await) {
-                    (Ok(c), Ok(u)) => {
-                        if let Err(e) = splice(TokioIo::new(c), TokioIo::new(u), idle).await {
-                            tracing::debug!(owner = %owner, error = %e, "websocket closed with an error");
-                        }
-                    }
+                    (Ok(c), Ok(u)) => tunnel(&tunnels, c, u, idle, owner),
                     (c, u) => {
                         tracing::warn!(owner = %owner, client = c.is_ok(), upstream = u.is_ok(), "websocket upgrade failed")
                     }
@@ -187,6 +193,54 @@ impl Proxy {
         Message::error(&title, message)
             .link(self.urls.hub_page("home"), "Go to the hub")
             .respond(status)
+    }
+}
+
+/// Carries an upgraded connection: movable to a successor hub when both sides are plain
+/// TCP, else spliced here until it closes.
+fn tunnel(
+    tunnels: &Tunnels,
+    client: hyper::upgrade::Upgraded,
+    upstream: hyper::upgrade::Upgraded,
+    idle: Duration,
+    owner: String,
+) {
+    type Plain = TokioIo<tokio::net::TcpStream>;
+    match (client.downcast::<Plain>(), upstream.downcast::<Plain>()) {
+        (Ok(c), Ok(u)) => tunnels.carry(
+            c.io.into_inner(),
+            u.io.into_inner(),
+            c.read_buf.to_vec(),
+            u.read_buf.to_vec(),
+        ),
+        (c, u) => tunnels.spawn(|cut| async move {
+            use tokio::io::AsyncWriteExt;
+            let (mut c, c_early) = side(c);
+            let (mut u, u_early) = side(u);
+            let spliced = async {
+                u.write_all(&c_early).await?;
+                c.write_all(&u_early).await?;
+                splice(c, u, idle, cut).await
+            };
+            if let Err(e) = spliced.await {
+                tracing::debug!(owner = %owner, error = %e, "websocket closed with an error");
+            }
+        }),
+    }
+}
+
+/// Either side of a tunnel that cannot move.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
+/// One side as it came out of [`hyper::upgrade::Upgraded::downcast`], with the bytes
+/// already read from it.
+fn side(
+    r: Result<hyper::upgrade::Parts<TokioIo<tokio::net::TcpStream>>, hyper::upgrade::Upgraded>,
+) -> (Box<dyn Io>, bytes::Bytes) {
+    match r {
+        Ok(p) => (Box::new(p.io.into_inner()), p.read_buf),
+        Err(u) => (Box::new(TokioIo::new(u)), bytes::Bytes::new()),
     }
 }
 

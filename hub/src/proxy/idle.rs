@@ -13,8 +13,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::{Instant, Sleep};
+use tokio_util::sync::CancellationToken;
 
 /// A boxed error, what hyper and axum bodies carry.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -85,9 +86,11 @@ where
     }
 }
 
-/// Copies both ways between two upgraded connections until either side closes, or until
-/// nothing has been read from either for `idle`.
-pub async fn splice<A, B>(a: A, b: B, idle: Duration) -> io::Result<()>
+/// Copies both ways between two upgraded connections until either side closes, until
+/// nothing has been read from either for `idle`, or until `cut` (a hub that hands over
+/// reached its drain deadline): then both sides are shut down in order (a FIN, or TLS's
+/// close_notify), never reset.
+pub async fn splice<A, B>(a: A, b: B, idle: Duration, cut: CancellationToken) -> io::Result<()>
 where
     A: AsyncRead + AsyncWrite + Unpin,
     B: AsyncRead + AsyncWrite + Unpin,
@@ -96,20 +99,29 @@ where
     let last = Arc::new(AtomicU64::new(0));
     let mut a = Stamped::new(a, start, last.clone());
     let mut b = Stamped::new(b, start, last.clone());
-    let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
-    tokio::pin!(copy);
-    loop {
-        let quiet_since = start + Duration::from_millis(last.load(Ordering::Relaxed));
-        tokio::select! {
-            done = &mut copy => return done.map(drop),
-            () = tokio::time::sleep_until(quiet_since + idle) => {
-                let latest = start + Duration::from_millis(last.load(Ordering::Relaxed));
-                if latest + idle <= Instant::now() {
-                    return Err(io::Error::new(io::ErrorKind::TimedOut, IdleTimedOut(idle)));
+    {
+        let copy = tokio::io::copy_bidirectional(&mut a, &mut b);
+        tokio::pin!(copy);
+        loop {
+            let quiet_since = start + Duration::from_millis(last.load(Ordering::Relaxed));
+            tokio::select! {
+                done = &mut copy => return done.map(drop),
+                () = tokio::time::sleep_until(quiet_since + idle) => {
+                    let latest = start + Duration::from_millis(last.load(Ordering::Relaxed));
+                    if latest + idle <= Instant::now() {
+                        return Err(io::Error::new(io::ErrorKind::TimedOut, IdleTimedOut(idle)));
+                    }
                 }
+                () = cut.cancelled() => break,
             }
         }
     }
+    let (x, y) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(1), a.inner.shutdown()),
+        tokio::time::timeout(Duration::from_secs(1), b.inner.shutdown())
+    );
+    drop((x, y));
+    Ok(())
 }
 
 /// A connection that notes when it last read something.
@@ -187,7 +199,12 @@ mod tests {
     async fn a_spliced_connection_lives_while_it_talks_and_closes_when_silent() {
         let (a, mut a_peer) = tokio::io::duplex(64);
         let (b, mut b_peer) = tokio::io::duplex(64);
-        let task = tokio::spawn(splice(a, b, Duration::from_secs(30)));
+        let task = tokio::spawn(splice(
+            a,
+            b,
+            Duration::from_secs(30),
+            CancellationToken::new(),
+        ));
         for _ in 0..5 {
             tokio::time::sleep(Duration::from_secs(20)).await;
             a_peer.write_all(b"ping").await.unwrap();

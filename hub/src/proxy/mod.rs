@@ -7,8 +7,10 @@ mod forward;
 mod idle;
 mod routes;
 mod server_headers;
+mod tunnels;
 
 pub use activity::ActivityLog;
 pub use forward::{Proxied, Proxy};
 pub use idle::{splice, IdleBody, IdleTimedOut};
 pub use routes::{Route, RouteTable};
+pub use tunnels::Tunnels;

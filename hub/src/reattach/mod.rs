@@ -14,7 +14,6 @@
 //! time, so a local user cannot exhaust the hub through this socket.
 
 use std::collections::HashMap;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -94,14 +93,9 @@ pub fn bind(path: &Path) -> Result<UnixListener, ReattachError> {
         path: path.to_owned(),
         source,
     };
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(err(e)),
-    }
-    let listener = UnixListener::bind(path).map_err(err)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666)).map_err(err)?;
-    Ok(listener)
+    let listener = crate::handover::bind_unix(path, 0o666).map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    UnixListener::from_std(listener).map_err(err)
 }
 
 /// Open connections per peer uid.
@@ -139,10 +133,35 @@ impl Drop for UidSlot {
 /// peer (`SO_PEERCRED`) before it gets a slot: one uid holds at most [`MAX_PER_UID`] of
 /// the [`MAX_CONCURRENT`] slots, and a connection without a slot is closed at once.
 pub async fn serve(listener: UnixListener, handler: Arc<dyn ReattachHandler>) {
+    let (_open, gate) = tokio::sync::watch::channel(true);
+    serve_while(listener, handler, gate).await;
+}
+
+/// [`serve`], accepting only while `open` says so: a hub handing over to its successor
+/// stops accepting here before it lets its helpers go, so that they dial the successor
+/// (the listening socket is the same), and accepts again if the hand-over fails.
+pub async fn serve_while(
+    listener: UnixListener,
+    handler: Arc<dyn ReattachHandler>,
+    mut open: tokio::sync::watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONCURRENT));
     let per_uid = Arc::new(PerUid::default());
     loop {
-        let stream = match listener.accept().await {
+        if open.wait_for(|o| *o).await.is_err() {
+            return;
+        }
+        let accepted = tokio::select! {
+            biased;
+            changed = open.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+            r = listener.accept() => r,
+        };
+        let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
                 tracing::warn!(error = %e, "re-attach accept failed");

@@ -24,6 +24,7 @@ pub enum Ending {
 enum Command {
     Status(oneshot::Sender<Result<ServerStatus, SpawnerError>>),
     Stop(u32, oneshot::Sender<Result<(), SpawnerError>>),
+    Release,
 }
 
 /// Handle to one server supervised by a helper. Cheap to clone; all clones talk to the
@@ -128,6 +129,14 @@ impl ServerHandle {
         ending
     }
 
+    /// Lets go of the helper without a word: the connection closes, supervision ends as
+    /// `Lost`, and the helper, which keeps its server running, dials the re-attach socket
+    /// (a hub handing over to its successor, which accepts there).
+    pub async fn release(&self) {
+        let _ = self.commands.send(Command::Release).await;
+        let _ = self.ended().await;
+    }
+
     /// The ending, if it happened already.
     pub fn ending(&self) -> Option<Ending> {
         *self.ending.borrow()
@@ -151,6 +160,7 @@ async fn drive(
                 let req = match &cmd {
                     Command::Status(_) => Request::Status,
                     Command::Stop(ms, _) => Request::Stop { grace_ms: *ms },
+                    Command::Release => break,
                 };
                 if write_request(&mut writer, &req).await.is_err() {
                     break;
