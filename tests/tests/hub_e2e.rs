@@ -3171,3 +3171,75 @@ async fn a_socket_from_systemd_is_served_from_the_first_connection() {
     let _ = activator.kill();
     let _ = activator.wait();
 }
+
+/// `sudohub reload` applies hub.toml's allow and admin lists in the running process (no
+/// new process, nothing dropped), and names a change that needs a new one, applying
+/// nothing of that file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_applies_the_allow_list_in_place_and_names_what_needs_a_new_process() {
+    let w = world();
+    let hub = start_hub(&w);
+    let p = login(&w, &Browser::new(), &w.bob.name, PASSWORD).await;
+    assert_eq!(
+        p.status,
+        StatusCode::SEE_OTHER,
+        "bob is allowed by his group"
+    );
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    let group_line = text
+        .lines()
+        .find(|l| l.starts_with("allowed_groups"))
+        .unwrap()
+        .to_owned();
+    // Only alice now, and as an admin.
+    let narrowed = text.replace(
+        &group_line,
+        &format!(
+            "allowed_groups = []\nallowed_users = [\"{a}\"]\nadmin_users = [\"{a}\"]",
+            a = w.alice.name
+        ),
+    );
+    std::fs::write(&w.config, &narrowed).unwrap();
+    let out = hub_cli(&w, "reload");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        said.contains(
+            "hub.toml applied: auth.admin_users, auth.allowed_groups, auth.allowed_users"
+        ),
+        "{said}"
+    );
+    let p = login(&w, &Browser::new(), &w.bob.name, PASSWORD).await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN, "bob is no longer allowed");
+    must_log_in(&w, &Browser::new(), &w.alice.name, PASSWORD).await;
+    let model = api_get(&w, &format!("/hub/api/users/{}", w.alice.name)).await;
+    assert_eq!(model["admin"], true, "{model}");
+    assert!(proc::is_alive(hub.pid()));
+    assert_eq!(hub_log(&w).matches("sudohub listening").count(), 1);
+
+    // A key only a new process takes: named, and nothing of the file applied.
+    let structural = narrowed.replace("[auth]\n", "allow_named_servers = true\n[auth]\n");
+    std::fs::write(
+        &w.config,
+        structural.replace("allowed_groups = []", &group_line),
+    )
+    .unwrap();
+    let out = hub_cli(&w, "reload");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success());
+    assert!(
+        err.contains("allow_named_servers") && err.contains("sudohub upgrade"),
+        "{err}"
+    );
+    let p = login(&w, &Browser::new(), &w.bob.name, PASSWORD).await;
+    assert_eq!(
+        p.status,
+        StatusCode::FORBIDDEN,
+        "the refused file changed the lists"
+    );
+    // A file that does not parse: said so, nothing changes.
+    std::fs::write(&w.config, "bind = \n").unwrap();
+    let out = hub_cli(&w, "reload");
+    assert!(!out.status.success());
+    assert!(proc::is_alive(hub.pid()));
+}

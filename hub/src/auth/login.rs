@@ -28,7 +28,8 @@ use crate::types::Username;
 
 /// Checks logins against the configured sources.
 pub struct Authenticator {
-    rules: AuthRules,
+    /// Swapped whole by `sudohub reload` (allowed and admin users and groups, lockouts).
+    rules: std::sync::RwLock<Arc<AuthRules>>,
     pam: Option<PamClient>,
     native: Option<NativeLogin>,
     ldap: Option<LdapClient>,
@@ -66,7 +67,7 @@ impl Authenticator {
             native: rules
                 .uses(SourceKind::Native)
                 .then(|| NativeLogin::new(db.clone())),
-            rules,
+            rules: std::sync::RwLock::new(Arc::new(rules)),
             db,
             limiter: RateLimiter::new(),
             turns: std::sync::Mutex::new(HashMap::new()),
@@ -77,8 +78,13 @@ impl Authenticator {
     }
 
     /// The rules this door applies.
-    pub fn rules(&self) -> &AuthRules {
-        &self.rules
+    pub fn rules(&self) -> Arc<AuthRules> {
+        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Applies `rules` from the next login on (`sudohub reload`).
+    pub fn set_rules(&self, rules: AuthRules) {
+        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
     }
 
     /// Checks `user`/`password` (and `otp`, the code of an account of the hub's own with
@@ -104,7 +110,7 @@ impl Authenticator {
             tracing::warn!(user = %username, %client, ?retry_after, "login rate limited");
             return Err(AuthError::RateLimited { retry_after });
         }
-        let lockouts = self.rules.allowed_failed_logins > 0;
+        let lockouts = self.rules().allowed_failed_logins > 0;
         if lockouts {
             let until = self
                 .db
@@ -170,10 +176,11 @@ impl Authenticator {
                 tracing::error!(user = %username, error = %e, "cannot clear login failures");
             }
         }
-        let verdict = match (kind, &directory, &self.rules.ldap) {
+        let rules = self.rules();
+        let verdict = match (kind, &directory, &rules.ldap) {
             // Approval is the hub's own allow list; admins by name still apply.
             (SourceKind::Native, _, _) => Verdict::Allowed {
-                admin: self.rules.admin_users.contains(user).then_some(true),
+                admin: rules.admin_users.contains(user).then_some(true),
             },
             // root, a daemon or the hub's own account is never a directory's user.
             (SourceKind::Ldap, _, _) if super::rules::is_system_account(user) => {
@@ -186,9 +193,9 @@ impl Authenticator {
                     admin: &l.admin_groups,
                     allow_all: l.allow_all,
                 };
-                judge_with(&self.rules, user, &d.groups, &lists)
+                judge_with(&rules, user, &d.groups, &lists)
             }
-            _ => judge(&self.rules, user, &user_groups(username)),
+            _ => judge(&rules, user, &user_groups(username)),
         };
         match verdict {
             Verdict::Allowed { admin } => {
@@ -217,7 +224,7 @@ impl Authenticator {
                     .ok()
                     .flatten()
                     .is_some());
-        let secs = i64::try_from(self.rules.seconds_before_next_try).unwrap_or(i64::MAX);
+        let secs = i64::try_from(self.rules().seconds_before_next_try).unwrap_or(i64::MAX);
         if !exists {
             self.phantom_failed(user, secs, now_unix());
             return;
@@ -225,7 +232,7 @@ impl Authenticator {
         match self
             .db
             .native()
-            .failed(user, self.rules.allowed_failed_logins, secs, now_unix())
+            .failed(user, self.rules().allowed_failed_logins, secs, now_unix())
         {
             Ok(Some(_)) => {
                 tracing::warn!(user = %user, secs, "login locked out after failed attempts")
@@ -291,7 +298,7 @@ impl Authenticator {
         }
         let entry = p.entry(user.clone()).or_insert((0, 0));
         entry.0 += 1;
-        if entry.0 >= self.rules.allowed_failed_logins {
+        if entry.0 >= self.rules().allowed_failed_logins {
             *entry = (0, now + secs);
         }
     }

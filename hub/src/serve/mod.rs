@@ -6,6 +6,7 @@ mod control;
 mod ending;
 mod http;
 mod listeners;
+mod reload;
 mod signals;
 mod takeover;
 mod upgrade;
@@ -22,7 +23,8 @@ use ending::drain;
 pub use ending::Background;
 pub use http::{Connections, Incoming};
 pub use listeners::{control_path, ListenError, Listeners, Origin};
-use signals::{on_signals, reloader, shutdown_signal, Signals};
+use reload::{reloader, LiveConfig};
+use signals::{on_signals, shutdown_signal, Signals};
 
 /// How long a stop waits for the requests in flight.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -82,6 +84,8 @@ pub struct Invocation {
     pub exe: PathBuf,
     /// hub.toml.
     pub config: PathBuf,
+    /// hub.toml's text as this process read it at start (`reload` compares with it).
+    pub text: String,
 }
 
 /// `sudohub` (serve): logging to stderr, hub.toml from `config` (default
@@ -96,7 +100,14 @@ pub fn main(config: Option<PathBuf>) -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let path = config.unwrap_or_else(|| crate::config::DEFAULT_PATH.into());
-    let config = match crate::config::HubConfig::load(&path) {
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("sudohub: cannot read {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let config = match crate::config::HubConfig::parse(&text, &path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sudohub: {e}");
@@ -122,6 +133,7 @@ pub fn main(config: Option<PathBuf>) -> std::process::ExitCode {
     let invocation = Invocation {
         exe,
         config: config_path,
+        text,
     };
     match runtime.block_on(serve(config, invocation)) {
         Ok(()) => ExitCode::SUCCESS,
@@ -240,7 +252,7 @@ pub async fn serve(cfg: HubConfig, me: Invocation) -> Result<(), StartupError> {
         listen_ms, ready_ms = since_exec_ms(), pid = std::process::id(), "sudohub listening");
     let background = Arc::new(Background::new(state.clone()));
     background.start();
-    let reload = reloader(certs, &state);
+    let reload = reloader(certs, &state, LiveConfig::new(me.config.clone(), me.text));
     let (handed_over, mut successor) = tokio::sync::watch::channel(None);
     let ctl = upgrade::Control::new(
         me.exe,

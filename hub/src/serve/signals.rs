@@ -1,38 +1,13 @@
 //! Signals: SIGHUP reloads in place (as `sudohub reload` does), SIGUSR2 upgrades (as
 //! `sudohub upgrade` does), SIGTERM and SIGINT stop.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::signal::unix::Signal;
 
 use super::upgrade::{Control, Reload};
-use crate::state::AppState;
 
-/// What `reload` (SIGHUP, `systemctl reload`, `sudohub reload`) does in place, without a
-/// new process and without dropping anything: the TLS certificate and key are read again
-/// and served from the next handshake on. A file that does not load leaves the
-/// certificate in use, and says why.
-pub(super) fn reloader(certs: Option<Arc<crate::tls::CertStore>>, state: &AppState) -> Reload {
-    let files: Option<(PathBuf, PathBuf)> =
-        state.cfg.ssl_cert.clone().zip(state.cfg.ssl_key.clone());
-    Arc::new(move || {
-        let mut done = Vec::new();
-        if let (Some(store), Some((cert, key))) = (&certs, &files) {
-            store
-                .reload(cert, key)
-                .map_err(|e| format!("TLS certificate not reloaded; the one in use stays: {e}"))?;
-            tracing::info!(cert = %cert.display(), "reload: TLS certificate reloaded");
-            done.push("TLS certificate reloaded");
-        }
-        if done.is_empty() {
-            done.push("nothing to reload");
-        }
-        Ok(done.join("; "))
-    })
-}
-
-/// SIGHUP: [`reloader`]'s work; SIGUSR2: an upgrade. Never their default actions (which
+/// SIGHUP: what `reload` does ([`super::reload`]); SIGUSR2: an upgrade. Never their default actions (which
 /// would end the hub).
 pub(super) async fn on_signals(
     hup: Option<Signal>,

@@ -348,7 +348,7 @@ async fn submit(
             );
         }
     }
-    let set = native::set_password(&s.db, s.auth.rules(), &target, &new, &again).await;
+    let set = native::set_password(&s.db, &s.auth.rules(), &target, &new, &again).await;
     let set = match (set, own_from) {
         (Ok(()), None) => {
             native::bind_existing(&s.db, &target).map_err(|e| SignUpError::Hub(e.to_string()))

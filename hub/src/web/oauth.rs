@@ -102,7 +102,7 @@ pub async fn callback(
         if taken {
             return Err(OAuthError::Taken(name));
         }
-        let admin = oauth.judge(s.auth.rules(), &name, &id)?;
+        let admin = oauth.judge(&s.auth.rules(), &name, &id)?;
         Ok((name, admin))
     });
     let (name, admin) = match named {

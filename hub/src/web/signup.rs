@@ -118,7 +118,7 @@ pub async fn submit(
         email: Some(email.clone()),
         tos: field("tos") == "on",
     };
-    match native::sign_up(&s.db, s.auth.rules(), req).await {
+    match native::sign_up(&s.db, &s.auth.rules(), req).await {
         Ok((user, status)) => {
             s.auth.signups.count(from, now);
             let login = s.urls.hub_page("login");
