@@ -83,8 +83,29 @@ fn request(ws_url: &str, cookie: Option<&str>) -> Result<Request, String> {
 }
 
 /// A kernel WebSocket kept open across several executions, as JupyterLab keeps one.
-pub struct Session {
-    ws: WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+pub struct Session<S = tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    ws: WebSocketStream<S>,
+}
+
+impl Session<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    /// [`Session::open`] over `wss://` through a connection to `addr`, trusting `tls`.
+    pub async fn open_tls(
+        addr: std::net::SocketAddr,
+        ws_url: &str,
+        cookie: Option<&str>,
+        tls: &crate::tls::ClientTls,
+    ) -> Result<Self, String> {
+        let request = request(ws_url, cookie)?;
+        let host = request.uri().host().unwrap_or_default().to_owned();
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| format!("connect to {addr}: {e}"))?;
+        let stream = tls.connect(&host, tcp).await?;
+        let (ws, _) = tokio_tungstenite::client_async(request, stream)
+            .await
+            .map_err(|e| format!("websocket handshake with {ws_url}: {e}"))?;
+        Ok(Self { ws })
+    }
 }
 
 impl Session {
@@ -95,7 +116,9 @@ impl Session {
             .map_err(|e| format!("websocket connect to {ws_url}: {e}"))?;
         Ok(Self { ws })
     }
+}
 
+impl<S: AsyncRead + AsyncWrite + Unpin> Session<S> {
     /// Runs `code` over this same WebSocket: what it printed.
     pub async fn execute(&mut self, code: &str) -> Result<String, String> {
         exchange(&mut self.ws, code).await

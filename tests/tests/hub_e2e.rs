@@ -1297,15 +1297,16 @@ async fn served_over_tls() {
         cert_path = cert.clone();
         key_path = key.clone();
         format!(
-            "ssl_cert = {:?}\nssl_key = {:?}\nhub_bind = {hub_bind:?}",
+            "ssl_cert = {:?}\nssl_key = {:?}\nhub_bind = {hub_bind:?}\nshutdown_drain_timeout = 3",
             cert.display().to_string(),
             key.display().to_string()
         )
     });
-    let hub = start_hub(&w);
+    let mut hub = start_hub(&w);
     let tls = sudohub_tests::tls::ClientTls::trusting(&cert_path);
     let origin = Url::parse(&format!("https://{}/", w.addr)).unwrap();
-    lab_flow(&w, &Browser::trusting(&tls), &origin, "/", Some(&tls)).await;
+    let browser = Browser::trusting(&tls);
+    lab_flow(&w, &browser, &origin, "/", Some(&tls)).await;
     assert!(
         hub_log(&w).contains(&hub_bind),
         "the hub says where servers reach its API:\n{}",
@@ -1388,6 +1389,64 @@ async fn served_over_tls() {
     handshake(&cert2)
         .await
         .expect("a refused reload leaves the served certificate");
+
+    // An upgrade with a wss:// kernel WebSocket open. It cannot move (its TLS session is
+    // the old process's): the old hub carries it until shutdown_drain_timeout (3 s), then
+    // closes it in order (close_notify and FIN, never a reset) and exits 0.
+    let tls2 = sudohub_tests::tls::ClientTls::trusting(&cert2);
+    let browser = Browser::trusting(&tls2);
+    let server = server_of_at(&w, &browser, &origin).await;
+    let id = create_kernel(&browser, &server).await;
+    let mut ws_url = server.join(&format!("api/kernels/{id}/channels")).unwrap();
+    ws_url.set_scheme("wss").unwrap();
+    let cookie = browser.cookie_header(&server).unwrap();
+    let mut ws = kernel::Session::open_tls(w.addr, ws_url.as_str(), Some(&cookie), &tls2)
+        .await
+        .unwrap();
+    assert_eq!(ws.execute("print(1 + 1)").await.unwrap().trim(), "2");
+    // The certificate file is still the broken one: the new process cannot start, the
+    // upgrade says so, and the running hub goes on, helpers, WebSocket and all.
+    let out = hub_cli(&w, "upgrade");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the running hub goes on"),
+        "{out:?}"
+    );
+    assert_eq!(ws.execute("print(2 + 2)").await.unwrap().trim(), "4");
+    handshake(&cert2).await.expect("the old hub still serves");
+    std::fs::copy(&cert2, &cert_path).unwrap();
+    let out = hub_cli(&w, "upgrade");
+    assert!(out.status.success(), "{out:?}\n{}", hub_log(&w));
+    let _successor =
+        sudohub_tests::hub::Successor(successor_pid(&String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(
+        ws.execute("print('still')").await.unwrap().trim(),
+        "still",
+        "the old hub still carries the WebSocket while it drains"
+    );
+    let ended = ws.next_event(Duration::from_secs(15)).await;
+    assert!(
+        matches!(&ended, Ok(None))
+            || ended
+                .as_ref()
+                .is_err_and(|e| e.contains("without closing handshake")),
+        "not an orderly close: {ended:?}"
+    );
+    let exited = hub.wait_exit(Duration::from_secs(10));
+    assert!(exited.is_some_and(|s| s.success()), "{exited:?}");
+    assert!(
+        hub_log(&w)
+            .lines()
+            .any(|l| l.contains("drain timeout: closed what was left")
+                && l.ends_with("websockets=1")),
+        "{}",
+        hub_log(&w)
+    );
+    // JupyterLab reconnects: a new WebSocket reaches the same kernel through the new hub.
+    let mut again = kernel::Session::open_tls(w.addr, ws_url.as_str(), Some(&cookie), &tls2)
+        .await
+        .unwrap();
+    assert_eq!(again.execute("print(3 + 4)").await.unwrap().trim(), "7");
 }
 
 /// Where [`served_over_tls`] keeps a copy of the first certificate to show it is no
@@ -2778,12 +2837,21 @@ async fn check_sources(w: &World) -> Vec<sudohub::check::Finding> {
 /// Signs `user` in, starts their server and opens JupyterLab; returns the server's URL,
 /// ready for [`run_in_kernel`].
 async fn server_of(w: &World, b: &Browser, user: &str) -> Url {
-    let origin = url(w, "/");
-    let form = b.get(&url(w, "/hub/login")).await;
+    server_of_user_at(w, b, user, &url(w, "/")).await
+}
+
+/// [`server_of`] for alice at `origin` (https, say).
+async fn server_of_at(w: &World, b: &Browser, origin: &Url) -> Url {
+    server_of_user_at(w, b, &w.alice.name, origin).await
+}
+
+async fn server_of_user_at(w: &World, b: &Browser, user: &str, origin: &Url) -> Url {
+    let origin = origin.clone();
+    let form = b.get(&origin.join("/hub/login").unwrap()).await;
     let xsrf = form.xsrf_field().unwrap();
     let p = b
         .post_form(
-            &url(w, "/hub/login?next=%2Fhub%2Fspawn"),
+            &origin.join("/hub/login?next=%2Fhub%2Fspawn").unwrap(),
             &[("username", user), ("password", PASSWORD), ("_xsrf", &xsrf)],
         )
         .await;

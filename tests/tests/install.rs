@@ -522,6 +522,8 @@ fn a_real_install_resists_its_account_and_survives_the_install_tests() {
         "install.sh signalled a process the hub account named: {again}"
     );
     assert!(real_hub_answers(), "{again}");
+    // The running hub handed over to the binary just installed (no restart).
+    assert!(again.contains("upgraded in place"), "{again}");
 
     // The install test's flow next to the real install.
     let db = Path::new("/var/lib/sudohub/sudohub.sqlite");
