@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what only the test suite needs, beyond scripts/deps.sh: Debian's chromium and
 # Node.js for the browser tests and the OpenID Connect provider, g++ for libFuzzer, slapd
-# for the LDAP tests, and playwright-core and oidc-provider (pinned in
+# for the LDAP tests, Slurm and munge for the single-node cluster of the Slurm tests, and
+# playwright-core and oidc-provider (pinned in
 # tests/{browser,oidc}/package.json and package-lock.json) from the npm registry.
 # Idempotent. Must run as root.
 set -euo pipefail
@@ -9,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 missing=()
 # slapd and ldap-utils: the real LDAP directory of the LDAP login tests.
-for p in chromium g++ slapd ldap-utils; do   # g++: libFuzzer, which test.sh builds for the fuzz run
+# slurmctld, slurmd, slurm-client, munge: the tests' own single-node Slurm cluster.
+for p in chromium g++ slapd ldap-utils slurmctld slurmd slurm-client munge; do   # g++: libFuzzer, which test.sh builds for the fuzz run
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
@@ -21,7 +23,16 @@ if [ ${#missing[@]} -gt 0 ]; then
   # its own (nor start one).
   echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
   apt-get update -qq
+  # Nor may Slurm's or munge's packages start daemons (on a machine with systemd): the
+  # tests start their own, with a generated slurm.conf and munge key.
+  rc_guard=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    rc_guard=1
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  [ "$rc_guard" = 0 ] || rm -f /usr/sbin/policy-rc.d
 fi
 major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$major" -lt 18 ]; then

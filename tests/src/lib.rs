@@ -15,6 +15,7 @@ pub mod kernel;
 pub mod ldap;
 pub mod oidc;
 pub mod proc;
+pub mod slurm;
 pub mod system;
 pub mod tls;
 
