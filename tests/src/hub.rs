@@ -18,8 +18,9 @@ pub struct HubProcess {
 }
 
 impl HubProcess {
-    /// Starts `binary --config <config>` as `user` and waits until `addr` accepts
-    /// connections (at most `timeout`). Panics with the hub's log if it does not come up.
+    /// Starts `binary --config <config>` as `user`, with `env` added to its environment
+    /// (e.g. systemd's `NOTIFY_SOCKET`), and waits until `addr` accepts connections (at
+    /// most `timeout`). Panics with the hub's log if it does not come up.
     pub fn start(
         binary: &Path,
         config: &Path,
@@ -27,6 +28,7 @@ impl HubProcess {
         addr: SocketAddr,
         log: PathBuf,
         timeout: Duration,
+        env: &[(&str, &Path)],
     ) -> Self {
         let out = std::fs::OpenOptions::new()
             .create(true)
@@ -46,6 +48,7 @@ impl HubProcess {
             .arg("--config")
             .arg(config)
             .env("RUST_LOG", "info,sudohub=debug")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)

@@ -4,6 +4,7 @@
 //! and a `kill -9` of the hub that user servers survive. Run as root by `sudo ./test.sh`.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -160,6 +161,10 @@ admin = true
 }
 
 fn start_hub(w: &World) -> HubProcess {
+    start_hub_with_env(w, &[])
+}
+
+fn start_hub_with_env(w: &World, env: &[(&str, &std::path::Path)]) -> HubProcess {
     HubProcess::start(
         &w.hub_bin,
         &w.config,
@@ -167,6 +172,7 @@ fn start_hub(w: &World) -> HubProcess {
         w.addr,
         w.state_dir.join("hub.log"),
         Duration::from_secs(20),
+        env,
     )
 }
 
@@ -3075,7 +3081,26 @@ fn successor_pid(answer: &str) -> u32 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_planned_upgrade_drops_no_request_and_keeps_the_kernel_websocket() {
     let w = world_with("/", |_, _| "shutdown_drain_timeout = 60\n".into());
-    let mut old = start_hub(&w);
+    // What systemd reads of a Type=notify service, on its own wire: a datagram socket
+    // named by NOTIFY_SOCKET, which the new process inherits.
+    let notify_path = w.state_dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    std::fs::set_permissions(&notify_path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut old = start_hub_with_env(&w, &[("NOTIFY_SOCKET", &notify_path)]);
+    let said = |what: &str| {
+        let mut buf = [0u8; 512];
+        let n = notify
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no {what}: {e}"));
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert_eq!(
+        said("READY from the first hub"),
+        format!("MAINPID={}\nREADY=1\n", old.pid())
+    );
     let b = Browser::new();
     let server = server_of(&w, &b, &w.alice.name).await;
     let cookie = b.cookie_header(&server).unwrap();
@@ -3138,6 +3163,17 @@ async fn a_planned_upgrade_drops_no_request_and_keeps_the_kernel_websocket() {
     let pid = successor_pid(&answer);
     let _successor = sudohub_tests::hub::Successor(pid);
     assert_ne!(pid, old.pid());
+    // systemd is told of the new main process by the old one, before it may exit, and
+    // by the new one with its READY.
+    let mut heard = [said("MAINPID"), said("MAINPID and READY")];
+    heard.sort();
+    assert_eq!(
+        heard,
+        [
+            format!("MAINPID={pid}\n"),
+            format!("MAINPID={pid}\nREADY=1\n")
+        ]
+    );
     let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
     assert_eq!(exe, w.hub_bin, "the new hub runs the new binary");
     // The WebSocket opened before goes on, now carried by the new process.

@@ -92,8 +92,10 @@ pub fn client(control: &Path, ask: Ask) -> std::process::ExitCode {
             return ExitCode::from(1);
         }
     };
-    // An upgrade waits for the new process to start and take its servers back.
-    let _ = s.set_read_timeout(Some(Duration::from_secs(120)));
+    // An upgrade waits for the new process to start and take its servers back; each of
+    // its steps has a deadline of its own (30 s, 60 s, the starts under way, 60 s), and
+    // the hub answers once they are over, so this only guards against a hub that hangs.
+    let _ = s.set_read_timeout(Some(Duration::from_secs(600)));
     if let Err(e) = writeln!(s, "{}", ask.word()) {
         eprintln!("sudohub: {e}");
         return ExitCode::from(1);

@@ -76,11 +76,20 @@ impl Takeover {
     }
 
     /// Serving now: the old hub moves its WebSockets here (carried on by `tunnels`) and
-    /// stops accepting. Returns how many came.
+    /// stops accepting. Returns how many came. Once the old hub has heard "serving" this
+    /// process is the hub, so nothing after that is an error that could stop it: a
+    /// WebSocket that does not come is logged and lost, the hub serves on.
     pub async fn serving(mut self, tunnels: &Tunnels) -> Result<usize, ListenError> {
         write_line(&mut self.stream, "serving").await.map_err(err)?;
-        let n: usize = self.expect("tunnels").await?.parse().map_err(err)?;
         let mut came = 0;
+        if let Err(e) = self.carry(tunnels, &mut came).await {
+            tracing::warn!(error = %e, came, "takeover: not every WebSocket came over");
+        }
+        Ok(came)
+    }
+
+    async fn carry(&mut self, tunnels: &Tunnels, came: &mut usize) -> Result<(), ListenError> {
+        let n: usize = self.expect("tunnels").await?.parse().map_err(err)?;
         for _ in 0..n {
             let stream = &self.stream;
             let fds = tokio::time::timeout(
@@ -100,9 +109,9 @@ impl Takeover {
             let c = tokio::net::TcpStream::from_std(c).map_err(err)?;
             let u = tokio::net::TcpStream::from_std(u).map_err(err)?;
             tunnels.carry(c, u, Vec::new(), Vec::new());
-            came += 1;
+            *came += 1;
         }
         self.expect("bye").await?;
-        Ok(came)
+        Ok(())
     }
 }

@@ -40,8 +40,9 @@ pub struct Control {
     pub exe: PathBuf,
     /// hub.toml.
     pub config: PathBuf,
-    /// Copies of this hub's sockets, to hand over.
-    pub listeners: Listeners,
+    /// Copies of this hub's sockets, to hand over; let go once handed over, so that a
+    /// draining hub holds no listening socket a later start must bind.
+    listeners: Mutex<Option<Listeners>>,
     /// The hub.
     pub state: AppState,
     /// Whether the re-attach socket accepts.
@@ -76,7 +77,7 @@ impl Control {
         Arc::new(Self {
             exe,
             config,
-            listeners,
+            listeners: Mutex::new(Some(listeners)),
             state,
             reattach_open,
             background,
@@ -172,17 +173,23 @@ impl Control {
         if self.handed_over.borrow().is_some() {
             return Err("this hub has handed over already".into());
         }
-        let mut child = tokio::process::Command::new(&self.exe)
-            .arg("--config")
-            .arg(&self.config)
-            .env(TAKEOVER_ENV, "1")
-            .stdin(std::process::Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
-        let pid = child.id().ok_or("the new hub has no pid")?;
-        tracing::info!(pid, exe = %self.exe.display(), "upgrade: new hub started");
+        // The successor is expected from before it exists: on a busy machine it may ask
+        // for the sockets before this task runs again.
         let (tx, rx) = oneshot::channel();
-        *self.expected.lock().unwrap_or_else(|p| p.into_inner()) = Some((pid, tx));
+        let (mut child, pid) = {
+            let mut expected = self.expected.lock().unwrap_or_else(|p| p.into_inner());
+            let child = tokio::process::Command::new(&self.exe)
+                .arg("--config")
+                .arg(&self.config)
+                .env(TAKEOVER_ENV, "1")
+                .stdin(std::process::Stdio::null())
+                .spawn()
+                .map_err(|e| format!("cannot start {}: {e}", self.exe.display()))?;
+            let pid = child.id().ok_or("the new hub has no pid")?;
+            *expected = Some((pid, tx));
+            (child, pid)
+        };
+        tracing::info!(pid, exe = %self.exe.display(), "upgrade: new hub started");
         let mut released = false;
         let outcome = self.hand_over(&mut child, rx, &mut released).await;
         *self.expected.lock().unwrap_or_else(|p| p.into_inner()) = None;
@@ -190,6 +197,15 @@ impl Control {
             Ok(()) => {
                 // Reaped if it ends while this one still drains.
                 tokio::spawn(async move { child.wait().await });
+                drop(
+                    self.listeners
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .take(),
+                );
+                // systemd (Type=notify) hears of the new main process from this one, the
+                // main process until now, before it may exit.
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::MainPid(pid)]);
                 self.done.cancel();
                 let _ = self.handed_over.send(Some(pid));
                 Ok(pid)
@@ -219,7 +235,15 @@ impl Control {
                 return Err("the new hub did not ask for the sockets within 30 s".into())
             }
         };
-        let fds = self.listeners.fds();
+        let copies = self
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(Listeners::try_clone)
+            .ok_or("this hub has handed over already")?
+            .map_err(|e| format!("copying the sockets: {e}"))?;
+        let fds = copies.fds();
         s.async_io(Interest::WRITABLE, || crate::handover::send_fds(&s, &fds))
             .await
             .map_err(|e| format!("sending the sockets: {e}"))?;
@@ -251,7 +275,9 @@ impl Control {
                 .async_io(Interest::WRITABLE, || crate::handover::send_fds(&s, &fds))
                 .await
             {
-                tracing::warn!(error = %e, "upgrade: a WebSocket could not be moved; closed");
+                // The successor then misses the rest: it logs that and serves on.
+                tracing::warn!(error = %e, "upgrade: WebSockets could not be moved; closed");
+                return Ok(());
             }
         }
         tracing::info!(websockets = n, "upgrade: WebSockets moved to the new hub");
