@@ -3,10 +3,14 @@
 # JupyterHub 6.1.1 + SudoSpawner + configurable-http-proxy, set up the way JupyterHub's
 # docs describe running it without root ("Using sudo to run JupyterHub without root
 # privileges"): hub account `rhea` in group shadow (PAM), one sudoers rule for the
-# sudospawner mediator.
+# sudospawner mediator. configurable-http-proxy runs as its own process, as in the
+# deployments admins copy (zero-to-jupyterhub, TLJH with traefik), so that a restart of the
+# hub leaves the proxy and its routes up.
 #
 #   bench/anchor.sh setup    install what is missing (idempotent; a few minutes the first time)
-#   bench/anchor.sh start    start it with an empty database on 127.0.0.1:8000
+#   bench/anchor.sh start    start the proxy, then the hub with an empty database, on 127.0.0.1:8000
+#   bench/anchor.sh restart  a planned restart of the hub (SIGTERM, start again), the proxy left up
+#   bench/anchor.sh crash    kill -9 the hub and start it again, the proxy left up
 #   bench/anchor.sh stop     stop it and every server it started
 #
 # Shares with bench/sudohub.sh: group jupyterhub, users bench0..24 (password in
@@ -48,6 +52,8 @@ setup() {
   rm -f "$rule"
   local token
   token=$(cat /etc/hubbench/admin-token)
+  [ -s /etc/hubbench/proxy-token ] \
+    || head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' > /etc/hubbench/proxy-token
   install -m 0640 -o root -g "$HUB_USER" /dev/stdin "$ETC/jupyterhub_config.py" <<PY
 c = get_config()  # noqa
 c.JupyterHub.ip = "127.0.0.1"
@@ -55,7 +61,9 @@ c.JupyterHub.port = 8000
 c.JupyterHub.hub_ip = "127.0.0.1"
 c.JupyterHub.hub_port = 8081
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:8001"
-c.ConfigurableHTTPProxy.command = ["$CHP/node_modules/.bin/configurable-http-proxy"]
+c.ConfigurableHTTPProxy.should_start = False
+c.ConfigurableHTTPProxy.auth_token = "$(cat /etc/hubbench/proxy-token)"
+c.JupyterHub.cleanup_servers = False
 c.JupyterHub.db_url = "sqlite:///$STATE/jupyterhub.sqlite"
 c.JupyterHub.cookie_secret_file = "$STATE/cookie_secret"
 c.JupyterHub.pid_file = "$STATE/hub.pid"
@@ -77,16 +85,48 @@ PY
 
 start() {
   stop >/dev/null 2>&1 || true
-  rm -f "$STATE"/jupyterhub.sqlite*
-  ( cd "$STATE" && setsid sudo -u "$HUB_USER" env PATH="$VENV/bin:/usr/bin:/bin" \
-      "$VENV/bin/jupyterhub" -f "$ETC/jupyterhub_config.py" </dev/null >>"$LOG/hub.log" 2>&1 & )
-  for _ in $(seq 1 150); do
-    curl -sf -o /dev/null http://127.0.0.1:8000/hub/api/ && break
-    sleep 0.2
+  rm -f "$STATE"/jupyterhub.sqlite* "$STATE"/chp.pid
+  # The proxy's token goes through its environment, never a command line.
+  # Started with every fd redirected and nothing waiting for it: a caller that reads this
+  # script's output sees its end.
+  ( CONFIGPROXY_AUTH_TOKEN="$(cat /etc/hubbench/proxy-token)"
+    export CONFIGPROXY_AUTH_TOKEN PATH=/usr/bin:/bin
+    cd "$STATE" && exec setsid setpriv --reuid="$HUB_USER" --regid="$HUB_USER" --init-groups -- \
+      "$CHP/node_modules/.bin/configurable-http-proxy" --ip 127.0.0.1 --port 8000 \
+      --api-ip 127.0.0.1 --api-port 8001 --default-target http://127.0.0.1:8081 \
+      --error-target http://127.0.0.1:8081/hub/error --log-level warn \
+      --pid-file "$STATE/chp.pid" ) </dev/null >>"$LOG/proxy.log" 2>&1 &
+  for _ in $(seq 1 100); do [ -s "$STATE/chp.pid" ] && break; sleep 0.1; done
+  cp "$STATE/chp.pid" "$RUN/chp.pid"
+  launch
+}
+
+# The hub alone, on the database that is there; the proxy must be up.
+launch() {
+  rm -f "$STATE/hub.pid"
+  ( cd "$STATE" && exec setsid sudo -u "$HUB_USER" env PATH="$VENV/bin:/usr/bin:/bin" \
+      "$VENV/bin/jupyterhub" -f "$ETC/jupyterhub_config.py" ) </dev/null >>"$LOG/hub.log" 2>&1 &
+  for _ in $(seq 1 300); do
+    curl -sf -m 2 -o /dev/null http://127.0.0.1:8000/hub/api/ && break
+    sleep 0.05
   done
   curl -sf -o /dev/null http://127.0.0.1:8000/hub/api/ || { tail -20 "$LOG/hub.log" >&2; exit 1; }
   cp "$STATE/hub.pid" "$RUN/hub.pid"
   say "up, pid $(cat "$RUN/hub.pid")"
+}
+
+# The way a planned restart goes (systemctl restart jupyterhub): SIGTERM, wait, start.
+restart() {
+  local pid
+  pid=$(cat "$RUN/hub.pid")
+  kill -TERM "$pid"
+  for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  launch
+}
+
+crash() {
+  kill -KILL "$(cat "$RUN/hub.pid")"
+  launch
 }
 
 stop() {
@@ -99,11 +139,11 @@ stop() {
   fi
   pkill -KILL -f "$CHP/node_modules" 2>/dev/null || true
   pkill -KILL -f "$VENV/bin/" 2>/dev/null || true
-  rm -f "$RUN/hub.pid"
+  rm -f "$RUN/hub.pid" "$RUN/chp.pid"
 }
 
 [ "$(id -u)" = 0 ] || { echo "bench/anchor.sh must run as root" >&2; exit 1; }
 case "${1:-}" in
-  setup|start|stop) "$1" ;;
-  *) echo "usage: bench/anchor.sh setup|start|stop" >&2; exit 2 ;;
+  setup|start|restart|crash|stop) "$1" ;;
+  *) echo "usage: bench/anchor.sh setup|start|restart|crash|stop" >&2; exit 2 ;;
 esac

@@ -195,7 +195,10 @@ def ws_rtt(s):
     s.sendall(frame)
     got = b""
     while len(got) < 2 + len(payload):
-        got += s.recv(4096)
+        chunk = s.recv(4096)
+        if not chunk:
+            raise ConnectionError("the WebSocket was closed")
+        got += chunk
     return (time.perf_counter_ns() - t) / 1e6
 
 
@@ -375,6 +378,119 @@ def phase_spawn_conc(hub, a, roots):
             "idle_cpu_s": idle_cpu, "idle_secs": a.idle_secs, "stop_all_s": stop_all}
 
 
+def under_load(hub, a, cmd):
+    """Runs `cmd` (a restart of the hub) while clients keep asking: fresh connections to
+    a service through the proxy, one keep-alive connection to it, fresh connections to
+    the hub's API (whoami) and a WebSocket echo through the proxy. Counts what failed
+    (refused, reset, a status other than 200, an echo that never came back) and the
+    longest time each kind went without an answer."""
+    stop = threading.Event()
+    kinds = ("proxied_new", "proxied_keepalive", "api", "websocket")
+    ok = {k: 0 for k in kinds}
+    failed = {k: 0 for k in kinds}
+    last = {k: time.monotonic() for k in kinds}
+    gap = {k: 0.0 for k in kinds}
+    errors = []
+    path = a.service_path + a.service_file
+    lock = threading.Lock()
+
+    def count(kind, good, why=None):
+        with lock:
+            now = time.monotonic()
+            if good:
+                ok[kind] += 1
+                gap[kind] = max(gap[kind], now - last[kind])
+                last[kind] = now
+            else:
+                failed[kind] += 1
+                if len(errors) < 20:
+                    errors.append(f"{kind}: {why}")
+
+    def get(c, target, headers):
+        c.request("GET", target, headers=headers)
+        r = c.getresponse()
+        r.read()
+        return r.status
+
+    def fresh(kind, target, headers):
+        while not stop.is_set():
+            c = http.client.HTTPConnection(hub.host, hub.port, timeout=10)
+            try:
+                st = get(c, target, headers)
+                count(kind, st == 200, f"status {st}")
+            except (OSError, http.client.HTTPException) as e:
+                count(kind, False, repr(e))
+            finally:
+                c.close()
+            time.sleep(0.005)
+
+    def keepalive():
+        c = http.client.HTTPConnection(hub.host, hub.port, timeout=10)
+        while not stop.is_set():
+            try:
+                st = get(c, path, {})
+                count("proxied_keepalive", st == 200, f"status {st}")
+            except (OSError, http.client.HTTPException) as e:
+                count("proxied_keepalive", False, repr(e))
+                c.close()
+                c = http.client.HTTPConnection(hub.host, hub.port, timeout=10)
+            time.sleep(0.005)
+        c.close()
+
+    def websocket():
+        s = ws_connect(hub.host, hub.port, a.echo_path + "ws")
+        s.settimeout(10)
+        while not stop.is_set():
+            try:
+                ws_rtt(s)
+                count("websocket", True)
+            except OSError as e:  # a WebSocket that broke stays broken: count it once
+                count("websocket", False, repr(e))
+                break
+            time.sleep(0.02)
+        s.close()
+
+    threads = [threading.Thread(target=fresh, args=("proxied_new", path, {})),
+               threading.Thread(target=keepalive),
+               threading.Thread(target=fresh, args=("api", "/hub/api/user",
+                                                    {"Authorization": f"token {hub.token}"})),
+               threading.Thread(target=websocket)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(3)
+        t0 = time.monotonic()
+        run = subprocess.run(cmd, shell=True, capture_output=True, text=True, timeout=300)
+        took = time.monotonic() - t0
+        time.sleep(3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    if run.returncode != 0:
+        raise RuntimeError(f"{cmd}: {run.stderr.strip()[-300:]}")
+    log(run.stderr.strip()[-200:])
+    return {"command_s": took, "ok": ok, "failed": failed,
+            "longest_gap_ms": {k: v * 1000 for k, v in gap.items()},
+            "websocket_kept": int(failed["websocket"] == 0 and ok["websocket"] > 0),
+            "errors": errors}
+
+
+def phase_restart(hub, a):
+    """A planned restart under load (sudohub: `sudohub upgrade`; the anchor: SIGTERM and
+    start, its proxy left up), then a crash (kill -9 and start) under the same load."""
+    if not a.restart_cmd or not a.crash_cmd:
+        raise RuntimeError("--restart-cmd and --crash-cmd are needed")
+    with open(a.pid_file[0]) as f:  # the hub's own (the anchor's proxy is the second)
+        before = int(f.read().strip())
+    planned = under_load(hub, a, a.restart_cmd)
+    # The old process drains before it exits; the crash is measured once it is gone.
+    gone = wait_for(lambda: not os.path.exists(f"/proc/{before}"), 0.1, 60)
+    planned["old_process_exited"] = gone
+    crash = under_load(hub, a, a.crash_cmd)
+    return {"planned": planned, "crash": crash}
+
+
 # ------------------------------------------------------------------ main
 
 def roots_of(a):
@@ -418,7 +534,10 @@ def main():
     p.add_argument("--singleuser", default="/opt/sudohub/venv/bin/jupyterhub-singleuser",
                    help="the jupyterhub-singleuser both hubs start (same version), run alone "
                         "before each sequential spawn; '' to skip")
-    p.add_argument("--phases", default="rss,users,whoami,login,proxy,ws,spawn_seq,spawn_conc")
+    p.add_argument("--restart-cmd", help="a planned restart of the hub, e.g. 'bench/sudohub.sh restart'")
+    p.add_argument("--crash-cmd", help="kill -9 the hub and start it, e.g. 'bench/sudohub.sh crash'")
+    p.add_argument("--phases",
+                   default="rss,users,whoami,login,proxy,ws,spawn_seq,spawn_conc,restart")
     p.add_argument("--out", required=True)
     a = p.parse_args()
     m = re.fullmatch(r"([a-z_]+)(\d+)-(\d+)", a.users)
@@ -448,6 +567,7 @@ def main():
             else:
                 r = globals()[f"phase_{name}"](hub, a)
             result["phases"][name] = r
+            roots = roots_of(a)  # a restart changes the hub's pid
         except Exception as e:  # a phase that fails is recorded, the others still run
             log(a.label, name, "failed:", repr(e))
             result["errors"][name] = repr(e)

@@ -35,8 +35,9 @@ def main():
     a = p.parse_args()
     with open(a.password_file) as f:
         password = f.read().strip()
-    # postcard frames: Hello { version: 1 }, then Authenticate { username, password }.
-    request = frame(bytes([0, 1])) + frame(bytes([1]) + text(a.user) + text(password))
+    # postcard frames: Hello { version: 2 } (PROTOCOL_VERSION, protocol/src/lib.rs), then
+    # Authenticate { username, password }.
+    request = frame(bytes([0, 2])) + frame(bytes([1]) + text(a.user) + text(password))
     run = ["setpriv", f"--reuid={a.hub_user}", f"--regid={a.hub_user}", "--clear-groups",
            a.helper]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)

@@ -58,6 +58,29 @@ ROWS = [
     ("logins/s, 5 concurrent (PAM)", "login.per_s", 1, "{:.1f}", "≥ 2× anchor",
      lambda s, a: s >= 2 * a),
     ("hub CPU-s, idle with 20 servers", "spawn_conc.idle_cpu_s", 1, "{:.2f}", "keep it", None),
+    ("planned restart under load: failed proxied requests, new connections",
+     "restart.planned.failed.proxied_new", 1, "{:.0f}", "0", lambda s, a: s == 0),
+    ("  the same, one keep-alive connection", "restart.planned.failed.proxied_keepalive", 1,
+     "{:.0f}", "0", lambda s, a: s == 0),
+    ("  failed hub API requests (whoami)", "restart.planned.failed.api", 1, "{:.0f}", "0",
+     lambda s, a: s == 0),
+    ("  longest wait for a hub API answer (ms)", "restart.planned.longest_gap_ms.api", 1,
+     "{:.0f}", None, None),
+    ("  longest wait for a proxied answer (ms)", "restart.planned.longest_gap_ms.proxied_new",
+     1, "{:.0f}", None, None),
+    ("  WebSocket through the proxy kept (1 yes, 0 no)", "restart.planned.websocket_kept", 1,
+     "{:.0f}", "1", lambda s, a: s == 1),
+    ("  the restart command, start to new process serving (s)", "restart.planned.command_s", 1,
+     "{:.2f}", None, None),
+    ("crash (kill -9) and start under load: failed proxied requests, new connections",
+     "restart.crash.failed.proxied_new", 1, "{:.0f}", None, None),
+    ("  failed hub API requests (whoami)", "restart.crash.failed.api", 1, "{:.0f}", None, None),
+    ("  longest wait for a hub API answer (ms)", "restart.crash.longest_gap_ms.api", 1,
+     "{:.0f}", None, None),
+    ("  longest wait for a proxied answer (ms)", "restart.crash.longest_gap_ms.proxied_new", 1,
+     "{:.0f}", None, None),
+    ("  WebSocket through the proxy kept (1 yes, 0 no)", "restart.crash.websocket_kept", 1,
+     "{:.0f}", None, None),
 ]
 
 
@@ -71,6 +94,8 @@ def main():
     print("|---|---|---|---|---|---|")
     for name, path, scale, fmt, goal, test in ROWS:
         av, sv = get(a, "phases." + path), get(s, "phases." + path)
+        if av is None and sv is None:  # a phase this run left out (PHASES=…)
+            continue
         cell = lambda v: fmt.format(v * scale) if isinstance(v, (int, float)) else "—"
         ratio = (f"{sv / av:.2f}" if isinstance(av, (int, float)) and isinstance(sv, (int, float))
                  and av else "—")

@@ -95,8 +95,11 @@ rc=0
 for side in $SIDES; do
   say "measuring $side"
   bash "bench/$side.sh" start
-  if [ "$side" = anchor ]; then pidfile=/run/anchor-hub/hub.pid; else pidfile=$RUN/sudohub.pid; fi
-  python3 bench/hubbench.py --label "$side" --pid-file "$pidfile" "${common[@]}" \
+  # The anchor's proxy is its own process: its pid is the second root.
+  if [ "$side" = anchor ]; then pids=(--pid-file /run/anchor-hub/hub.pid --pid-file /run/anchor-hub/chp.pid)
+  else pids=(--pid-file "$RUN/sudohub.pid"); fi
+  python3 bench/hubbench.py --label "$side" "${pids[@]}" "${common[@]}" \
+    --restart-cmd "bash bench/$side.sh restart" --crash-cmd "bash bench/$side.sh crash" \
     --out "$OUT/$side.json" || rc=1
   bash "bench/$side.sh" stop
   if [ "$side" = sudohub ]; then

@@ -5,6 +5,8 @@
 #
 #   bench/sudohub.sh setup    build and install this tree (a release build)
 #   bench/sudohub.sh start    start it with an empty database on 127.0.0.1:8000
+#   bench/sudohub.sh restart  a planned restart: sudohub upgrade (the hand-over)
+#   bench/sudohub.sh crash    kill -9 the hub and start it again
 #   bench/sudohub.sh stop     stop it and every server it started
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -52,17 +54,36 @@ start() {
   stop >/dev/null 2>&1 || true
   rm -f "$P"/var/lib/sudohub/sudohub.sqlite*
   install -d -m 0755 "$RUN"
+  launch
+}
+
+# The hub on the database that is there.
+launch() {
   setpriv --reuid="$HUB_USER" --regid="$HUB_USER" --init-groups -- \
     /bin/sh -c 'exec "$0" --config "$1" >>"$2" 2>&1' "$P/usr/bin/sudohub" \
     "$P/etc/sudohub/hub.toml" "$P/var/log/sudohub/sudohub.log" </dev/null &
   echo $! > "$RUN/sudohub.pid"
-  for _ in $(seq 1 100); do
+  for _ in $(seq 1 400); do
     curl -sf -o /dev/null http://127.0.0.1:8000/hub/api/ && break
-    sleep 0.1
+    sleep 0.025
   done
   curl -sf -o /dev/null http://127.0.0.1:8000/hub/api/ \
     || { tail -20 "$P/var/log/sudohub/sudohub.log" >&2; exit 1; }
   say "up, pid $(cat "$RUN/sudohub.pid")"
+}
+
+# A planned restart as install.sh does it: the hub account asks for the hand-over.
+restart() {
+  local out
+  out=$(setpriv --reuid="$HUB_USER" --regid="$HUB_USER" --init-groups -- \
+    "$P/usr/bin/sudohub" --config "$P/etc/sudohub/hub.toml" upgrade)
+  printf '%s\n' "$out" | sed -n 's/.*(pid \([0-9]*\)).*/\1/p' | head -1 > "$RUN/sudohub.pid"
+  say "$out"
+}
+
+crash() {
+  kill -KILL "$(cat "$RUN/sudohub.pid")"
+  launch
 }
 
 stop() {
@@ -79,6 +100,6 @@ stop() {
 
 [ "$(id -u)" = 0 ] || { echo "bench/sudohub.sh must run as root" >&2; exit 1; }
 case "${1:-}" in
-  setup|start|stop) "$1" ;;
-  *) echo "usage: bench/sudohub.sh setup|start|stop" >&2; exit 2 ;;
+  setup|start|restart|crash|stop) "$1" ;;
+  *) echo "usage: bench/sudohub.sh setup|start|restart|crash|stop" >&2; exit 2 ;;
 esac
