@@ -3341,6 +3341,53 @@ async fn reload_applies_the_allow_list_in_place_and_names_what_needs_a_new_proce
         StatusCode::FORBIDDEN,
         "the refused file changed the lists"
     );
+    // The listening sockets move to a new process as they are: another port needs a
+    // stop and start, and the answer says so instead of naming the upgrade.
+    let other_port = narrowed.replace(
+        &format!("bind = \"{}\"", w.addr),
+        &format!("bind = \"127.0.0.1:{}\"", free_port()),
+    );
+    assert_ne!(other_port, narrowed, "the test's hub.toml has no bind line");
+    std::fs::write(
+        &w.config,
+        other_port.replace("allowed_groups = []", &group_line),
+    )
+    .unwrap();
+    let out = hub_cli(&w, "reload");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success() && err.contains("bind") && err.contains("stop and start"),
+        "{err}"
+    );
+    // Nor can an upgrade turn TLS on (it needs a socket the running hub does not have):
+    // the new process refuses, says why, and the running hub goes on.
+    let (cert, key) = sudohub_tests::tls::self_signed(&w.state_dir);
+    fs::chown_mode(&key, w.hub_user.uid, w.hub_user.gid, 0o600);
+    fs::chown_mode(&cert, Uid::from_raw(0), Gid::from_raw(0), 0o644);
+    let tls_on = format!(
+        "ssl_cert = {:?}\nssl_key = {:?}\nhub_bind = \"127.0.0.1:{}\"\n{}",
+        cert.display().to_string(),
+        key.display().to_string(),
+        free_port(),
+        text
+    );
+    std::fs::write(&w.config, &tls_on).unwrap();
+    let out = hub_cli(&w, "upgrade");
+    assert!(!out.status.success(), "{out:?}");
+    assert!(proc::is_alive(hub.pid()));
+    let log = hub_log(&w);
+    assert!(
+        log.contains("turning TLS on needs a stop and start"),
+        "{log}"
+    );
+    assert!(
+        reqwest::get(url(&w, "/hub/api/"))
+            .await
+            .unwrap()
+            .status()
+            .is_success(),
+        "the running hub serves on"
+    );
     // A file that does not parse: said so, nothing changes.
     std::fs::write(&w.config, "bind = \n").unwrap();
     let out = hub_cli(&w, "reload");

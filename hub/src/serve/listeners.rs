@@ -160,6 +160,32 @@ impl Listeners {
         })
     }
 
+    /// Whether sockets taken over serve `cfg`: they move as they are, so TLS turned on
+    /// (which needs the `hub_bind` socket) is refused, and another `bind` or `hub_bind`
+    /// than the sockets' (or than systemd's, where it gave them) is logged as kept.
+    pub fn fit(&self, cfg: &HubConfig, tls: bool) -> Result<(), ListenError> {
+        if tls && self.internal.is_none() {
+            return Err(ListenError::Takeover(
+                "TLS is on in hub.toml, and the running hub has no hub_bind socket to hand \
+                 over: turning TLS on needs a stop and start"
+                    .into(),
+            ));
+        }
+        let internal = self.internal.as_ref().filter(|_| tls);
+        for (key, want, socket) in [
+            ("bind", cfg.bind, Some(&self.public)),
+            ("hub_bind", cfg.hub_bind, internal),
+        ] {
+            let got = socket.and_then(|s| s.local_addr().ok());
+            if got.is_some_and(|g| g != want) {
+                tracing::warn!(key, configured = %want, serving = ?got,
+                    "hub.toml names another address than the sockets taken over; they are \
+                     kept until a stop and start");
+            }
+        }
+        Ok(())
+    }
+
     /// Copies of the sockets (the same sockets, other descriptors), kept to hand over.
     pub fn try_clone(&self) -> std::io::Result<Self> {
         Ok(Self {

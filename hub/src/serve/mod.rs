@@ -165,6 +165,7 @@ pub async fn serve(cfg: HubConfig, me: Invocation) -> Result<(), StartupError> {
     // and is answered, never refused (after a crash, or during an upgrade).
     let (listeners, mut takeover) = if takeover::asked() {
         let (l, t) = takeover::take(&control_path(&cfg)).await?;
+        l.fit(&cfg, tls_on)?;
         (l, Some(t))
     } else {
         (Listeners::open(&cfg, tls_on)?, None)

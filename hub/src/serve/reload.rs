@@ -47,9 +47,17 @@ impl LiveConfig {
         let (old, new) = (table(&text)?, table(&fresh)?);
         let (fixed, live) = differences(&old, &new);
         if !fixed.is_empty() {
+            // The listening sockets move to a new process as they are.
+            let sockets = ["bind", "hub_bind", "reattach_socket"];
+            let tls_turned = old.contains_key("ssl_cert") != new.contains_key("ssl_cert");
+            let how = if tls_turned || fixed.iter().any(|k| sockets.contains(&k.as_str())) {
+                "a stop and start applies them (the listening sockets move to a new process \
+                 as they are)"
+            } else {
+                "`sudohub upgrade` applies them with nothing dropped"
+            };
             return Err(format!(
-                "hub.toml not applied: {} change only with a new process; `sudohub upgrade` \
-                 applies them with nothing dropped",
+                "hub.toml not applied: {} change only with a new process; {how}",
                 fixed.join(", ")
             ));
         }
