@@ -2923,9 +2923,24 @@ async fn a_notebook_past_its_memory_limit_is_killed_and_the_hub_shows_it() {
     );
     let model = api_get(&w, &format!("/hub/api/users/{}", w.alice.name)).await;
     let server = &model["servers"][""];
+    let bobs_works = || async {
+        let bobs = run_in_kernel(&bob_b, &bob, "import os; print(os.getuid())").await;
+        assert_eq!(bobs.trim(), w.bob.uid.to_string());
+    };
+    if server.is_null() {
+        // The kernel's OOM killer picks the largest process of the group at that moment:
+        // mostly the kernel, which allocates, sometimes alice's server itself (its
+        // JupyterLab holds more than the kernel has touched yet; CI saw it). Then the
+        // server is gone, the hub says why, and everyone else goes on.
+        eprintln!("the OOM killer took alice's server itself, not only its kernel");
+        let log = hub_log(&w);
+        assert!(log.contains("server out of memory"), "{log}");
+        bobs_works().await;
+        return;
+    }
     assert_eq!(
         server["ready"], true,
-        "alice's server died with its kernel: {model}"
+        "alice's server is there but not ready: {model}"
     );
     let r = &server["resources"];
     assert_eq!(r["mem_limit"], 256u64 << 20, "{model}");
@@ -2939,8 +2954,7 @@ async fn a_notebook_past_its_memory_limit_is_killed_and_the_hub_shows_it() {
     // Alice's server and bob's still work; the hub noted the OOM.
     let after = run_in_kernel(&alice_b, &alice, "print(6 * 7)").await;
     assert_eq!(after.trim(), "42");
-    let bobs = run_in_kernel(&bob_b, &bob, "import os; print(os.getuid())").await;
-    assert_eq!(bobs.trim(), w.bob.uid.to_string());
+    bobs_works().await;
     let log = hub_log(&w);
     assert!(log.contains("out of memory"), "{log}");
     let metrics = api_client()
@@ -3381,7 +3395,9 @@ async fn reload_applies_the_allow_list_in_place_and_names_what_needs_a_new_proce
         "{log}"
     );
     assert!(
-        reqwest::get(url(&w, "/hub/api/"))
+        api_client()
+            .get(url(&w, "/hub/api/"))
+            .send()
             .await
             .unwrap()
             .status()
@@ -3393,4 +3409,74 @@ async fn reload_applies_the_allow_list_in_place_and_names_what_needs_a_new_proce
     let out = hub_cli(&w, "reload");
     assert!(!out.status.success());
     assert!(proc::is_alive(hub.pid()));
+}
+
+/// A response still streaming when the hub hands over (a download, an event stream) is
+/// finished by the old hub, however long past the 5 s a draining hub gives idle
+/// connections, within `shutdown_drain_timeout`; the old hub exits once it is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_hub_finishes_a_response_still_streaming() {
+    use std::io::{BufRead, Write};
+    let w = world_with("/", |_, _| "shutdown_drain_timeout = 60\n".into());
+    // A service whose answer takes 10 s: one chunk a second.
+    let backend = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let at = backend.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in backend.incoming() {
+            let Ok(mut conn) = conn else { return };
+            std::thread::spawn(move || {
+                let mut reader = std::io::BufReader::new(conn.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                    line.clear();
+                }
+                let _ = conn.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n",
+                );
+                for i in 0..10 {
+                    let chunk = format!("part {i}\n");
+                    let _ = write!(conn, "{:x}\r\n{chunk}\r\n", chunk.len());
+                    let _ = conn.flush();
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+                let _ = conn.write_all(b"0\r\n\r\n");
+            });
+        }
+    });
+    let text = std::fs::read_to_string(&w.config).unwrap();
+    std::fs::write(
+        &w.config,
+        format!("{text}[[services]]\nname = \"slow\"\nurl = \"http://{at}\"\n"),
+    )
+    .unwrap();
+    let mut old = start_hub(&w);
+    let mut r = api_client()
+        .get(url(&w, "/services/slow/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let first = r.chunk().await.unwrap().unwrap();
+    assert_eq!(&first[..], b"part 0\n");
+    let out = hub_cli(&w, "upgrade");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stderr),
+        hub_log(&w)
+    );
+    let _successor =
+        sudohub_tests::hub::Successor(successor_pid(&String::from_utf8_lossy(&out.stdout)));
+    let mut body = first.to_vec();
+    while let Some(c) = r.chunk().await.unwrap() {
+        body.extend_from_slice(&c);
+    }
+    let want: String = (0..10).map(|i| format!("part {i}\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&body), want, "the response was cut");
+    let exited = old.wait_exit(Duration::from_secs(20));
+    assert!(
+        exited.is_some_and(|s| s.success()),
+        "the old hub did not exit once the response was done: {exited:?}\n{}",
+        hub_log(&w)
+    );
 }

@@ -119,10 +119,18 @@ impl Connections {
                     req.extensions_mut().insert(ConnectInfo(peer));
                     let guard = busy.enter();
                     let answer = app.clone().call(req.map(axum::body::Body::new));
+                    // In flight until the body's last byte went out (a download, an event
+                    // stream): a draining hub must not take it for an idle connection.
                     async move {
                         let r = answer.await;
-                        drop(guard);
-                        r
+                        r.map(|resp| {
+                            resp.map(|body| {
+                                axum::body::Body::new(Guarded {
+                                    body,
+                                    _guard: guard,
+                                })
+                            })
+                        })
                     }
                 })
             };
@@ -221,5 +229,31 @@ impl Drop for BusyGuard {
     fn drop(&mut self) {
         *self.0.since.lock().unwrap_or_else(|p| p.into_inner()) = Some(tokio::time::Instant::now());
         self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A response body that counts as a request in flight until it ends or is dropped.
+struct Guarded {
+    body: axum::body::Body,
+    _guard: BusyGuard,
+}
+
+impl http_body::Body for Guarded {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
     }
 }
