@@ -2884,8 +2884,11 @@ async fn a_notebook_past_its_memory_limit_is_killed_and_the_hub_shows_it() {
     let w = world();
     let cg = sudohub_tests::cgroup::CgroupParent::new();
     let helpers = std::path::Path::new(sudohub_helpers_config::CONFIG_PATH);
+    // 512M: room for alice's JupyterLab (about 120 MiB) and a kernel that is, when it
+    // reaches the limit, the group's largest process by far, so that the OOM killer takes
+    // the kernel (under 256M both were of a size and it took the server in two CI runs).
     let text = std::fs::read_to_string(helpers).unwrap()
-        + &cg.config("mem_limit = \"256M\"\ncpu_limit = 1\npids_limit = 512\n");
+        + &cg.config("mem_limit = \"512M\"\ncpu_limit = 1\npids_limit = 512\n");
     std::fs::write(helpers, text).unwrap();
     let refused = sudohub::config::HubConfig::parse(
         &format!(
@@ -2919,7 +2922,7 @@ async fn a_notebook_past_its_memory_limit_is_killed_and_the_hub_shows_it() {
     .await;
     assert!(
         !matches!(&allocated, Ok(Ok(out)) if out.trim() == (700u64 << 20).to_string()),
-        "700 MiB were allocated under a 256M mem_limit: {allocated:?}"
+        "700 MiB were allocated under a 512M mem_limit: {allocated:?}"
     );
     let model = api_get(&w, &format!("/hub/api/users/{}", w.alice.name)).await;
     let server = &model["servers"][""];
@@ -2943,7 +2946,7 @@ async fn a_notebook_past_its_memory_limit_is_killed_and_the_hub_shows_it() {
         "alice's server is there but not ready: {model}"
     );
     let r = &server["resources"];
-    assert_eq!(r["mem_limit"], 256u64 << 20, "{model}");
+    assert_eq!(r["mem_limit"], 512u64 << 20, "{model}");
     assert_eq!(r["cpu_limit"], 1.0, "{model}");
     assert_eq!(r["pids_limit"], 512, "{model}");
     assert!(
