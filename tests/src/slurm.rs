@@ -45,14 +45,16 @@ impl Cluster {
         }
         std::fs::create_dir_all(&munge).unwrap();
         // Every user's Slurm commands read the config and reach munge's socket.
-        chmod(&dir, 0o755);
+        let root = (nix::unistd::Uid::from_raw(0), nix::unistd::Gid::from_raw(0));
+        crate::fs::chown_mode(&dir, root.0, root.1, 0o755);
+        let m = nix::unistd::User::from_name("munge")
+            .unwrap()
+            .expect("the munge package's account");
         let key = munge.join("munge.key");
         let mut secret = vec![0u8; 1024];
         getrandom(&mut secret);
-        std::fs::write(&key, &secret).unwrap();
-        chmod(&key, 0o400);
-        chmod(&munge, 0o711);
-        crate::system::run("chown", &["-R", "munge:munge", munge.to_str().unwrap()]);
+        crate::fs::write_owned(&key, &secret, m.uid, m.gid, 0o400);
+        crate::fs::chown_mode(&munge, m.uid, m.gid, 0o711);
         let pidfile = munge.join("munged.pid");
         let out = Command::new("runuser")
             .args(["-u", "munge", "--", "/usr/sbin/munged"])
@@ -211,11 +213,6 @@ PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
             .collect::<Vec<_>>()
             .join("\n")
     }
-}
-
-fn chmod(path: &Path, mode: u32) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
 fn getrandom(buf: &mut [u8]) {
