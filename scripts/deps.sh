@@ -10,6 +10,9 @@ JUPYTERHUB_VERSION=6.1.1
 JUPYTERLAB_VERSION=4.6.6
 # The idle culler admins run as a managed service ([[services]] command in hub.toml).
 IDLE_CULLER_VERSION=2.0.0
+# batchspawner-singleuser: what a Slurm job runs ([spawner] backend = "slurm"): it picks a
+# free port on the node, reports it to the hub, and runs jupyterhub-singleuser there.
+BATCHSPAWNER_VERSION=1.3.0
 
 packages=(sudo passwd util-linux procps libpam0g-dev libpam-modules libclang-dev clang pkg-config
           python3 python3-venv ca-certificates systemd nginx-light curl openssl)
@@ -25,7 +28,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 want=(jupyterhub==$JUPYTERHUB_VERSION jupyterlab==$JUPYTERLAB_VERSION
-      jupyterhub-idle-culler==$IDLE_CULLER_VERSION)
+      jupyterhub-idle-culler==$IDLE_CULLER_VERSION batchspawner==$BATCHSPAWNER_VERSION)
 have=$("$VENV/bin/python" -m pip list --format=freeze 2>/dev/null | tr "_" "-" || true)
 lacking=()
 for w in "${want[@]}"; do

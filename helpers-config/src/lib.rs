@@ -14,6 +14,7 @@ pub mod cgroup;
 mod env_allow;
 mod limits;
 mod load;
+pub mod slurm;
 
 use std::path::PathBuf;
 
@@ -57,6 +58,9 @@ pub struct HelpersConfig {
     /// The account helper's settings; without this table it creates nothing.
     #[serde(default)]
     pub accounts: Option<AccountsConfig>,
+    /// How servers are submitted to Slurm, with `[spawner] backend = "slurm"`.
+    #[serde(default)]
+    pub slurm: Option<slurm::SlurmConfig>,
 }
 
 /// `[accounts]`: the shape of the Unix accounts the account helper (`sudohub-account`)
@@ -126,6 +130,10 @@ fn default_skel() -> PathBuf {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpawnerConfig {
+    /// Where servers run: `"local"` (here, supervised by the helper) or `"slurm"` (as
+    /// batch jobs, see `[slurm]`).
+    #[serde(default)]
+    pub backend: slurm::Backend,
     /// Absolute path of the program, then fixed arguments. The hub can add none.
     #[serde(default = "default_command")]
     pub command: Vec<String>,
@@ -204,6 +212,7 @@ pub struct PamConfig {
 impl Default for SpawnerConfig {
     fn default() -> Self {
         Self {
+            backend: slurm::Backend::Local,
             command: default_command(),
             path: default_path(),
             env_allow: default_env_allow(),

@@ -283,6 +283,17 @@ fn validate(c: &HelpersConfig) -> Result<(), ConfigError> {
     c.limits
         .validate()
         .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+    if let Some(slurm) = &c.slurm {
+        slurm
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
+    }
+    if c.spawner.backend == crate::slurm::Backend::Slurm && c.slurm.is_none() {
+        return Err(invalid(
+            "spawner.backend",
+            "\"slurm\" needs a [slurm] table (its defaults suffice: `[slurm]` alone)",
+        ));
+    }
     if c.pam.service.is_empty() || c.pam.service.contains(['/', '\0']) {
         return Err(invalid("pam.service", "must be a plain PAM service name"));
     }
@@ -474,6 +485,37 @@ mod tests {
 
 #[cfg(test)]
 mod shipped_file {
+    /// The commented `[slurm]` example, uncommented, is a valid Slurm setup.
+    #[test]
+    fn the_slurm_example_parses_when_uncommented() {
+        let text = include_str!("../../etc/helpers.toml");
+        let start = text.find("# [slurm]").unwrap();
+        let example: String = text[start..]
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.starts_with('[')
+                    || l.split_once(" = ")
+                        .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+            })
+            .map(|l| l.split("  #").next().unwrap_or(l))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let text = format!("hub_user = \"sudohub\"\n[spawner]\nbackend = \"slurm\"\n{example}");
+        let c = super::parse(&text, std::path::Path::new("example")).unwrap();
+        let slurm = c.slurm.unwrap();
+        assert_eq!(slurm.profile.len(), 2);
+        assert_eq!(
+            slurm.profile("gpu").unwrap().options(),
+            [
+                "--partition=gpu",
+                "--time=4:00:00",
+                "--cpus-per-task=8",
+                "--gres=gpu:1"
+            ]
+        );
+    }
+
     /// The file install.sh installs must parse and mean the documented defaults.
     #[test]
     fn etc_helpers_toml_parses_to_the_defaults() {

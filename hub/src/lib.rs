@@ -27,6 +27,7 @@ pub mod db;
 pub mod auth;
 pub mod proxy;
 pub mod reattach;
+pub mod slurm;
 pub mod spawner;
 pub mod tls;
 // The life cycle of servers.

@@ -53,6 +53,9 @@ pub struct AppState {
     pub cgroups: Option<Arc<crate::cgroups::ServerCgroups>>,
     /// Notified to stop the hub (`POST /hub/api/shutdown`).
     pub shutdown: Arc<tokio::sync::Notify>,
+    /// With `backend = "slurm"`: root's profiles (helpers.toml), for the spawn page's
+    /// choice and to refuse a bad one; empty otherwise.
+    pub profiles: Arc<Vec<sudohub_helpers_config::slurm::Profile>>,
 }
 
 /// Why the shared state cannot be built.
@@ -64,6 +67,8 @@ pub enum StateError {
     Secret(std::io::Error),
     /// A login source's files (`[auth.ldap]`'s CA or password file).
     Auth(String),
+    /// The Slurm backend's settings.
+    Slurm(String),
 }
 
 impl std::fmt::Display for StateError {
@@ -71,7 +76,7 @@ impl std::fmt::Display for StateError {
         match self {
             Self::Db(e) => write!(f, "database: {e}"),
             Self::Secret(e) => write!(f, "cookie secret: {e}"),
-            Self::Auth(e) => f.write_str(e),
+            Self::Auth(e) | Self::Slurm(e) => f.write_str(e),
         }
     }
 }
@@ -89,8 +94,18 @@ impl AppState {
 
     /// The state of a hub that spawns with sudo and the spawner helper.
     pub fn new(cfg: HubConfig) -> Result<Self, StateError> {
-        let spawner = SpawnerClient::new(cfg.spawner.sudo.clone(), cfg.spawner.helper.clone());
-        Self::with_spawner(cfg, Arc::new(spawner))
+        let mut spawner = SpawnerClient::new(cfg.spawner.sudo.clone(), cfg.spawner.helper.clone());
+        let mut profiles = Vec::new();
+        if cfg.spawner.backend == sudohub_helpers_config::slurm::Backend::Slurm {
+            profiles = crate::slurm::profiles::load(std::path::Path::new(
+                sudohub_helpers_config::CONFIG_PATH,
+            ))
+            .map_err(StateError::Slurm)?;
+            spawner = spawner.with_slurm(crate::slurm::JobWatch::start(cfg.slurm.clone()));
+        }
+        let mut state = Self::with_spawner(cfg, Arc::new(spawner))?;
+        state.profiles = Arc::new(profiles);
+        Ok(state)
     }
 
     /// The state of a hub that spawns with `spawner`.
@@ -180,6 +195,7 @@ impl AppState {
             ))
             .map(Arc::new),
             shutdown: Arc::new(tokio::sync::Notify::new()),
+            profiles: Arc::new(Vec::new()),
         })
     }
 }

@@ -278,6 +278,19 @@ pub struct Confirm<'a> {
     pub back: Option<String>,
     /// Its text.
     pub back_text: &'a str,
+    /// Choices sent as the form's `profile` field (the Slurm profiles), the first checked.
+    pub options: Vec<Choice>,
+    /// What the choices are about.
+    pub options_legend: &'a str,
+}
+
+/// One choice of a [`Confirm`] form.
+#[derive(Debug, Clone, Serialize)]
+pub struct Choice {
+    /// The value sent.
+    pub name: String,
+    /// What it means.
+    pub description: String,
 }
 
 impl Confirm<'_> {

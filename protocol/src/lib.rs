@@ -46,7 +46,7 @@ pub use secret::Secret;
 /// Version of this protocol. Bumped on any incompatible change to a message type, so
 /// that a hub and a helper from different builds refuse each other clearly instead of
 /// misreading each other's bytes.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
 
 /// Largest frame body either side will accept or send, in bytes.
 ///

@@ -21,6 +21,11 @@
 //!    SIGKILL after the grace period), kills whatever else is in its cgroup, and answers
 //!    with the [`Reply::Exited`] of step 4.
 //!
+//! With `backend = "slurm"` in helpers.toml the helper supervises nothing: after step 2
+//! it takes one [`Request::Submit`] (answered by [`Reply::Submitted`] with the job id)
+//! or one [`Request::Cancel`] (answered by [`Reply::Cancelled`]), as the user, and exits.
+//! The hub follows the job's state with Slurm's own commands.
+//!
 //! If the hub goes away (end of stream on the channel), the helper keeps supervising and
 //! dials the hub's re-attach socket, sending [`ReattachHello`]. The hub answers with a
 //! [`ReattachAnswer`]; once accepted, the conversation continues from step 3 over the new
@@ -65,6 +70,16 @@ pub enum Request {
     Spawn(Spawn),
     /// Replies: [`Reply::Status`].
     Status,
+    /// Slurm backend, instead of a spawn: submit the server as a batch job of the user,
+    /// with the job script root's profile `profile` builds. Replies: [`Reply::Submitted`]
+    /// or [`Reply::Error`]; the helper then exits.
+    Submit(Submit),
+    /// Slurm backend: cancel the user's job `job_id` (`scancel`, as the user). Replies:
+    /// [`Reply::Cancelled`] or [`Reply::Error`]; the helper then exits.
+    Cancel {
+        /// The job.
+        job_id: u32,
+    },
     /// Stop the server. Replies: [`Reply::Exited`] once it is gone, or
     /// [`Reply::Error`] ([`ErrorKind::NotRunning`]).
     Stop {
@@ -93,6 +108,22 @@ pub struct Spawn {
     /// Environment variables; the helper admits only names on its allow-list.
     pub env: Vec<EnvVar>,
 }
+
+/// What the hub may choose about a server submitted to Slurm: which of root's profiles,
+/// and the allow-listed environment. The job script, its `#SBATCH` lines and the command
+/// come from helpers.toml.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submit {
+    /// The name of a `[[slurm.profile]]` of helpers.toml; `""` for the first one.
+    pub profile: Bounded<MAX_PROFILE_NAME>,
+    /// Environment variables; the helper admits only names on its allow-list. The API
+    /// token among them reaches the job through a file of the user's, never the job's
+    /// environment or command line.
+    pub env: Vec<EnvVar>,
+}
+
+/// Longest profile name.
+pub const MAX_PROFILE_NAME: usize = 64;
 
 /// One environment variable. Values may be secrets (the API token), so `Debug` shows only
 /// the name.
@@ -140,6 +171,14 @@ pub enum Reply {
         /// Processes that were killed.
         killed: u32,
     },
+    /// Answer to [`Request::Submit`]: Slurm accepted the job.
+    Submitted {
+        /// Its job id.
+        job_id: u32,
+    },
+    /// Answer to [`Request::Cancel`]: `scancel` succeeded (Slurm ends the job
+    /// asynchronously; the hub sees it end in the job's state).
+    Cancelled,
     /// A request was refused or failed. The message is safe to log: no secrets, no other
     /// users' paths.
     Error(ErrorReply),

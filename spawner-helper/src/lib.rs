@@ -15,7 +15,9 @@
 //!    cgroup ([`child::launch`]) — first leaving sudo behind ([`supervise`] forks, so sudo
 //!    does not stay resident for the server's life) — then report its exit the moment it
 //!    happens, kill everything left in its cgroup, stop it on request, and re-attach to a
-//!    restarted hub.
+//!    restarted hub;
+//! 4. or, with `backend = "slurm"`, [`slurm::serve`], as the user: submit the server as a
+//!    batch job, or cancel one, and exit.
 #![deny(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -30,6 +32,7 @@ pub mod reap;
 pub mod reattach;
 pub mod request;
 pub mod root;
+pub mod slurm;
 pub mod supervise;
 // The one module where the crate-wide deny above is lifted; each block there carries a SAFETY note.
 #[allow(unsafe_code)]
@@ -84,6 +87,9 @@ pub fn run() -> i32 {
             ))
         }
     };
+    if verified.config.spawner.backend == sudohub_helpers_config::slurm::Backend::Slurm {
+        return slurm::serve(&verified, &mut log, channel);
+    }
     match supervise::Supervisor::new(verified, log, channel) {
         Ok(s) => s.run(),
         Err(e) => refuse_at_start(&e),

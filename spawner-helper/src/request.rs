@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use sudohub_helpers_config::SpawnerConfig;
-use sudohub_protocol::spawner::{ErrorKind, Spawn, MAX_ENV_VARS};
+use sudohub_protocol::spawner::{EnvVar, ErrorKind, Spawn, MAX_ENV_VARS};
 
 use crate::error::HelperError;
 
@@ -28,17 +28,29 @@ pub fn check(req: Spawn, config: &SpawnerConfig) -> Result<Checked, HelperError>
             format!("port {} is below 1024", req.port),
         ));
     }
-    if req.env.len() > MAX_ENV_VARS {
+    let env = check_env(req.env, config)?;
+    Ok(Checked {
+        port: req.port,
+        env,
+    })
+}
+
+/// Checks the hub's environment variables against the allow-list (and `hub_api_url`).
+pub fn check_env(
+    vars: Vec<EnvVar>,
+    config: &SpawnerConfig,
+) -> Result<BTreeMap<String, String>, HelperError> {
+    if vars.len() > MAX_ENV_VARS {
         return Err(HelperError::new(
             ErrorKind::EnvNotAllowed,
             format!(
                 "{} environment variables; at most {MAX_ENV_VARS}",
-                req.env.len()
+                vars.len()
             ),
         ));
     }
     let mut env = BTreeMap::new();
-    for var in req.env {
+    for var in vars {
         let name = var.name.into_inner();
         // The name is echoed in the error; the value never is (it may be a token).
         if !valid_env_name(&name) || !config.env_allowed(&name) {
@@ -55,10 +67,7 @@ pub fn check(req: Spawn, config: &SpawnerConfig) -> Result<Checked, HelperError>
         }
     }
     pin_hub_api(&mut env, config)?;
-    Ok(Checked {
-        port: req.port,
-        env,
-    })
+    Ok(env)
 }
 
 /// With `hub_api_url` in the config, the server talks to that Hub API only: a request

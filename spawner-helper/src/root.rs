@@ -19,6 +19,7 @@ use nix::sys::socket::sockopt::{ReceiveTimeout, SendTimeout};
 use nix::sys::time::{TimeVal, TimeValLike};
 use nix::unistd::{getresgid, getresuid, Uid, User};
 use sudohub_helpers_config::cgroup::Hierarchy;
+use sudohub_helpers_config::slurm::Backend;
 use sudohub_helpers_config::{load_trusted, HelpersConfig};
 use sudohub_protocol::frame::{read_message, write_frame};
 use sudohub_protocol::spawner::{ErrorKind, Reply, Request, Target};
@@ -144,19 +145,25 @@ pub fn enter(config_path: &Path) -> Result<Verified, Result<i32, HelperError>> {
         return Err(clear_server(&config, &user, &server_name));
     }
 
-    // 8-9. root's limits for this user, in a fresh cgroup.
+    // 8-9. root's limits for this user, in a fresh cgroup; with Slurm, the job's limits
+    //      are Slurm's and nothing runs here.
+    let local = config.spawner.backend == Backend::Local;
     let limits = config
         .limits
         .for_user(&user.name, &checks::group_names(&user));
-    let cgroup = crate::cgroup::prepare(
-        &Hierarchy::detect(),
-        config.limits.cgroup_parent(),
-        &user.name,
-        &server_name,
-        limits,
-    )
-    .map_err(Err)?;
-    if limits.isolate_tmp == Some(true) {
+    let cgroup = if local {
+        crate::cgroup::prepare(
+            &Hierarchy::detect(),
+            config.limits.cgroup_parent(),
+            &user.name,
+            &server_name,
+            limits,
+        )
+        .map_err(Err)?
+    } else {
+        None
+    };
+    if local && limits.isolate_tmp == Some(true) {
         private_tmp().map_err(|e| {
             Err(HelperError::new(
                 ErrorKind::SpawnFailed,

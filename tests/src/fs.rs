@@ -19,3 +19,26 @@ pub fn chown_mode(path: &Path, uid: Uid, gid: Gid, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .unwrap_or_else(|e| panic!("chmod {}: {e}", path.display()));
 }
+
+/// A directory made for one test with its owner and mode, removed (with what is in it)
+/// when dropped.
+pub struct OwnedDir {
+    /// Where it is.
+    pub path: std::path::PathBuf,
+}
+
+impl OwnedDir {
+    /// Makes `path` (and its parents) owned by `uid`:`gid` with `mode`.
+    pub fn create(path: impl Into<std::path::PathBuf>, uid: Uid, gid: Gid, mode: u32) -> Self {
+        let path = path.into();
+        std::fs::create_dir_all(&path).unwrap();
+        chown_mode(&path, uid, gid, mode);
+        Self { path }
+    }
+}
+
+impl Drop for OwnedDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}

@@ -21,6 +21,22 @@ pub async fn execute(ws_url: &str, cookie: Option<&str>, code: &str) -> Result<S
     run(ws, code).await
 }
 
+/// [`execute`] with an API token (`Authorization: token …`) instead of a cookie, as a
+/// script using a server's REST API does.
+pub async fn execute_with_token(ws_url: &str, token: &str, code: &str) -> Result<String, String> {
+    let mut request = request(ws_url, None)?;
+    request.headers_mut().insert(
+        "Authorization",
+        format!("token {token}")
+            .parse()
+            .map_err(|e| format!("authorization header: {e}"))?,
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|e| format!("websocket connect to {ws_url}: {e}"))?;
+    run(ws, code).await
+}
+
 /// [`execute`] over `wss://`, trusting the certificates of `tls`.
 pub async fn execute_tls(
     ws_url: &str,

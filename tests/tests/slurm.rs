@@ -88,3 +88,482 @@ fn the_test_cluster_runs_queues_and_cancels_jobs_as_their_user() {
     // The freed CPU goes to the queued job.
     state_becomes(&c, &queued, "RUNNING");
 }
+
+// ---------------------------------------------------------------------------------------
+// The hub with `[spawner] backend = "slurm"` on the test cluster: the real hub, helpers,
+// sudo, sbatch/scancel/squeue, batchspawner-singleuser and JupyterLab inside the job.
+
+mod hub {
+    use std::net::SocketAddr;
+    use std::path::PathBuf;
+    use std::time::{Duration, Instant};
+
+    use nix::unistd::{Gid, Uid};
+    use reqwest::StatusCode;
+    use sudohub_tests::hub::{free_port, HubProcess};
+    use sudohub_tests::slurm::Cluster;
+    use sudohub_tests::system::{
+        ConfigLock, HelpersConfigFile, InstalledHelpers, SudoersDropIn, TestGroup, TestUser,
+    };
+    use sudohub_tests::{fs, kernel, unique_name, wait_for};
+
+    struct World {
+        hub_user: TestUser,
+        alice: TestUser,
+        bob: TestUser,
+        hub_bin: PathBuf,
+        config: PathBuf,
+        state_dir: PathBuf,
+        token: String,
+        addr: SocketAddr,
+        _helpers: InstalledHelpers,
+        _sudoers: SudoersDropIn,
+        _helpers_config: HelpersConfigFile,
+        _group: TestGroup,
+        _gpu: TestGroup,
+        _dirs: [fs::OwnedDir; 2],
+        _lock: ConfigLock,
+    }
+
+    fn world(c: &Cluster) -> World {
+        assert!(
+            std::path::Path::new("/opt/sudohub/venv/bin/batchspawner-singleuser").exists(),
+            "batchspawner is missing from the venv: scripts/deps.sh installs it"
+        );
+        let lock = ConfigLock::acquire();
+        let group = TestGroup::create(&unique_name("slg"));
+        let gpu = TestGroup::create(&unique_name("slgpu"));
+        let hub_user = TestUser::create_system(&unique_name("slh"));
+        let alice = TestUser::create(&unique_name("sla"), &[&group.name], None);
+        let bob = TestUser::create(&unique_name("slb"), &[&group.name], None);
+        let helpers = InstalledHelpers::install();
+        let hub_bin = helpers.install_hub();
+        let root = (Uid::from_raw(0), Gid::from_raw(0));
+        let run_dir = fs::OwnedDir::create(
+            format!("/run/{}", unique_name("slr")),
+            hub_user.uid,
+            hub_user.gid,
+            0o755,
+        );
+        let socket = run_dir.path.join("spawners.sock");
+        let sudoers = SudoersDropIn::install(
+            &unique_name("sudohubsl"),
+            &SudoersDropIn::rule(&hub_user.name, &helpers.spawner()),
+        );
+        let state = fs::OwnedDir::create(
+            format!("/var/lib/{}", unique_name("sls")),
+            hub_user.uid,
+            hub_user.gid,
+            0o700,
+        );
+        let state_dir = state.path.clone();
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let token = sudohub::secrets::new_api_token();
+        let config = state_dir.join("hub.toml");
+        let conf = c.conf();
+        let text = format!(
+            r#"bind = "{addr}"
+db = "{state}/sudohub.sqlite"
+cookie_secret_file = "{state}/cookie_secret"
+reattach_socket = "{socket}"
+[auth]
+allowed_groups = ["{group}"]
+[spawner]
+backend = "slurm"
+helper = "{spawner}"
+http_timeout_secs = 90
+[slurm]
+slurm_conf = "{conf}"
+poll_secs = 1
+[[services]]
+name = "probe"
+api_token = "{token}"
+admin = true
+"#,
+            state = state_dir.display(),
+            socket = socket.display(),
+            group = group.name,
+            spawner = helpers.spawner().display(),
+            conf = conf.display(),
+        );
+        fs::write_owned(&config, text.as_bytes(), root.0, hub_user.gid, 0o640);
+        let api = sudohub::config::HubConfig::parse(&text, &config)
+            .unwrap()
+            .api_url();
+        let helpers_config = HelpersConfigFile::write(&format!(
+            r#"hub_user = {hub:?}
+allowed_group = {group:?}
+[spawner]
+backend = "slurm"
+reattach_socket = {socket:?}
+hub_api_url = {api:?}
+[slurm]
+slurm_conf = {conf:?}
+listen_ip = "127.0.0.1"
+[[slurm.profile]]
+name = "small"
+description = "One CPU for ten minutes"
+cpus = 1
+time = "10"
+[[slurm.profile]]
+name = "short"
+description = "One CPU for a minute"
+cpus = 1
+time = "1"
+[[slurm.profile]]
+name = "gpu"
+cpus = 1
+extra = ["--comment=gpu"]
+groups = [{gpu:?}]
+"#,
+            hub = hub_user.name,
+            group = group.name,
+            socket = socket.display().to_string(),
+            conf = conf.display().to_string(),
+            gpu = gpu.name,
+        ));
+        World {
+            hub_user,
+            alice,
+            bob,
+            hub_bin,
+            config,
+            state_dir,
+            token,
+            addr,
+            _helpers: helpers,
+            _sudoers: sudoers,
+            _helpers_config: helpers_config,
+            _group: group,
+            _gpu: gpu,
+            _dirs: [state, run_dir],
+            _lock: lock,
+        }
+    }
+
+    fn start_hub(w: &World) -> HubProcess {
+        HubProcess::start(
+            &w.hub_bin,
+            &w.config,
+            &w.hub_user,
+            w.addr,
+            w.state_dir.join("hub.log"),
+            Duration::from_secs(20),
+            &[],
+        )
+    }
+
+    fn log(w: &World, c: &Cluster) -> String {
+        format!(
+            "{}\n{}",
+            std::fs::read_to_string(w.state_dir.join("hub.log")).unwrap_or_default(),
+            c.log()
+        )
+    }
+
+    fn client() -> reqwest::Client {
+        sudohub_tests::tls::install_provider();
+        reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap()
+    }
+
+    async fn api(
+        w: &World,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (StatusCode, serde_json::Value) {
+        let mut r = client()
+            .request(method, format!("http://{}/hub/api{path}", w.addr))
+            .header("Authorization", format!("token {}", w.token));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::json!(text)),
+        )
+    }
+
+    /// The user's default server's model, or None when it is stopped.
+    async fn server(w: &World, user: &TestUser) -> Option<serde_json::Value> {
+        let (status, v) = api(
+            w,
+            reqwest::Method::GET,
+            &format!("/users/{}", user.name),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        v["servers"].get("").cloned()
+    }
+
+    /// Slurm's job ids of `user`'s jobs that are not over.
+    fn jobs_of(c: &Cluster, user: &TestUser) -> Vec<String> {
+        let out = c.client("squeue", &["-h", "-u", &user.name, "-o", "%i"]);
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Reads the spawn's progress stream until an event's message contains `want`.
+    async fn progress_says(w: &World, user: &TestUser, want: &str) -> String {
+        let mut resp = client()
+            .get(format!(
+                "http://{}/hub/api/users/{}/server/progress",
+                w.addr, user.name
+            ))
+            .header("Authorization", format!("token {}", w.token))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let mut seen = String::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await {
+                Ok(Ok(Some(bytes))) => {
+                    seen.push_str(&String::from_utf8_lossy(&bytes));
+                    if seen.contains(want) {
+                        return seen;
+                    }
+                }
+                Ok(_) => break,
+                Err(_) => {}
+            }
+        }
+        panic!("the progress never said {want:?}: {seen}");
+    }
+
+    async fn run_code(w: &World, user: &TestUser, code: &str) -> Result<String, String> {
+        let base = format!("http://{}/user/{}/", w.addr, user.name);
+        let created = client()
+            .post(format!("{base}api/kernels"))
+            .header("Authorization", format!("token {}", w.token))
+            .json(&serde_json::json!({"name": "python3"}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if created.status() != StatusCode::CREATED {
+            return Err(format!("create kernel: {}", created.status()));
+        }
+        let id = created.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let ws = format!(
+            "ws://{}/user/{}/api/kernels/{id}/channels",
+            w.addr, user.name
+        );
+        kernel::execute_with_token(&ws, &w.token, code).await
+    }
+
+    async fn wait_ready(w: &World, c: &Cluster, user: &TestUser) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(150);
+        loop {
+            if let Some(s) = server(w, user).await {
+                if s["ready"] == true {
+                    return s;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}'s server never became ready:\n{}",
+                user.name,
+                log(w, c)
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    async fn wait_stopped(w: &World, c: &Cluster, user: &TestUser, within: Duration) {
+        let deadline = Instant::now() + within;
+        while server(w, user).await.is_some() {
+            assert!(
+                Instant::now() < deadline,
+                "{}'s server is still shown:\n{}",
+                user.name,
+                log(w, c)
+            );
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn servers_run_as_slurm_jobs_queue_reattach_stop_and_time_out() {
+        let c = Cluster::start();
+        let w = world(&c);
+        let mut hub = start_hub(&w);
+        let post = reqwest::Method::POST;
+        for u in [&w.alice, &w.bob] {
+            let (status, v) = api(&w, post.clone(), &format!("/users/{}", u.name), None).await;
+            assert_eq!(status, StatusCode::CREATED, "{v}");
+        }
+
+        // Bad profile values are refused with what to pick, and nothing is submitted.
+        for (profile, says) in [
+            (serde_json::json!("gpu"), "not open"),
+            (
+                serde_json::json!("huge\n#SBATCH --uid=0"),
+                "there is no profile",
+            ),
+            (serde_json::json!(7), "must be a string"),
+        ] {
+            let (status, v) = api(
+                &w,
+                post.clone(),
+                &format!("/users/{}/server", w.alice.name),
+                Some(serde_json::json!({ "profile": profile })),
+            )
+            .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
+            assert!(v["message"].as_str().unwrap().contains(says), "{v}");
+        }
+        assert!(jobs_of(&c, &w.alice).is_empty());
+
+        // bob's "short" server: Slurm's one-minute time limit will end it.
+        let (status, v) = api(
+            &w,
+            post.clone(),
+            &format!("/users/{}/server", w.bob.name),
+            Some(serde_json::json!({"profile": "short"})),
+        )
+        .await;
+        assert!(status.is_success(), "{v}\n{}", log(&w, &c));
+        let bob_started = Instant::now();
+        wait_ready(&w, &c, &w.bob).await;
+
+        // The node's other CPU taken: alice's job waits, and she is told so.
+        let filler = c.client(
+            "sbatch",
+            &[
+                "--parsable",
+                "-c",
+                "1",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "sleep 600",
+            ],
+        );
+        assert!(filler.status.success(), "{filler:?}");
+        let filler = String::from_utf8_lossy(&filler.stdout).trim().to_owned();
+        assert!(
+            wait_for(Duration::from_secs(30), || {
+                (c.job_state(&filler).as_deref() == Some("RUNNING")).then_some(())
+            })
+            .is_some(),
+            "{}",
+            c.log()
+        );
+        let (status, v) = api(
+            &w,
+            post.clone(),
+            &format!("/users/{}/server", w.alice.name),
+            Some(serde_json::json!({"profile": "small"})),
+        )
+        .await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+        let said = progress_says(&w, &w.alice, "queued (position 1").await;
+        assert!(said.contains("Submitted to Slurm as job"), "{said}");
+        let jobs = jobs_of(&c, &w.alice);
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        let job = jobs[0].clone();
+        assert_eq!(c.job_state(&job).as_deref(), Some("PENDING"));
+        // The API token is in no job script and on no command line.
+        let script = c.client("scontrol", &["write", "batch_script", &job, "-"]);
+        let script = String::from_utf8_lossy(&script.stdout);
+        assert!(script.contains("#SBATCH --time=10"), "{script}");
+        let script = script.into_owned();
+
+        // The CPU freed, alice's job runs and her server is ready through the proxy.
+        assert!(c.client("scancel", &[&filler]).status.success());
+        let _ = progress_says(&w, &w.alice, "running on node").await;
+        wait_ready(&w, &c, &w.alice).await;
+        let token_file = w
+            .alice
+            .home
+            .join(".local/state/sudohub/slurm-default.token");
+        assert!(
+            !token_file.exists(),
+            "the job removes its token file once read"
+        );
+        let out = run_code(
+            &w,
+            &w.alice,
+            "import os; print(os.getuid(), os.environ.get('SLURM_JOB_ID'), os.environ['JUPYTERHUB_API_TOKEN'])",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{}", log(&w, &c)));
+        let fields: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(
+            fields[..2],
+            [w.alice.uid.to_string().as_str(), job.as_str()],
+            "{}",
+            log(&w, &c)
+        );
+        // The server's API token reached the job through its file only: not in the job
+        // script, not in what Slurm shows of the job, on no command line.
+        let server_token = fields[2];
+        assert!(server_token.len() >= 32);
+        assert!(!script.contains(server_token));
+        let shown = c.client("scontrol", &["show", "job", "-d", &job]);
+        assert!(!String::from_utf8_lossy(&shown.stdout).contains(server_token));
+        let cmdlines = std::process::Command::new("ps")
+            .args(["-e", "-o", "args="])
+            .output()
+            .unwrap();
+        assert!(!String::from_utf8_lossy(&cmdlines.stdout).contains(server_token));
+
+        // A hub restart follows the same job: no new job, the route back, code runs.
+        hub.kill9();
+        hub = start_hub(&w);
+        assert!(
+            hub.log_text().contains("Slurm job followed again"),
+            "{}",
+            hub.log_text()
+        );
+        assert_eq!(jobs_of(&c, &w.alice), std::slice::from_ref(&job));
+        let out = run_code(&w, &w.alice, "print(6 * 7)")
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", log(&w, &c)));
+        assert_eq!(out.trim(), "42");
+
+        // A stop cancels the job, as alice.
+        let (status, v) = api(
+            &w,
+            reqwest::Method::DELETE,
+            &format!("/users/{}/server", w.alice.name),
+            None,
+        )
+        .await;
+        assert!(status.is_success(), "{v}");
+        assert!(
+            wait_for(Duration::from_secs(30), || {
+                (c.job_state(&job).as_deref() == Some("CANCELLED")).then_some(())
+            })
+            .is_some(),
+            "job {job} is {:?}\n{}",
+            c.job_state(&job),
+            log(&w, &c)
+        );
+        wait_stopped(&w, &c, &w.alice, Duration::from_secs(10)).await;
+
+        // bob's job hits its time limit: Slurm ends it and the hub shows it stopped.
+        wait_stopped(&w, &c, &w.bob, Duration::from_secs(150)).await;
+        assert!(bob_started.elapsed() >= Duration::from_secs(55));
+        let text = hub.log_text();
+        assert!(
+            text.lines().any(|l| l.contains("Slurm job over")
+                && (l.contains("state=TIMEOUT") || l.contains("reason=TimeLimit"))),
+            "{text}"
+        );
+    }
+}

@@ -1031,6 +1031,7 @@ async fn hub_client_spawns_sees_exit_and_explains_sudo_refusals() {
         server_name: sudohub::types::ServerName::DEFAULT,
         port,
         env: standard_env(&w.member.name),
+        profile: String::new(),
     };
     let handle = client
         .spawn(args.clone(), Duration::from_secs(20))
@@ -1637,6 +1638,7 @@ async fn hub_client_runs_a_setuid_helper_without_sudo() {
         server_name: sudohub::types::ServerName::DEFAULT,
         port,
         env: standard_env(&w.member.name),
+        profile: String::new(),
     };
     let handle = client
         .spawn(args, Duration::from_secs(20))

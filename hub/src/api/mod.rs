@@ -4,6 +4,7 @@
 //! [`models`]; every error is a [`HubError`] answered as `{"status", "message"}`.
 
 mod activity;
+mod batchspawner;
 mod groups;
 mod hub;
 pub mod models;
@@ -31,7 +32,7 @@ use crate::state::AppState;
 use crate::types::Username;
 use crate::JUPYTERHUB_VERSION;
 
-pub use servers::create_named;
+pub use servers::{create_named, profile_for};
 
 /// Routes relative to `<base>hub/api`.
 pub fn router() -> Router<AppState> {
@@ -56,6 +57,7 @@ pub fn router() -> Router<AppState> {
             get(hub::routes).post(hub::sync).patch(hub::repoint),
         )
         .route("/shutdown", post(hub::shutdown))
+        .route("/batchspawner", post(batchspawner::report))
         .route("/authorizations/token", post(hub::token_create_removed))
         .route("/authorizations/token/{token}", get(hub::token_owner))
         .route("/groups", get(groups::list).post(groups::create_many))

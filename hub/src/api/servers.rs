@@ -124,14 +124,45 @@ pub(super) fn server_model(
     Ok(model)
 }
 
-/// What `PUT`/`POST` of a named server may carry (JupyterHub's ServerRequest): a
-/// display name and user options (options are accepted and not used: the spawner runs
-/// what its root-owned configuration says).
+/// What `POST` of a server may carry (JupyterHub's ServerRequest): a display name and
+/// user options. Of the options only a Slurm `profile` is used, checked against root's
+/// profiles: the spawner runs what its root-owned configuration says.
 #[derive(Debug, Default, Deserialize)]
 struct ServerRequest {
     display_name: Option<String>,
-    #[allow(dead_code)]
     user_options: Option<serde_json::Map<String, serde_json::Value>>,
+    /// The body is the spawn's user options (JupyterHub); a Slurm profile is `profile`.
+    profile: Option<serde_json::Value>,
+}
+
+/// The Slurm profile a start asks for (the body's `profile`, or `user_options.profile`),
+/// checked against root's profiles open to the server's user: the name to submit with,
+/// or a 400 that says what to pick. `""` without the Slurm backend.
+pub fn profile_for(s: &AppState, key: &ServerKey, asked: Option<&str>) -> Result<String, HubError> {
+    if s.cfg.spawner.backend != sudohub_helpers_config::slurm::Backend::Slurm {
+        return match asked {
+            Some(p) if !p.is_empty() => Err(HubError::bad_request(
+                "profiles are for the Slurm backend; this hub runs servers locally",
+            )),
+            _ => Ok(String::new()),
+        };
+    }
+    crate::slurm::profiles::choose(&s.profiles, asked.unwrap_or(""), &key.user)
+        .map_err(HubError::bad_request)
+}
+
+impl ServerRequest {
+    fn profile(&self) -> Result<Option<&str>, HubError> {
+        let v = self
+            .profile
+            .as_ref()
+            .or_else(|| self.user_options.as_ref().and_then(|o| o.get("profile")));
+        match v {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(p)) => Ok(Some(p)),
+            Some(_) => Err(HubError::bad_request("profile must be a string")),
+        }
+    }
 }
 
 /// JupyterHub's display-name rule: 1–255 characters, printable, single spaces inside.
@@ -231,8 +262,9 @@ pub async fn start(
     let key = path.key_or_400()?;
     caller.require_server(&key, "start:servers", false)?;
     let user = existing(&s, &key.user)?;
+    let req: ServerRequest = json_body(&body)?.unwrap_or_default();
+    let profile = profile_for(&s, &key, req.profile()?)?;
     if !key.name.is_default() {
-        let req: ServerRequest = json_body(&body)?.unwrap_or_default();
         let display = req.display_name.as_deref().filter(|d| !d.is_empty());
         if !create_named(&s, &user, &key, display)? {
             if let Some(d) = display {
@@ -241,7 +273,7 @@ pub async fn start(
             }
         }
     }
-    match s.servers.start(&user, &key.name) {
+    match s.servers.start_with(&user, &key.name, profile) {
         Err(StartError::Running) => {
             return Err(HubError::bad_request(format!(
                 "{} is already running",

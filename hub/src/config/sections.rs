@@ -60,6 +60,10 @@ pub struct PamSection {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpawnerSection {
+    /// Where servers run: `"local"`, or `"slurm"` as batch jobs (see `[slurm]`); must
+    /// say what helpers.toml says.
+    #[serde(default)]
+    pub backend: sudohub_helpers_config::slurm::Backend,
     /// Path of `sudohub-spawner` (the sudoers rule names the same path).
     #[serde(default = "default_spawner_helper")]
     pub helper: PathBuf,
@@ -82,6 +86,73 @@ pub struct SpawnerSection {
     /// Ports servers may get, inclusive (`c.Spawner.port` is random in JupyterHub).
     #[serde(default = "default_port_range")]
     pub port_range: [u16; 2],
+}
+
+/// `[slurm]`: following the jobs of `backend = "slurm"` (what they run is helpers.toml's).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSection {
+    /// `squeue`.
+    #[serde(default = "default_squeue")]
+    pub squeue: PathBuf,
+    /// `sinfo`.
+    #[serde(default = "default_sinfo")]
+    pub sinfo: PathBuf,
+    /// The cluster's `slurm.conf` (`SLURM_CONF`); unset: the commands' default.
+    #[serde(default)]
+    pub slurm_conf: Option<PathBuf>,
+    /// Seconds between two polls (`c.Spawner.poll_interval`; batchspawner runs one
+    /// `squeue` per server, here one `squeue` polls them all).
+    #[serde(default = "default_poll_secs")]
+    pub poll_secs: u64,
+    /// Seconds a job may wait in the queue before the start is given up and the job
+    /// cancelled; 0: as long as it takes.
+    #[serde(default = "default_queue_timeout")]
+    pub queue_timeout_secs: u64,
+}
+
+impl SlurmSection {
+    /// Checks the values: the key at fault and what is wrong.
+    pub fn validate(&self) -> Result<(), (&'static str, &'static str)> {
+        if !self.squeue.is_absolute()
+            || !self.sinfo.is_absolute()
+            || self.slurm_conf.as_ref().is_some_and(|p| !p.is_absolute())
+        {
+            return Err((
+                "slurm",
+                "squeue, sinfo and slurm_conf must be absolute paths",
+            ));
+        }
+        if self.poll_secs == 0 {
+            return Err(("slurm.poll_secs", "must be above 0"));
+        }
+        Ok(())
+    }
+}
+
+impl Default for SlurmSection {
+    fn default() -> Self {
+        Self {
+            squeue: default_squeue(),
+            sinfo: default_sinfo(),
+            slurm_conf: None,
+            poll_secs: default_poll_secs(),
+            queue_timeout_secs: default_queue_timeout(),
+        }
+    }
+}
+
+fn default_squeue() -> PathBuf {
+    "/usr/bin/squeue".into()
+}
+fn default_sinfo() -> PathBuf {
+    "/usr/bin/sinfo".into()
+}
+fn default_poll_secs() -> u64 {
+    5
+}
+fn default_queue_timeout() -> u64 {
+    3600
 }
 
 /// `[culler]`: the built-in idle culler (what `jupyterhub-idle-culler` does, without
@@ -245,6 +316,7 @@ impl Default for PamSection {
 impl Default for SpawnerSection {
     fn default() -> Self {
         Self {
+            backend: Default::default(),
             helper: default_spawner_helper(),
             sudo: default_sudo(),
             default_url: default_default_url(),

@@ -38,7 +38,7 @@ pub use identities::{Binding, Identities};
 pub use named::{Created, Named, NamedRow, Renamed};
 pub use native::{AccountStatus, Native, NativeAccount, SignedUp};
 pub use oauth::{CodeRow, OAuth, OAuthClient, CODE_SECS, OAUTH_TOKEN_SECS};
-pub use servers::{ServerRow, Servers};
+pub use servers::{JobRow, ServerRow, Servers};
 pub use sessions::{Sessions, SESSION_SECS};
 pub use tokens::{NewToken, TokenRow, TokenSummary, Tokens};
 pub use user_list::{HavingServer, SortBy, UserQuery};
@@ -54,6 +54,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v6.sql"),
     include_str!("schema_v7.sql"),
     include_str!("schema_v8.sql"),
+    include_str!("schema_v9.sql"),
 ];
 
 /// Errors from the database.

@@ -41,6 +41,21 @@ impl ServerRow {
     }
 }
 
+/// A server that is a Slurm job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRow {
+    /// Which server.
+    pub key: ServerKey,
+    /// Where it is in its life cycle.
+    pub state: RecordedState,
+    /// The job.
+    pub job_id: u32,
+    /// The node address its server answers at, once running.
+    pub host: Option<String>,
+    /// Its port, once running (0 before).
+    pub port: u16,
+}
+
 /// The servers table.
 pub struct Servers<'a>(pub(super) super::Src<'a>);
 
@@ -171,6 +186,45 @@ impl Servers<'_> {
             params![client, user.id, hash(api_token), redirect_uri, description, server],
         )?;
         tx.commit()
+    }
+
+    /// A server submitted as Slurm job `job_id`.
+    pub fn submitted(&self, key: &ServerKey, job_id: u32) -> DbResult<()> {
+        self.0.lock().execute(
+            "UPDATE servers SET job_id = ?3 WHERE name = ?2 AND user_id = (SELECT id FROM users WHERE name = ?1)",
+            params![key.user, key.name, job_id],
+        )?;
+        Ok(())
+    }
+
+    /// A Slurm job's server answers at `host`:`port`: it is running.
+    pub fn running_at(&self, key: &ServerKey, host: &str, port: u16) -> DbResult<()> {
+        self.0.lock().execute(
+            "UPDATE servers SET state = ?3, host = ?4, port = ?5 WHERE name = ?2 AND user_id = (SELECT id FROM users WHERE name = ?1)",
+            params![key.user, key.name, RecordedState::Running, host, port],
+        )?;
+        Ok(())
+    }
+
+    /// Every server that is a Slurm job: its key, state, job id, and address once running.
+    pub fn jobs(&self) -> DbResult<Vec<JobRow>> {
+        let conn = self.0.lock();
+        let mut st = conn.prepare(
+            "SELECT u.name, s.name, s.state, s.job_id, s.host, s.port
+             FROM servers s JOIN users u ON u.id = s.user_id WHERE s.job_id IS NOT NULL",
+        )?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(JobRow {
+                    key: ServerKey::new(r.get(0)?, r.get(1)?),
+                    state: r.get(2)?,
+                    job_id: r.get(3)?,
+                    host: r.get(4)?,
+                    port: r.get(5)?,
+                })
+            })?
+            .collect();
+        rows
     }
 
     /// After a crash: spawns that never finished and stops that never finished are over

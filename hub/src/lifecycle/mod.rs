@@ -14,6 +14,7 @@ mod listener;
 pub mod progress;
 mod readiness;
 mod recovery;
+mod slurm;
 mod spawn;
 mod stopping;
 
@@ -209,6 +210,17 @@ impl Servers {
 
     /// Begins a spawn of `user`'s server `name` in the background.
     pub fn start(&self, user: &UserRow, name: &ServerName) -> Result<(), StartError> {
+        self.start_with(user, name, String::new())
+    }
+
+    /// The same, with the Slurm profile `profile` (checked by the caller against root's
+    /// profiles, and by the helper again).
+    pub fn start_with(
+        &self,
+        user: &UserRow,
+        name: &ServerName,
+        profile: String,
+    ) -> Result<(), StartError> {
         let key = ServerKey::new(user.name.clone(), name.clone());
         let run = {
             let mut live = self.live();
@@ -236,7 +248,7 @@ impl Servers {
         };
         let this = self.clone();
         let user = user.clone();
-        tokio::spawn(async move { this.run_spawn(user, key, run).await });
+        tokio::spawn(async move { this.run_spawn(user, key, run, profile).await });
         Ok(())
     }
 

@@ -46,6 +46,11 @@ impl ProgressEvent {
         Self::step(50, "Spawning server...")
     }
 
+    /// A step of a start that takes long (a Slurm job waiting in the queue), in words.
+    pub fn note(progress: u8, message: &str) -> Self {
+        Self::step(progress, message)
+    }
+
     /// The server answers at `url`: the last event.
     pub fn ready(url: &str) -> Self {
         let html = crate::templates::render("ready.html", serde_json::json!({ "url": url }));

@@ -20,10 +20,10 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// routed at most 10 ms after it first answers.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 
-/// Waits until `GET <prefix>api` on 127.0.0.1:`port` answers below 500 (compat §1.3),
-/// giving up after `timeout` or as soon as the server exits.
+/// Waits until `GET <prefix>api` at `addr` answers below 500 (compat §1.3), giving up
+/// after `timeout` or as soon as the server exits.
 pub async fn wait_http(
-    port: u16,
+    addr: std::net::SocketAddr,
     prefix: &str,
     timeout: Duration,
     handle: &ServerHandle,
@@ -37,7 +37,7 @@ pub async fn wait_http(
     let client = Client::builder(TokioExecutor::new())
         .pool_max_idle_per_host(0)
         .build_http::<Empty<Bytes>>();
-    let uri: http::Uri = format!("http://127.0.0.1:{port}{prefix}api")
+    let uri: http::Uri = format!("http://{addr}{prefix}api")
         .parse()
         .map_err(|e| HubError::internal(format!("cannot probe the server: {e}")))?;
     let deadline = tokio::time::Instant::now() + timeout;

@@ -22,12 +22,13 @@ impl Servers {
     /// A server whose process no longer exists (the machine rebooted, or it died with
     /// its helper) is marked stopped at once rather than after the grace period.
     pub fn recover(&self) {
+        self.recover_jobs();
         if let Err(e) = self.inner.db.servers().repair() {
             tracing::error!(error = %e, "database repair failed");
         }
         let mut awaited = Vec::new();
         for row in self.inner.db.servers().all().unwrap_or_default() {
-            if row.state != RecordedState::Running {
+            if row.state != RecordedState::Running || self.live().contains_key(&row.key()) {
                 continue;
             }
             if row.pid.is_some_and(|pid| !process_exists(pid)) {
@@ -172,9 +173,14 @@ impl Servers {
             self.cleanup(&key);
             return;
         }
-        self.inner
-            .routes
-            .set_server(&key, SocketAddr::from(([127, 0, 0, 1], row.port)));
+        tracing::info!(server = %key, pid = claim.pid, port = row.port, "server re-attached; route restored");
+        self.take_back(key, handle, SocketAddr::from(([127, 0, 0, 1], row.port)));
+    }
+
+    /// A server the last hub ran, followed again through `handle`: routed to `addr`,
+    /// live as running, its end watched.
+    pub(super) fn take_back(&self, key: ServerKey, handle: ServerHandle, addr: SocketAddr) {
+        self.inner.routes.set_server(&key, addr);
         let done = Progress {
             events: Vec::new(),
             done: true,
@@ -183,7 +189,6 @@ impl Servers {
             key.clone(),
             Live::new(ServerState::Running, Some(handle.clone()), done, 0),
         );
-        tracing::info!(server = %key, pid = claim.pid, port = row.port, "server re-attached; route restored");
         self.watch_exit(key, handle);
     }
 }

@@ -13,9 +13,10 @@ use crate::metrics::SpawnStatus;
 use crate::secrets::new_api_token;
 use crate::spawner::{Ending, ServerHandle, SpawnArgs};
 use crate::types::{ServerKey, ServerState, Username};
+use sudohub_helpers_config::slurm::Backend;
 
 /// How a start ended short of running.
-enum Cut {
+pub(super) enum Cut {
     /// A step failed; the server is left stopped with the reason.
     Failed(HubError),
     /// A stop (and perhaps a new start) took the server over; what this start began is
@@ -38,7 +39,7 @@ impl From<rusqlite::Error> for Cut {
 impl Servers {
     /// Adds `ev` to the progress of start `run` of a server; the last event ends the
     /// stream.
-    fn event(&self, key: &ServerKey, run: u64, ev: ProgressEvent) {
+    pub(super) fn event(&self, key: &ServerKey, run: u64, ev: ProgressEvent) {
         if let Some(l) = self.live().get(key).filter(|l| l.run == run) {
             l.progress.send_modify(|p| {
                 p.done |= ev.is_last();
@@ -50,7 +51,7 @@ impl Servers {
     /// Runs `f` on the server's entry while start `run` still owns it (the same start,
     /// still starting), under the lock: what `f` does cannot cross a stop. `None` once
     /// the start was interrupted.
-    fn own<R>(
+    pub(super) fn own<R>(
         &self,
         key: &ServerKey,
         run: u64,
@@ -63,10 +64,10 @@ impl Servers {
         Some(f(l))
     }
 
-    pub(super) async fn run_spawn(&self, user: UserRow, key: ServerKey, run: u64) {
+    pub(super) async fn run_spawn(&self, user: UserRow, key: ServerKey, run: u64, profile: String) {
         let began = std::time::Instant::now();
         self.mark_spawning(&key, run, true);
-        let result = self.spawn_steps(&user, &key, run).await;
+        let result = self.spawn_steps(&user, &key, run, profile).await;
         self.mark_spawning(&key, run, false);
         let status = if result.is_ok() {
             SpawnStatus::success
@@ -104,7 +105,13 @@ impl Servers {
     /// that fails leaves nothing behind: `run_spawn` removes the row, token and client.
     /// Each step that writes does so only while the start is still its server's (see
     /// [`Self::own`]); once a stop has taken over, the start ends what it began.
-    async fn spawn_steps(&self, user: &UserRow, key: &ServerKey, run: u64) -> Result<(), Cut> {
+    async fn spawn_steps(
+        &self,
+        user: &UserRow,
+        key: &ServerKey,
+        run: u64,
+        profile: String,
+    ) -> Result<(), Cut> {
         let cfg = &self.inner.cfg;
         let db = &self.inner.db;
         self.event(key, run, ProgressEvent::requested());
@@ -112,9 +119,14 @@ impl Servers {
         self.previous_gone(key).await;
         let port = self
             .own(key, run, |_| {
-                db.servers().starting_on(key, |taken| {
-                    pick_port(cfg.spawner.port_range, taken, ephemeral_ports())
-                })
+                db.servers()
+                    .starting_on(key, |taken| match cfg.spawner.backend {
+                        // A job's server picks its port on its node, and reports it.
+                        Backend::Slurm => Some(0),
+                        Backend::Local => {
+                            pick_port(cfg.spawner.port_range, taken, ephemeral_ports())
+                        }
+                    })
             })
             .ok_or(Cut::Interrupted)??
             .ok_or_else(|| HubError::helper("no free port in spawner.port_range"))?;
@@ -142,6 +154,7 @@ impl Servers {
             server_name: key.name.clone(),
             port,
             env,
+            profile,
         };
         let start_timeout = Duration::from_secs(cfg.spawner.start_timeout_secs);
         let asked = std::time::Instant::now();
@@ -154,7 +167,10 @@ impl Servers {
         // From here on a stop finds the handle and ends the server itself.
         let kept = self.own(key, run, |l| {
             l.handle = Some(handle.clone());
-            db.servers().running(key, pid)
+            match handle.job() {
+                Some(job) => db.servers().submitted(key, job.id),
+                None => db.servers().running(key, pid),
+            }
         });
         let Some(kept) = kept else {
             tracing::info!(server = %key, pid, "stopping the server of an interrupted start");
@@ -169,23 +185,43 @@ impl Servers {
             return Err(e.into());
         }
         let http_timeout = Duration::from_secs(cfg.spawner.http_timeout_secs);
-        let ready = wait_http(port, &prefix, http_timeout, &handle, &key.name)
-            .await
-            .and_then(|()| owner_check(&key.user, port));
-        if let Err(e) = ready {
-            if self.own(key, run, |_| ()).is_none() {
-                return Err(Cut::Interrupted);
+        let ready = match handle.job() {
+            Some(job) => self.job_ready(key, run, job, &prefix, &handle).await,
+            None => wait_http(local(port), &prefix, http_timeout, &handle, &key.name)
+                .await
+                .and_then(|()| owner_check(&key.user, port))
+                .map(|()| local(port))
+                .map_err(Cut::Failed),
+        };
+        let addr = match ready {
+            Ok(a) => a,
+            Err(cut) => {
+                // A stop took the handle over and ends the server itself.
+                if self.own(key, run, |_| ()).is_none() {
+                    return Err(Cut::Interrupted);
+                }
+                let _ = handle.stop(self.grace()).await;
+                return Err(cut);
             }
-            let _ = handle.stop(self.grace()).await;
-            return Err(e.into());
-        }
+        };
         let routes = &self.inner.routes;
-        self.own(key, run, |l| {
-            routes.set_server(key, SocketAddr::from(([127, 0, 0, 1], port)));
-            l.state = ServerState::Running;
-        })
-        .ok_or(Cut::Interrupted)?;
-        tracing::info!(server = %key, pid, port, "server running; route added");
+        let recorded = self
+            .own(key, run, |l| {
+                let recorded = match handle.job() {
+                    Some(_) => db
+                        .servers()
+                        .running_at(key, &addr.ip().to_string(), addr.port()),
+                    None => Ok(()),
+                };
+                routes.set_server(key, addr);
+                l.state = ServerState::Running;
+                recorded
+            })
+            .ok_or(Cut::Interrupted)?;
+        if let Err(e) = recorded {
+            tracing::error!(server = %key, error = %e, "cannot record the server's address");
+        }
+        tracing::info!(server = %key, pid, %addr, "server running; route added");
         self.event(key, run, ProgressEvent::ready(&prefix));
         self.watch_exit(key.clone(), handle);
         Ok(())
@@ -220,6 +256,10 @@ impl Servers {
             }
         });
     }
+}
+
+fn local(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
 }
 
 /// The route goes only to a socket of the user's own: see [`super::listener`].

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sudohub_protocol::spawner::{EnvVar, Reply, Request, Spawn, Target};
+use sudohub_protocol::spawner::{EnvVar, Reply, Request, Spawn, Submit, Target};
 use sudohub_protocol::{Bounded, Hello};
 use tokio::net::UnixStream;
 use tokio::process::Command;
@@ -22,6 +22,8 @@ use crate::types::{ServerName, Username};
 pub struct SpawnerClient {
     sudo: Vec<String>,
     helper: PathBuf,
+    /// With the Slurm backend: the poller its jobs are followed by.
+    slurm: Option<crate::slurm::JobWatch>,
 }
 
 /// What the hub asks for: everything else is the helper's config.
@@ -35,13 +37,104 @@ pub struct SpawnArgs {
     pub port: u16,
     /// Environment for the server (the helper admits only allow-listed names).
     pub env: Vec<(String, String)>,
+    /// With the Slurm backend: the name of root's profile the job is submitted with
+    /// (`""`: the first).
+    pub profile: String,
 }
 
 impl SpawnerClient {
     /// `sudo` is the command and its options, `["sudo", "-n"]` normally (a sudo
     /// replacement such as `dzdo` works too), or empty for a setuid-root helper.
     pub fn new(sudo: Vec<String>, helper: PathBuf) -> Self {
-        Self { sudo, helper }
+        Self {
+            sudo,
+            helper,
+            slurm: None,
+        }
+    }
+
+    /// The same, submitting servers as Slurm jobs followed by `watch`.
+    pub fn with_slurm(mut self, watch: crate::slurm::JobWatch) -> Self {
+        self.slurm = Some(watch);
+        self
+    }
+
+    /// With the Slurm backend: a handle on job `job_id` of `user`'s server `server`,
+    /// one submitted earlier (by this hub or the one before it).
+    pub fn job_handle(
+        &self,
+        user: &Username,
+        server: &ServerName,
+        job_id: u32,
+        port: Option<u16>,
+        timeout: Duration,
+    ) -> Option<ServerHandle> {
+        let watch = self.slurm.as_ref()?;
+        let (client, user, server) = (self.clone(), user.clone(), server.clone());
+        let cancel: super::job::Canceller = Arc::new(move |id| {
+            let (client, user, server) = (client.clone(), user.clone(), server.clone());
+            Box::pin(async move { client.cancel(&user, &server, id, timeout).await })
+        });
+        Some(super::job::handle(watch, job_id, port, cancel))
+    }
+
+    /// Submits `args` as a Slurm job through a helper (as the user); the handle follows it.
+    async fn submit(
+        &self,
+        args: SpawnArgs,
+        timeout: Duration,
+    ) -> Result<ServerHandle, SpawnerError> {
+        let user = args.user.clone();
+        let target = target(&args.user, &args.server_name)?;
+        let submit = Submit {
+            profile: Bounded::new(args.profile.as_str())
+                .map_err(|_| SpawnerError::Protocol("the profile name is too long".into()))?,
+            env: env_vars(&args.env)?,
+        };
+        let job_id = self
+            .converse(&user, timeout, |mut stream| async move {
+                hello(&mut stream).await?;
+                write_request(&mut stream, &Request::Target(target)).await?;
+                let sent = write_request(&mut stream, &Request::Submit(submit)).await;
+                match (sent, read_reply(&mut stream).await) {
+                    (_, Ok(Reply::Error(e))) => Err(refused(e)),
+                    (Ok(()), Ok(Reply::Submitted { job_id })) => Ok(job_id),
+                    (Ok(()), Ok(other)) => Err(SpawnerError::Protocol(format!(
+                        "expected submitted, got {other:?}"
+                    ))),
+                    (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+                }
+            })
+            .await?;
+        tracing::info!(user = %args.user, server = %args.server_name, job = job_id,
+            profile = %args.profile, "server submitted to Slurm");
+        self.job_handle(&args.user, &args.server_name, job_id, None, timeout)
+            .ok_or_else(|| SpawnerError::Protocol("no Slurm poller".into()))
+    }
+
+    /// Cancels `user`'s job `job_id` through a helper (`scancel` as the user).
+    pub async fn cancel(
+        &self,
+        user: &Username,
+        server: &ServerName,
+        job_id: u32,
+        timeout: Duration,
+    ) -> Result<(), SpawnerError> {
+        let target = target(user, server)?;
+        self.converse(user, timeout, |mut stream| async move {
+            hello(&mut stream).await?;
+            write_request(&mut stream, &Request::Target(target)).await?;
+            let sent = write_request(&mut stream, &Request::Cancel { job_id }).await;
+            match (sent, read_reply(&mut stream).await) {
+                (_, Ok(Reply::Error(e))) => Err(refused(e)),
+                (Ok(()), Ok(Reply::Cancelled)) => Ok(()),
+                (Ok(()), Ok(other)) => Err(SpawnerError::Protocol(format!(
+                    "expected cancelled, got {other:?}"
+                ))),
+                (Err(e), _) | (Ok(()), Err(e)) => Err(e),
+            }
+        })
+        .await
     }
 
     /// Runs the helper for `args.user`, says hello, asks for the spawn, and returns once
@@ -51,6 +144,9 @@ impl SpawnerClient {
         args: SpawnArgs,
         timeout: Duration,
     ) -> Result<ServerHandle, SpawnerError> {
+        if self.slurm.is_some() {
+            return self.submit(args, timeout).await;
+        }
         let user = args.user.clone();
         self.converse(&user, timeout, |stream| async move {
             handshake(stream, &args).await
@@ -67,11 +163,7 @@ impl SpawnerClient {
         server: &ServerName,
         timeout: Duration,
     ) -> Result<u32, SpawnerError> {
-        let bad = |what: &str| SpawnerError::Protocol(format!("{what} does not fit the protocol"));
-        let target = Target {
-            user: Bounded::new(user.as_str()).map_err(|_| bad("the user name"))?,
-            server_name: Bounded::new(server.as_str()).map_err(|_| bad("the server name"))?,
-        };
+        let target = target(user, server)?;
         self.converse(user, timeout, |mut stream| async move {
             hello(&mut stream).await?;
             write_request(&mut stream, &Request::Clear(target)).await?;
@@ -189,7 +281,20 @@ impl Spawner for SpawnerClient {
     ) -> futures_util::future::BoxFuture<'a, Result<u32, SpawnerError>> {
         Box::pin(SpawnerClient::clear(self, user, server, timeout))
     }
+
+    fn job_handle(
+        &self,
+        user: &Username,
+        server: &ServerName,
+        job_id: u32,
+        port: Option<u16>,
+    ) -> Option<ServerHandle> {
+        SpawnerClient::job_handle(self, user, server, job_id, port, CANCEL_TIMEOUT)
+    }
 }
+
+/// How long a helper has to cancel a job of a server re-attached after a restart.
+const CANCEL_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Hello, target, then spawn, then wait for `Started`: the part that needs no sudo, so it can be
 /// tested against a fake helper.
@@ -198,22 +303,12 @@ pub(crate) async fn handshake(
     args: &SpawnArgs,
 ) -> Result<ServerHandle, SpawnerError> {
     hello(&mut stream).await?;
-    let bad = |what: &str| SpawnerError::Protocol(format!("{what} does not fit the protocol"));
-    let target = Target {
-        user: Bounded::new(args.user.as_str()).map_err(|_| bad("the user name"))?,
-        server_name: Bounded::new(args.server_name.as_str()).map_err(|_| bad("the server name"))?,
-    };
-    write_request(&mut stream, &Request::Target(target)).await?;
-    let env = args
-        .env
-        .iter()
-        .map(|(k, v)| {
-            Ok(EnvVar {
-                name: Bounded::new(k.as_str()).map_err(|_| bad("an environment name"))?,
-                value: Bounded::new(v.as_str()).map_err(|_| bad("an environment value"))?,
-            })
-        })
-        .collect::<Result<Vec<_>, SpawnerError>>()?;
+    write_request(
+        &mut stream,
+        &Request::Target(target(&args.user, &args.server_name)?),
+    )
+    .await?;
+    let env = env_vars(&args.env)?;
     let spawn = Spawn {
         port: args.port,
         env,
@@ -237,6 +332,28 @@ pub(crate) async fn handshake(
             "expected started, got {other:?}"
         ))),
     }
+}
+
+fn bad(what: &str) -> SpawnerError {
+    SpawnerError::Protocol(format!("{what} does not fit the protocol"))
+}
+
+fn target(user: &Username, server: &ServerName) -> Result<Target, SpawnerError> {
+    Ok(Target {
+        user: Bounded::new(user.as_str()).map_err(|_| bad("the user name"))?,
+        server_name: Bounded::new(server.as_str()).map_err(|_| bad("the server name"))?,
+    })
+}
+
+fn env_vars(env: &[(String, String)]) -> Result<Vec<EnvVar>, SpawnerError> {
+    env.iter()
+        .map(|(k, v)| {
+            Ok(EnvVar {
+                name: Bounded::new(k.as_str()).map_err(|_| bad("an environment name"))?,
+                value: Bounded::new(v.as_str()).map_err(|_| bad("an environment value"))?,
+            })
+        })
+        .collect()
 }
 
 /// The hello each way.

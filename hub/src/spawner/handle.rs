@@ -21,7 +21,7 @@ pub enum Ending {
     Lost,
 }
 
-enum Command {
+pub(super) enum Command {
     Status(oneshot::Sender<Result<ServerStatus, SpawnerError>>),
     Stop(u32, oneshot::Sender<Result<(), SpawnerError>>),
     Release,
@@ -34,6 +34,7 @@ pub struct ServerHandle {
     pid: u32,
     commands: mpsc::Sender<Command>,
     ending: watch::Receiver<Option<Ending>>,
+    job: Option<super::job::JobLink>,
 }
 
 impl std::fmt::Debug for ServerHandle {
@@ -55,10 +56,31 @@ impl ServerHandle {
             pid,
             commands,
             ending,
+            job: None,
         }
     }
 
-    /// The server's pid.
+    /// A server that is Slurm job `link`, driven by `drive` (see [`super::job`]): its
+    /// "pid" is the job id.
+    pub(super) fn for_job(
+        link: super::job::JobLink,
+        commands: mpsc::Sender<Command>,
+        ending: watch::Receiver<Option<Ending>>,
+    ) -> Self {
+        Self {
+            pid: link.id,
+            commands,
+            ending,
+            job: Some(link),
+        }
+    }
+
+    /// The Slurm job this server is, with the backend `"slurm"`.
+    pub fn job(&self) -> Option<&super::job::JobLink> {
+        self.job.as_ref()
+    }
+
+    /// The server's pid (its job id, for a Slurm job).
     pub fn pid(&self) -> u32 {
         self.pid
     }
@@ -243,6 +265,7 @@ mod tests {
             server_name: crate::types::ServerName::DEFAULT,
             port: 20000,
             env: vec![("JUPYTERHUB_API_TOKEN".into(), "t".into())],
+            profile: String::new(),
         }
     }
 

@@ -12,6 +12,7 @@ mod client;
 #[cfg(test)]
 pub(crate) mod fake;
 mod handle;
+pub mod job;
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use futures_util::future::BoxFuture;
 pub use account::{AccountMaker, Ensured};
 pub use client::{SpawnArgs, SpawnerClient};
 pub use handle::{Ending, ServerHandle};
+pub use job::JobLink;
 
 use sudohub_protocol::spawner::ErrorKind;
 
@@ -43,6 +45,18 @@ pub trait Spawner: Send + Sync + 'static {
         server: &'a crate::types::ServerName,
         timeout: Duration,
     ) -> BoxFuture<'a, Result<u32, SpawnerError>>;
+
+    /// With the Slurm backend: a handle on job `job_id`, submitted earlier for `user`'s
+    /// server `server` (after a hub restart); `None` for a spawner without Slurm.
+    fn job_handle(
+        &self,
+        _user: &crate::types::Username,
+        _server: &crate::types::ServerName,
+        _job_id: u32,
+        _port: Option<u16>,
+    ) -> Option<ServerHandle> {
+        None
+    }
 }
 
 /// Why a spawn or a request to a helper failed.

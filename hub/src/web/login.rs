@@ -285,6 +285,8 @@ pub async fn logout_page(State(s): State<AppState>, session: Option<Session>) ->
         button: "Sign out",
         back: Some(s.urls.hub_page("home")),
         back_text: "Home",
+        options: Vec::new(),
+        options_legend: "",
     }
     .respond()
 }

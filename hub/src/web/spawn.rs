@@ -107,10 +107,31 @@ fn page_for(
                 button,
                 back: Some(s.urls.hub_page("home")),
                 back_text: "Home",
+                options: choices(s, key),
+                options_legend: "Resources for your server (a Slurm job)",
             }
             .respond()
         }
     }
+}
+
+/// The Slurm profiles the user may pick, described by what they ask Slurm for.
+fn choices(s: &AppState, key: &ServerKey) -> Vec<templates::Choice> {
+    crate::slurm::profiles::available(&s.profiles, &key.user)
+        .into_iter()
+        .map(|p| {
+            let options = p.options().join(" ");
+            let description = match (p.description.is_empty(), options.is_empty()) {
+                (true, _) => options,
+                (false, true) => p.description.clone(),
+                (false, false) => format!("{} ({options})", p.description),
+            };
+            templates::Choice {
+                name: p.name.clone(),
+                description,
+            }
+        })
+        .collect()
 }
 
 /// `POST /hub/spawn`: start my default server, or with a `server_name` field the named
@@ -128,7 +149,8 @@ pub async fn spawn_self(State(s): State<AppState>, Query(q): Q, form: XsrfForm) 
         }
     };
     let key = ServerKey::new(form.session.user.name.clone(), name);
-    spawn_for(s, form.session, &key, q).await
+    let profile = form.fields.get("profile").cloned();
+    spawn_for(s, form.session, &key, q, profile).await
 }
 
 /// `POST /hub/spawn/<name>[/<server>]`: only one's own.
@@ -139,7 +161,10 @@ pub async fn spawn_user(
     form: XsrfForm,
 ) -> Response {
     match own_server(&form.session, &params) {
-        Ok(key) => spawn_for(s, form.session, &key, q).await,
+        Ok(key) => {
+            let profile = form.fields.get("profile").cloned();
+            spawn_for(s, form.session, &key, q, profile).await
+        }
         Err(resp) => *resp,
     }
 }
@@ -149,6 +174,7 @@ async fn spawn_for(
     sess: Session,
     key: &ServerKey,
     q: HashMap<String, String>,
+    profile: Option<String>,
 ) -> Response {
     let next = next_of(&s, &q);
     let ready = next.clone().unwrap_or_else(|| s.urls.server_url(key));
@@ -167,7 +193,15 @@ async fn spawn_for(
                 .respond(e.status());
         }
     }
-    if s.servers.start(&sess.user, &key.name).is_ok() {
+    let profile = match crate::api::profile_for(&s, key, profile.as_deref()) {
+        Ok(p) => p,
+        Err(e) => {
+            return Message::error("Cannot start this server", e.public_message())
+                .link(s.urls.hub_page("spawn"), "Back")
+                .respond(e.status())
+        }
+    };
+    if s.servers.start_with(&sess.user, &key.name, profile).is_ok() {
         // Like JupyterHub: give a quick spawn a moment before showing progress.
         let deadline = tokio::time::Instant::now() + QUICK_SPAWN;
         while tokio::time::Instant::now() < deadline {

@@ -305,6 +305,16 @@ impl Supervisor {
                 ErrorKind::NotRunning,
                 "no server is running",
             )),
+            (Phase::AwaitSpawn, Request::Submit(_) | Request::Cancel { .. }) => {
+                self.fail(HelperError::new(
+                    ErrorKind::BadValue,
+                    "a Slurm request, but helpers.toml says backend = \"local\"",
+                ))
+            }
+            (_, Request::Submit(_) | Request::Cancel { .. }) => self.send_error(&HelperError::new(
+                ErrorKind::BadValue,
+                "a Slurm request to a local server",
+            )),
         }
     }
 

@@ -1,0 +1,174 @@
+//! The part of a start, and of a hub's start, that is particular to servers run as
+//! Slurm jobs: waiting through the queue with progress the user can read ("queued
+//! (position 2)", "running on node cn07"), for the job's server to report its port, and
+//! then for it to answer HTTP on its node; and after a hub restart, following the jobs
+//! the last hub recorded.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use super::readiness::wait_http;
+use super::spawn::Cut;
+use super::{ProgressEvent, Servers};
+use crate::error::HubError;
+use crate::slurm::JobView;
+use crate::spawner::{JobLink, ServerHandle};
+use crate::types::{RecordedState, ServerKey, ServerState};
+
+/// How often the wait looks at the clock when nothing changes.
+const TICK: Duration = Duration::from_secs(1);
+
+impl Servers {
+    /// Waits until job `job` runs, its server has reported its port and answers HTTP
+    /// there; returns where it answers. Fails when Slurm ends the job, when it waits in
+    /// the queue past `slurm.queue_timeout_secs`, or when, running, its server does not
+    /// report within `spawner.start_timeout_secs` or answer within `http_timeout_secs`.
+    pub(super) async fn job_ready(
+        &self,
+        key: &ServerKey,
+        run: u64,
+        job: &JobLink,
+        prefix: &str,
+        handle: &ServerHandle,
+    ) -> Result<SocketAddr, Cut> {
+        let cfg = &self.inner.cfg;
+        let id = job.id;
+        let (mut view, mut port) = (job.view(), job.port());
+        let queued_since = Instant::now();
+        let queue_limit = Duration::from_secs(cfg.slurm.queue_timeout_secs);
+        let start_limit = Duration::from_secs(cfg.spawner.start_timeout_secs);
+        let mut running_since: Option<Instant> = None;
+        let mut said = String::new();
+        let fail = |m: String| Err(Cut::Failed(HubError::helper(m)));
+        let addr = loop {
+            if self.own(key, run, |_| ()).is_none() {
+                return Err(Cut::Interrupted);
+            }
+            let now = Instant::now();
+            let current = view.borrow_and_update().clone();
+            let (progress, message) = match &current {
+                JobView::Submitted => (20, format!("Submitted to Slurm as job {id}")),
+                JobView::Pending { position, reason } => {
+                    if !queue_limit.is_zero() && now - queued_since > queue_limit {
+                        return fail(format!(
+                            "job {id} waited in the queue longer than {} s (slurm.queue_timeout_secs) and was cancelled",
+                            queue_limit.as_secs()
+                        ));
+                    }
+                    let mut why: Vec<String> = position
+                        .map(|p| format!("position {p}"))
+                        .into_iter()
+                        .collect();
+                    if reason != "None" && !reason.is_empty() {
+                        why.push(reason.clone());
+                    }
+                    (30, format!("Job {id} queued ({})", why.join(", ")))
+                }
+                JobView::Running { node, addr } => {
+                    let since = *running_since.get_or_insert(now);
+                    if let (Some(ip), Some(p)) = (addr, *port.borrow_and_update()) {
+                        break SocketAddr::new(*ip, p);
+                    }
+                    if now - since > start_limit {
+                        return fail(format!(
+                            "job {id} runs on node {node}, but its server did not report its port within {} s (spawner.start_timeout_secs): is batchspawner-singleuser its command?",
+                            start_limit.as_secs()
+                        ));
+                    }
+                    (60, format!("Job {id} running on node {node}"))
+                }
+                JobView::Ended { state, reason } => {
+                    return fail(format!(
+                        "Slurm ended job {id} ({state}, {reason}) before its server was ready; the job's output file is named in helpers.toml [slurm] output"
+                    ));
+                }
+            };
+            if message != said {
+                tracing::info!(server = %key, job = id, "{message}");
+                self.event(key, run, ProgressEvent::note(progress, &message));
+                said = message;
+            }
+            tokio::select! {
+                _ = view.changed() => {}
+                _ = port.changed() => {}
+                _ = tokio::time::sleep(TICK) => {}
+            }
+        };
+        self.event(
+            key,
+            run,
+            ProgressEvent::note(
+                80,
+                &format!("Job {id} server at {addr}, waiting for it to answer"),
+            ),
+        );
+        let http_timeout = Duration::from_secs(cfg.spawner.http_timeout_secs);
+        wait_http(addr, prefix, http_timeout, handle, &key.name)
+            .await
+            .map_err(Cut::Failed)?;
+        Ok(addr)
+    }
+
+    /// A job's server reports the port it listens on: taken while the server is
+    /// starting as a Slurm job and has not reported one yet.
+    pub fn report_port(&self, key: &ServerKey, port: u16) -> Result<(), String> {
+        let live = self.live();
+        let job = live
+            .get(key)
+            .filter(|l| l.state == ServerState::Starting)
+            .and_then(|l| l.handle.as_ref())
+            .and_then(|h| h.job())
+            .ok_or_else(|| format!("{key} is not a Slurm job that is starting"))?;
+        if job.report_port(port) {
+            Ok(())
+        } else {
+            Err(format!("{key} has reported its port already"))
+        }
+    }
+
+    /// At hub start, before the database repair: every server the last hub ran as a
+    /// Slurm job is followed again by its job id, with no new job. A running one gets its
+    /// route back at once (the job tells the poller soon whether it still runs); one the
+    /// last hub was still starting or stopping is cancelled, so no job runs unseen.
+    pub(super) fn recover_jobs(&self) {
+        let rows = match self.inner.db.servers().jobs() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the Slurm jobs of the last hub");
+                return;
+            }
+        };
+        for row in rows {
+            let key = row.key.clone();
+            let Some(handle) =
+                self.inner
+                    .spawner
+                    .job_handle(&key.user, &key.name, row.job_id, Some(row.port))
+            else {
+                tracing::warn!(server = %key, job = row.job_id, "a Slurm job is recorded, but the backend is not slurm: left alone");
+                continue;
+            };
+            let addr = row
+                .host
+                .as_deref()
+                .and_then(|h| h.parse::<IpAddr>().ok())
+                .map(|ip| SocketAddr::new(ip, row.port));
+            match (row.state, addr) {
+                (RecordedState::Running, Some(addr)) if row.port != 0 => {
+                    tracing::info!(server = %key, job = row.job_id, %addr, "Slurm job followed again; route restored");
+                    self.take_back(key, handle, addr);
+                }
+                _ => {
+                    tracing::warn!(server = %key, job = row.job_id, state = row.state.as_str(),
+                        "cancelling a Slurm job the last hub left half-started or half-stopped");
+                    let grace = self.grace();
+                    tokio::spawn(async move {
+                        if let Err(e) = handle.stop(grace).await {
+                            tracing::warn!(job = handle.pid(), error = %e, "cannot cancel the job");
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
