@@ -288,6 +288,12 @@ fn validate(c: &HelpersConfig) -> Result<(), ConfigError> {
             .validate()
             .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
     }
+    if c.spawner.backend == crate::slurm::Backend::Slurm && s.hub_api_url.is_none() {
+        return Err(invalid(
+            "spawner.hub_api_url",
+            "is needed with backend = \"slurm\": the Hub API URL the compute nodes reach, the same as hub.toml's [slurm] hub_api_url",
+        ));
+    }
     if c.spawner.backend == crate::slurm::Backend::Slurm && c.slurm.is_none() {
         return Err(invalid(
             "spawner.backend",
@@ -501,7 +507,7 @@ mod shipped_file {
             .map(|l| l.split("  #").next().unwrap_or(l))
             .collect::<Vec<_>>()
             .join("\n");
-        let text = format!("hub_user = \"sudohub\"\n[spawner]\nbackend = \"slurm\"\n{example}");
+        let text = format!("hub_user = \"sudohub\"\n[spawner]\nbackend = \"slurm\"\nhub_api_url = \"http://hub:8081/hub/api\"\n{example}");
         let c = super::parse(&text, std::path::Path::new("example")).unwrap();
         let slurm = c.slurm.unwrap();
         assert_eq!(slurm.profile.len(), 2);

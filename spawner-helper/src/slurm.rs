@@ -29,8 +29,34 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Variables the hub may never set for a job, whatever `env_allow` says: they steer
-/// Slurm's own commands (`SLURM_CONF`, `SBATCH_*` options) rather than the server.
-const SLURM_PREFIXES: &[&str] = &["SLURM_", "SBATCH_", "SALLOC_", "SRUN_", "SUDOHUB_"];
+/// Slurm's own commands (`SLURM_CONF`, `SBATCH_*` options, SPANK plugins), or the bash
+/// and environment modules that run the job script.
+fn denied_for_jobs(name: &str) -> bool {
+    const PREFIXES: &[&str] = &[
+        "SLURM_",
+        "SBATCH_",
+        "SALLOC_",
+        "SRUN_",
+        "SUDOHUB_",
+        "_SLURM",
+        "SPANK_",
+        "LMOD_",
+        "BASH_FUNC",
+        "MODULE",
+    ];
+    const NAMES: &[&str] = &[
+        "SHELLOPTS",
+        "BASHOPTS",
+        "BASH_ENV",
+        "ENV",
+        "PS4",
+        "IFS",
+        "CDPATH",
+        "GLOBIGNORE",
+        "PROMPT_COMMAND",
+    ];
+    PREFIXES.iter().any(|p| name.starts_with(p)) || NAMES.contains(&name)
+}
 
 /// Serves the one request and returns the exit code.
 pub fn serve(v: &Verified, log: &mut ActionLog, mut channel: Channel) -> i32 {
@@ -133,10 +159,7 @@ fn submit(v: &Verified, req: Submit) -> Result<u32, HelperError> {
         ));
     }
     let mut env = check_env(req.env, &v.config.spawner)?;
-    if let Some(name) = env
-        .keys()
-        .find(|k| SLURM_PREFIXES.iter().any(|p| k.starts_with(p)))
-    {
+    if let Some(name) = env.keys().find(|k| denied_for_jobs(k)) {
         return Err(HelperError::new(
             ErrorKind::EnvNotAllowed,
             format!("environment variable {name:?} is not allowed for a Slurm job"),
@@ -147,8 +170,35 @@ fn submit(v: &Verified, req: Submit) -> Result<u32, HelperError> {
         .ok_or_else(|| bad("no JUPYTERHUB_API_TOKEN for the server".into()))?;
     env.remove("JPY_API_TOKEN");
     let home = v.user.dir.clone();
+    let home_ok = home.is_absolute()
+        && home.to_str().is_some_and(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-+@".contains(c))
+        });
+    if !home_ok {
+        return Err(HelperError::new(
+            ErrorKind::SpawnFailed,
+            format!(
+                "the home directory {:?} has characters an #SBATCH line cannot carry",
+                home.display()
+            ),
+        ));
+    }
     let token_file = write_token(&home, &v.config.spawner.log_dir, &v.server_name, &token)?;
+    if let Some(dir) = home.join(&slurm.output).parent() {
+        // Slurm opens the output as the user on the node; a missing directory would fail
+        // the job before a line of it could say why.
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir);
+    }
     let script = job_script(slurm, profile, &home, &v.user.name, &v.server_name);
+    // The job gets root's umask; its resource limits are the node's (the script says
+    // `--propagate=NONE`), not those sbatch inherited from sudo or the hub.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(
+        v.config.spawner.umask,
+    ));
     let mut cmd = Command::new(&slurm.sbatch);
     cmd.args(["--parsable", "--export=ALL"])
         .env_clear()
@@ -187,18 +237,19 @@ fn submit(v: &Verified, req: Submit) -> Result<u32, HelperError> {
 /// Cancels the user's job `job_id`. A job that has ended already counts as cancelled.
 fn cancel(v: &Verified, job_id: u32) -> Result<(), HelperError> {
     let slurm = slurm_config(v)?;
+    // Only this server's job of this user: with the name and the user as filters, another
+    // job id (the user's own other work, or another user's) matches nothing.
     let mut cmd = Command::new(&slurm.scancel);
-    cmd.arg(job_id.to_string())
+    cmd.arg(format!("--name={}", job_name(&v.user.name, &v.server_name)))
+        .arg(format!("--user={}", v.user.name))
+        .arg(job_id.to_string())
         .env_clear()
         .envs(base_env(v, slurm))
         .current_dir(&v.user.dir);
     let out = run(cmd, None)?;
-    let _ = std::fs::remove_file(token_path(
-        &v.user.dir,
-        &v.config.spawner.log_dir,
-        &v.server_name,
-    ));
-    let ended = out.stderr.contains("already completing or completed");
+    remove_tokens(&v.user.dir, &v.config.spawner.log_dir, &v.server_name);
+    let ended = out.stderr.contains("already completing or completed")
+        || out.stderr.contains("Invalid job id");
     if out.ok || ended {
         Ok(())
     } else {
@@ -232,14 +283,29 @@ fn url_host(ip: &str) -> String {
     }
 }
 
-/// `~/<log_dir>/slurm-<server or "default">.token`.
-fn token_path(home: &Path, log_dir: &str, server: &str) -> PathBuf {
+/// The token files of a server's jobs are `~/<log_dir>/slurm-<server or "default">-<random>.token`.
+fn token_prefix(server: &str) -> String {
     let name = if server.is_empty() { "default" } else { server };
-    home.join(log_dir).join(format!("slurm-{name}.token"))
+    format!("slurm-{name}-")
 }
 
-/// Writes the token to a new file of mode 0600 in a directory of mode 0700 (as the user:
-/// a link planted there can only lead to the user's own files, and none is followed).
+/// Removes what is left of the token files of `server`'s jobs (a job cancelled before it
+/// ran never read its own).
+fn remove_tokens(home: &Path, log_dir: &str, server: &str) {
+    let dir = home.join(log_dir);
+    let prefix = token_prefix(server);
+    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&prefix) && name.ends_with(".token") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Writes the token to a new file of mode 0600, named for this one submit, in a
+/// directory of mode 0700 (as the user: a link planted there can only lead to the user's
+/// own files, and none is followed). A name of its own per submit: an older job of the
+/// same server still queued cannot read the next one's token.
 fn write_token(
     home: &Path,
     log_dir: &str,
@@ -249,20 +315,18 @@ fn write_token(
     let fail = |what: &str, e: std::io::Error| {
         HelperError::new(ErrorKind::SpawnFailed, format!("{what}: {e}"))
     };
-    let path = token_path(home, log_dir, server);
-    if let Some(dir) = path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| fail("cannot make the directory for the job's token", e))?;
-    }
-    match std::fs::remove_file(&path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(fail("cannot remove an old token file", e))
-        }
-        _ => {}
-    }
+    let mut random = [0u8; 8];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut random))
+        .map_err(|e| fail("cannot read /dev/urandom", e))?;
+    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    let dir = home.join(log_dir);
+    let path = dir.join(format!("{}{suffix}.token", token_prefix(server)));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| fail("cannot make the directory for the job's token", e))?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -274,6 +338,15 @@ fn write_token(
         .and_then(|()| f.sync_all())
         .map_err(|e| fail("cannot write the job's token file", e))?;
     Ok(path)
+}
+
+/// The job's name: `sudohub-<user>` or `sudohub-<user>-<server>`.
+fn job_name(user: &str, server: &str) -> String {
+    if server.is_empty() {
+        format!("sudohub-{user}")
+    } else {
+        format!("sudohub-{user}-{server}")
+    }
 }
 
 /// Single-quotes `s` for the shell.
@@ -290,18 +363,16 @@ pub fn job_script(
     user: &str,
     server: &str,
 ) -> String {
-    let name = if server.is_empty() {
-        format!("sudohub-{user}")
-    } else {
-        format!("sudohub-{user}-{server}")
-    };
     let mut s = String::from("#!/bin/bash\n");
-    s.push_str(&format!("#SBATCH --job-name={name}\n"));
+    s.push_str(&format!("#SBATCH --job-name={}\n", job_name(user, server)));
     s.push_str(&format!(
         "#SBATCH --output={}\n",
         home.join(&slurm.output).display()
     ));
     s.push_str(&format!("#SBATCH --chdir={}\n", home.display()));
+    // A rerun could not read the token (the first run removed it), and the hub follows
+    // the job's first run only; the node's limits, not those sbatch inherited.
+    s.push_str("#SBATCH --no-requeue\n#SBATCH --propagate=NONE\n");
     for o in profile.options() {
         s.push_str(&format!("#SBATCH {o}\n"));
     }
@@ -390,7 +461,7 @@ mod tests {
 
     #[test]
     fn the_script_has_roots_lines_and_reads_the_token_from_its_file() {
-        let text = "hub_user = \"sudohub\"\n[spawner]\nbackend = \"slurm\"\n[slurm]\nprologue = \"module load python\"\ncommand = [\"/opt/v/bin/batchspawner-singleuser\", \"/opt/v/bin/it's\"]\n[[slurm.profile]]\nname = \"p\"\ntime = \"10\"\nextra = [\"--gres=gpu:1\"]";
+        let text = "hub_user = \"sudohub\"\n[spawner]\nbackend = \"slurm\"\nhub_api_url = \"http://hub:8081/hub/api\"\n[slurm]\nprologue = \"module load python\"\ncommand = [\"/opt/v/bin/batchspawner-singleuser\", \"/opt/v/bin/it's\"]\n[[slurm.profile]]\nname = \"p\"\ntime = \"10\"\nextra = [\"--gres=gpu:1\"]";
         let config = sudohub_helpers_config::parse(text, Path::new("helpers.toml")).unwrap();
         let slurm = config.slurm.unwrap();
         let p = slurm.profile("").unwrap();

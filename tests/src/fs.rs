@@ -42,3 +42,12 @@ impl Drop for OwnedDir {
         let _ = std::fs::remove_dir_all(&self.path);
     }
 }
+
+/// A file removed when dropped (one a test put in a system directory).
+pub struct RemovedFile(pub std::path::PathBuf);
+
+impl Drop for RemovedFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}

@@ -100,6 +100,7 @@ mod hub {
 
     use nix::unistd::{Gid, Uid};
     use reqwest::StatusCode;
+    use sudohub_tests::browser::Browser;
     use sudohub_tests::hub::{free_port, HubProcess};
     use sudohub_tests::slurm::Cluster;
     use sudohub_tests::system::{
@@ -107,8 +108,11 @@ mod hub {
     };
     use sudohub_tests::{fs, kernel, unique_name, wait_for};
 
+    const PASSWORD: &str = "a good long test password";
+
     struct World {
         hub_user: TestUser,
+        helpers: InstalledHelpers,
         alice: TestUser,
         bob: TestUser,
         hub_bin: PathBuf,
@@ -116,16 +120,16 @@ mod hub {
         state_dir: PathBuf,
         token: String,
         addr: SocketAddr,
-        _helpers: InstalledHelpers,
         _sudoers: SudoersDropIn,
         _helpers_config: HelpersConfigFile,
         _group: TestGroup,
         _gpu: TestGroup,
         _dirs: [fs::OwnedDir; 2],
+        _pam: fs::RemovedFile,
         _lock: ConfigLock,
     }
 
-    fn world(c: &Cluster) -> World {
+    fn world(c: &Cluster, spawner_extra: &str) -> World {
         assert!(
             std::path::Path::new("/opt/sudohub/venv/bin/batchspawner-singleuser").exists(),
             "batchspawner is missing from the venv: scripts/deps.sh installs it"
@@ -134,8 +138,15 @@ mod hub {
         let group = TestGroup::create(&unique_name("slg"));
         let gpu = TestGroup::create(&unique_name("slgpu"));
         let hub_user = TestUser::create_system(&unique_name("slh"));
-        let alice = TestUser::create(&unique_name("sla"), &[&group.name], None);
+        let alice = TestUser::create(&unique_name("sla"), &[&group.name], Some(PASSWORD));
         let bob = TestUser::create(&unique_name("slb"), &[&group.name], None);
+        let pam_service = unique_name("sudohubpamsl");
+        let pam_file = fs::RemovedFile(PathBuf::from("/etc/pam.d").join(&pam_service));
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../pam.d/sudohub"),
+            &pam_file.0,
+        )
+        .unwrap();
         let helpers = InstalledHelpers::install();
         let hub_bin = helpers.install_hub();
         let root = (Uid::from_raw(0), Gid::from_raw(0));
@@ -168,11 +179,14 @@ cookie_secret_file = "{state}/cookie_secret"
 reattach_socket = "{socket}"
 [auth]
 allowed_groups = ["{group}"]
+[pam]
+helper = "{pam}"
 [spawner]
 backend = "slurm"
 helper = "{spawner}"
 http_timeout_secs = 90
 [slurm]
+hub_api_url = "http://{addr}/hub/api"
 slurm_conf = "{conf}"
 poll_secs = 1
 [[services]]
@@ -184,19 +198,23 @@ admin = true
             socket = socket.display(),
             group = group.name,
             spawner = helpers.spawner().display(),
+            pam = helpers.pam().display(),
             conf = conf.display(),
         );
         fs::write_owned(&config, text.as_bytes(), root.0, hub_user.gid, 0o640);
         let api = sudohub::config::HubConfig::parse(&text, &config)
             .unwrap()
-            .api_url();
+            .server_api_url();
         let helpers_config = HelpersConfigFile::write(&format!(
             r#"hub_user = {hub:?}
 allowed_group = {group:?}
 [spawner]
 backend = "slurm"
+{spawner_extra}
 reattach_socket = {socket:?}
 hub_api_url = {api:?}
+[pam]
+service = {pam_service:?}
 [slurm]
 slurm_conf = {conf:?}
 listen_ip = "127.0.0.1"
@@ -231,12 +249,13 @@ groups = [{gpu:?}]
             state_dir,
             token,
             addr,
-            _helpers: helpers,
+            helpers,
             _sudoers: sudoers,
             _helpers_config: helpers_config,
             _group: group,
             _gpu: gpu,
             _dirs: [state, run_dir],
+            _pam: pam_file,
             _lock: lock,
         }
     }
@@ -399,7 +418,7 @@ groups = [{gpu:?}]
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn servers_run_as_slurm_jobs_queue_reattach_stop_and_time_out() {
         let c = Cluster::start();
-        let w = world(&c);
+        let w = world(&c, "");
         let mut hub = start_hub(&w);
         let post = reqwest::Method::POST;
         for u in [&w.alice, &w.bob] {
@@ -426,6 +445,37 @@ groups = [{gpu:?}]
             assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
             assert!(v["message"].as_str().unwrap().contains(says), "{v}");
         }
+        // The spawn page offers alice the profiles open to her, and refuses another.
+        let b = Browser::new();
+        let page = |path: &str| reqwest::Url::parse(&format!("http://{}{path}", w.addr)).unwrap();
+        let form = b.get(&page("/hub/login")).await;
+        let xsrf = form.xsrf_field().unwrap();
+        let p = b
+            .post_form(
+                &page("/hub/login"),
+                &[
+                    ("username", w.alice.name.as_str()),
+                    ("password", PASSWORD),
+                    ("_xsrf", &xsrf),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", log(&w, &c));
+        let spawn = b.get(&page("/hub/spawn")).await;
+        assert!(
+            spawn.body.contains(r#"value="small" checked"#),
+            "{}",
+            spawn.body
+        );
+        assert!(spawn.body.contains(r#"value="short""#), "{}", spawn.body);
+        assert!(spawn.body.contains("--time=10"), "{}", spawn.body);
+        assert!(!spawn.body.contains(r#"value="gpu""#), "{}", spawn.body);
+        let xsrf = spawn.xsrf_field().unwrap();
+        let refused = b
+            .post_form(&page("/hub/spawn"), &[("_xsrf", &xsrf), ("profile", "gpu")])
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+        assert!(refused.body.contains("not open"), "{}", refused.body);
         assert!(jobs_of(&c, &w.alice).is_empty());
 
         // bob's "short" server: Slurm's one-minute time limit will end it.
@@ -487,13 +537,15 @@ groups = [{gpu:?}]
         assert!(c.client("scancel", &[&filler]).status.success());
         let _ = progress_says(&w, &w.alice, "running on node").await;
         wait_ready(&w, &c, &w.alice).await;
-        let token_file = w
-            .alice
-            .home
-            .join(".local/state/sudohub/slurm-default.token");
+        let tokens: Vec<String> = std::fs::read_dir(w.alice.home.join(".local/state/sudohub"))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".token"))
+            .collect();
         assert!(
-            !token_file.exists(),
-            "the job removes its token file once read"
+            tokens.is_empty(),
+            "the job removes its token file once read: {tokens:?}"
         );
         let out = run_code(
             &w,
@@ -521,12 +573,45 @@ groups = [{gpu:?}]
             .output()
             .unwrap();
         assert!(!String::from_utf8_lossy(&cmdlines.stdout).contains(server_token));
+        // The port is heard once, from the server's own token, while it starts: neither
+        // the job later (to move the route) nor any other token.
+        for (token, body, want) in [
+            (
+                server_token,
+                serde_json::json!({"port": 2222}),
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                w.token.as_str(),
+                serde_json::json!({"port": 2222}),
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                server_token,
+                serde_json::json!({"port": "x"}),
+                StatusCode::BAD_REQUEST,
+            ),
+        ] {
+            let r = client()
+                .post(format!("http://{}/hub/api/batchspawner", w.addr))
+                .header("Authorization", format!("token {token}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), want, "{body}: {}", r.text().await.unwrap());
+        }
+        let out = run_code(&w, &w.alice, "print('still here')").await.unwrap();
+        assert_eq!(out.trim(), "still here");
 
         // A hub restart follows the same job: no new job, the route back, code runs.
         hub.kill9();
         hub = start_hub(&w);
         assert!(
-            hub.log_text().contains("Slurm job followed again"),
+            wait_for(Duration::from_secs(30), || {
+                (hub.log_text().matches("Slurm job followed again").count() >= 2).then_some(())
+            })
+            .is_some(),
             "{}",
             hub.log_text()
         );
@@ -565,5 +650,194 @@ groups = [{gpu:?}]
                 && (l.contains("state=TIMEOUT") || l.contains("reason=TimeLimit"))),
             "{text}"
         );
+    }
+
+    /// What the hub's account can make the helper do, driven as the hub runs it (sudo
+    /// as that account): a job of one of root's profiles open to the user, with the
+    /// allow-listed environment, and a cancel of the user's own job; nothing else.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_compromised_hub_gets_a_job_of_roots_profile_and_nothing_else() {
+        use sudohub::spawner::{SpawnArgs, SpawnerClient, SpawnerError};
+        use sudohub::types::{ServerName, Username};
+        use sudohub_protocol::spawner::ErrorKind;
+        let c = Cluster::start();
+        let w = world(
+            &c,
+            r#"env_allow = ["JUPYTERHUB_*", "JPY_API_TOKEN", "SBATCH_*", "SLURM_CONF", "LD_PRELOAD"]"#,
+        );
+        let mut sudo = w.hub_user.setpriv();
+        sudo.extend(["sudo".to_owned(), "-n".to_owned()]);
+        let slurm = sudohub::config::SlurmSection {
+            slurm_conf: Some(c.conf()),
+            poll_secs: 1,
+            ..Default::default()
+        };
+        let local = SpawnerClient::new(sudo.clone(), w.helpers.spawner());
+        let client = SpawnerClient::new(sudo, w.helpers.spawner())
+            .with_slurm(sudohub::slurm::JobWatch::start(slurm));
+        let alice = Username::parse(&w.alice.name).unwrap();
+        let args = |profile: &str, extra: &[(&str, &str)]| {
+            let mut env = vec![(
+                "JUPYTERHUB_API_TOKEN".to_owned(),
+                "a-secret-server-token-value".to_owned(),
+            )];
+            env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+            SpawnArgs {
+                user: alice.clone(),
+                server_name: ServerName::DEFAULT,
+                port: 0,
+                env,
+                profile: profile.to_owned(),
+            }
+        };
+        let t = Duration::from_secs(30);
+        for (profile, env, kind, says) in [
+            (
+                "gpu",
+                vec![],
+                ErrorKind::UserNotAllowed,
+                "is for members of",
+            ),
+            (
+                "x\n#SBATCH --uid=0",
+                vec![],
+                ErrorKind::BadValue,
+                "no Slurm profile",
+            ),
+            (
+                "small",
+                vec![("SBATCH_PARTITION", "root-only")],
+                ErrorKind::EnvNotAllowed,
+                "not allowed for a Slurm job",
+            ),
+            (
+                "small",
+                vec![("SLURM_CONF", "/tmp/evil.conf")],
+                ErrorKind::EnvNotAllowed,
+                "not allowed for a Slurm job",
+            ),
+            (
+                "small",
+                vec![("LD_PRELOAD", "/tmp/evil.so")],
+                ErrorKind::EnvNotAllowed,
+                "LD_PRELOAD",
+            ),
+        ] {
+            match client.spawn(args(profile, &env), t).await {
+                Err(SpawnerError::Refused { kind: k, message }) => {
+                    assert_eq!(k, kind, "{profile:?} {env:?}: {message}");
+                    assert!(message.contains(says), "{message}");
+                }
+                other => panic!("{profile:?} {env:?}: {other:?}"),
+            }
+        }
+        // A local spawn to a helper configured for Slurm.
+        match local.spawn(args("", &[]), t).await {
+            Err(SpawnerError::Refused { kind, message }) => {
+                assert_eq!(kind, ErrorKind::BadFrame, "{message}");
+                assert!(message.contains("configured for Slurm"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            jobs_of(&c, &w.alice).is_empty(),
+            "a refusal submitted a job"
+        );
+
+        // The node kept busy, so that the job waits (its server would find no hub here).
+        let filler = c.client(
+            "sbatch",
+            &[
+                "--parsable",
+                "-c",
+                "2",
+                "-o",
+                "/dev/null",
+                "--wrap",
+                "sleep 600",
+            ],
+        );
+        assert!(filler.status.success(), "{filler:?}");
+        let handle = client
+            .spawn(args("small", &[]), t)
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", c.log()));
+        let job = handle.pid().to_string();
+        assert_eq!(jobs_of(&c, &w.alice), std::slice::from_ref(&job));
+        let script = c.client("scontrol", &["write", "batch_script", &job, "-"]);
+        let script = String::from_utf8_lossy(&script.stdout);
+        assert!(script.contains("#SBATCH --cpus-per-task=1\n"), "{script}");
+        assert!(!script.contains("a-secret-server-token-value"), "{script}");
+
+        // A cancel reaches only this server's job of this user: not alice's other work,
+        // not her job through another server's name, not hers through bob's helper.
+        let other = c.client_as(
+            &w.alice,
+            "sbatch",
+            &["--parsable", "-o", "/dev/null", "--wrap", "sleep 300"],
+        );
+        let other = String::from_utf8_lossy(&other.stdout).trim().to_owned();
+        let other_id: u32 = other.parse().unwrap_or_else(|_| panic!("{other:?}"));
+        let job_id: u32 = job.parse().unwrap();
+        let bob = Username::parse(&w.bob.name).unwrap();
+        let lab = ServerName::parse("lab").unwrap();
+        let _ = client
+            .cancel(&alice, &ServerName::DEFAULT, other_id, t)
+            .await;
+        let _ = client.cancel(&alice, &lab, job_id, t).await;
+        let _ = client.cancel(&bob, &ServerName::DEFAULT, job_id, t).await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        for j in [&job, &other] {
+            let state = c.job_state(j).unwrap_or_default();
+            assert!(
+                matches!(state.as_str(), "PENDING" | "RUNNING"),
+                "job {j}: {state}\n{}",
+                c.log()
+            );
+        }
+        assert!(c.client("scancel", &[&other]).status.success());
+        // alice's own cancel works.
+        client
+            .cancel(&alice, &ServerName::DEFAULT, job_id, t)
+            .await
+            .unwrap();
+        assert!(
+            wait_for(Duration::from_secs(30), || {
+                matches!(
+                    c.job_state(&job).as_deref(),
+                    Some("CANCELLED") | Some("FAILED") | Some("COMPLETED")
+                )
+                .then_some(())
+            })
+            .is_some(),
+            "{:?}",
+            c.job_state(&job)
+        );
+        drop(handle);
+
+        // `sudohub check` asks Slurm itself: its partitions, and a profile's that is not.
+        let hub_cfg = sudohub::config::HubConfig::load(&w.config).unwrap();
+        let helpers = sudohub_helpers_config::parse(
+            &format!(
+                "hub_user = \"sudohub\"\n[spawner]\nbackend = \"slurm\"\nhub_api_url = \"http://127.0.0.1:1/hub/api\"\n[slurm]\nslurm_conf = {:?}\n[[slurm.profile]]\nname = \"ok\"\npartition = \"debug\"\n[[slurm.profile]]\nname = \"typo\"\npartition = \"debgu\"\n",
+                c.conf().display().to_string()
+            ),
+            std::path::Path::new("helpers.toml"),
+        )
+        .unwrap();
+        let findings = sudohub::check::slurm_only(&hub_cfg, &helpers);
+        let text: Vec<String> = findings
+            .iter()
+            .map(|f| format!("{} {}", if f.ok { "ok" } else { "FAIL" }, f.text))
+            .collect();
+        let has = |s: &str| text.iter().any(|t| t.starts_with(s));
+        assert!(has("ok Slurm answers; its partitions: debug"), "{text:#?}");
+        assert!(has("ok profile ok uses partition debug"), "{text:#?}");
+        assert!(has("FAIL profile typo names partition debgu"), "{text:#?}");
+        assert!(
+            has("ok hub.toml and helpers.toml both say backend = \"slurm\""),
+            "{text:#?}"
+        );
+        assert!(has("ok http://127.0.0.1:"), "{text:#?}");
     }
 }

@@ -140,12 +140,9 @@ struct ServerRequest {
 /// or a 400 that says what to pick. `""` without the Slurm backend.
 pub fn profile_for(s: &AppState, key: &ServerKey, asked: Option<&str>) -> Result<String, HubError> {
     if s.cfg.spawner.backend != sudohub_helpers_config::slurm::Backend::Slurm {
-        return match asked {
-            Some(p) if !p.is_empty() => Err(HubError::bad_request(
-                "profiles are for the Slurm backend; this hub runs servers locally",
-            )),
-            _ => Ok(String::new()),
-        };
+        // As JupyterHub's local spawners: options a spawner does not use are ignored.
+        let _ = asked;
+        return Ok(String::new());
     }
     crate::slurm::profiles::choose(&s.profiles, asked.unwrap_or(""), &key.user)
         .map_err(HubError::bad_request)
@@ -262,7 +259,13 @@ pub async fn start(
     let key = path.key_or_400()?;
     caller.require_server(&key, "start:servers", false)?;
     let user = existing(&s, &key.user)?;
-    let req: ServerRequest = json_body(&body)?.unwrap_or_default();
+    // A named server's body must be a request; the default server's is options only,
+    // read when it is one (JupyterHub passes any body on as user options).
+    let req: ServerRequest = if key.name.is_default() {
+        json_body(&body).ok().flatten().unwrap_or_default()
+    } else {
+        json_body(&body)?.unwrap_or_default()
+    };
     let profile = profile_for(&s, &key, req.profile()?)?;
     if !key.name.is_default() {
         let display = req.display_name.as_deref().filter(|d| !d.is_empty());

@@ -193,7 +193,7 @@ pub(super) fn agreement(
         ),
     );
     if let Some(pinned) = &h.spawner.hub_api_url {
-        let api = cfg.api_url();
+        let api = cfg.server_api_url();
         r.check(
             *pinned == api,
             format!("helpers.toml pins the servers' Hub API to this hub's, {api}"),

@@ -5,6 +5,7 @@
 
 mod cgroups;
 mod install;
+mod slurm;
 mod sources;
 mod state;
 mod unix_accounts;
@@ -15,6 +16,7 @@ use std::process::ExitCode;
 
 use crate::config::HubConfig;
 use install::{accounts, agreement, binaries, sudoers};
+pub use slurm::slurm_only;
 use state::state;
 use unix_accounts::account_helper;
 
@@ -106,6 +108,7 @@ pub fn run(cfg: &HubConfig, paths: &CheckPaths) -> Vec<Finding> {
         sudoers(cfg, h, paths, &mut r);
         account_helper(cfg, h, paths, &mut r);
         agreement(cfg, h, &mut r);
+        slurm::slurm(cfg, h, &mut r);
         let program = h
             .spawner
             .command

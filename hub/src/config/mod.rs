@@ -7,21 +7,23 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use sudohub_helpers_config::slurm::Backend;
 
 mod auth;
 mod ldap;
 mod oauth;
 pub mod roles;
 mod sections;
+mod slurm;
 
 pub use auth::{AuthRules, NativeSection, SourceKind};
 pub use ldap::{LdapSection, TlsStrategy};
 pub use oauth::{OAuthSection, GOOGLE_ISSUER};
 pub use roles::RoleSection;
 pub use sections::{
-    CullerSection, PamSection, ProxySection, ServiceSection, SlurmSection, SpawnerSection,
-    TrustedNet,
+    CullerSection, PamSection, ProxySection, ServiceSection, SpawnerSection, TrustedNet,
 };
+pub use slurm::SlurmSection;
 
 use crate::urls::Urls;
 
@@ -258,6 +260,12 @@ impl HubConfig {
         if let Err((key, message)) = self.slurm.validate() {
             return bad(key, message);
         }
+        if s.backend == Backend::Slurm && self.slurm.hub_api_url.is_none() {
+            return bad(
+                "slurm.hub_api_url",
+                "is needed with backend = \"slurm\": the Hub API URL the compute nodes reach",
+            );
+        }
         if self.template_paths.iter().any(|p| !p.is_absolute()) {
             return bad("template_paths", "must be absolute directories");
         }
@@ -322,6 +330,15 @@ impl HubConfig {
         self.subdomain_host
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// The Hub API URL servers are given: `[slurm] hub_api_url` for jobs on compute nodes,
+    /// else [`Self::api_url`].
+    pub fn server_api_url(&self) -> String {
+        match (&self.spawner.backend, &self.slurm.hub_api_url) {
+            (Backend::Slurm, Some(url)) => url.clone(),
+            _ => self.api_url(),
+        }
     }
 
     /// The hub's own API URL as servers on this machine reach it: the public listener

@@ -10,7 +10,7 @@ use crate::urls::Urls;
 pub fn server_env(cfg: &HubConfig, key: &ServerKey, token: &str) -> Vec<(String, String)> {
     let urls = cfg.urls();
     let prefix = urls.server_prefix(key);
-    let api = cfg.api_url();
+    let api = cfg.server_api_url();
     let user = &key.user;
     let scopes = serde_json::to_string(&[
         format!("access:servers!server={key}"),

@@ -22,13 +22,13 @@ impl Servers {
     /// A server whose process no longer exists (the machine rebooted, or it died with
     /// its helper) is marked stopped at once rather than after the grace period.
     pub fn recover(&self) {
-        self.recover_jobs();
+        let jobs = self.recover_jobs();
         if let Err(e) = self.inner.db.servers().repair() {
             tracing::error!(error = %e, "database repair failed");
         }
         let mut awaited = Vec::new();
         for row in self.inner.db.servers().all().unwrap_or_default() {
-            if row.state != RecordedState::Running || self.live().contains_key(&row.key()) {
+            if row.state != RecordedState::Running || jobs.contains(&row.key()) {
                 continue;
             }
             if row.pid.is_some_and(|pid| !process_exists(pid)) {

@@ -128,16 +128,19 @@ impl Servers {
 
     /// At hub start, before the database repair: every server the last hub ran as a
     /// Slurm job is followed again by its job id, with no new job. A running one gets its
-    /// route back at once (the job tells the poller soon whether it still runs); one the
-    /// last hub was still starting or stopping is cancelled, so no job runs unseen.
-    pub(super) fn recover_jobs(&self) {
+    /// route back once the first poll has seen the job running on the recorded node (a
+    /// port on a node the job has left could be anyone's by now); one the last hub was
+    /// still starting or stopping, or that no longer runs there, is cancelled, so no job
+    /// runs unseen. Returns the servers it took over.
+    pub(super) fn recover_jobs(&self) -> Vec<ServerKey> {
         let rows = match self.inner.db.servers().jobs() {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the Slurm jobs of the last hub");
-                return;
+                return Vec::new();
             }
         };
+        let mut keys = Vec::new();
         for row in rows {
             let key = row.key.clone();
             let Some(handle) =
@@ -148,27 +151,59 @@ impl Servers {
                 tracing::warn!(server = %key, job = row.job_id, "a Slurm job is recorded, but the backend is not slurm: left alone");
                 continue;
             };
+            keys.push(key.clone());
             let addr = row
                 .host
                 .as_deref()
                 .and_then(|h| h.parse::<IpAddr>().ok())
-                .map(|ip| SocketAddr::new(ip, row.port));
-            match (row.state, addr) {
-                (RecordedState::Running, Some(addr)) if row.port != 0 => {
-                    tracing::info!(server = %key, job = row.job_id, %addr, "Slurm job followed again; route restored");
-                    self.take_back(key, handle, addr);
+                .map(|ip| SocketAddr::new(ip, row.port))
+                .filter(|_| row.state == RecordedState::Running && row.port != 0);
+            let this = self.clone();
+            tokio::spawn(async move { this.follow_again(key, row.job_id, handle, addr).await });
+        }
+        keys
+    }
+
+    async fn follow_again(
+        &self,
+        key: ServerKey,
+        job: u32,
+        handle: ServerHandle,
+        addr: Option<SocketAddr>,
+    ) {
+        let seen = match (handle.job(), addr) {
+            (Some(link), Some(_)) => {
+                let mut view = link.view();
+                let first = tokio::time::timeout(FIRST_POLL, async {
+                    view.wait_for(|v| !matches!(v, JobView::Submitted))
+                        .await
+                        .map(|v| v.clone())
+                })
+                .await;
+                first.ok().and_then(Result::ok)
+            }
+            _ => None,
+        };
+        match (seen, addr) {
+            (Some(JobView::Running { addr: Some(ip), .. }), Some(addr)) if ip == addr.ip() => {
+                tracing::info!(server = %key, job, %addr, "Slurm job followed again; route restored");
+                self.take_back(key, handle, addr);
+            }
+            (seen, _) => {
+                tracing::warn!(server = %key, job, seen = ?seen,
+                    "a Slurm job of the last hub is not running where it was recorded, or was half-started: cancelled");
+                if let Err(e) = handle.stop(self.grace()).await {
+                    tracing::warn!(job, error = %e, "cannot cancel the job");
                 }
-                _ => {
-                    tracing::warn!(server = %key, job = row.job_id, state = row.state.as_str(),
-                        "cancelling a Slurm job the last hub left half-started or half-stopped");
-                    let grace = self.grace();
-                    tokio::spawn(async move {
-                        if let Err(e) = handle.stop(grace).await {
-                            tracing::warn!(job = handle.pid(), error = %e, "cannot cancel the job");
-                        }
-                    });
+                if self.live().get(&key).is_none() {
+                    if let Err(e) = self.inner.db.servers().stopped(&key) {
+                        tracing::error!(server = %key, error = %e, "cannot record the stop");
+                    }
                 }
             }
         }
     }
 }
+
+/// How long a hub that starts waits for the first poll of a job the last hub ran.
+const FIRST_POLL: Duration = Duration::from_secs(60);

@@ -200,7 +200,14 @@ impl Servers {
                 if self.own(key, run, |_| ()).is_none() {
                     return Err(Cut::Interrupted);
                 }
-                let _ = handle.stop(self.grace()).await;
+                // Bounded: a job whose end Slurm does not report must not hold the start.
+                let limit = self.grace() + Duration::from_secs(60);
+                if tokio::time::timeout(limit, handle.stop(self.grace()))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(server = %key, "the failed start's server did not end in time");
+                }
                 return Err(cut);
             }
         };

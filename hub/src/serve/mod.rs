@@ -165,7 +165,12 @@ pub async fn serve(cfg: HubConfig, me: Invocation) -> Result<(), StartupError> {
     // and is answered, never refused (after a crash, or during an upgrade).
     let (listeners, mut takeover) = if takeover::asked() {
         let (l, t) = takeover::take(&control_path(&cfg)).await?;
-        l.fit(&cfg, tls_on)?;
+        if let Err(e) = l.fit(&cfg, tls_on) {
+            // Said before the old hub hears the hang-up, so its log has why.
+            tracing::error!(error = %e, "this successor refuses to take over");
+            drop(t);
+            return Err(e.into());
+        }
         (l, Some(t))
     } else {
         (Listeners::open(&cfg, tls_on)?, None)

@@ -4,8 +4,8 @@
 //! place in it), and one `sinfo` when a job runs on a node whose address is not known
 //! yet. Nothing is one process per server.
 //!
-//! The commands run as the hub's account: it must see the users' jobs (no
-//! `PrivateData=jobs`, or the account a Slurm operator).
+//! The commands run as the hub's account, which must see the users' jobs (no
+//! `PrivateData=jobs`): it has no Slurm rights beyond a user's.
 
 pub mod profiles;
 pub mod squeue;
@@ -65,9 +65,15 @@ impl std::fmt::Debug for JobWatch {
     }
 }
 
+/// One followed job: who must own it, and its view.
+struct Watched {
+    user: String,
+    view: watch::Sender<JobView>,
+}
+
 struct Inner {
     cfg: SlurmSection,
-    jobs: Mutex<HashMap<u32, watch::Sender<JobView>>>,
+    jobs: Mutex<HashMap<u32, Watched>>,
     nodes: Mutex<HashMap<String, IpAddr>>,
     wake: Notify,
 }
@@ -88,16 +94,22 @@ impl JobWatch {
         w
     }
 
-    fn jobs(&self) -> MutexGuard<'_, HashMap<u32, watch::Sender<JobView>>> {
+    fn jobs(&self) -> MutexGuard<'_, HashMap<u32, Watched>> {
         self.inner.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Follows job `id` until every receiver is dropped; polls at once.
-    pub fn watch(&self, id: u32) -> watch::Receiver<JobView> {
+    /// Follows job `id` of `user` until every receiver is dropped; polls at once. A job
+    /// of that id that is another user's (the ids wrapped, or Slurm lost its state) is
+    /// taken for gone.
+    pub fn watch(&self, id: u32, user: &str) -> watch::Receiver<JobView> {
         let rx = self
             .jobs()
             .entry(id)
-            .or_insert_with(|| watch::Sender::new(JobView::Submitted))
+            .or_insert_with(|| Watched {
+                user: user.to_owned(),
+                view: watch::Sender::new(JobView::Submitted),
+            })
+            .view
             .subscribe();
         self.inner.wake.notify_one();
         rx
@@ -107,10 +119,10 @@ impl JobWatch {
         let every = Duration::from_secs(self.inner.cfg.poll_secs.max(1));
         loop {
             let _ = tokio::time::timeout(every, self.inner.wake.notified()).await;
-            let ids: Vec<u32> = {
+            let ids: Vec<(u32, String)> = {
                 let mut jobs = self.jobs();
-                jobs.retain(|_, tx| tx.receiver_count() > 0);
-                jobs.keys().copied().collect()
+                jobs.retain(|_, w| w.view.receiver_count() > 0);
+                jobs.iter().map(|(id, w)| (*id, w.user.clone())).collect()
             };
             if ids.is_empty() {
                 continue;
@@ -119,8 +131,8 @@ impl JobWatch {
                 Ok(views) => {
                     let jobs = self.jobs();
                     for (id, view) in views {
-                        if let Some(tx) = jobs.get(&id) {
-                            tx.send_if_modified(|v| {
+                        if let Some(w) = jobs.get(&id) {
+                            w.view.send_if_modified(|v| {
                                 let changed = *v != view;
                                 *v = view.clone();
                                 changed
@@ -133,13 +145,26 @@ impl JobWatch {
         }
     }
 
-    /// One round for `ids`.
-    async fn poll(&self, ids: &[u32]) -> Result<Vec<(u32, JobView)>, String> {
-        let list = ids.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    /// One round for `ids` (with each job's user).
+    async fn poll(&self, ids: &[(u32, String)]) -> Result<Vec<(u32, JobView)>, String> {
+        let list = ids
+            .iter()
+            .map(|(id, _)| id.to_string())
+            .collect::<Vec<_>>()
+            .join(",");
+        // `-a`: jobs in hidden partitions, or in ones the hub's account may not use, too.
         let out = self
             .command(
                 &self.inner.cfg.squeue,
-                &["-h", "--states=all", "-j", &list, "-o", squeue::JOB_FORMAT],
+                &[
+                    "-h",
+                    "-a",
+                    "--states=all",
+                    "-j",
+                    &list,
+                    "-o",
+                    squeue::JOB_FORMAT,
+                ],
             )
             .await?;
         let lines = match out {
@@ -151,59 +176,40 @@ impl JobWatch {
                 lines
             }
             // A lone job id Slurm has forgotten is an error, not an empty answer.
-            Err(e) if e.contains("Invalid job id") => Vec::new(),
+            Err(e) if ids.len() == 1 && e.contains("Invalid job id") => Vec::new(),
             Err(e) => return Err(format!("squeue: {e}")),
         };
-        let positions = if lines.iter().any(JobLine::pending) {
-            let pending: Vec<u32> = lines.iter().filter(|j| j.pending()).map(|j| j.id).collect();
-            match self
-                .command(
-                    &self.inner.cfg.squeue,
-                    &["-h", "-t", "PENDING", "-o", squeue::QUEUE_FORMAT],
-                )
-                .await?
-            {
-                Ok(q) => squeue::positions(&q, &pending),
-                Err(_) => HashMap::new(),
-            }
-        } else {
-            HashMap::new()
-        };
+        let positions = self.positions(&lines).await?;
         self.learn_nodes(&lines).await;
         let nodes = self.inner.nodes.lock().unwrap_or_else(|p| p.into_inner());
         let views = ids
             .iter()
-            .map(|id| {
+            .map(|(id, user)| {
+                let gone = |reason: &str| JobView::Ended {
+                    state: "GONE".into(),
+                    reason: reason.into(),
+                };
                 let view = match lines.iter().find(|j| j.id == *id) {
-                    None => JobView::Ended {
-                        state: "GONE".into(),
-                        reason: "Slurm no longer knows the job".into(),
+                    None => gone("Slurm no longer knows the job"),
+                    Some(j) if j.user != *user => gone("the job id is another user's job now"),
+                    Some(j) if j.over() => JobView::Ended {
+                        state: j.state.clone(),
+                        reason: j.reason.clone(),
                     },
                     Some(j) if j.pending() => JobView::Pending {
                         position: positions.get(id).copied(),
                         reason: j.reason.clone(),
                     },
-                    Some(j) if j.running() => match &j.node {
-                        Some(node) => JobView::Running {
+                    Some(j) => match (&j.node, j.running()) {
+                        (Some(node), true) => JobView::Running {
                             node: node.clone(),
                             addr: nodes.get(node).copied(),
                         },
-                        None => JobView::Pending {
+                        // SUSPENDED, STOPPED, a state this hub does not know: not over.
+                        _ => JobView::Pending {
                             position: None,
                             reason: j.state.clone(),
                         },
-                    },
-                    // SUSPENDED, STOPPED, COMPLETING with its node still busy: over for
-                    // the server only once Slurm says so, so shown as waiting.
-                    Some(j) if matches!(j.state.as_str(), "SUSPENDED" | "STOPPED") => {
-                        JobView::Pending {
-                            position: None,
-                            reason: j.state.clone(),
-                        }
-                    }
-                    Some(j) => JobView::Ended {
-                        state: j.state.clone(),
-                        reason: j.reason.clone(),
                     },
                 };
                 (*id, view)
@@ -212,11 +218,57 @@ impl JobWatch {
         Ok(views)
     }
 
+    /// The place in its partition's queue of each of our jobs that waits: one squeue of
+    /// the pending jobs of those partitions only.
+    async fn positions(&self, lines: &[JobLine]) -> Result<HashMap<u32, usize>, String> {
+        let pending: Vec<&JobLine> = lines.iter().filter(|j| j.pending()).collect();
+        if pending.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let mut parts: Vec<&str> = pending.iter().map(|j| j.partition.as_str()).collect();
+        parts.sort_unstable();
+        parts.dedup();
+        let parts = parts.join(",");
+        let ids: Vec<u32> = pending.iter().map(|j| j.id).collect();
+        Ok(
+            match self
+                .command(
+                    &self.inner.cfg.squeue,
+                    &[
+                        "-h",
+                        "-a",
+                        "-t",
+                        "PENDING",
+                        "-p",
+                        &parts,
+                        "-o",
+                        squeue::QUEUE_FORMAT,
+                    ],
+                )
+                .await?
+            {
+                Ok(q) => squeue::positions(&q, &ids),
+                Err(_) => HashMap::new(),
+            },
+        )
+    }
+
     /// Looks up the address (`NodeAddr`) of running jobs' nodes not known yet: one
     /// `sinfo` for all of them, then a name lookup where the address is a host name.
+    /// A job that has just begun to run has its node's address looked up afresh (a node
+    /// of a cloud or power-saving partition may come back at another address).
     async fn learn_nodes(&self, lines: &[JobLine]) {
         let unknown: Vec<String> = {
-            let nodes = self.inner.nodes.lock().unwrap_or_else(|p| p.into_inner());
+            let jobs = self.jobs();
+            let mut nodes = self.inner.nodes.lock().unwrap_or_else(|p| p.into_inner());
+            for j in lines.iter().filter(|j| j.running()) {
+                let was_running = jobs
+                    .get(&j.id)
+                    .is_some_and(|w| matches!(*w.view.borrow(), JobView::Running { .. }));
+                if let (Some(node), false) = (&j.node, was_running) {
+                    nodes.remove(node);
+                }
+            }
             let mut u: Vec<String> = lines
                 .iter()
                 .filter(|j| j.running())
@@ -234,7 +286,7 @@ impl JobWatch {
         let text = match self
             .command(
                 &self.inner.cfg.sinfo,
-                &["-h", "-N", "-n", &list, "-o", squeue::NODE_FORMAT],
+                &["-h", "-a", "-N", "-n", &list, "-o", squeue::NODE_FORMAT],
             )
             .await
         {

@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 
-/// The `-o` format of the job query: id, state, node list, reason, partition, priority.
-pub const JOB_FORMAT: &str = "%i|%T|%N|%r|%P|%Q";
+/// The `-o` format of the job query: id, state, batch host, reason, partition, priority,
+/// user. No field a user can set freely (a job's name or comment) is printed.
+pub const JOB_FORMAT: &str = "%i|%T|%B|%r|%P|%Q|%u";
 /// The `-o` format of the pending queue: id, partition, priority.
 pub const QUEUE_FORMAT: &str = "%i|%P|%Q";
 /// The `-o` format of `sinfo -N`: node name, node address.
@@ -25,6 +26,8 @@ pub struct JobLine {
     pub partition: String,
     /// Its priority.
     pub priority: u64,
+    /// Its user.
+    pub user: String,
 }
 
 impl JobLine {
@@ -32,13 +35,37 @@ impl JobLine {
     pub fn pending(&self) -> bool {
         matches!(
             self.state.as_str(),
-            "PENDING" | "REQUEUED" | "RESV_DEL_HOLD"
+            "PENDING" | "REQUEUED" | "RESV_DEL_HOLD" | "REQUEUE_HOLD" | "REQUEUE_FED"
         )
     }
 
-    /// Whether the job runs (or is about to: `CONFIGURING` nodes boot).
+    /// Whether the job runs (`CONFIGURING`: its nodes boot; `SIGNALING`, `RESIZING`: it
+    /// runs on through them).
     pub fn running(&self) -> bool {
-        matches!(self.state.as_str(), "RUNNING" | "CONFIGURING")
+        matches!(
+            self.state.as_str(),
+            "RUNNING" | "CONFIGURING" | "SIGNALING" | "RESIZING"
+        )
+    }
+
+    /// Whether Slurm has ended it: only the states that say so. Any other (one this
+    /// list does not know, `SUSPENDED`, `STOPPED`) is not taken for an end.
+    pub fn over(&self) -> bool {
+        matches!(
+            self.state.as_str(),
+            "COMPLETED"
+                | "COMPLETING"
+                | "CANCELLED"
+                | "FAILED"
+                | "TIMEOUT"
+                | "NODE_FAIL"
+                | "PREEMPTED"
+                | "BOOT_FAIL"
+                | "DEADLINE"
+                | "OUT_OF_MEMORY"
+                | "SPECIAL_EXIT"
+                | "REVOKED"
+        )
     }
 }
 
@@ -50,14 +77,15 @@ pub fn parse_jobs(text: &str) -> (Vec<JobLine>, Vec<String>) {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.trim().split('|').collect();
         let parsed = match f.as_slice() {
-            [id, state, nodes, reason, partition, priority] => {
+            [id, state, host, reason, partition, priority, user] => {
                 id.parse::<u32>().ok().map(|id| JobLine {
                     id,
                     state: state.to_string(),
-                    node: first_node(nodes),
+                    node: first_node(host),
                     reason: reason.to_string(),
                     partition: partition.to_string(),
                     priority: priority.parse().unwrap_or(0),
+                    user: user.to_string(),
                 })
             }
             _ => None,
@@ -138,12 +166,15 @@ mod tests {
     #[test]
     fn squeue_lines_become_jobs() {
         let (jobs, bad) = parse_jobs(
-            "12|RUNNING|n[3-5]|None|debug|4294901758\n13|PENDING||Resources|debug|100\nnonsense\n",
+            "12|RUNNING|n[3-5]|None|debug|4294901758|alice\n13|PENDING|n/a|Resources|debug|100|bob\n14|SIGNALING|n1|None|debug|1|bob\n15|WEIRD_NEW|n1|None|debug|1|bob\nnonsense\n",
         );
         assert_eq!(bad, ["nonsense"]);
         assert_eq!(jobs[0].node.as_deref(), Some("n3"));
         assert!(jobs[0].running() && jobs[1].pending());
         assert_eq!(jobs[1].node, None);
+        assert_eq!(jobs[1].user, "bob");
+        assert!(jobs[2].running() && !jobs[2].over());
+        assert!(!jobs[3].over() && !jobs[3].running() && !jobs[3].pending());
         assert_eq!(jobs[1].reason, "Resources");
     }
 

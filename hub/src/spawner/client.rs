@@ -70,12 +70,19 @@ impl SpawnerClient {
         timeout: Duration,
     ) -> Option<ServerHandle> {
         let watch = self.slurm.as_ref()?;
+        let user_name = user.clone();
         let (client, user, server) = (self.clone(), user.clone(), server.clone());
         let cancel: super::job::Canceller = Arc::new(move |id| {
             let (client, user, server) = (client.clone(), user.clone(), server.clone());
             Box::pin(async move { client.cancel(&user, &server, id, timeout).await })
         });
-        Some(super::job::handle(watch, job_id, port, cancel))
+        Some(super::job::handle(
+            watch,
+            job_id,
+            user_name.as_str(),
+            port,
+            cancel,
+        ))
     }
 
     /// Submits `args` as a Slurm job through a helper (as the user); the handle follows it.

@@ -55,12 +55,19 @@ impl JobLink {
     }
 }
 
-/// A handle for job `id`, followed by `watch`, stopped through `cancel`; `port` is set
-/// for a job whose server reported its port before (one re-attached after a restart).
-pub fn handle(watch: &JobWatch, id: u32, port: Option<u16>, cancel: Canceller) -> ServerHandle {
+/// A handle for job `id` of `user`, followed by `watch`, stopped through `cancel`;
+/// `port` is set for a job whose server reported its port before (one followed again
+/// after a restart).
+pub fn handle(
+    watch: &JobWatch,
+    id: u32,
+    user: &str,
+    port: Option<u16>,
+    cancel: Canceller,
+) -> ServerHandle {
     let link = JobLink {
         id,
-        view: watch.watch(id),
+        view: watch.watch(id, user),
         port: Arc::new(watch::Sender::new(port)),
     };
     let (commands, rx) = mpsc::channel(8);
@@ -77,6 +84,25 @@ fn status_of(state: &str) -> ExitStatus {
         "COMPLETED" => ExitStatus::Code(0),
         "FAILED" | "OUT_OF_MEMORY" | "BOOT_FAIL" => ExitStatus::Code(1),
         _ => ExitStatus::Signal(9),
+    }
+}
+
+/// Cancels, trying again twice (after 2 s, then 4 s) when the helper or Slurm fails: a
+/// job the hub gave up on would run on unseen, and the next start would make a second.
+async fn cancel_hard(cancel: &Canceller, id: u32) -> Result<(), SpawnerError> {
+    let mut wait = std::time::Duration::from_secs(2);
+    let mut tries = 0;
+    loop {
+        match cancel(id).await {
+            Ok(()) => return Ok(()),
+            Err(e) if tries == 2 => return Err(e),
+            Err(e) => {
+                tracing::warn!(job = id, error = %e, "cancel failed; trying again");
+                tokio::time::sleep(wait).await;
+                wait *= 2;
+                tries += 1;
+            }
+        }
     }
 }
 
@@ -109,7 +135,7 @@ async fn drive(
                     let _ = tx.send(Ok(ServerStatus::Running { pid: id }));
                 }
                 Some(Command::Stop(_, tx)) => {
-                    let _ = tx.send(cancel(id).await);
+                    let _ = tx.send(cancel_hard(&cancel, id).await);
                 }
                 // The successor hub follows the job by its id in the database.
                 Some(Command::Release) | None => {
