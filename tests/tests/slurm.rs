@@ -101,7 +101,7 @@ mod hub {
     use nix::unistd::{Gid, Uid};
     use reqwest::StatusCode;
     use sudohub_tests::browser::Browser;
-    use sudohub_tests::hub::{free_port, HubProcess};
+    use sudohub_tests::hub::{free_port, HubProcess, Successor};
     use sudohub_tests::slurm::Cluster;
     use sudohub_tests::system::{
         ConfigLock, HelpersConfigFile, InstalledHelpers, SudoersDropIn, TestGroup, TestUser,
@@ -533,6 +533,33 @@ groups = [{gpu:?}]
         assert!(script.contains("#SBATCH --time=10"), "{script}");
         let script = script.into_owned();
 
+        // A planned upgrade while alice's job waits: the new hub goes on with the start,
+        // the same job.
+        let out = w
+            .hub_user
+            .command(&w.hub_bin)
+            .arg("--config")
+            .arg(&w.config)
+            .arg("upgrade")
+            .output()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{out:?}\n{}", log(&w, &c));
+        let successor = Successor(
+            answer
+                .split("pid ")
+                .nth(1)
+                .and_then(|r| r.split(')').next())
+                .and_then(|p| p.parse().ok())
+                .unwrap_or_else(|| panic!("no pid in {answer}")),
+        );
+        assert!(
+            log(&w, &c).contains("the start of a Slurm job goes on in this hub"),
+            "{}",
+            log(&w, &c)
+        );
+        assert_eq!(jobs_of(&c, &w.alice), std::slice::from_ref(&job));
+
         // The CPU freed, alice's job runs and her server is ready through the proxy.
         assert!(c.client("scancel", &[&filler]).status.success());
         let _ = progress_says(&w, &w.alice, "running on node").await;
@@ -604,12 +631,15 @@ groups = [{gpu:?}]
         let out = run_code(&w, &w.alice, "print('still here')").await.unwrap();
         assert_eq!(out.trim(), "still here");
 
-        // A hub restart follows the same job: no new job, the route back, code runs.
+        // A crash and a start follow the same job: no new job, the route back, code runs.
+        let followed = |h: &HubProcess| h.log_text().matches("Slurm job followed again").count();
+        let before = followed(&hub);
+        drop(successor);
         hub.kill9();
         hub = start_hub(&w);
         assert!(
             wait_for(Duration::from_secs(30), || {
-                (hub.log_text().matches("Slurm job followed again").count() >= 2).then_some(())
+                (followed(&hub) >= before + 2).then_some(())
             })
             .is_some(),
             "{}",

@@ -197,6 +197,15 @@ impl Servers<'_> {
         Ok(())
     }
 
+    /// A Slurm job's server reported the port it listens on.
+    pub fn reported(&self, key: &ServerKey, port: u16) -> DbResult<()> {
+        self.0.lock().execute(
+            "UPDATE servers SET port = ?3 WHERE name = ?2 AND user_id = (SELECT id FROM users WHERE name = ?1)",
+            params![key.user, key.name, port],
+        )?;
+        Ok(())
+    }
+
     /// A Slurm job's server answers at `host`:`port`: it is running.
     pub fn running_at(&self, key: &ServerKey, host: &str, port: u16) -> DbResult<()> {
         self.0.lock().execute(
@@ -231,10 +240,16 @@ impl Servers<'_> {
     /// (their tokens and clients go too). Running servers stay recorded: their helpers
     /// re-attach, and the life cycle's recovery ends those that do not.
     pub fn repair(&self) -> DbResult<Vec<ServerRow>> {
+        self.repair_except(&[])
+    }
+
+    /// [`Self::repair`], leaving alone the starts in `resumed` (Slurm jobs a restarted hub
+    /// goes on waiting for).
+    pub fn repair_except(&self, resumed: &[ServerKey]) -> DbResult<Vec<ServerRow>> {
         let stale: Vec<ServerRow> = self
             .all()?
             .into_iter()
-            .filter(|s| s.state != RecordedState::Running)
+            .filter(|s| s.state != RecordedState::Running && !resumed.contains(&s.key()))
             .collect();
         for s in &stale {
             self.stopped(&s.key())?;

@@ -22,8 +22,8 @@ impl Servers {
     /// A server whose process no longer exists (the machine rebooted, or it died with
     /// its helper) is marked stopped at once rather than after the grace period.
     pub fn recover(&self) {
-        let jobs = self.recover_jobs();
-        if let Err(e) = self.inner.db.servers().repair() {
+        let (jobs, resumed) = self.recover_jobs();
+        if let Err(e) = self.inner.db.servers().repair_except(&resumed) {
             tracing::error!(error = %e, "database repair failed");
         }
         let mut awaited = Vec::new();
@@ -77,6 +77,7 @@ impl Servers {
             .collect();
         let n = handles.len();
         futures_util::future::join_all(handles.iter().map(ServerHandle::release)).await;
+        self.let_go_of_job_starts();
         n
     }
 

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use super::readiness::wait_http;
 use super::spawn::Cut;
-use super::{ProgressEvent, Servers};
+use std::sync::atomic::Ordering;
+
+use super::{Live, Progress, ProgressEvent, Servers};
 use crate::error::HubError;
 use crate::slurm::JobView;
 use crate::spawner::{JobLink, ServerHandle};
@@ -66,16 +68,21 @@ impl Servers {
                 }
                 JobView::Running { node, addr } => {
                     let since = *running_since.get_or_insert(now);
+                    let message = format!("Job {id} running on node {node}");
                     if let (Some(ip), Some(p)) = (addr, *port.borrow_and_update()) {
+                        if message != said {
+                            self.event(key, run, ProgressEvent::note(60, &message));
+                        }
                         break SocketAddr::new(*ip, p);
                     }
                     if now - since > start_limit {
                         return fail(format!(
-                            "job {id} runs on node {node}, but its server did not report its port within {} s (spawner.start_timeout_secs): is batchspawner-singleuser its command?",
+                            "job {id} runs on node {node}, but {} within {} s (spawner.start_timeout_secs)",
+                            if addr.is_none() { "the node's address (sinfo NodeAddr) could not be found" } else { "its server did not report its port: is batchspawner-singleuser its command?" },
                             start_limit.as_secs()
                         ));
                     }
-                    (60, format!("Job {id} running on node {node}"))
+                    (60, message)
                 }
                 JobView::Ended { state, reason } => {
                     return fail(format!(
@@ -120,6 +127,11 @@ impl Servers {
             .and_then(|h| h.job())
             .ok_or_else(|| format!("{key} is not a Slurm job that is starting"))?;
         if job.report_port(port) {
+            drop(live);
+            // Recorded, so that a hub that takes over before the server answers knows it.
+            if let Err(e) = self.inner.db.servers().reported(key, port) {
+                tracing::error!(server = %key, error = %e, "cannot record the reported port");
+            }
             Ok(())
         } else {
             Err(format!("{key} has reported its port already"))
@@ -129,39 +141,102 @@ impl Servers {
     /// At hub start, before the database repair: every server the last hub ran as a
     /// Slurm job is followed again by its job id, with no new job. A running one gets its
     /// route back once the first poll has seen the job running on the recorded node (a
-    /// port on a node the job has left could be anyone's by now); one the last hub was
-    /// still starting or stopping, or that no longer runs there, is cancelled, so no job
-    /// runs unseen. Returns the servers it took over.
-    pub(super) fn recover_jobs(&self) -> Vec<ServerKey> {
+    /// port on a node the job has left could be anyone's by now), else it is cancelled;
+    /// one still starting (queued, or its server not answering yet) is waited for here as
+    /// its start would have been. Returns the servers taken over, and of those the starts
+    /// resumed (which the repair must leave alone).
+    pub(super) fn recover_jobs(&self) -> (Vec<ServerKey>, Vec<ServerKey>) {
         let rows = match self.inner.db.servers().jobs() {
             Ok(r) => r,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the Slurm jobs of the last hub");
-                return Vec::new();
+                return (Vec::new(), Vec::new());
             }
         };
-        let mut keys = Vec::new();
+        let (mut keys, mut resumed) = (Vec::new(), Vec::new());
         for row in rows {
             let key = row.key.clone();
-            let Some(handle) =
-                self.inner
-                    .spawner
-                    .job_handle(&key.user, &key.name, row.job_id, Some(row.port))
+            let port = (row.port != 0).then_some(row.port);
+            let Some(handle) = self
+                .inner
+                .spawner
+                .job_handle(&key.user, &key.name, row.job_id, port)
             else {
                 tracing::warn!(server = %key, job = row.job_id, "a Slurm job is recorded, but the backend is not slurm: left alone");
                 continue;
             };
             keys.push(key.clone());
+            if row.state == RecordedState::Starting {
+                resumed.push(key.clone());
+                self.resume_start(key, handle);
+                continue;
+            }
             let addr = row
                 .host
                 .as_deref()
                 .and_then(|h| h.parse::<IpAddr>().ok())
-                .map(|ip| SocketAddr::new(ip, row.port))
-                .filter(|_| row.state == RecordedState::Running && row.port != 0);
+                .zip(port)
+                .map(|(ip, p)| SocketAddr::new(ip, p))
+                .filter(|_| row.state == RecordedState::Running);
             let this = self.clone();
             tokio::spawn(async move { this.follow_again(key, row.job_id, handle, addr).await });
         }
-        keys
+        (keys, resumed)
+    }
+
+    /// Goes on with the start of a job the last hub submitted: live as starting, through
+    /// the queue to ready, as if this hub had submitted it.
+    fn resume_start(&self, key: ServerKey, handle: ServerHandle) {
+        let run = self.inner.runs.fetch_add(1, Ordering::Relaxed) + 1;
+        self.live().insert(
+            key.clone(),
+            Live::new(
+                ServerState::Starting,
+                Some(handle.clone()),
+                Progress::default(),
+                run,
+            ),
+        );
+        tracing::info!(server = %key, job = handle.pid(), "the start of a Slurm job goes on in this hub");
+        let this = self.clone();
+        tokio::spawn(async move {
+            this.mark_spawning(&key, run, true);
+            let prefix = this.inner.cfg.urls().server_prefix(&key);
+            let ready = match handle.job() {
+                Some(job) => this.job_ready(&key, run, job, &prefix, &handle).await,
+                None => Err(Cut::Interrupted),
+            };
+            let result = this.finish(&key, run, handle, ready, &prefix).await;
+            this.mark_spawning(&key, run, false);
+            if let Err(Cut::Failed(e)) = result {
+                this.record_failure(&key, run, &e);
+            }
+        });
+    }
+
+    /// A hub handing over lets go of the starts that wait for their Slurm jobs: the
+    /// successor goes on with them (their records stay), and this hub's own start
+    /// steps, no longer owning the server, end without touching them.
+    pub(super) fn let_go_of_job_starts(&self) {
+        self.live().retain(|_, l| {
+            !(l.state == ServerState::Starting
+                && l.handle.as_ref().is_some_and(|h| h.job().is_some()))
+        });
+    }
+
+    /// Starts under way that a successor could not go on with: those whose server is
+    /// not yet a Slurm job the database records.
+    pub fn starting_here(&self) -> usize {
+        let live = self.live();
+        self.spawning()
+            .iter()
+            .filter(|(k, _)| {
+                live.get(*k)
+                    .and_then(|l| l.handle.as_ref())
+                    .is_none_or(|h| h.job().is_none())
+            })
+            .map(|(_, runs)| runs.len())
+            .sum()
     }
 
     async fn follow_again(

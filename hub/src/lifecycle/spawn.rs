@@ -80,25 +80,29 @@ impl Servers {
             Err(Cut::Interrupted) => {
                 tracing::info!(server = %key, "start interrupted by a stop");
             }
-            Err(Cut::Failed(e)) => {
-                tracing::warn!(server = %key, error = %e, "spawn failed");
-                let reason = e.public_message().to_owned();
-                let db = &self.inner.db;
-                let recorded = self.own(&key, run, |l| {
-                    l.state = ServerState::Failed(reason.clone());
-                    l.handle = None;
-                    db.servers().stopped(&key)
-                });
-                match recorded {
-                    Some(Err(e)) => {
-                        tracing::error!(server = %key, error = %e, "cannot record the failed spawn")
-                    }
-                    Some(Ok(())) => {}
-                    None => return, // a stop came first and cleaned up
-                }
-                self.event(&key, run, ProgressEvent::failed(&reason));
-            }
+            Err(Cut::Failed(e)) => self.record_failure(&key, run, &e),
         }
+    }
+
+    /// Start `run` failed with `e`: the server is left stopped with the reason (unless
+    /// a stop came first and cleaned up), and the progress says why.
+    pub(super) fn record_failure(&self, key: &ServerKey, run: u64, e: &HubError) {
+        tracing::warn!(server = %key, error = %e, "spawn failed");
+        let reason = e.public_message().to_owned();
+        let db = &self.inner.db;
+        let recorded = self.own(key, run, |l| {
+            l.state = ServerState::Failed(reason.clone());
+            l.handle = None;
+            db.servers().stopped(key)
+        });
+        match recorded {
+            Some(Err(e)) => {
+                tracing::error!(server = %key, error = %e, "cannot record the failed spawn")
+            }
+            Some(Ok(())) => {}
+            None => return, // a stop came first and cleaned up
+        }
+        self.event(key, run, ProgressEvent::failed(&reason));
     }
 
     /// Port → row → token and OAuth client → helper → pid → HTTP → route. Each step
@@ -193,6 +197,21 @@ impl Servers {
                 .map(|()| local(port))
                 .map_err(Cut::Failed),
         };
+        self.finish(key, run, handle, ready, &prefix).await
+    }
+
+    /// The last steps of start `run`, given whether its server answered (and where): the
+    /// route and the record, or, when it did not, the server ended (bounded in time).
+    pub(super) async fn finish(
+        &self,
+        key: &ServerKey,
+        run: u64,
+        handle: ServerHandle,
+        ready: Result<SocketAddr, Cut>,
+        prefix: &str,
+    ) -> Result<(), Cut> {
+        let db = &self.inner.db;
+        let pid = handle.pid();
         let addr = match ready {
             Ok(a) => a,
             Err(cut) => {
@@ -229,7 +248,7 @@ impl Servers {
             tracing::error!(server = %key, error = %e, "cannot record the server's address");
         }
         tracing::info!(server = %key, pid, %addr, "server running; route added");
-        self.event(key, run, ProgressEvent::ready(&prefix));
+        self.event(key, run, ProgressEvent::ready(prefix));
         self.watch_exit(key.clone(), handle);
         Ok(())
     }

@@ -248,10 +248,11 @@ impl Control {
             .await
             .map_err(|e| format!("sending the sockets: {e}"))?;
         step(&mut s, child, "attach").await?;
-        // Starts under way finish here first, so their helpers go over too.
+        // Starts under way finish here first, so their helpers go over too (a Slurm job's
+        // start, waiting in the queue, goes over as it is: the successor goes on with it).
         let deadline =
             Instant::now() + Duration::from_secs(self.state.cfg.spawner.start_timeout_secs);
-        while self.state.servers.starting() > 0 && Instant::now() < deadline {
+        while self.state.servers.starting_here() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = self.reattach_open.send(false);
