@@ -197,13 +197,15 @@ impl Servers<'_> {
         Ok(())
     }
 
-    /// A Slurm job's server reported the port it listens on.
-    pub fn reported(&self, key: &ServerKey, port: u16) -> DbResult<()> {
-        self.0.lock().execute(
-            "UPDATE servers SET port = ?3 WHERE name = ?2 AND user_id = (SELECT id FROM users WHERE name = ?1)",
-            params![key.user, key.name, port],
+    /// Slurm job `job_id`'s server reported the port it listens on (recorded only while
+    /// the row is that job's, still starting, with no port yet); whether it was taken.
+    pub fn reported(&self, key: &ServerKey, job_id: u32, port: u16) -> DbResult<bool> {
+        let n = self.0.lock().execute(
+            "UPDATE servers SET port = ?4 WHERE name = ?2 AND job_id = ?3 AND port = 0 AND state = ?5
+             AND user_id = (SELECT id FROM users WHERE name = ?1)",
+            params![key.user, key.name, job_id, port, RecordedState::Starting],
         )?;
-        Ok(())
+        Ok(n == 1)
     }
 
     /// A Slurm job's server answers at `host`:`port`: it is running.

@@ -10,6 +10,7 @@
 //! - [`progress`]: the typed events a spawn reports.
 
 mod environment;
+mod jobs_again;
 mod listener;
 pub mod progress;
 mod readiness;
@@ -230,8 +231,13 @@ impl Servers {
                 Some(ServerState::Stopping) => return Err(StartError::Stopping),
                 _ => {}
             }
-            if self.recorded(&key) == Some(RecordedState::Running) {
-                return Err(StartError::Running);
+            // Recorded but not live here: another hub's (during a hand-over), or one this
+            // hub is about to follow again.
+            match self.recorded(&key) {
+                Some(RecordedState::Running) => return Err(StartError::Running),
+                Some(RecordedState::Starting) => return Err(StartError::Pending),
+                Some(RecordedState::Stopping) => return Err(StartError::Stopping),
+                None => {}
             }
             // Checked under the lock a removal or rename holds ([`Self::with_stopped`]).
             if !name.is_default()
@@ -281,12 +287,16 @@ impl Servers {
                 // record goes, under the lock, so a start that begins meanwhile is not
                 // cleaned up with it.
                 if self.recorded(user).is_some() {
+                    let job = self.recorded_job(user);
                     self.inner.routes.remove_server(user);
                     if let Err(e) = self.inner.db.servers().stopped(user) {
                         tracing::error!(server = %user, error = %e, "cannot record the stop");
                     }
                     tracing::info!(server = %user, "server stopped; route removed");
-                    self.clear_orphan(user);
+                    match job {
+                        Some(id) => self.cancel_unheld_job(user, id),
+                        None => self.clear_orphan(user),
+                    }
                 }
                 return;
             };

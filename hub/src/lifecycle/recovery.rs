@@ -15,6 +15,10 @@ use crate::types::{RecordedState, ServerKey, ServerState};
 /// before those servers are marked stopped.
 const REATTACH_GRACE: Duration = Duration::from_secs(60);
 
+/// How long a hub handing over waits for one handle to let go (a job's handle may be in
+/// the middle of a cancel).
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(5);
+
 impl Servers {
     /// At hub start: repair the database, and give servers recorded as running
     /// [`REATTACH_GRACE`] for their helpers to dial back before marking them stopped.
@@ -70,14 +74,23 @@ impl Servers {
     /// its end and dials the re-attach socket, where the successor takes it. Routes stay,
     /// so this hub keeps carrying what it already carries. Returns how many it let go.
     pub async fn release_all(&self) -> usize {
-        let handles: Vec<ServerHandle> = self
-            .live()
-            .values()
-            .filter_map(|l| l.handle.clone())
-            .collect();
+        // Starts waiting for their Slurm jobs first: from here on their steps here end
+        // without touching what the successor goes on with.
+        let mut handles = self.let_go_of_job_starts();
+        handles.extend(self.live().values().filter_map(|l| l.handle.clone()));
         let n = handles.len();
-        futures_util::future::join_all(handles.iter().map(ServerHandle::release)).await;
-        self.let_go_of_job_starts();
+        let release = |h: &ServerHandle| {
+            let h = h.clone();
+            async move {
+                if tokio::time::timeout(RELEASE_TIMEOUT, h.release())
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(pid = h.pid(), "a server's handle did not let go in time");
+                }
+            }
+        };
+        futures_util::future::join_all(handles.iter().map(release)).await;
         n
     }
 

@@ -1,10 +1,10 @@
 //! The part of a start, and of a hub's start, that is particular to servers run as
 //! Slurm jobs: waiting through the queue with progress the user can read ("queued
 //! (position 2)", "running on node cn07"), for the job's server to report its port, and
-//! then for it to answer HTTP on its node; and after a hub restart, following the jobs
-//! the last hub recorded.
+//! then for it to answer HTTP on its node; a start taken over from the last hub, and one
+//! let go to the next (after a restart, [`super::jobs_again`] follows the jobs).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::readiness::wait_http;
@@ -15,7 +15,7 @@ use super::{Live, Progress, ProgressEvent, Servers};
 use crate::error::HubError;
 use crate::slurm::JobView;
 use crate::spawner::{JobLink, ServerHandle};
-use crate::types::{RecordedState, ServerKey, ServerState};
+use crate::types::{ServerKey, ServerState};
 
 /// How often the wait looks at the clock when nothing changes.
 const TICK: Duration = Duration::from_secs(1);
@@ -68,6 +68,12 @@ impl Servers {
                 }
                 JobView::Running { node, addr } => {
                     let since = *running_since.get_or_insert(now);
+                    if port.borrow().is_none() {
+                        // Reported to the hub before this one, during a hand-over.
+                        if let Some(p) = self.recorded_port(key, id) {
+                            job.report_port(p);
+                        }
+                    }
                     let message = format!("Job {id} running on node {node}");
                     if let (Some(ip), Some(p)) = (addr, *port.borrow_and_update()) {
                         if message != said {
@@ -120,16 +126,26 @@ impl Servers {
     /// starting as a Slurm job and has not reported one yet.
     pub fn report_port(&self, key: &ServerKey, port: u16) -> Result<(), String> {
         let live = self.live();
-        let job = live
-            .get(key)
+        let Some(l) = live.get(key) else {
+            // During a hand-over the successor goes on with this start: it reads the port
+            // from the record.
+            drop(live);
+            let job = self.recorded_job(key);
+            return match job.map(|j| self.inner.db.servers().reported(key, j, port)) {
+                Some(Ok(true)) => Ok(()),
+                _ => Err(format!("{key} is not a Slurm job that is starting")),
+            };
+        };
+        let job = Some(l)
             .filter(|l| l.state == ServerState::Starting)
             .and_then(|l| l.handle.as_ref())
             .and_then(|h| h.job())
             .ok_or_else(|| format!("{key} is not a Slurm job that is starting"))?;
+        let job_id = job.id;
         if job.report_port(port) {
             drop(live);
             // Recorded, so that a hub that takes over before the server answers knows it.
-            if let Err(e) = self.inner.db.servers().reported(key, port) {
+            if let Err(e) = self.inner.db.servers().reported(key, job_id, port) {
                 tracing::error!(server = %key, error = %e, "cannot record the reported port");
             }
             Ok(())
@@ -138,55 +154,9 @@ impl Servers {
         }
     }
 
-    /// At hub start, before the database repair: every server the last hub ran as a
-    /// Slurm job is followed again by its job id, with no new job. A running one gets its
-    /// route back once the first poll has seen the job running on the recorded node (a
-    /// port on a node the job has left could be anyone's by now), else it is cancelled;
-    /// one still starting (queued, or its server not answering yet) is waited for here as
-    /// its start would have been. Returns the servers taken over, and of those the starts
-    /// resumed (which the repair must leave alone).
-    pub(super) fn recover_jobs(&self) -> (Vec<ServerKey>, Vec<ServerKey>) {
-        let rows = match self.inner.db.servers().jobs() {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the Slurm jobs of the last hub");
-                return (Vec::new(), Vec::new());
-            }
-        };
-        let (mut keys, mut resumed) = (Vec::new(), Vec::new());
-        for row in rows {
-            let key = row.key.clone();
-            let port = (row.port != 0).then_some(row.port);
-            let Some(handle) = self
-                .inner
-                .spawner
-                .job_handle(&key.user, &key.name, row.job_id, port)
-            else {
-                tracing::warn!(server = %key, job = row.job_id, "a Slurm job is recorded, but the backend is not slurm: left alone");
-                continue;
-            };
-            keys.push(key.clone());
-            if row.state == RecordedState::Starting {
-                resumed.push(key.clone());
-                self.resume_start(key, handle);
-                continue;
-            }
-            let addr = row
-                .host
-                .as_deref()
-                .and_then(|h| h.parse::<IpAddr>().ok())
-                .zip(port)
-                .map(|(ip, p)| SocketAddr::new(ip, p))
-                .filter(|_| row.state == RecordedState::Running);
-            let this = self.clone();
-            tokio::spawn(async move { this.follow_again(key, row.job_id, handle, addr).await });
-        }
-        (keys, resumed)
-    }
-
     /// Goes on with the start of a job the last hub submitted: live as starting, through
     /// the queue to ready, as if this hub had submitted it.
-    fn resume_start(&self, key: ServerKey, handle: ServerHandle) {
+    pub(super) fn resume_start(&self, key: ServerKey, handle: ServerHandle) {
         let run = self.inner.runs.fetch_add(1, Ordering::Relaxed) + 1;
         self.live().insert(
             key.clone(),
@@ -217,11 +187,17 @@ impl Servers {
     /// A hub handing over lets go of the starts that wait for their Slurm jobs: the
     /// successor goes on with them (their records stay), and this hub's own start
     /// steps, no longer owning the server, end without touching them.
-    pub(super) fn let_go_of_job_starts(&self) {
+    pub(super) fn let_go_of_job_starts(&self) -> Vec<ServerHandle> {
+        let mut gone = Vec::new();
         self.live().retain(|_, l| {
-            !(l.state == ServerState::Starting
-                && l.handle.as_ref().is_some_and(|h| h.job().is_some()))
+            let job_start = l.state == ServerState::Starting
+                && l.handle.as_ref().is_some_and(|h| h.job().is_some());
+            if job_start {
+                gone.extend(l.handle.clone());
+            }
+            !job_start
         });
+        gone
     }
 
     /// Starts under way that a successor could not go on with: those whose server is
@@ -238,47 +214,4 @@ impl Servers {
             .map(|(_, runs)| runs.len())
             .sum()
     }
-
-    async fn follow_again(
-        &self,
-        key: ServerKey,
-        job: u32,
-        handle: ServerHandle,
-        addr: Option<SocketAddr>,
-    ) {
-        let seen = match (handle.job(), addr) {
-            (Some(link), Some(_)) => {
-                let mut view = link.view();
-                let first = tokio::time::timeout(FIRST_POLL, async {
-                    view.wait_for(|v| !matches!(v, JobView::Submitted))
-                        .await
-                        .map(|v| v.clone())
-                })
-                .await;
-                first.ok().and_then(Result::ok)
-            }
-            _ => None,
-        };
-        match (seen, addr) {
-            (Some(JobView::Running { addr: Some(ip), .. }), Some(addr)) if ip == addr.ip() => {
-                tracing::info!(server = %key, job, %addr, "Slurm job followed again; route restored");
-                self.take_back(key, handle, addr);
-            }
-            (seen, _) => {
-                tracing::warn!(server = %key, job, seen = ?seen,
-                    "a Slurm job of the last hub is not running where it was recorded, or was half-started: cancelled");
-                if let Err(e) = handle.stop(self.grace()).await {
-                    tracing::warn!(job, error = %e, "cannot cancel the job");
-                }
-                if self.live().get(&key).is_none() {
-                    if let Err(e) = self.inner.db.servers().stopped(&key) {
-                        tracing::error!(server = %key, error = %e, "cannot record the stop");
-                    }
-                }
-            }
-        }
-    }
 }
-
-/// How long a hub that starts waits for the first poll of a job the last hub ran.
-const FIRST_POLL: Duration = Duration::from_secs(60);

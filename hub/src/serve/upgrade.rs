@@ -216,6 +216,8 @@ impl Control {
                 if released {
                     let _ = self.reattach_open.send(true);
                     self.background.start();
+                    // Helpers dial back on their own; Slurm jobs are followed again here.
+                    self.state.servers.follow_jobs_again();
                 }
                 Err(e)
             }
