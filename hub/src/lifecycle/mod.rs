@@ -313,6 +313,8 @@ impl Servers {
         match handle {
             Some(h) => match h.terminate(self.grace()).await {
                 Ok(()) => self.drain(user, h),
+                // A job that would not cancel stays stopping; the cancel goes on.
+                Err(e) if h.job().is_some() => return self.keep_cancelling(user, h, &e, began),
                 Err(e) => {
                     status = StopStatus::failure;
                     tracing::warn!(server = %user, error = %e, "stop did not complete")

@@ -14,8 +14,11 @@ use std::sync::atomic::Ordering;
 use super::{Live, Progress, ProgressEvent, Servers};
 use crate::error::HubError;
 use crate::slurm::JobView;
-use crate::spawner::{JobLink, ServerHandle};
+use crate::spawner::{Ending, JobLink, ServerHandle};
 use crate::types::{ServerKey, ServerState};
+
+/// How often a cancel that failed is tried again.
+const RETRY_CANCEL: Duration = Duration::from_secs(30);
 
 /// How often the wait looks at the clock when nothing changes.
 const TICK: Duration = Duration::from_secs(1);
@@ -180,6 +183,54 @@ impl Servers {
             this.mark_spawning(&key, run, false);
             if let Err(Cut::Failed(e)) = result {
                 this.record_failure(&key, run, &e);
+            }
+        });
+    }
+
+    /// A stop whose cancel failed: tried again every 30 s until Slurm reports the job
+    /// over, then the server is cleaned up (if the stop is still the server's). A handle
+    /// let go of in a hand-over ends this: the successor finds the record stopping and
+    /// cancels the job itself.
+    pub(super) fn keep_cancelling(
+        &self,
+        key: &ServerKey,
+        handle: ServerHandle,
+        error: &crate::spawner::SpawnerError,
+        began: Instant,
+    ) {
+        tracing::warn!(server = %key, error = %error, "the job did not cancel; trying again every 30 s");
+        self.inner
+            .metrics
+            .stopped(crate::metrics::StopStatus::failure, began.elapsed());
+        let (this, key) = (self.clone(), key.clone());
+        tokio::spawn(async move {
+            let grace = this.grace();
+            loop {
+                match handle.ending() {
+                    Some(Ending::Exited(_)) => break,
+                    Some(Ending::Lost) => return,
+                    None => {}
+                }
+                tokio::time::sleep(RETRY_CANCEL).await;
+                match handle.terminate(grace).await {
+                    Ok(()) => {
+                        let limit = grace + Duration::from_secs(60);
+                        if let Ok(Ending::Lost) = tokio::time::timeout(limit, handle.ended()).await
+                        {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(server = %key, job = handle.pid(), error = %e, "the job did not cancel; trying again")
+                    }
+                }
+            }
+            let stopping = this
+                .live()
+                .get(&key)
+                .is_some_and(|l| l.state == ServerState::Stopping);
+            if stopping {
+                this.cleanup(&key);
             }
         });
     }
