@@ -220,22 +220,19 @@ impl Servers<'_> {
     /// Every server that is a Slurm job: its key, state, job id, and address once running.
     pub fn jobs(&self) -> DbResult<Vec<JobRow>> {
         let conn = self.0.lock();
-        let mut st = conn.prepare(
-            "SELECT u.name, s.name, s.state, s.job_id, s.host, s.port
-             FROM servers s JOIN users u ON u.id = s.user_id WHERE s.job_id IS NOT NULL",
-        )?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(JobRow {
-                    key: ServerKey::new(r.get(0)?, r.get(1)?),
-                    state: r.get(2)?,
-                    job_id: r.get(3)?,
-                    host: r.get(4)?,
-                    port: r.get(5)?,
-                })
-            })?
-            .collect();
+        let mut st = conn.prepare_cached(&format!("{JOB_SELECT} WHERE s.job_id IS NOT NULL"))?;
+        let rows = st.query_map([], job_row)?.collect();
         rows
+    }
+
+    /// The server `key`, if it is a Slurm job.
+    pub fn job_of(&self, key: &ServerKey) -> DbResult<Option<JobRow>> {
+        let conn = self.0.lock();
+        let mut st = conn.prepare_cached(&format!(
+            "{JOB_SELECT} WHERE s.job_id IS NOT NULL AND u.name = ?1 AND s.name = ?2"
+        ))?;
+        st.query_row(params![key.user, key.name], job_row)
+            .optional()
     }
 
     /// After a crash: spawns that never finished and stops that never finished are over
@@ -260,6 +257,19 @@ impl Servers<'_> {
         }
         Ok(stale)
     }
+}
+
+const JOB_SELECT: &str = "SELECT u.name, s.name, s.state, s.job_id, s.host, s.port
+     FROM servers s JOIN users u ON u.id = s.user_id";
+
+fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobRow> {
+    Ok(JobRow {
+        key: ServerKey::new(r.get(0)?, r.get(1)?),
+        state: r.get(2)?,
+        job_id: r.get(3)?,
+        host: r.get(4)?,
+        port: r.get(5)?,
+    })
 }
 
 fn server_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ServerRow> {

@@ -65,16 +65,14 @@ impl Servers {
 
     /// The port recorded for `key`'s job `job`, once its server reported one.
     pub(super) fn recorded_port(&self, key: &ServerKey, job: u32) -> Option<u16> {
-        let rows = self.inner.db.servers().jobs().ok()?;
-        rows.into_iter()
-            .find(|r| r.key == *key && r.job_id == job && r.port != 0)
-            .map(|r| r.port)
+        let row = self.inner.db.servers().job_of(key).ok()??;
+        (row.job_id == job && row.port != 0).then_some(row.port)
     }
 
     /// The Slurm job recorded for `key`, if it is one.
     pub(super) fn recorded_job(&self, key: &ServerKey) -> Option<u32> {
-        let rows = self.inner.db.servers().jobs().ok()?;
-        rows.into_iter().find(|r| r.key == *key).map(|r| r.job_id)
+        let row = self.inner.db.servers().job_of(key).ok()??;
+        Some(row.job_id)
     }
 
     /// A stop of a server recorded as job `job` that this hub holds no handle on (before
@@ -169,10 +167,10 @@ impl Servers {
             this.inner
                 .db
                 .servers()
-                .jobs()
-                .unwrap_or_default()
-                .iter()
-                .any(|r| r.key == key && r.job_id == job && r.state == RecordedState::Running)
+                .job_of(&key)
+                .ok()
+                .flatten()
+                .is_some_and(|r| r.job_id == job && r.state == RecordedState::Running)
         };
         match (seen, addr) {
             (Some(JobView::Running { addr: Some(ip), .. }), Some(addr))

@@ -7,14 +7,12 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::os::unix::fs::DirBuilderExt;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use sudohub_helpers_config::slurm::{Profile, SlurmConfig};
+use sudohub_helpers_config::slurm::SlurmConfig;
 use sudohub_protocol::spawner::{ErrorKind, ErrorReply, Reply, Request, Submit};
 
 use crate::channel::{Channel, Incoming};
@@ -23,10 +21,19 @@ use crate::log::ActionLog;
 use crate::request::{check_env, service_prefix};
 use crate::root::Verified;
 
+mod run;
+mod script;
+#[cfg(test)]
+mod tests;
+mod token;
+
+use run::run;
+use script::job_name;
+pub use script::job_script;
+use token::{remove_tokens, write_token};
+
 /// How long the hub has to send its request after the target.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long `sbatch` or `scancel` may take.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Variables the hub may never set for a job, whatever `env_allow` says: they steer
 /// Slurm's own commands (`SLURM_CONF`, `SBATCH_*` options, SPANK plugins), or the bash
@@ -280,198 +287,5 @@ fn url_host(ip: &str) -> String {
         format!("[{ip}]")
     } else {
         ip.to_owned()
-    }
-}
-
-/// The token files of a server's jobs are `~/<log_dir>/slurm-<server or "default">-<random>.token`.
-fn token_prefix(server: &str) -> String {
-    let name = if server.is_empty() { "default" } else { server };
-    format!("slurm-{name}-")
-}
-
-/// Removes what is left of the token files of `server`'s jobs (a job cancelled before it
-/// ran never read its own).
-fn remove_tokens(home: &Path, log_dir: &str, server: &str) {
-    let dir = home.join(log_dir);
-    let prefix = token_prefix(server);
-    for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if name.starts_with(&prefix) && name.ends_with(".token") {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
-/// Writes the token to a new file of mode 0600, named for this one submit, in a
-/// directory of mode 0700 (as the user: a link planted there can only lead to the user's
-/// own files, and none is followed). A name of its own per submit: an older job of the
-/// same server still queued cannot read the next one's token.
-fn write_token(
-    home: &Path,
-    log_dir: &str,
-    server: &str,
-    token: &str,
-) -> Result<PathBuf, HelperError> {
-    let fail = |what: &str, e: std::io::Error| {
-        HelperError::new(ErrorKind::SpawnFailed, format!("{what}: {e}"))
-    };
-    let mut random = [0u8; 8];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut random))
-        .map_err(|e| fail("cannot read /dev/urandom", e))?;
-    let suffix: String = random.iter().map(|b| format!("{b:02x}")).collect();
-    let dir = home.join(log_dir);
-    let path = dir.join(format!("{}{suffix}.token", token_prefix(server)));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| fail("cannot make the directory for the job's token", e))?;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-        .open(&path)
-        .map_err(|e| fail("cannot create the job's token file", e))?;
-    f.write_all(token.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| fail("cannot write the job's token file", e))?;
-    Ok(path)
-}
-
-/// The job's name: `sudohub-<user>` or `sudohub-<user>-<server>`.
-fn job_name(user: &str, server: &str) -> String {
-    if server.is_empty() {
-        format!("sudohub-{user}")
-    } else {
-        format!("sudohub-{user}-{server}")
-    }
-}
-
-/// Single-quotes `s` for the shell.
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// The job script: root's `#SBATCH` lines for the profile, then the prologue, then the
-/// token read from its file (and the file removed), then the command.
-pub fn job_script(
-    slurm: &SlurmConfig,
-    profile: &Profile,
-    home: &Path,
-    user: &str,
-    server: &str,
-) -> String {
-    let mut s = String::from("#!/bin/bash\n");
-    s.push_str(&format!("#SBATCH --job-name={}\n", job_name(user, server)));
-    s.push_str(&format!(
-        "#SBATCH --output={}\n",
-        home.join(&slurm.output).display()
-    ));
-    s.push_str(&format!("#SBATCH --chdir={}\n", home.display()));
-    // A rerun could not read the token (the first run removed it), and the hub follows
-    // the job's first run only; the node's limits, not those sbatch inherited.
-    s.push_str("#SBATCH --no-requeue\n#SBATCH --propagate=NONE\n");
-    for o in profile.options() {
-        s.push_str(&format!("#SBATCH {o}\n"));
-    }
-    s.push_str("set -eu\n");
-    if !slurm.prologue.is_empty() {
-        s.push_str(&slurm.prologue);
-        s.push('\n');
-    }
-    s.push_str(
-        "JUPYTERHUB_API_TOKEN=$(cat -- \"$SUDOHUB_TOKEN_FILE\")\n\
-         rm -f -- \"$SUDOHUB_TOKEN_FILE\"\n\
-         JPY_API_TOKEN=$JUPYTERHUB_API_TOKEN\n\
-         export JUPYTERHUB_API_TOKEN JPY_API_TOKEN\n\
-         unset SUDOHUB_TOKEN_FILE\n",
-    );
-    let cmd: Vec<String> = slurm.command.iter().map(|a| quote(a)).collect();
-    s.push_str(&format!("exec {}\n", cmd.join(" ")));
-    s
-}
-
-struct Ran {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `cmd` with `input` on its stdin, within [`COMMAND_TIMEOUT`]; stderr is cut to
-/// one line for the hub's log.
-fn run(mut cmd: Command, input: Option<&[u8]>) -> Result<Ran, HelperError> {
-    let program = cmd.get_program().to_string_lossy().into_owned();
-    let fail = |e: std::io::Error| {
-        HelperError::new(ErrorKind::SpawnFailed, format!("cannot run {program}: {e}"))
-    };
-    let mut child = cmd
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(fail)?;
-    if let (Some(mut stdin), Some(input)) = (child.stdin.take(), input) {
-        stdin.write_all(input).map_err(fail)?;
-    }
-    let deadline = Instant::now() + COMMAND_TIMEOUT;
-    let status = loop {
-        if let Some(s) = child.try_wait().map_err(fail)? {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(HelperError::new(
-                ErrorKind::SpawnFailed,
-                format!("{program} did not finish within 60 s"),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let read = |r: Option<&mut dyn Read>| {
-        let mut s = String::new();
-        if let Some(r) = r {
-            let _ = r.take(64 * 1024).read_to_string(&mut s);
-        }
-        s
-    };
-    let stdout = read(child.stdout.as_mut().map(|r| r as &mut dyn Read));
-    let stderr = read(child.stderr.as_mut().map(|r| r as &mut dyn Read));
-    let stderr = stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect::<Vec<_>>()
-        .join(" / ");
-    Ok(Ran {
-        ok: status.success(),
-        stdout,
-        stderr,
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_script_has_roots_lines_and_reads_the_token_from_its_file() {
-        let text = "hub_user = \"sudohub\"\n[spawner]\nbackend = \"slurm\"\nhub_api_url = \"http://hub:8081/hub/api\"\n[slurm]\nprologue = \"module load python\"\ncommand = [\"/opt/v/bin/batchspawner-singleuser\", \"/opt/v/bin/it's\"]\n[[slurm.profile]]\nname = \"p\"\ntime = \"10\"\nextra = [\"--gres=gpu:1\"]";
-        let config = sudohub_helpers_config::parse(text, Path::new("helpers.toml")).unwrap();
-        let slurm = config.slurm.unwrap();
-        let p = slurm.profile("").unwrap();
-        let s = job_script(&slurm, p, Path::new("/home/a"), "a", "lab");
-        assert!(s.starts_with("#!/bin/bash\n#SBATCH --job-name=sudohub-a-lab\n"));
-        assert!(s.contains("#SBATCH --output=/home/a/.local/state/sudohub/slurm-%j.log\n"));
-        assert!(
-            s.contains("#SBATCH --time=10\n#SBATCH --gres=gpu:1\nset -eu\nmodule load python\n")
-        );
-        assert!(s.contains("rm -f -- \"$SUDOHUB_TOKEN_FILE\""));
-        assert!(s.ends_with("exec '/opt/v/bin/batchspawner-singleuser' '/opt/v/bin/it'\\''s'\n"));
     }
 }
