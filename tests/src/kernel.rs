@@ -12,7 +12,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
 /// Sends `code` to the kernel at `ws_url` (a `ws://…/channels` URL) with the given
-/// `Cookie` header, and returns everything it printed to stdout before going idle.
+/// `Cookie` header, and returns everything it printed to stdout, once the kernel has
+/// replied and gone idle.
 pub async fn execute(ws_url: &str, cookie: Option<&str>, code: &str) -> Result<String, String> {
     let request = request(ws_url, cookie)?;
     let (ws, _) = tokio_tungstenite::connect_async(request)
@@ -180,11 +181,12 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
         .map_err(|e| format!("send execute_request: {e}"))?;
 
     let mut out = String::new();
+    let (mut idle, mut replied) = (false, false);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let next = tokio::time::timeout_at(deadline, ws.next())
             .await
-            .map_err(|_| format!("no idle status within 60 s; output so far: {out:?}"))?;
+            .map_err(|_| format!("no idle status and reply within 60 s (idle: {idle}, reply: {replied}); output so far: {out:?}"))?;
         let Some(frame) = next else {
             return Err(format!("websocket closed; output so far: {out:?}"));
         };
@@ -202,8 +204,14 @@ async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
                 out.push_str(v["content"]["text"].as_str().unwrap_or_default());
             }
             Some("error") => return Err(format!("kernel error: {}", v["content"])),
-            Some("status") if v["content"]["execution_state"] == "idle" => return Ok(out),
+            Some("status") if v["content"]["execution_state"] == "idle" => idle = true,
+            Some("execute_reply") => replied = true,
             _ => {}
+        }
+        // The reply (shell channel) and the idle status (iopub) come in either order:
+        // wait for both, so that nothing of this execution is left to read after it.
+        if idle && replied {
+            return Ok(out);
         }
     }
 }
