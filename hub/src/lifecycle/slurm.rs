@@ -5,7 +5,7 @@
 //! let go to the next (after a restart, [`super::jobs_again`] follows the jobs).
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::readiness::wait_http;
 use super::spawn::Cut;
@@ -22,6 +22,16 @@ const RETRY_CANCEL: Duration = Duration::from_secs(30);
 
 /// How often the wait looks at the clock when nothing changes.
 const TICK: Duration = Duration::from_secs(1);
+
+/// How long a job has waited in the queue: since its submit by slurmctld's clock, so
+/// that a wait goes on counting across a restart or an upgrade of the hub; since this
+/// hub began to follow it when the submit time is unknown or ahead of this clock.
+fn queued_for(followed_since: Instant, submitted: Option<SystemTime>) -> Duration {
+    let here = followed_since.elapsed();
+    submitted
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .map_or(here, |d| d.max(here))
+}
 
 impl Servers {
     /// Waits until job `job` runs, its server has reported its port and answers HTTP
@@ -53,8 +63,13 @@ impl Servers {
             let current = view.borrow_and_update().clone();
             let (progress, message) = match &current {
                 JobView::Submitted => (20, format!("Submitted to Slurm as job {id}")),
-                JobView::Pending { position, reason } => {
-                    if !queue_limit.is_zero() && now - queued_since > queue_limit {
+                JobView::Pending {
+                    position,
+                    reason,
+                    submitted,
+                } => {
+                    if !queue_limit.is_zero() && queued_for(queued_since, *submitted) > queue_limit
+                    {
                         return fail(format!(
                             "job {id} waited in the queue longer than {} s (slurm.queue_timeout_secs) and was cancelled",
                             queue_limit.as_secs()
@@ -264,5 +279,21 @@ impl Servers {
             })
             .map(|(_, runs)| runs.len())
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_in_the_queue_counts_from_the_submit() {
+        let hour = Duration::from_secs(3600);
+        let now = SystemTime::now();
+        // Submitted an hour ago, followed by this hub only since now (after a restart).
+        assert!(queued_for(Instant::now(), Some(now - hour)) >= hour);
+        // No submit time, or one ahead of this clock: since this hub began to follow it.
+        assert!(queued_for(Instant::now(), None) < hour);
+        assert!(queued_for(Instant::now(), Some(now + hour)) < hour);
     }
 }

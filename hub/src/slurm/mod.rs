@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::process::Command;
 use tokio::sync::{watch, Notify};
@@ -33,6 +33,9 @@ pub enum JobView {
         position: Option<usize>,
         /// Why it waits, as Slurm says (`Resources`, `Priority`, …).
         reason: String,
+        /// When it was submitted, by slurmctld's clock: a wait in the queue counts from
+        /// there, across restarts of the hub.
+        submitted: Option<SystemTime>,
     },
     /// Running.
     Running {
@@ -199,6 +202,7 @@ impl JobWatch {
                     Some(j) if j.pending() => JobView::Pending {
                         position: positions.get(id).copied(),
                         reason: j.reason.clone(),
+                        submitted: j.submitted,
                     },
                     Some(j) => match (&j.node, j.running()) {
                         (Some(node), true) => JobView::Running {
@@ -209,6 +213,7 @@ impl JobWatch {
                         _ => JobView::Pending {
                             position: None,
                             reason: j.state.clone(),
+                            submitted: j.submitted,
                         },
                     },
                 };
@@ -320,7 +325,8 @@ impl JobWatch {
         }
     }
 
-    /// Runs a Slurm command as the hub's account with only `PATH` and `SLURM_CONF`:
+    /// Runs a Slurm command as the hub's account with only `PATH`, `TZ=UTC` (times are
+    /// printed in UTC) and `SLURM_CONF`:
     /// `Err` when it cannot run at all, `Ok(Err(stderr))` when it fails.
     async fn command(
         &self,
@@ -331,6 +337,7 @@ impl JobWatch {
         cmd.args(args)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("TZ", "UTC")
             .stdin(Stdio::null())
             .kill_on_drop(true);
         if let Some(conf) = &self.inner.cfg.slurm_conf {

@@ -2,10 +2,12 @@
 //! jobs (for a job's place in it), and `sinfo`'s node addresses.
 
 use std::collections::HashMap;
+use std::time::SystemTime;
 
 /// The `-o` format of the job query: id, state, batch host, reason, partition, priority,
-/// user. No field a user can set freely (a job's name or comment) is printed.
-pub const JOB_FORMAT: &str = "%i|%T|%B|%r|%P|%Q|%u";
+/// user, submit time (in UTC: the hub runs squeue with `TZ=UTC`). No field a user can
+/// set freely (a job's name or comment) is printed.
+pub const JOB_FORMAT: &str = "%i|%T|%B|%r|%P|%Q|%u|%V";
 /// The `-o` format of the pending queue: id, partition, priority.
 pub const QUEUE_FORMAT: &str = "%i|%P|%Q";
 /// The `-o` format of `sinfo -N`: node name, node address.
@@ -28,6 +30,8 @@ pub struct JobLine {
     pub priority: u64,
     /// Its user.
     pub user: String,
+    /// When it was submitted, by slurmctld's clock (`None` when squeue gives no time).
+    pub submitted: Option<SystemTime>,
 }
 
 impl JobLine {
@@ -77,7 +81,7 @@ pub fn parse_jobs(text: &str) -> (Vec<JobLine>, Vec<String>) {
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let f: Vec<&str> = line.trim().split('|').collect();
         let parsed = match f.as_slice() {
-            [id, state, host, reason, partition, priority, user] => {
+            [id, state, host, reason, partition, priority, user, submitted] => {
                 id.parse::<u32>().ok().map(|id| JobLine {
                     id,
                     state: state.to_string(),
@@ -86,6 +90,7 @@ pub fn parse_jobs(text: &str) -> (Vec<JobLine>, Vec<String>) {
                     partition: partition.to_string(),
                     priority: priority.parse().unwrap_or(0),
                     user: user.to_string(),
+                    submitted: utc_time(submitted),
                 })
             }
             _ => None,
@@ -96,6 +101,13 @@ pub fn parse_jobs(text: &str) -> (Vec<JobLine>, Vec<String>) {
         }
     }
     (jobs, bad)
+}
+
+/// squeue's `%V` (`2026-12-04T19:03:08`, printed in UTC) as a time.
+fn utc_time(text: &str) -> Option<SystemTime> {
+    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]");
+    let t = time::PrimitiveDateTime::parse(text.trim(), format).ok()?;
+    Some(t.assume_utc().into())
 }
 
 /// The first host of a Slurm node list: `n1`, `n[3-5,7]` → `n3`, `a1,b2` → `a1`.
@@ -166,7 +178,7 @@ mod tests {
     #[test]
     fn squeue_lines_become_jobs() {
         let (jobs, bad) = parse_jobs(
-            "12|RUNNING|n[3-5]|None|debug|4294901758|alice\n13|PENDING|n/a|Resources|debug|100|bob\n14|SIGNALING|n1|None|debug|1|bob\n15|WEIRD_NEW|n1|None|debug|1|bob\nnonsense\n",
+            "12|RUNNING|n[3-5]|None|debug|4294901758|alice|2026-12-04T19:03:08\n13|PENDING|n/a|Resources|debug|100|bob|2026-12-04T19:04:00\n14|SIGNALING|n1|None|debug|1|bob|N/A\n15|WEIRD_NEW|n1|None|debug|1|bob|2026-12-04T19:04:00\nnonsense\n",
         );
         assert_eq!(bad, ["nonsense"]);
         assert_eq!(jobs[0].node.as_deref(), Some("n3"));
@@ -176,6 +188,10 @@ mod tests {
         assert!(jobs[2].running() && !jobs[2].over());
         assert!(!jobs[3].over() && !jobs[3].running() && !jobs[3].pending());
         assert_eq!(jobs[1].reason, "Resources");
+        let at = |t: &SystemTime| t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs();
+        assert_eq!(jobs[0].submitted.as_ref().map(at), Some(1_796_410_988));
+        assert_eq!(jobs[1].submitted.as_ref().map(at), Some(1_796_411_040));
+        assert_eq!(jobs[2].submitted, None);
     }
 
     #[test]
