@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, MatchedPath, OriginalUri, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -13,6 +13,7 @@ use axum::Router;
 
 use crate::auth::fetch;
 use crate::hosts::dns_label;
+use crate::lifecycle::StartGate;
 use crate::proxy::Proxied;
 use crate::state::AppState;
 use crate::templates::Message;
@@ -41,13 +42,15 @@ pub fn router(state: AppState) -> Router {
             &urls.api(),
             crate::api::router()
                 .route_layer(middleware::from_fn(tag_handler))
-                .layer(middleware::from_fn(fetch::guard_api)),
+                .layer(middleware::from_fn(fetch::guard_api))
+                .layer(middleware::from_fn_with_state(state.clone(), handed_over)),
         )
         .nest(
             &hub,
             crate::web::router()
                 .route_layer(middleware::from_fn(tag_handler))
-                .layer(middleware::from_fn(fetch::guard_pages)),
+                .layer(middleware::from_fn(fetch::guard_pages))
+                .layer(middleware::from_fn_with_state(state.clone(), handed_over)),
         )
         .fallback(outside_hub);
     // Only with `subdomain_host`: otherwise every request would pay for a look at `Host`.
@@ -59,6 +62,49 @@ pub fn router(state: AppState) -> Router {
     routed
         .layer(middleware::from_fn_with_state(state.clone(), log_and_stamp))
         .with_state(state)
+}
+
+/// How long a request that may change something waits for a hand-over's outcome.
+const HELD_AT_MOST: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// While this hub hands over to its successor, a request to the hub that may change
+/// something (any but GET, HEAD and OPTIONS) waits for the outcome: it is served here if
+/// the hand-over fails; once the successor serves, it gets a 307 to itself, which the
+/// client sends again, body and all, on a new connection (this hub no longer accepts
+/// any), so it is the successor that starts, stops or records. Those let in before are
+/// counted, and the hand-over waits for them. What the proxy carries is not held: this
+/// hub goes on carrying its connections until they end.
+async fn handed_over(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method().is_safe() {
+        return next.run(req).await;
+    }
+    let mut resp = match s.servers.pass_gate(HELD_AT_MOST).await {
+        Ok(changing) => {
+            let resp = next.run(req).await;
+            drop(changing);
+            return resp;
+        }
+        Err(StartGate::HandedOver) => {
+            let here = req
+                .extensions()
+                .get::<OriginalUri>()
+                .map_or_else(|| req.uri().to_string(), |u| u.0.to_string());
+            Redirect::temporary(&here).into_response()
+        }
+        Err(_) => {
+            let mut resp = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The hub is handing over to a new process; try again in a moment.\n",
+            )
+                .into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            resp
+        }
+    };
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 /// The route pattern that answered (`/hub/api/users/{name}`), the `handler` label of

@@ -3156,6 +3156,17 @@ async fn a_planned_upgrade_drops_no_request_and_keeps_the_kernel_websocket() {
         "{as_hub:?}"
     );
 
+    // A keep-alive connection the old hub serves, and will still hold when it has
+    // handed over.
+    let mut kept = tokio::net::TcpStream::connect(w.addr).await.unwrap();
+    let host = w.addr;
+    let head = on_kept(
+        &mut kept,
+        &format!("GET /hub/api/ HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+
     let stop = Arc::new(AtomicBool::new(false));
     let loaded = tokio::spawn(load(
         url(&w, "/hub/api/"),
@@ -3180,6 +3191,27 @@ async fn a_planned_upgrade_drops_no_request_and_keeps_the_kernel_websocket() {
     let pid = successor_pid(&answer);
     let _successor = sudohub_tests::hub::Successor(pid);
     assert_ne!(pid, old.pid());
+    // A stop that reaches the old hub on its drained connection is the successor's to
+    // do: the old hub changes nothing and sends the client there, the same request
+    // (its helper is the successor's now: a stop here would have wiped the server's
+    // record and token under the successor).
+    let server_path = format!("/hub/api/users/{}/server", w.alice.name);
+    let head = on_kept(
+        &mut kept,
+        &format!(
+            "DELETE {server_path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: token {}\r\n\r\n",
+            w.service_token
+        ),
+    )
+    .await;
+    assert!(head.starts_with("http/1.1 307"), "{head}");
+    assert!(
+        head.contains(&format!("\r\nlocation: {server_path}\r\n")),
+        "{head}"
+    );
+    assert!(head.contains("\r\nconnection: close\r\n"), "{head}");
+    let user = api_get(&w, &format!("/hub/api/users/{}", w.alice.name)).await;
+    assert!(user["servers"][""]["ready"] == true, "{user}");
     // systemd is told of the new main process by the old one, before it may exit, and
     // by the new one with its READY.
     let mut heard = [said("MAINPID"), said("MAINPID and READY")];
@@ -3225,6 +3257,31 @@ async fn a_planned_upgrade_drops_no_request_and_keeps_the_kernel_websocket() {
     assert!(log.contains("drained; this hub exits"), "{log}");
     // The servers are the new hub's: it stops alice's.
     stop_from_home(&w, &b, singleuser_pid(w.alice.uid.as_raw())).await;
+}
+
+/// One request on a connection kept open: the response's status line and headers,
+/// lower-cased (its body, of `content-length`, is read and dropped).
+async fn on_kept(conn: &mut tokio::net::TcpStream, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(30), conn.read(&mut byte))
+            .await
+            .expect("a response within 30 s")
+            .unwrap();
+        assert_eq!(n, 1, "closed after {:?}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    let len = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+    let mut body = vec![0u8; len];
+    conn.read_exact(&mut body).await.unwrap();
+    head
 }
 
 /// `sudohub --config … <command>` as the hub's user.

@@ -284,6 +284,14 @@ pub async fn start(
             )))
         }
         Err(StartError::Pending) => return Ok(StatusCode::ACCEPTED),
+        // Not reached: the gate sends such a request to the successor first.
+        Err(StartError::HandedOver) => {
+            return Err(HubError::new(
+                crate::error::Source::Internal,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this hub has handed over to a new one: try again",
+            ))
+        }
         Err(StartError::Gone) => {
             return Err(HubError::not_found(format!(
                 "{} has no server named '{}'",

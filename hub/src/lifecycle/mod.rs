@@ -2,6 +2,7 @@
 //! through a [`Spawner`], with the database kept in step at every transition and the
 //! proxy route added only once the server answers HTTP.
 //!
+//! - [`start`]: beginning a start, and the gate a hand-over closes;
 //! - [`spawn`]: the steps of a start, and watching for the exit;
 //! - [`environment`]: what the server's environment holds;
 //! - [`readiness`]: waiting for it to answer HTTP, and [`listener`]: checking that what
@@ -17,23 +18,25 @@ mod readiness;
 mod recovery;
 mod slurm;
 mod spawn;
+mod start;
 mod stopping;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tokio::sync::watch;
 
 pub use progress::{Progress, ProgressEvent};
+pub use start::{Changing, StartError, StartGate};
 
 use crate::config::HubConfig;
-use crate::db::{Db, UserRow};
+use crate::db::Db;
 use crate::metrics::{Metrics, StopStatus};
 use crate::proxy::RouteTable;
 use crate::spawner::{ServerHandle, Spawner};
-use crate::types::{RecordedState, ServerKey, ServerName, ServerState, Username};
+use crate::types::{RecordedState, ServerKey, ServerState, Username};
 
 struct Live {
     state: ServerState,
@@ -79,19 +82,10 @@ struct Inner {
     /// helper was starting the server ends that server itself, and a new start of the
     /// same server waits for it.
     spawning: Mutex<HashMap<ServerKey, Vec<u64>>>,
-}
-
-/// Why a start was not begun.
-#[derive(Debug, PartialEq, Eq)]
-pub enum StartError {
-    /// Already running.
-    Running,
-    /// A start is in progress.
-    Pending,
-    /// A stop is in progress.
-    Stopping,
-    /// The named server does not exist (it was removed).
-    Gone,
+    /// Whether servers change here ([`StartGate`]); set under the lock of `live`.
+    gate: watch::Sender<StartGate>,
+    /// The requests let through the gate and not yet answered ([`start::Changing`]).
+    changing: std::sync::atomic::AtomicUsize,
 }
 
 impl Servers {
@@ -115,6 +109,8 @@ impl Servers {
                 runs: AtomicU64::new(0),
                 draining: Mutex::new(HashMap::new()),
                 spawning: Mutex::new(HashMap::new()),
+                gate: watch::Sender::new(StartGate::Open),
+                changing: std::sync::atomic::AtomicUsize::new(0),
             }),
         }
     }
@@ -207,71 +203,6 @@ impl Servers {
             .values()
             .filter(|l| l.state == ServerState::Running)
             .count()
-    }
-
-    /// Begins a spawn of `user`'s server `name` in the background.
-    pub fn start(&self, user: &UserRow, name: &ServerName) -> Result<(), StartError> {
-        self.start_with(user, name, String::new())
-    }
-
-    /// The same, with the Slurm profile `profile` (checked by the caller against root's
-    /// profiles, and by the helper again).
-    pub fn start_with(
-        &self,
-        user: &UserRow,
-        name: &ServerName,
-        profile: String,
-    ) -> Result<(), StartError> {
-        let key = ServerKey::new(user.name.clone(), name.clone());
-        let run = {
-            let mut live = self.live();
-            match live.get(&key).map(|l| &l.state) {
-                Some(ServerState::Running) => return Err(StartError::Running),
-                Some(ServerState::Starting) => return Err(StartError::Pending),
-                Some(ServerState::Stopping) => return Err(StartError::Stopping),
-                _ => {}
-            }
-            // Recorded but not live here: another hub's (during a hand-over), or one this
-            // hub is about to follow again.
-            match self.recorded(&key) {
-                Some(RecordedState::Running) => return Err(StartError::Running),
-                Some(RecordedState::Starting) => return Err(StartError::Pending),
-                Some(RecordedState::Stopping) => return Err(StartError::Stopping),
-                None => {}
-            }
-            // Checked under the lock a removal or rename holds ([`Self::with_stopped`]).
-            if !name.is_default()
-                && !matches!(self.inner.db.named().get(user.id, name), Ok(Some(_)))
-            {
-                return Err(StartError::Gone);
-            }
-            let run = self.inner.runs.fetch_add(1, Ordering::Relaxed) + 1;
-            live.insert(
-                key.clone(),
-                Live::new(ServerState::Starting, None, Progress::default(), run),
-            );
-            run
-        };
-        let this = self.clone();
-        let user = user.clone();
-        tokio::spawn(async move { this.run_spawn(user, key, run, profile).await });
-        Ok(())
-    }
-
-    /// Runs `f` while server `key` is stopped, holding the lock every start takes, so no
-    /// start begins until `f` returns (a rename or removal of a named server); `None`,
-    /// without running it, when the server is starting, running or stopping.
-    pub fn with_stopped<R>(&self, key: &ServerKey, f: impl FnOnce() -> R) -> Option<R> {
-        let live = self.live();
-        let active = live
-            .get(key)
-            .is_some_and(|l| !matches!(l.state, ServerState::Stopped | ServerState::Failed(_)));
-        if active || self.recorded(key).is_some() {
-            return None;
-        }
-        let out = f();
-        drop(live);
-        Some(out)
     }
 
     /// Stops a server: its route goes at once, and the call returns once the server has

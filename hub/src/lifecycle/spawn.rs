@@ -64,9 +64,10 @@ impl Servers {
         Some(f(l))
     }
 
+    /// The steps of start `run`, begun (and counted as under way) by
+    /// [`Self::start_with`].
     pub(super) async fn run_spawn(&self, user: UserRow, key: ServerKey, run: u64, profile: String) {
         let began = std::time::Instant::now();
-        self.mark_spawning(&key, run, true);
         let result = self.spawn_steps(&user, &key, run, profile).await;
         self.mark_spawning(&key, run, false);
         let status = if result.is_ok() {

@@ -138,7 +138,9 @@ impl Connections {
                 .serve_connection(TokioIo::new(io), service)
                 .with_upgrades();
             tokio::pin!(conn);
-            let mut draining = false;
+            // When the drain began: a connection idle from before gets DRAIN_IDLE from
+            // there, as a client's pooled connection would expect.
+            let mut draining: Option<tokio::time::Instant> = None;
             loop {
                 tokio::select! {
                     r = conn.as_mut() => {
@@ -148,9 +150,12 @@ impl Connections {
                         return;
                     }
                     () = close_now.cancelled() => break,
-                    () = closing.cancelled(), if !draining => draining = true,
-                    () = tokio::time::sleep(Duration::from_millis(500)), if draining => {
-                        if busy.idle_for() >= DRAIN_IDLE {
+                    () = closing.cancelled(), if draining.is_none() => {
+                        draining = Some(tokio::time::Instant::now());
+                    }
+                    () = tokio::time::sleep(Duration::from_millis(500)), if draining.is_some() => {
+                        let drained = draining.map_or(Duration::ZERO, |d| d.elapsed());
+                        if busy.idle_for().min(drained) >= DRAIN_IDLE {
                             break;
                         }
                     }

@@ -24,6 +24,7 @@ use super::control::{read_line, write_line, Ask};
 use super::listeners::Listeners;
 use super::takeover::TAKEOVER_ENV;
 use super::Background;
+use crate::lifecycle::StartGate;
 use crate::state::AppState;
 
 /// How long the successor has to ask for the sockets once started.
@@ -207,6 +208,7 @@ impl Control {
                 // main process until now, before it may exit.
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::MainPid(pid)]);
                 self.done.cancel();
+                self.state.servers.set_start_gate(StartGate::HandedOver);
                 let _ = self.handed_over.send(Some(pid));
                 Ok(pid)
             }
@@ -219,6 +221,8 @@ impl Control {
                     // Helpers dial back on their own; Slurm jobs are followed again here.
                     self.state.servers.follow_jobs_again();
                 }
+                // The starts that waited begin here.
+                self.state.servers.set_start_gate(StartGate::Open);
                 Err(e)
             }
         }
@@ -252,9 +256,13 @@ impl Control {
         step(&mut s, child, "attach").await?;
         // Starts under way finish here first, so their helpers go over too (a Slurm job's
         // start, waiting in the queue, goes over as it is: the successor goes on with it).
+        // So do the requests that may change something (a stop, a start) let in before;
+        // new ones wait for the outcome: here if it fails, else at the successor.
+        self.state.servers.set_start_gate(StartGate::Held);
         let deadline =
             Instant::now() + Duration::from_secs(self.state.cfg.spawner.start_timeout_secs);
-        while self.state.servers.starting_here() > 0 && Instant::now() < deadline {
+        let servers = &self.state.servers;
+        while (servers.starting_here() > 0 || servers.changing() > 0) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let _ = self.reattach_open.send(false);

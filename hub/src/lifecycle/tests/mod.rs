@@ -9,9 +9,10 @@ use std::time::Duration;
 use sudohub_protocol::spawner::ServerStatus;
 
 use super::*;
+use crate::db::UserRow;
 use crate::reattach::{ReattachHandler, VerifiedClaim};
 use crate::spawner::fake::{test_user, Behaviour, FakeSpawner};
-use crate::types::TokenKind;
+use crate::types::{ServerName, TokenKind};
 
 struct World {
     servers: Servers,
@@ -329,5 +330,6 @@ async fn reattach_claims_must_match_the_record() {
     );
 }
 
+mod gate;
 mod interrupt;
 mod named;
