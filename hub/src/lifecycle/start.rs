@@ -60,21 +60,18 @@ impl Servers {
     /// (within `wait`). `Err` with the gate as it is then: `HandedOver` (the request is
     /// the successor's), or `Held` still after `wait`.
     pub async fn pass_gate(&self, wait: Duration) -> Result<Changing, StartGate> {
-        let mut gate = self.inner.gate.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            {
-                // Under the lock the gate is set under: a hand-over that holds it counts
-                // every request let in before.
-                let _live = self.live();
-                match *gate.borrow_and_update() {
-                    StartGate::Open => {
-                        self.inner.changing.fetch_add(1, Ordering::SeqCst);
-                        return Ok(Changing(self.clone()));
-                    }
-                    g @ StartGate::HandedOver => return Err(g),
-                    StartGate::Held => {}
-                }
+            // Counted first, the gate read after: a hand-over sets the gate and then reads
+            // the count, so it sees this request or this request sees the gate held. No
+            // lock on the way of a request while the gate is open.
+            self.inner.changing.fetch_add(1, Ordering::SeqCst);
+            let changing = Changing(self.clone());
+            let mut gate = self.inner.gate.subscribe();
+            match *gate.borrow_and_update() {
+                StartGate::Open => return Ok(changing),
+                g @ StartGate::HandedOver => return Err(g),
+                StartGate::Held => drop(changing),
             }
             if tokio::time::timeout_at(deadline, gate.changed())
                 .await
